@@ -1,0 +1,60 @@
+// Package blob owns content-addressed storage of release bytes: the Store
+// interface, its backends and the digest check every write goes through.
+//
+// A blob is named by its digest ("sha256:<hex>" or "sha512:<hex>"). It is
+// written once and never changes; a digest always names the same bytes.
+package blob
+
+import (
+	"context"
+	"errors"
+	"io"
+
+	"github.com/opencontainers/go-digest"
+)
+
+// Sentinel errors. Backends wrap them; callers test with errors.Is.
+var (
+	// ErrNotFound: no blob has this digest.
+	ErrNotFound = errors.New("blob: not found")
+	// ErrDigestMismatch: the bytes written did not hash to the digest (or size) claimed.
+	ErrDigestMismatch = errors.New("blob: digest mismatch")
+	// ErrInvalidDigest: the digest is malformed or uses an unsupported algorithm.
+	ErrInvalidDigest = errors.New("blob: invalid digest")
+	// ErrInvalidRange: offset/length do not fit the blob.
+	ErrInvalidRange = errors.New("blob: invalid range")
+)
+
+// Info describes a stored blob.
+type Info struct {
+	Digest digest.Digest
+	Size   int64
+}
+
+// Store is a content-addressed, create-only blob store.
+//
+// Contract:
+//   - Put reads r to EOF, hashing it. The blob becomes visible only if the
+//     bytes hash to d (and, when size >= 0, number exactly size). On any error
+//     nothing is left behind (no partial or temporary object is visible to Stat,
+//     Open or List). If a blob with digest d already exists, Put still consumes and
+//     verifies r and then returns nil without rewriting it.
+//   - Open returns length bytes starting at offset; length < 0 means "to the end".
+//     The caller closes the reader. Missing blob: ErrNotFound. offset beyond size or
+//     offset+length > size: ErrInvalidRange.
+//   - Delete removes the blob; missing blob: ErrNotFound.
+//   - List calls fn for every stored blob, in no particular order; an error from fn
+//     stops the walk and is returned.
+type Store interface {
+	Put(ctx context.Context, d digest.Digest, size int64, r io.Reader) error
+	Open(ctx context.Context, d digest.Digest, offset, length int64) (io.ReadCloser, error)
+	Stat(ctx context.Context, d digest.Digest) (Info, error)
+	Delete(ctx context.Context, d digest.Digest) error
+	List(ctx context.Context, fn func(Info) error) error
+}
+
+// Locator is implemented by stores that can name a blob with a URI
+// (file:///…, s3://bucket/key). Callers type-assert for it.
+type Locator interface {
+	URI(d digest.Digest) string
+}
