@@ -1,0 +1,72 @@
+package release
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"testing"
+)
+
+func seedArtifact(f *testing.F) []byte {
+	dir := f.TempDir()
+	makeTree(f, dir)
+	_, art := pack(f, dir, PackOptions{})
+	return art
+}
+
+// FuzzReadTOC feeds arbitrary artifacts to the footer and TOC reader and to
+// the file reader: they must fail cleanly, never panic or over-allocate.
+func FuzzReadTOC(f *testing.F) {
+	art := seedArtifact(f)
+	f.Add(art[len(art)-4096:])
+	f.Add(art[len(art)-FooterSize:])
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		ctx := context.Background()
+		rr := ReaderAt(bytes.NewReader(b))
+		toc, err := ReadTOC(ctx, rr, int64(len(b)))
+		if err != nil {
+			return
+		}
+		for i := range toc.Entries {
+			if toc.Entries[i].Type == TypeFile {
+				ReadFile(ctx, rr, &toc.Entries[i])
+			}
+		}
+	})
+}
+
+// FuzzParseFooter checks the footer parser on arbitrary 40-byte inputs.
+func FuzzParseFooter(f *testing.F) {
+	f.Add(encodeFooter(Footer{Version: 1, TOCOffset: 100, TOCLength: 50}), int64(190))
+	f.Fuzz(func(t *testing.T, b []byte, size int64) {
+		ft, err := ParseFooter(b, size)
+		if err == nil && (ft.TOCOffset < 0 || ft.TOCOffset+ft.TOCLength+FooterSize != size) {
+			t.Fatalf("accepted a footer outside the artifact: %+v size %d", ft, size)
+		}
+	})
+}
+
+// FuzzExtract feeds arbitrary bodies to the tar ingester: it must never
+// write outside its directory or panic.
+func FuzzExtract(f *testing.F) {
+	f.Add(mkTar(f, reg("index.html", "hi"), reg("a/b", "b")))
+	f.Add(mkTar(f, tarEntry{name: "l", typ: '2', link: "../x"}))
+	f.Add([]byte("garbage"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		root, err := os.MkdirTemp("", "fuzz-extract")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer os.RemoveAll(root)
+		dir := root + "/x"
+		if err := mkdir(dir); err != nil {
+			t.Fatal(err)
+		}
+		Extract(context.Background(), bytes.NewReader(b), dir, Limits{MaxFiles: 100, MaxBytes: 1 << 20})
+		entries, _ := readDir(root)
+		if len(entries) != 1 {
+			t.Fatalf("extract wrote outside its directory: %v", entries)
+		}
+	})
+}

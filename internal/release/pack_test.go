@@ -1,0 +1,207 @@
+package release
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+)
+
+// makeTree writes a tree with every kind of entry the format handles.
+func makeTree(t testing.TB, dir string) {
+	t.Helper()
+	rng := rand.New(rand.NewPCG(1, 2))
+	write := func(name string, data []byte, mode os.FileMode) {
+		p := filepath.Join(dir, filepath.FromSlash(name))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, data, mode); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("index.html", []byte("<h1>hello</h1>\n"), 0o644)
+	write("empty.txt", nil, 0o600)
+	write("bin/run.sh", []byte("#!/bin/sh\necho hi\n"), 0o700)
+	for i := range 300 {
+		write(fmt.Sprintf("assets/js/chunk-%03d.js", i), []byte(strings.Repeat(fmt.Sprintf("console.log(%d);\n", i), 50+i*7)), 0o644)
+	}
+	big := make([]byte, 9<<20+123) // three frames of its own
+	for i := range big {
+		big[i] = byte('a' + rng.IntN(4))
+	}
+	write("media/big.bin", big, 0o644)
+	mid := make([]byte, 100<<10)
+	for i := range mid {
+		mid[i] = byte(rng.IntN(256))
+	}
+	write("media/random.bin", mid, 0o644)
+	write(strings.Repeat("long-directory-name/", 8)+"file.css", []byte("body{}"), 0o644)
+	write("ünïcode/ファイル.txt", []byte("unicode"), 0o644)
+	if err := os.MkdirAll(filepath.Join(dir, "empty-dir"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("../index.html", filepath.Join(dir, "bin/link.html")); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func pack(t testing.TB, dir string, opts PackOptions) (*Result, []byte) {
+	t.Helper()
+	var buf bytes.Buffer
+	res, err := PackDir(context.Background(), dir, &buf, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(buf.Bytes())
+	if hex.EncodeToString(sum[:]) != res.SHA256 || int64(buf.Len()) != res.Size {
+		t.Fatalf("result digest/size do not match the bytes written")
+	}
+	return res, buf.Bytes()
+}
+
+func TestPackReadRoundTrip(t *testing.T) {
+	dir := t.TempDir()
+	makeTree(t, dir)
+	res, art := pack(t, dir, PackOptions{})
+	ctx := context.Background()
+	toc, err := Verify(ctx, bytes.NewReader(art), int64(len(art)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if toc.TreeSHA256 != res.TOC.TreeSHA256 || len(toc.Entries) != len(res.TOC.Entries) {
+		t.Fatal("verified TOC differs from the packed one")
+	}
+	rr := ReaderAt(bytes.NewReader(art))
+	var files int
+	for _, e := range toc.Entries {
+		if e.Type != TypeFile {
+			continue
+		}
+		files++
+		want, err := os.ReadFile(filepath.Join(dir, filepath.FromSlash(e.Path)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := ReadFile(ctx, rr, &e)
+		if err != nil || !bytes.Equal(got, want) {
+			t.Fatalf("%s: content differs (%v)", e.Path, err)
+		}
+	}
+	if m := toc.Manifest(""); m.Files != int64(files) || m.Entrypoint != "index.html" {
+		t.Fatalf("manifest %+v", m)
+	}
+	big, _ := toc.Lookup("media/big.bin")
+	if big.Shared || len(big.Chunks) != 3 {
+		t.Fatalf("big file frames: shared=%v chunks=%d", big.Shared, len(big.Chunks))
+	}
+	want, _ := os.ReadFile(filepath.Join(dir, "media/big.bin"))
+	for _, r := range [][2]int64{{0, 1}, {ChunkSize - 5, 10}, {ChunkSize*2 + 7, 1000}, {int64(len(want)) - 3, 3}, {100, ChunkSize * 2}} {
+		rc, err := OpenRange(ctx, rr, big, r[0], r[1])
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := io.ReadAll(rc)
+		rc.Close()
+		if err != nil || !bytes.Equal(got, want[r[0]:r[0]+r[1]]) {
+			t.Fatalf("range %v differs (%v)", r, err)
+		}
+	}
+}
+
+func TestPackDeterministic(t *testing.T) {
+	dir := t.TempDir()
+	makeTree(t, dir)
+	first, _ := pack(t, dir, PackOptions{Concurrency: 2})
+	later := time.Now().Add(time.Hour)
+	filepath.Walk(dir, func(p string, info os.FileInfo, err error) error {
+		if info.Mode().IsRegular() {
+			os.Chtimes(p, later, later)
+			os.Chmod(p, info.Mode().Perm()|0o040) // group-read does not change the normalised mode
+		}
+		return nil
+	})
+	prev := runtime.GOMAXPROCS(1)
+	defer runtime.GOMAXPROCS(prev)
+	second, _ := pack(t, dir, PackOptions{})
+	if first.SHA256 != second.SHA256 {
+		t.Fatalf("sha256 differs: %s vs %s", first.SHA256, second.SHA256)
+	}
+}
+
+// TestTarInterop extracts the artifact with the system tar and zstd and
+// compares the tree byte for byte.
+func TestTarInterop(t *testing.T) {
+	for _, tool := range []string{"tar", "zstd"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			if os.Getenv("CI") == "true" {
+				t.Fatalf("%s is required in CI", tool)
+			}
+			t.Skipf("%s not installed", tool)
+		}
+	}
+	dir := t.TempDir()
+	makeTree(t, dir)
+	_, art := pack(t, dir, PackOptions{})
+	file := filepath.Join(t.TempDir(), "r.tar.zst")
+	os.WriteFile(file, art, 0o644)
+	for _, cmd := range []string{"tar --zstd -xf " + file, "zstd -dc < " + file + " | tar -x"} {
+		out := t.TempDir()
+		c := exec.Command("sh", "-c", cmd)
+		c.Dir = out
+		if b, err := c.CombinedOutput(); err != nil {
+			t.Fatalf("%s: %v\n%s", cmd, err, b)
+		}
+		compareTrees(t, dir, out)
+	}
+}
+
+func compareTrees(t *testing.T, a, b string) {
+	t.Helper()
+	list := func(root string) map[string]string {
+		m := map[string]string{}
+		filepath.Walk(root, func(p string, info os.FileInfo, err error) error {
+			rel, _ := filepath.Rel(root, p)
+			switch {
+			case info.Mode()&os.ModeSymlink != 0:
+				l, _ := os.Readlink(p)
+				m[rel] = "link:" + l
+			case info.IsDir():
+				m[rel] = "dir"
+			default:
+				data, _ := os.ReadFile(p)
+				m[rel] = fmt.Sprintf("file:%o:%x", fileMode(uint32(info.Mode().Perm())), sha256.Sum256(data))
+			}
+			return nil
+		})
+		return m
+	}
+	ma, mb := list(a), list(b)
+	if len(ma) != len(mb) {
+		t.Fatalf("trees differ: %d vs %d entries", len(ma), len(mb))
+	}
+	for k, v := range ma {
+		if mb[k] != v {
+			t.Fatalf("%s: %q vs %q", k, v, mb[k])
+		}
+	}
+}
+
+func TestPackRejects(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "a"), []byte("x"), 0o644)
+	os.Symlink("../../etc/passwd", filepath.Join(dir, "escape"))
+	if _, err := PackDir(context.Background(), dir, io.Discard, PackOptions{}); err == nil || !strings.Contains(err.Error(), "outside the tree") {
+		t.Fatalf("want symlink escape error, got %v", err)
+	}
+}
