@@ -2,11 +2,14 @@ package release
 
 import (
 	"archive/tar"
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"hash"
 	"io"
+	"os"
 	"sync"
 
 	"github.com/klauspost/compress/zstd"
@@ -28,24 +31,34 @@ func newEncoder() *zstd.Encoder {
 	return enc
 }
 
+// span is a file's content inside a shared frame, hashed by a compressor.
+type span struct {
+	entry      int
+	start, end int
+}
+
 type frameJob struct {
-	data []byte
-	out  []byte
-	done chan struct{}
+	data  []byte
+	out   []byte
+	spans []span // shared frame: contents to hash
+	chunk int    // own frames: index of the entry (-1 if none)
+	last  bool   // own frames: the file's last chunk
+	done  chan struct{}
 }
 
 // packer turns a sorted entry list into data frames compressed in parallel
-// and written in order.
+// and written in order. The producer (pack) reads files and lays out the tar
+// stream; compressors compress frames and hash shared contents; the writer
+// writes frames in order and hashes the contents of large files.
 type packer struct {
-	ctx    context.Context
-	cancel context.CancelFunc
-	w      io.Writer
-	tw     *tar.Writer
-	cur    []byte    // the frame being filled
-	tree   hash.Hash // of the uncompressed tar stream
-	tarLen int64
-	nframe int // frames cut so far
-	locs   []loc
+	ctx     context.Context
+	cancel  context.CancelFunc
+	w       io.Writer
+	entries []Entry
+	cur     *frameJob // the frame being filled
+	tarLen  int64
+	nframe  int // frames cut so far
+	locs    []loc
 
 	jobs  chan *frameJob // to compressors
 	order chan *frameJob // to the writer, in frame order
@@ -59,10 +72,10 @@ type packer struct {
 
 func newPacker(ctx context.Context, w io.Writer, workers int) *packer {
 	ctx, cancel := context.WithCancel(ctx)
-	p := &packer{ctx: ctx, cancel: cancel, w: w, tree: sha256.New(), art: sha256.New(),
-		jobs: make(chan *frameJob, workers), order: make(chan *frameJob, 2*workers),
+	p := &packer{ctx: ctx, cancel: cancel, w: w, art: sha256.New(),
+		jobs: make(chan *frameJob, workers), order: make(chan *frameJob, 2*workers+2),
 		wdone: make(chan struct{})}
-	p.tw = tar.NewWriter(p)
+	p.cur = p.newJob()
 	for range workers {
 		p.wg.Add(1)
 		go p.compress()
@@ -71,21 +84,27 @@ func newPacker(ctx context.Context, w io.Writer, workers int) *packer {
 	return p
 }
 
-// Write receives the tar stream from tw.
-func (p *packer) Write(b []byte) (int, error) {
-	p.cur = append(p.cur, b...)
-	p.tree.Write(b)
+func (p *packer) newJob() *frameJob {
+	return &frameJob{data: make([]byte, 0, GroupSize+SmallFile+4096), chunk: -1, done: make(chan struct{})}
+}
+
+// emit appends tar stream bytes to the current frame.
+func (p *packer) emit(b []byte) {
+	p.cur.data = append(p.cur.data, b...)
 	p.tarLen += int64(len(b))
-	return len(b), nil
 }
 
 // cut closes the current frame, if it holds anything, and hands it on.
 func (p *packer) cut() error {
-	if len(p.cur) == 0 {
+	if len(p.cur.data) == 0 {
 		return nil
 	}
-	j := &frameJob{data: p.cur, done: make(chan struct{})}
-	p.cur = make([]byte, 0, GroupSize+SmallFile)
+	j := p.cur
+	p.cur = p.newJob()
+	return p.send(j)
+}
+
+func (p *packer) send(j *frameJob) error {
 	p.nframe++
 	select {
 	case p.order <- j:
@@ -116,13 +135,17 @@ func (p *packer) compress() {
 	enc := newEncoder()
 	for j := range p.jobs {
 		j.out = enc.EncodeAll(j.data, make([]byte, 0, len(j.data)/2+64))
-		j.data = nil
+		for _, s := range j.spans {
+			sum := sha256.Sum256(j.data[s.start:s.end])
+			p.entries[s.entry].SHA256 = hex.EncodeToString(sum[:])
+		}
 		close(j.done)
 	}
 }
 
 func (p *packer) write() {
 	defer close(p.wdone)
+	var h hash.Hash
 	for j := range p.order {
 		select {
 		case <-j.done:
@@ -135,6 +158,16 @@ func (p *packer) write() {
 			p.cancel()
 			return
 		}
+		if j.chunk >= 0 {
+			if h == nil {
+				h = sha256.New()
+			}
+			h.Write(j.data)
+			if j.last {
+				p.entries[j.chunk].SHA256 = hex.EncodeToString(h.Sum(nil))
+				h = nil
+			}
+		}
 		p.art.Write(j.out)
 		p.size += int64(len(j.out))
 		p.lens = append(p.lens, int64(len(j.out)))
@@ -146,90 +179,109 @@ type loc struct{ first, n int }
 
 func (p *packer) run(src []srcEntry, progress func(int64)) (*Result, error) {
 	defer p.cancel()
-	res, err := p.pack(src, progress)
+	toc, err := p.pack(src, progress)
 	close(p.jobs)
 	p.wg.Wait()
-	if err == nil {
-		close(p.order)
-		<-p.wdone
-		if p.werr != nil {
-			return nil, p.werr
-		}
-		return p.finish(res)
+	if err != nil {
+		p.cancel()
+		return nil, err
 	}
-	p.cancel()
-	return nil, err
+	close(p.order)
+	<-p.wdone
+	if p.werr != nil {
+		return nil, p.werr
+	}
+	return p.finish(toc)
 }
 
 func (p *packer) pack(src []srcEntry, progress func(int64)) (*TOC, error) {
-	toc := &TOC{Version: FormatVersion, Entries: make([]Entry, len(src))}
-	locs := make([]loc, len(src))
+	p.entries = make([]Entry, len(src))
+	p.locs = make([]loc, len(src))
+	var hdr bytes.Buffer
 	for i := range src {
 		if err := p.ctx.Err(); err != nil {
 			return nil, err
 		}
-		e := &src[i].Entry
-		if err := p.tw.WriteHeader(tarHeader(e)); err != nil {
+		p.entries[i] = src[i].Entry
+		e := &p.entries[i]
+		hdr.Reset()
+		// A fresh writer per entry yields just this entry's header blocks
+		// (with a PAX header where needed); content and padding are ours.
+		if err := tar.NewWriter(&hdr).WriteHeader(tarHeader(e)); err != nil {
 			return nil, err
 		}
-		if e.Type == TypeFile {
-			if err := p.content(&src[i], &locs[i], progress); err != nil {
+		p.emit(hdr.Bytes())
+		if e.Type == TypeFile && e.Size > 0 {
+			if err := p.content(i, src[i].abs, progress); err != nil {
 				return nil, err
 			}
+			p.emit(make([]byte, (blockSize-e.Size%blockSize)%blockSize))
 		}
-		toc.Entries[i] = *e
 	}
-	if err := p.tw.Close(); err != nil {
-		return nil, err
-	}
+	p.emit(make([]byte, 2*blockSize))
 	if err := p.cut(); err != nil {
 		return nil, err
 	}
-	toc.TreeSHA256 = hex.EncodeToString(p.tree.Sum(nil))
-	toc.TarLength = p.tarLen
-	p.locs = locs
-	return toc, nil
+	return &TOC{Version: FormatVersion, TarLength: p.tarLen, Entries: p.entries}, nil
 }
 
-func (p *packer) content(s *srcEntry, l *loc, progress func(int64)) error {
-	e := &s.Entry
-	shared := e.Size < SmallFile
-	if !shared {
-		if err := p.cut(); err != nil {
-			return err
-		}
-	}
-	l.first = p.nframe
-	e.InFrame = int64(len(p.cur))
-	sum, err := readContent(s.abs, e.Size, ChunkSize, func(b []byte) error {
-		if _, err := p.tw.Write(b); err != nil {
-			return err
-		}
-		if progress != nil {
-			progress(int64(len(b)))
-		}
-		if shared {
-			return nil
-		}
-		return p.cut()
-	})
+const blockSize = 512
+
+func (p *packer) content(i int, abs string, progress func(int64)) error {
+	e, l := &p.entries[i], &p.locs[i]
+	f, err := os.Open(abs)
 	if err != nil {
 		return err
 	}
-	e.SHA256 = sum
-	if e.Size == 0 {
-		return nil
-	}
-	e.Shared = shared
-	if shared {
-		l.n = 1
-		if len(p.cur) >= GroupSize {
+	defer f.Close()
+	if e.Size < SmallFile {
+		l.first, l.n = p.nframe, 1
+		e.Shared, e.InFrame = true, int64(len(p.cur.data))
+		start := len(p.cur.data)
+		p.cur.data = append(p.cur.data, make([]byte, e.Size)...)
+		if err := readFull(f, p.cur.data[start:], abs); err != nil {
+			return err
+		}
+		p.tarLen += e.Size
+		p.cur.spans = append(p.cur.spans, span{entry: i, start: start, end: len(p.cur.data)})
+		if progress != nil {
+			progress(e.Size)
+		}
+		if len(p.cur.data) >= GroupSize {
 			return p.cut()
 		}
 		return nil
 	}
-	e.InFrame = 0
+	if err := p.cut(); err != nil {
+		return err
+	}
+	l.first = p.nframe
+	for left := e.Size; left > 0; {
+		j := &frameJob{data: make([]byte, min(ChunkSize, left)), chunk: i, done: make(chan struct{})}
+		if err := readFull(f, j.data, abs); err != nil {
+			return err
+		}
+		left -= int64(len(j.data))
+		j.last = left == 0
+		p.tarLen += int64(len(j.data))
+		if progress != nil {
+			progress(int64(len(j.data)))
+		}
+		if err := p.send(j); err != nil {
+			return err
+		}
+	}
 	l.n = p.nframe - l.first
+	if k, _ := f.Read(make([]byte, 1)); k != 0 {
+		return fmt.Errorf("%s grew while packing", abs)
+	}
+	return nil
+}
+
+func readFull(f *os.File, b []byte, name string) error {
+	if _, err := io.ReadFull(f, b); err != nil {
+		return fmt.Errorf("%s changed while packing: %w", name, err)
+	}
 	return nil
 }
 
@@ -241,7 +293,11 @@ func (p *packer) finish(toc *TOC) (*Result, error) {
 	}
 	for i := range toc.Entries {
 		e, l := &toc.Entries[i], p.locs[i]
-		if e.Type != TypeFile || e.Size == 0 {
+		if e.Type != TypeFile {
+			continue
+		}
+		if e.Size == 0 {
+			e.SHA256 = emptySHA256
 			continue
 		}
 		e.FrameOffset = offs[l.first]
@@ -251,6 +307,7 @@ func (p *packer) finish(toc *TOC) (*Result, error) {
 		}
 	}
 	toc.DataLength = p.size
+	toc.TreeSHA256 = TreeDigest(toc.Entries)
 	frame, err := encodeTOC(toc)
 	if err != nil {
 		return nil, err
@@ -262,4 +319,19 @@ func (p *packer) finish(toc *TOC) (*Result, error) {
 	p.art.Write(tail)
 	toc.buildIndex()
 	return &Result{SHA256: hex.EncodeToString(p.art.Sum(nil)), Size: p.size + int64(len(tail)), TOC: toc}, nil
+}
+
+const emptySHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+
+// TreeDigest is the digest of the canonical uncompressed tree: sha256 over
+// one line per entry, in path order, "type mode size sha256 path\x00link\n"
+// (mode in octal, sha256 empty for non-files). It depends on the tree only,
+// not on the compressor, so it can check a release re-packed by a later
+// format or compressor version.
+func TreeDigest(entries []Entry) string {
+	h := sha256.New()
+	for _, e := range entries {
+		fmt.Fprintf(h, "%s %o %d %s %s\x00%s\n", e.Type, e.Mode, e.Size, e.SHA256, e.Path, e.Link)
+	}
+	return hex.EncodeToString(h.Sum(nil))
 }

@@ -3,8 +3,6 @@ package release
 import (
 	"archive/tar"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"io"
 	"io/fs"
@@ -146,28 +144,3 @@ func tarHeader(e *Entry) *tar.Header {
 	return h
 }
 
-// readContent streams a file's content to fn in pieces of at most n bytes,
-// hashing it, and fails if the file does not hold exactly size bytes.
-func readContent(abs string, size int64, n int, fn func([]byte) error) (string, error) {
-	f, err := os.Open(abs)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	h := sha256.New()
-	for left := size; left > 0; {
-		buf := make([]byte, min(int64(n), left))
-		if _, err := io.ReadFull(f, buf); err != nil {
-			return "", fmt.Errorf("%s changed while packing: %w", abs, err)
-		}
-		h.Write(buf)
-		if err := fn(buf); err != nil {
-			return "", err
-		}
-		left -= int64(len(buf))
-	}
-	if k, _ := f.Read(make([]byte, 1)); k != 0 {
-		return "", fmt.Errorf("%s grew while packing", abs)
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
-}

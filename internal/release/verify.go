@@ -25,9 +25,8 @@ func Verify(ctx context.Context, ra io.ReaderAt, size int64) (*TOC, error) {
 		return nil, err
 	}
 	defer d.Close()
-	tree := sha256.New()
 	counted := &countWriter{}
-	tr := tar.NewReader(io.TeeReader(d, io.MultiWriter(tree, counted)))
+	tr := tar.NewReader(io.TeeReader(d, counted))
 	for i := range toc.Entries {
 		if err := ctx.Err(); err != nil {
 			return nil, err
@@ -39,10 +38,10 @@ func Verify(ctx context.Context, ra io.ReaderAt, size int64) (*TOC, error) {
 	if _, err := tr.Next(); err != io.EOF {
 		return nil, corruptf("tar stream has entries the TOC lacks")
 	}
-	if _, err := io.Copy(io.Discard, io.TeeReader(d, io.MultiWriter(tree, counted))); err != nil {
+	if _, err := io.Copy(io.Discard, io.TeeReader(d, counted)); err != nil {
 		return nil, corruptf("data frames: %v", err)
 	}
-	if counted.n != toc.TarLength || hex.EncodeToString(tree.Sum(nil)) != toc.TreeSHA256 {
+	if counted.n != toc.TarLength || TreeDigest(toc.Entries) != toc.TreeSHA256 {
 		return nil, corruptf("tar stream does not match tree_sha256")
 	}
 	for i := range toc.Entries {
