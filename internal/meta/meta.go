@@ -35,6 +35,19 @@ const (
 	StatusCollected = "collected" // its release bytes were garbage collected
 )
 
+// Event actions appended by the stores. Pointer moves (activate, rollback,
+// domain.repoint) carry a detail {"before": id|null, "after": id|null}.
+const (
+	ActionDeploymentCreate = "deployment.create"
+	ActionDeploymentUpdate = "deployment.update"
+	ActionPublish          = "publish"
+	ActionActivate         = "activate"
+	ActionRollback         = "rollback"
+	ActionDomainAdd        = "domain.add"
+	ActionDomainRepoint    = "domain.repoint"
+	ActionCollect          = "collect"
+)
+
 // Deployment is an app or site.
 type Deployment struct {
 	ID              string    `json:"id"`
@@ -121,12 +134,16 @@ type EventFilter struct {
 
 // Deployments stores deployment records.
 type Deployments interface {
-	// CreateDeployment fills ID (if empty, "dep_"+random) and CreatedAt. Name taken: ErrConflict.
+	// CreateDeployment fills ID (if empty, "dep_"+random), CreatedAt and a zero
+	// RetentionDays (30). Name taken: ErrConflict. Empty name, unknown kind or
+	// negative retention: ErrInvalid.
 	CreateDeployment(ctx context.Context, d *Deployment, actor string) error
 	// GetDeployment finds a deployment by id ("dep_…") or by name. ErrNotFound.
 	GetDeployment(ctx context.Context, idOrName string) (*Deployment, error)
+	// ListDeployments returns every deployment, ordered by name.
 	ListDeployments(ctx context.Context) ([]Deployment, error)
-	// UpdateDeployment stores the mutable fields (retention_days) of d, found by d.ID.
+	// UpdateDeployment stores the mutable fields (retention_days) of d, found by d.ID
+	// (ErrNotFound), and refreshes *d from the stored record: other fields are ignored.
 	UpdateDeployment(ctx context.Context, d *Deployment, actor string) error
 }
 
@@ -135,19 +152,25 @@ type Versions interface {
 	// CreateVersion, in one transaction: inserts the release if absent, assigns the
 	// next version_number of the deployment, inserts the version (status ready, or
 	// active when nv.Activate, archiving the previously active one), and appends a
-	// "publish" event (plus "activate" when activating).
+	// "publish" event (plus "activate" when activating). Unknown deployment:
+	// ErrNotFound. Release sha256 not 64 lowercase hex digits, or a release kind
+	// (empty means the deployment's) other than the deployment's: ErrInvalid.
 	CreateVersion(ctx context.Context, nv NewVersion) (*Version, error)
 	GetVersion(ctx context.Context, id string) (*Version, error)
 	GetVersionByNumber(ctx context.Context, deploymentID string, n int64) (*Version, error)
 	// ListVersions returns versions newest first, with version_number < before
 	// (before <= 0 means no bound), at most limit (limit <= 0 means 100).
+	// Unknown deployment: ErrNotFound.
 	ListVersions(ctx context.Context, deploymentID string, limit int, before int64) ([]Version, error)
 	// Activate makes version n the deployment's active version in one transaction
 	// with its event (action is "activate" or "rollback"). Collected version: ErrGone.
 	// The previously active version becomes archived (archived_at = now).
+	// Missing deployment or version: ErrNotFound. Activating the version that is
+	// already active changes nothing, appends no event and returns the deployment.
 	Activate(ctx context.Context, deploymentID string, n int64, actor, action string) (*Deployment, error)
 	// PreviousActive returns the version that was active most recently before the
-	// current active one (the default rollback target). None: ErrNotFound.
+	// current active one (the default rollback target), even if it has since been
+	// collected. None: ErrNotFound.
 	PreviousActive(ctx context.Context, deploymentID string) (*Version, error)
 	GetRelease(ctx context.Context, sha256 string) (*Release, error)
 }
@@ -155,17 +178,22 @@ type Versions interface {
 // Domains stores custom hostnames.
 type Domains interface {
 	// CreateDomain inserts d (hostname lower-cased by the caller). Taken: ErrConflict.
-	// Pinned to a collected version: ErrGone. Appends a "domain.add" event.
+	// Pinned to a collected version: ErrGone. A pinned version must exist (ErrNotFound)
+	// and belong to d.DeploymentID (ErrInvalid). Fills CreatedAt and UpdatedAt.
+	// Appends a "domain.add" event.
 	CreateDomain(ctx context.Context, d *Domain, actor string) error
 	GetDomain(ctx context.Context, hostname string) (*Domain, error)
+	// ListDomains returns every domain, ordered by hostname.
 	ListDomains(ctx context.Context) ([]Domain, error)
 	// SetDomainVersion pins the domain to versionID, or makes it follow the active
-	// version when versionID is nil, with a "domain.repoint" event. ErrGone if collected.
+	// version when versionID is nil, with a "domain.repoint" event. ErrGone if collected;
+	// the version checks of CreateDomain apply. Unknown hostname: ErrNotFound.
 	SetDomainVersion(ctx context.Context, hostname string, versionID *string, actor string) (*Domain, error)
 }
 
 // Events reads the audit log.
 type Events interface {
+	// ListEvents returns the events matching f ordered by id (oldest first).
 	ListEvents(ctx context.Context, f EventFilter) ([]Event, error)
 }
 

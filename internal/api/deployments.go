@@ -1,0 +1,121 @@
+package api
+
+import (
+	"errors"
+	"net/http"
+	"regexp"
+	"strings"
+
+	"github.com/cairnhq/cairn/internal/meta"
+	"github.com/cairnhq/cairn/internal/problem"
+)
+
+// nameRE: a DNS label; "--" is reserved for preview hosts ({name}--v{N}).
+var nameRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
+
+const maxRetentionDays = 3650
+
+func checkName(name string) error {
+	if !nameRE.MatchString(name) || strings.Contains(name, "--") {
+		return badRequest("name %q must be a DNS label: 1-63 of a-z, 0-9 and single hyphens, not starting or ending with a hyphen", name)
+	}
+	if strings.HasPrefix(name, "dep_") {
+		return badRequest("name %q must not start with dep_", name)
+	}
+	return nil
+}
+
+func checkRetention(days int) error {
+	if days < 0 || days > maxRetentionDays {
+		return badRequest("retention_days must be between 0 and %d", maxRetentionDays)
+	}
+	return nil
+}
+
+// deployment loads the {dep} path value.
+func (a *API) deployment(r *http.Request) (*meta.Deployment, error) {
+	key := r.PathValue("dep")
+	d, err := a.cfg.Meta.GetDeployment(r.Context(), key)
+	if errors.Is(err, meta.ErrNotFound) {
+		return nil, notFound("deployment %q not found", key)
+	}
+	return d, err
+}
+
+func (a *API) createDeployment(w http.ResponseWriter, r *http.Request) error {
+	var in struct {
+		Name          string `json:"name"`
+		Kind          string `json:"kind"`
+		RetentionDays *int   `json:"retention_days"`
+	}
+	if err := decode(r, &in); err != nil {
+		return err
+	}
+	if err := checkName(in.Name); err != nil {
+		return err
+	}
+	if in.Kind == "" {
+		in.Kind = meta.KindStatic
+	}
+	if in.Kind != meta.KindStatic && in.Kind != meta.KindOCI && in.Kind != meta.KindRootfs {
+		return badRequest("kind %q must be static, oci or rootfs", in.Kind)
+	}
+	d := &meta.Deployment{Name: in.Name, Kind: in.Kind, RetentionDays: 30}
+	if in.RetentionDays != nil {
+		if err := checkRetention(*in.RetentionDays); err != nil {
+			return err
+		}
+		d.RetentionDays = *in.RetentionDays
+	}
+	err := a.cfg.Meta.CreateDeployment(r.Context(), d, actor)
+	if errors.Is(err, meta.ErrConflict) {
+		return problem.New(http.StatusConflict, "conflict", "deployment "+in.Name+" already exists")
+	}
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Location", "/v1/deployments/"+d.ID)
+	return writeJSON(w, http.StatusCreated, d)
+}
+
+func (a *API) listDeployments(w http.ResponseWriter, r *http.Request) error {
+	ds, err := a.cfg.Meta.ListDeployments(r.Context())
+	if err != nil {
+		return err
+	}
+	if ds == nil {
+		ds = []meta.Deployment{}
+	}
+	return writeJSON(w, http.StatusOK, map[string]any{"deployments": ds})
+}
+
+func (a *API) getDeployment(w http.ResponseWriter, r *http.Request) error {
+	d, err := a.deployment(r)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, d)
+}
+
+func (a *API) patchDeployment(w http.ResponseWriter, r *http.Request) error {
+	var in struct {
+		RetentionDays *int `json:"retention_days"`
+	}
+	if err := decode(r, &in); err != nil {
+		return err
+	}
+	d, err := a.deployment(r)
+	if err != nil {
+		return err
+	}
+	if in.RetentionDays != nil {
+		if err := checkRetention(*in.RetentionDays); err != nil {
+			return err
+		}
+		d.RetentionDays = *in.RetentionDays
+		if err := a.cfg.Meta.UpdateDeployment(r.Context(), d, actor); err != nil {
+			return err
+		}
+	}
+	return writeJSON(w, http.StatusOK, d)
+}

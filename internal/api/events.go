@@ -1,0 +1,54 @@
+package api
+
+import (
+	"errors"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/cairnhq/cairn/internal/meta"
+)
+
+func (a *API) listEvents(w http.ResponseWriter, r *http.Request) error {
+	q := r.URL.Query()
+	var f meta.EventFilter
+	if s := q.Get("deployment"); s != "" {
+		d, err := a.cfg.Meta.GetDeployment(r.Context(), s)
+		if errors.Is(err, meta.ErrNotFound) {
+			return notFound("deployment %q not found", s)
+		}
+		if err != nil {
+			return err
+		}
+		f.DeploymentID = d.ID
+	}
+	if s := q.Get("since"); s != "" {
+		t, err := time.Parse(time.RFC3339Nano, s)
+		if err != nil {
+			return badRequest("since %q must be an RFC 3339 time", s)
+		}
+		f.Since = t
+	}
+	if s := q.Get("after"); s != "" {
+		id, err := strconv.ParseInt(s, 10, 64)
+		if err != nil || id < 0 {
+			return badRequest("after %q must be an event id", s)
+		}
+		f.AfterID = id
+	}
+	if s := q.Get("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > 1000 {
+			return badRequest("limit must be an integer from 1 to 1000")
+		}
+		f.Limit = n
+	}
+	evs, err := a.cfg.Meta.ListEvents(r.Context(), f)
+	if err != nil {
+		return err
+	}
+	if evs == nil {
+		evs = []meta.Event{}
+	}
+	return writeJSON(w, http.StatusOK, map[string]any{"events": evs})
+}

@@ -1,0 +1,180 @@
+package api
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+
+	"github.com/cairnhq/cairn/internal/meta"
+	"github.com/cairnhq/cairn/internal/problem"
+	"github.com/cairnhq/cairn/internal/publish"
+)
+
+func (a *API) createVersion(w http.ResponseWriter, r *http.Request) error {
+	d, err := a.deployment(r)
+	if err != nil {
+		return err
+	}
+	q := r.URL.Query()
+	activate := true
+	if s := q.Get("activate"); s != "" {
+		if activate, err = strconv.ParseBool(s); err != nil {
+			return badRequest("activate must be true or false")
+		}
+	}
+	v, err := a.cfg.Publisher.Publish(r.Context(), d, r.Body, publish.Options{
+		Entrypoint: q.Get("entrypoint"),
+		Activate:   activate,
+		Actor:      actor,
+	})
+	if err != nil {
+		return err
+	}
+	a.cfg.Changed()
+	w.Header().Set("Location", fmt.Sprintf("/v1/deployments/%s/versions/%d", d.Name, v.VersionNumber))
+	return writeJSON(w, http.StatusCreated, v)
+}
+
+func (a *API) listVersions(w http.ResponseWriter, r *http.Request) error {
+	d, err := a.deployment(r)
+	if err != nil {
+		return err
+	}
+	q := r.URL.Query()
+	limit, before := 20, int64(0)
+	if s := q.Get("limit"); s != "" {
+		if limit, err = strconv.Atoi(s); err != nil || limit < 1 || limit > 100 {
+			return badRequest("limit must be an integer from 1 to 100")
+		}
+	}
+	if s := q.Get("cursor"); s != "" {
+		if before, err = strconv.ParseInt(s, 10, 64); err != nil || before < 1 {
+			return badRequest("cursor %q is not valid", s)
+		}
+	}
+	vs, err := a.cfg.Meta.ListVersions(r.Context(), d.ID, limit+1, before)
+	if err != nil {
+		return err
+	}
+	next := ""
+	if len(vs) > limit {
+		vs = vs[:limit]
+		next = strconv.FormatInt(vs[limit-1].VersionNumber, 10)
+	}
+	if vs == nil {
+		vs = []meta.Version{}
+	}
+	return writeJSON(w, http.StatusOK, map[string]any{"versions": vs, "next_cursor": next})
+}
+
+// versionNumber parses the {n} path value.
+func versionNumber(s string) (int64, error) {
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n < 1 {
+		return 0, badRequest("version number %q must be a positive integer", s)
+	}
+	return n, nil
+}
+
+func (a *API) versionOf(r *http.Request, d *meta.Deployment, n int64) (*meta.Version, error) {
+	v, err := a.cfg.Meta.GetVersionByNumber(r.Context(), d.ID, n)
+	if errors.Is(err, meta.ErrNotFound) {
+		return nil, notFound("deployment %s has no version %d", d.Name, n)
+	}
+	return v, err
+}
+
+func (a *API) getVersionByNumber(w http.ResponseWriter, r *http.Request) error {
+	d, err := a.deployment(r)
+	if err != nil {
+		return err
+	}
+	n, err := versionNumber(r.PathValue("n"))
+	if err != nil {
+		return err
+	}
+	v, err := a.versionOf(r, d, n)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, v)
+}
+
+func (a *API) getVersion(w http.ResponseWriter, r *http.Request) error {
+	v, err := a.cfg.Meta.GetVersion(r.Context(), r.PathValue("id"))
+	if errors.Is(err, meta.ErrNotFound) {
+		return notFound("version %q not found", r.PathValue("id"))
+	}
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, v)
+}
+
+// gone is the 410 answer for a collected version.
+func gone(v *meta.Version) error {
+	p := problem.New(http.StatusGone, "version-collected",
+		fmt.Sprintf("version %d was garbage collected; its release bytes are gone", v.VersionNumber))
+	p.Extra = map[string]any{"version_number": v.VersionNumber, "artifact_sha256": v.ArtifactSHA256, "collected_at": v.CollectedAt}
+	return p
+}
+
+func (a *API) activate(w http.ResponseWriter, r *http.Request) error {
+	var in struct {
+		VersionNumber *int64 `json:"version_number"`
+	}
+	if err := decode(r, &in); err != nil {
+		return err
+	}
+	if in.VersionNumber == nil {
+		return badRequest("version_number is required")
+	}
+	return a.pointTo(w, r, *in.VersionNumber, "activate")
+}
+
+func (a *API) rollback(w http.ResponseWriter, r *http.Request) error {
+	var in struct {
+		VersionNumber *int64 `json:"version_number"`
+	}
+	if r.ContentLength != 0 {
+		if err := decode(r, &in); err != nil {
+			return err
+		}
+	}
+	if in.VersionNumber != nil {
+		return a.pointTo(w, r, *in.VersionNumber, "rollback")
+	}
+	d, err := a.deployment(r)
+	if err != nil {
+		return err
+	}
+	prev, err := a.cfg.Meta.PreviousActive(r.Context(), d.ID)
+	if errors.Is(err, meta.ErrNotFound) {
+		return problem.New(http.StatusConflict, "no-previous-version", "deployment "+d.Name+" has no previously active version to roll back to")
+	}
+	if err != nil {
+		return err
+	}
+	return a.pointTo(w, r, prev.VersionNumber, "rollback")
+}
+
+func (a *API) pointTo(w http.ResponseWriter, r *http.Request, n int64, action string) error {
+	d, err := a.deployment(r)
+	if err != nil {
+		return err
+	}
+	v, err := a.versionOf(r, d, n)
+	if err != nil {
+		return err
+	}
+	d, err = a.cfg.Meta.Activate(r.Context(), d.ID, n, actor, action)
+	if errors.Is(err, meta.ErrGone) {
+		return gone(v)
+	}
+	if err != nil {
+		return err
+	}
+	a.cfg.Changed()
+	return writeJSON(w, http.StatusOK, d)
+}

@@ -1,0 +1,147 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+
+	"github.com/cairnhq/cairn/internal/meta"
+)
+
+// DefaultRetentionDays replaces a zero retention_days.
+const DefaultRetentionDays = 30
+
+const deploymentCols = `id, name, kind, active_version_id, retention_days, created_at`
+
+func scanDeployment(row interface{ Scan(...any) error }) (*meta.Deployment, error) {
+	var (
+		d       meta.Deployment
+		active  sql.NullString
+		created int64
+	)
+	if err := row.Scan(&d.ID, &d.Name, &d.Kind, &active, &d.RetentionDays, &created); err != nil {
+		return nil, err
+	}
+	d.ActiveVersionID = nullStr(active)
+	d.CreatedAt = fromNanos(created)
+	return &d, nil
+}
+
+// deploymentByID reads one deployment by id.
+func (s *Store) deploymentByID(ctx context.Context, q querier, id string) (*meta.Deployment, error) {
+	return scanDeployment(q.QueryRowContext(ctx,
+		s.q(`SELECT `+deploymentCols+` FROM deployments WHERE id = ?`), id))
+}
+
+func validKind(k string) bool {
+	return k == meta.KindStatic || k == meta.KindOCI || k == meta.KindRootfs
+}
+
+// CreateDeployment fills d.ID (when empty), d.CreatedAt and, when zero,
+// d.RetentionDays (30), and appends a "deployment.create" event. Empty name,
+// unknown kind or negative retention: meta.ErrInvalid. Name taken: meta.ErrConflict.
+func (s *Store) CreateDeployment(ctx context.Context, d *meta.Deployment, actor string) error {
+	switch {
+	case d.Name == "":
+		return mapErr("create deployment", invalid("empty name"))
+	case !validKind(d.Kind):
+		return mapErr("create deployment", invalid("unknown kind %q", d.Kind))
+	case d.RetentionDays < 0:
+		return mapErr("create deployment", invalid("negative retention_days"))
+	}
+	nd := *d
+	if nd.ID == "" {
+		nd.ID = newID("dep_")
+	}
+	if nd.RetentionDays == 0 {
+		nd.RetentionDays = DefaultRetentionDays
+	}
+	nd.ActiveVersionID = nil
+	nd.CreatedAt = s.stamp()
+	err := s.update(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, s.q(`INSERT INTO deployments (`+deploymentCols+`)
+			VALUES (?, ?, ?, NULL, ?, ?)`),
+			nd.ID, nd.Name, nd.Kind, nd.RetentionDays, nd.CreatedAt.UnixNano())
+		if err != nil {
+			return err
+		}
+		return s.appendEvent(ctx, tx, meta.Event{
+			At: nd.CreatedAt, Actor: actor, Action: meta.ActionDeploymentCreate, DeploymentID: nd.ID,
+		}, map[string]any{"name": nd.Name, "kind": nd.Kind, "retention_days": nd.RetentionDays})
+	})
+	if err != nil {
+		return mapErr("create deployment "+quote(d.Name), err)
+	}
+	*d = nd
+	return nil
+}
+
+// GetDeployment finds a deployment by id or, failing that, by name.
+func (s *Store) GetDeployment(ctx context.Context, idOrName string) (*meta.Deployment, error) {
+	d, err := scanDeployment(s.r.QueryRowContext(ctx, s.q(`SELECT `+deploymentCols+`
+		FROM deployments WHERE id = ? OR name = ?
+		ORDER BY CASE WHEN id = ? THEN 0 ELSE 1 END LIMIT 1`), idOrName, idOrName, idOrName))
+	if err != nil {
+		return nil, mapErr("get deployment "+quote(idOrName), err)
+	}
+	return d, nil
+}
+
+// ListDeployments returns every deployment, ordered by name.
+func (s *Store) ListDeployments(ctx context.Context) ([]meta.Deployment, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT `+deploymentCols+` FROM deployments ORDER BY name`)
+	if err != nil {
+		return nil, mapErr("list deployments", err)
+	}
+	defer rows.Close()
+	out := []meta.Deployment{}
+	for rows.Next() {
+		d, err := scanDeployment(rows)
+		if err != nil {
+			return nil, mapErr("list deployments", err)
+		}
+		out = append(out, *d)
+	}
+	return out, mapErr("list deployments", rows.Err())
+}
+
+// UpdateDeployment stores d.RetentionDays (zero means 30, negative is
+// meta.ErrInvalid) for the deployment d.ID and refreshes *d from the stored
+// record: other fields are not mutable and are overwritten. A change appends a
+// "deployment.update" event with before/after.
+func (s *Store) UpdateDeployment(ctx context.Context, d *meta.Deployment, actor string) error {
+	op := "update deployment " + quote(d.ID)
+	if d.RetentionDays < 0 {
+		return mapErr(op, invalid("negative retention_days"))
+	}
+	days := d.RetentionDays
+	if days == 0 {
+		days = DefaultRetentionDays
+	}
+	var cur *meta.Deployment
+	err := s.update(ctx, func(tx *sql.Tx) error {
+		var err error
+		if cur, err = s.deploymentByID(ctx, tx, d.ID); err != nil {
+			return err
+		}
+		if cur.RetentionDays == days {
+			return nil
+		}
+		before := cur.RetentionDays
+		cur.RetentionDays = days
+		if _, err := tx.ExecContext(ctx, s.q(`UPDATE deployments SET retention_days = ? WHERE id = ?`),
+			days, cur.ID); err != nil {
+			return err
+		}
+		return s.appendEvent(ctx, tx, meta.Event{
+			At: s.stamp(), Actor: actor, Action: meta.ActionDeploymentUpdate, DeploymentID: cur.ID,
+		}, map[string]any{
+			"before": map[string]int{"retention_days": before},
+			"after":  map[string]int{"retention_days": days},
+		})
+	})
+	if err != nil {
+		return mapErr(op, err)
+	}
+	*d = *cur
+	return nil
+}

@@ -1,0 +1,166 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"strings"
+
+	"github.com/cairnhq/cairn/internal/meta"
+)
+
+const domainCols = `hostname, deployment_id, version_id, created_at, updated_at`
+
+func scanDomain(row interface{ Scan(...any) error }) (*meta.Domain, error) {
+	var (
+		d                meta.Domain
+		version          sql.NullString
+		created, updated int64
+	)
+	if err := row.Scan(&d.Hostname, &d.DeploymentID, &version, &created, &updated); err != nil {
+		return nil, err
+	}
+	d.VersionID = nullStr(version)
+	d.CreatedAt, d.UpdatedAt = fromNanos(created), fromNanos(updated)
+	return &d, nil
+}
+
+func (s *Store) domainByHost(ctx context.Context, q querier, hostname string) (*meta.Domain, error) {
+	return scanDomain(q.QueryRowContext(ctx, s.q(`SELECT `+domainCols+` FROM domains WHERE hostname = ?`),
+		strings.ToLower(hostname)))
+}
+
+// checkPin reports whether a domain of deployment depID may be pinned to
+// versionID: meta.ErrNotFound if there is no such version, meta.ErrInvalid if
+// it belongs to another deployment, meta.ErrGone if it was collected.
+func (s *Store) checkPin(ctx context.Context, tx *sql.Tx, depID, versionID string) error {
+	v, err := s.versionByID(ctx, tx, versionID)
+	switch {
+	case err != nil:
+		return err
+	case v.DeploymentID != depID:
+		return invalid("version %s belongs to another deployment", versionID)
+	case v.CollectedAt != nil:
+		return meta.ErrGone
+	}
+	return nil
+}
+
+// CreateDomain inserts d (its hostname lower-cased), filling CreatedAt and
+// UpdatedAt, with a "domain.add" event. Empty hostname: meta.ErrInvalid.
+// Unknown deployment or version: meta.ErrNotFound. Pinned to a version of
+// another deployment: meta.ErrInvalid; to a collected one: meta.ErrGone.
+// Hostname taken: meta.ErrConflict.
+func (s *Store) CreateDomain(ctx context.Context, d *meta.Domain, actor string) error {
+	nd := *d
+	nd.Hostname = strings.ToLower(nd.Hostname)
+	op := "create domain " + quote(nd.Hostname)
+	if nd.Hostname == "" {
+		return mapErr(op, invalid("empty hostname"))
+	}
+	err := s.update(ctx, func(tx *sql.Tx) error {
+		if _, err := s.deploymentByID(ctx, tx, nd.DeploymentID); err != nil {
+			return err
+		}
+		if nd.VersionID != nil {
+			if err := s.checkPin(ctx, tx, nd.DeploymentID, *nd.VersionID); err != nil {
+				return err
+			}
+		}
+		nd.CreatedAt = s.stamp()
+		nd.UpdatedAt = nd.CreatedAt
+		if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO domains (`+domainCols+`) VALUES (?, ?, ?, ?, ?)`),
+			nd.Hostname, nd.DeploymentID, strArg(nd.VersionID), nd.CreatedAt.UnixNano(),
+			nd.UpdatedAt.UnixNano()); err != nil {
+			return err
+		}
+		return s.appendEvent(ctx, tx, meta.Event{
+			At: nd.CreatedAt, Actor: actor, Action: meta.ActionDomainAdd, DeploymentID: nd.DeploymentID,
+			VersionID: deref(nd.VersionID), Hostname: nd.Hostname,
+		}, map[string]*string{"version_id": nd.VersionID})
+	})
+	if err != nil {
+		return mapErr(op, err)
+	}
+	*d = nd
+	s.notify()
+	return nil
+}
+
+// GetDomain finds a domain by hostname (compared lower-cased). Missing: meta.ErrNotFound.
+func (s *Store) GetDomain(ctx context.Context, hostname string) (*meta.Domain, error) {
+	d, err := s.domainByHost(ctx, s.r, hostname)
+	if err != nil {
+		return nil, mapErr("get domain "+quote(hostname), err)
+	}
+	return d, nil
+}
+
+// ListDomains returns every domain, ordered by hostname.
+func (s *Store) ListDomains(ctx context.Context) ([]meta.Domain, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT `+domainCols+` FROM domains ORDER BY hostname`)
+	if err != nil {
+		return nil, mapErr("list domains", err)
+	}
+	defer rows.Close()
+	out := []meta.Domain{}
+	for rows.Next() {
+		d, err := scanDomain(rows)
+		if err != nil {
+			return nil, mapErr("list domains", err)
+		}
+		out = append(out, *d)
+	}
+	return out, mapErr("list domains", rows.Err())
+}
+
+// SetDomainVersion pins the domain to versionID, or makes it follow the
+// deployment's active version when versionID is nil, in one transaction with
+// a "domain.repoint" event (detail: before/after version ids, null meaning
+// "follows the active version"). Setting the current value changes nothing and
+// appends no event. Errors as for CreateDomain; unknown hostname: meta.ErrNotFound.
+func (s *Store) SetDomainVersion(ctx context.Context, hostname string, versionID *string, actor string) (*meta.Domain, error) {
+	op := "repoint domain " + quote(hostname)
+	var (
+		d       *meta.Domain
+		changed bool
+	)
+	err := s.update(ctx, func(tx *sql.Tx) error {
+		var err error
+		if d, err = s.domainByHost(ctx, tx, hostname); err != nil {
+			return err
+		}
+		if versionID != nil {
+			if err := s.checkPin(ctx, tx, d.DeploymentID, *versionID); err != nil {
+				return err
+			}
+		}
+		if deref(d.VersionID) == deref(versionID) && (d.VersionID == nil) == (versionID == nil) {
+			return nil
+		}
+		changed = true
+		before := d.VersionID
+		d.VersionID, d.UpdatedAt = versionID, s.stamp()
+		if _, err := tx.ExecContext(ctx, s.q(`UPDATE domains SET version_id = ?, updated_at = ? WHERE hostname = ?`),
+			strArg(versionID), d.UpdatedAt.UnixNano(), d.Hostname); err != nil {
+			return err
+		}
+		return s.appendEvent(ctx, tx, meta.Event{
+			At: d.UpdatedAt, Actor: actor, Action: meta.ActionDomainRepoint, DeploymentID: d.DeploymentID,
+			VersionID: deref(versionID), Hostname: d.Hostname,
+		}, change{Before: before, After: versionID})
+	})
+	if err != nil {
+		return nil, mapErr(op, err)
+	}
+	if changed {
+		s.notify()
+	}
+	return d, nil
+}
+
+func deref(p *string) string {
+	if p == nil {
+		return ""
+	}
+	return *p
+}

@@ -1,0 +1,157 @@
+package sqlite_test
+
+import (
+	"database/sql"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/cairnhq/cairn/internal/meta"
+	"github.com/cairnhq/cairn/internal/meta/metatest"
+	"github.com/cairnhq/cairn/internal/meta/sqlite"
+)
+
+// fakeClock advances by step on every reading (step 0: a frozen clock).
+type fakeClock struct {
+	mu   sync.Mutex
+	now  time.Time
+	step time.Duration
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	t := c.now
+	c.now = c.now.Add(c.step)
+	return t
+}
+
+func open(t *testing.T, path string, opts ...sqlite.Option) *sqlite.Store {
+	t.Helper()
+	s, err := sqlite.Open(path, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func TestConformance(t *testing.T) {
+	metatest.Run(t, func(t *testing.T) meta.Store {
+		return open(t, filepath.Join(t.TempDir(), "meta.db"))
+	})
+}
+
+// TestConformanceFakeClock runs the suite with a ticking and a frozen clock in
+// a non-UTC zone: nothing may depend on time passing between calls.
+func TestConformanceFakeClock(t *testing.T) {
+	zone := time.FixedZone("UTC+2", 2*60*60)
+	for name, step := range map[string]time.Duration{"ticking": time.Microsecond, "frozen": 0} {
+		t.Run(name, func(t *testing.T) {
+			metatest.Run(t, func(t *testing.T) meta.Store {
+				c := &fakeClock{now: time.Date(2030, 1, 2, 3, 4, 5, 6, zone), step: step}
+				return open(t, filepath.Join(t.TempDir(), "meta.db"), sqlite.WithClock(c.Now))
+			})
+		})
+	}
+}
+
+func TestClock(t *testing.T) {
+	at := time.Date(2030, 1, 2, 3, 4, 5, 123456789, time.FixedZone("x", 3600))
+	s := open(t, filepath.Join(t.TempDir(), "meta.db"), sqlite.WithClock(func() time.Time { return at }))
+	defer s.Close()
+	d := &meta.Deployment{Name: "site", Kind: meta.KindStatic}
+	if err := s.CreateDeployment(t.Context(), d, "x"); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.GetDeployment(t.Context(), d.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !got.CreatedAt.Equal(at) || got.CreatedAt.Location() != time.UTC {
+		t.Errorf("created_at = %v, want %v in UTC", got.CreatedAt, at)
+	}
+}
+
+func TestReopen(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "meta.db")
+	s := open(t, path)
+	d := &meta.Deployment{Name: "site", Kind: meta.KindStatic}
+	if err := s.CreateDeployment(t.Context(), d, "x"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	before := migrationRows(t, path)
+
+	s = open(t, path)
+	defer s.Close()
+	got, err := s.GetDeployment(t.Context(), "site")
+	if err != nil {
+		t.Fatalf("after reopening: %v", err)
+	}
+	if got.ID != d.ID {
+		t.Errorf("after reopening: id %s, want %s", got.ID, d.ID)
+	}
+	if after := migrationRows(t, path); after != before || before == "" {
+		t.Errorf("schema_migrations %q before reopening, %q after: migrations ran again", before, after)
+	}
+}
+
+// migrationRows is schema_migrations as text.
+func migrationRows(t *testing.T, path string) string {
+	t.Helper()
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	rows, err := db.Query(`SELECT version, applied_at FROM schema_migrations ORDER BY version`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var out string
+	for rows.Next() {
+		var v, at int64
+		if err := rows.Scan(&v, &at); err != nil {
+			t.Fatal(err)
+		}
+		out += fmt.Sprintf("v%d@%d;", v, at)
+	}
+	return out
+}
+
+// TestOddPath opens a file whose path needs escaping in a file: URI.
+func TestOddPath(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "a b?c#d%e")
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "meta.db")
+	s := open(t, path)
+	if err := s.CreateDeployment(t.Context(), &meta.Deployment{Name: "site", Kind: meta.KindStatic}, "x"); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	if _, err := os.Stat(path); err != nil {
+		t.Errorf("database not at %s: %v", path, err)
+	}
+}
+
+func TestWAL(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "meta.db")
+	open(t, path).Close()
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var mode string
+	if err := db.QueryRow(`PRAGMA journal_mode`).Scan(&mode); err != nil || mode != "wal" {
+		t.Errorf("journal_mode %q (%v), want wal", mode, err)
+	}
+}

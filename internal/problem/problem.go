@@ -1,0 +1,128 @@
+// Package problem maps errors to RFC 9457 problem details. It is the one
+// place where an error becomes an HTTP status: handlers return errors, and
+// Write turns them into application/problem+json. Internal failures are
+// logged with an id and answered without their text.
+package problem
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+
+	"github.com/cairnhq/cairn/internal/blob"
+	"github.com/cairnhq/cairn/internal/meta"
+	"github.com/cairnhq/cairn/internal/release"
+)
+
+// TypeBase prefixes every problem type URI.
+const TypeBase = "https://cairn.dev/problems/"
+
+// Error is an error with a public face: its Detail is safe to send to a client.
+type Error struct {
+	Status int
+	Type   string // short name, e.g. "not-found"; TypeBase is prepended
+	Title  string
+	Detail string
+	Extra  map[string]any // extension members, e.g. version_number on 410
+	Err    error          // the cause, logged, never sent
+}
+
+func (e *Error) Error() string {
+	if e.Err != nil {
+		return e.Detail + ": " + e.Err.Error()
+	}
+	return e.Detail
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// New returns a public error.
+func New(status int, typ, detail string) *Error {
+	return &Error{Status: status, Type: typ, Title: http.StatusText(status), Detail: detail}
+}
+
+// Sentinels for the HTTP layer itself.
+var (
+	ErrUnauthorized = errors.New("unauthorized")
+	ErrBadRequest   = errors.New("bad request")
+)
+
+type mapping struct {
+	err    error
+	status int
+	typ    string
+	public bool // the error text is written for clients
+}
+
+// table is the one mapping from sentinel errors to HTTP statuses.
+var table = []mapping{
+	{ErrUnauthorized, http.StatusUnauthorized, "unauthorized", false},
+	{ErrBadRequest, http.StatusBadRequest, "bad-request", true},
+	{release.ErrTooLarge, http.StatusRequestEntityTooLarge, "upload-too-large", true},
+	{release.ErrInvalid, http.StatusBadRequest, "invalid-upload", true},
+	{meta.ErrNotFound, http.StatusNotFound, "not-found", false},
+	{blob.ErrNotFound, http.StatusNotFound, "not-found", false},
+	{meta.ErrConflict, http.StatusConflict, "conflict", false},
+	{meta.ErrGone, http.StatusGone, "gone", false},
+	{meta.ErrInvalid, http.StatusBadRequest, "invalid", false},
+	{blob.ErrDigestMismatch, http.StatusBadRequest, "digest-mismatch", false},
+	{blob.ErrInvalidDigest, http.StatusBadRequest, "invalid-digest", false},
+	{blob.ErrInvalidRange, http.StatusRequestedRangeNotSatisfiable, "invalid-range", false},
+	{context.DeadlineExceeded, http.StatusGatewayTimeout, "timeout", false},
+}
+
+// From maps err to a public Error. Unknown errors become a 500 whose detail
+// says nothing about the cause.
+func From(err error) *Error {
+	var pe *Error
+	if errors.As(err, &pe) {
+		return pe
+	}
+	for _, m := range table {
+		if errors.Is(err, m.err) {
+			p := &Error{Status: m.status, Type: m.typ, Title: http.StatusText(m.status), Err: err}
+			if m.public {
+				p.Detail = err.Error()
+			} else {
+				p.Detail = http.StatusText(m.status)
+			}
+			return p
+		}
+	}
+	return &Error{Status: http.StatusInternalServerError, Type: "internal",
+		Title: "Internal Server Error", Detail: "internal error; see the server log", Err: err}
+}
+
+// Write sends err as problem+json. 5xx errors (and any with a cause) are
+// logged with an id that the body carries as "instance".
+func Write(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {
+	p := From(err)
+	body := map[string]any{"type": TypeBase + p.Type, "title": p.Title, "status": p.Status, "detail": p.Detail}
+	for k, v := range p.Extra {
+		body[k] = v
+	}
+	if p.Status >= 500 {
+		id := newID()
+		body["instance"] = "urn:cairn:error:" + id
+		if log != nil {
+			log.Error("request failed", "id", id, "method", r.Method, "path", r.URL.Path, "status", p.Status, "err", err)
+		}
+	}
+	if p.Status == http.StatusUnauthorized {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="cairn"`)
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(p.Status)
+	json.NewEncoder(w).Encode(body)
+}
+
+func newID() string {
+	b := make([]byte, 8)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}

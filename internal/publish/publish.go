@@ -1,0 +1,130 @@
+// Package publish turns an uploaded tar of a built directory into a stored,
+// verified release and a new version: extract safely to a staging
+// directory, pack the canonical artifact, store it create-only under its
+// digest, then commit the version. A version becomes visible only after its
+// bytes are stored and verified; a failure at any step leaves no version,
+// no release row and no blob behind.
+package publish
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+
+	"github.com/opencontainers/go-digest"
+
+	"github.com/cairnhq/cairn/internal/blob"
+	"github.com/cairnhq/cairn/internal/meta"
+	"github.com/cairnhq/cairn/internal/problem"
+	"github.com/cairnhq/cairn/internal/release"
+)
+
+// Publisher publishes static releases.
+type Publisher struct {
+	Meta     meta.Store
+	Blobs    blob.Store
+	StageDir string // scratch space on local disk, emptied at start
+	Limits   release.Limits
+	Log      *slog.Logger
+}
+
+// Options of one publish.
+type Options struct {
+	Entrypoint   string // "" means index.html
+	Activate     bool
+	Actor        string
+	SourceSHA256 string // "" means the sha256 of the uploaded body
+}
+
+// maxTrailing bounds the bytes accepted after the tar end-of-archive marker
+// (tar pads to its record size).
+const maxTrailing = 1 << 20
+
+// Publish reads the whole body, and returns the new version.
+func (p *Publisher) Publish(ctx context.Context, dep *meta.Deployment, body io.Reader, o Options) (*meta.Version, error) {
+	if dep.Kind != meta.KindStatic {
+		return nil, problem.New(400, "wrong-kind", fmt.Sprintf("deployment %q has kind %q; tar uploads make static releases", dep.Name, dep.Kind))
+	}
+	if o.Entrypoint == "" {
+		o.Entrypoint = "index.html"
+	} else if err := release.CheckPath(o.Entrypoint); err != nil {
+		return nil, problem.New(400, "bad-request", "entrypoint: "+err.Error())
+	}
+	stage, err := os.MkdirTemp(p.StageDir, "upload-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(stage)
+	tree := filepath.Join(stage, "tree")
+	if err := os.Mkdir(tree, 0o755); err != nil {
+		return nil, err
+	}
+	src := sha256.New()
+	in := io.TeeReader(body, src)
+	if err := release.Extract(ctx, in, tree, p.Limits); err != nil {
+		return nil, err
+	}
+	if n, err := io.Copy(io.Discard, io.LimitReader(in, maxTrailing+1)); err != nil {
+		return nil, fmt.Errorf("%w: reading the body: %v", release.ErrInvalid, err)
+	} else if n > maxTrailing {
+		return nil, fmt.Errorf("%w: data after the end of the archive", release.ErrInvalid)
+	}
+	if o.SourceSHA256 == "" {
+		o.SourceSHA256 = hex.EncodeToString(src.Sum(nil))
+	}
+	if o.Entrypoint != "index.html" {
+		if fi, err := os.Lstat(filepath.Join(tree, filepath.FromSlash(o.Entrypoint))); err != nil || fi.IsDir() {
+			return nil, problem.New(400, "bad-request", fmt.Sprintf("entrypoint %q is not a file of the upload", o.Entrypoint))
+		}
+	}
+	res, err := p.pack(ctx, tree, stage)
+	if err != nil {
+		return nil, err
+	}
+	d := digest.NewDigestFromEncoded(digest.SHA256, res.SHA256)
+	uri := "cairn:" + d.String()
+	if l, ok := p.Blobs.(blob.Locator); ok {
+		uri = l.URI(d)
+	}
+	m := res.TOC.Manifest(o.Entrypoint)
+	v, err := p.Meta.CreateVersion(ctx, meta.NewVersion{
+		DeploymentID: dep.ID,
+		SourceSHA256: o.SourceSHA256,
+		Release: meta.Release{SHA256: res.SHA256, Kind: meta.KindStatic, SizeBytes: res.Size,
+			URI: uri, TreeSHA256: res.TOC.TreeSHA256},
+		Manifest: meta.Manifest{Files: m.Files, TotalBytes: m.TotalBytes, Entrypoint: m.Entrypoint},
+		Activate: o.Activate,
+		Actor:    o.Actor,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return v, nil
+}
+
+// pack writes the canonical artifact to a staging file and stores it in the
+// blob store, which verifies its digest before it becomes visible.
+func (p *Publisher) pack(ctx context.Context, tree, stage string) (*release.Result, error) {
+	f, err := os.Create(filepath.Join(stage, "artifact.tar.zst"))
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	res, err := release.PackDir(ctx, tree, f, release.PackOptions{Limits: p.Limits})
+	if err != nil {
+		return nil, err
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return nil, err
+	}
+	d := digest.NewDigestFromEncoded(digest.SHA256, res.SHA256)
+	if err := p.Blobs.Put(ctx, d, res.Size, f); err != nil {
+		return nil, fmt.Errorf("store release %s: %w", res.SHA256, err)
+	}
+	return res, nil
+}
