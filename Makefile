@@ -1,0 +1,18 @@
+# cairn — see README.md.
+.PHONY: run build test fuzz bench
+
+run:
+	go run ./cmd/cairn server
+
+build:
+	go build -o bin/cairn ./cmd/cairn
+
+# The whole test suite, starting what it needs.
+test:
+	./scripts/test
+
+fuzz:
+	FUZZTIME=$${FUZZTIME:-30s} ./scripts/fuzz
+
+bench:
+	go run ./bench static
