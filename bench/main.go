@@ -1,0 +1,31 @@
+// Command bench measures cairn against reference tools side by side, in one
+// run, and prints the ratios the issues state targets for.
+//
+//	go run ./bench static   pack vs tar|zstd; edge vs nginx (installs nginx, wrk, npm sites)
+//	go run ./bench memory   RSS of server and CLI while publishing a 2 GB tree
+package main
+
+import (
+	"fmt"
+	"os"
+)
+
+func main() {
+	if len(os.Args) < 2 {
+		fmt.Fprintln(os.Stderr, "usage: go run ./bench static|memory [--json]")
+		os.Exit(2)
+	}
+	var err error
+	switch os.Args[1] {
+	case "static":
+		err = static()
+	case "memory":
+		err = memory()
+	default:
+		err = fmt.Errorf("unknown benchmark %q (static, memory)", os.Args[1])
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}

@@ -1,0 +1,276 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+)
+
+const (
+	apiAddr   = "127.0.0.1:17800"
+	edgeAddr  = "127.0.0.1:17880"
+	nginxAddr = "127.0.0.1:17881"
+)
+
+type site struct{ name, pkg, dir string }
+
+func static() error {
+	if err := ensure(map[string]string{"nginx": "nginx", "wrk": "wrk", "zstd": "zstd", "npm": "npm"}); err != nil {
+		return err
+	}
+	work, err := workDir()
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(work)
+	fmt.Println("work dir", work)
+	sites := []site{{"monaco", "monaco-editor", ""}, {"fontawesome", "@fortawesome/fontawesome-free", ""}, {"swagger", "swagger-ui-dist", ""}}
+	npm := filepath.Join(work, "npm")
+	os.MkdirAll(npm, 0o755)
+	args := []string{"install", "--no-audit", "--no-fund", "--ignore-scripts", "--prefix", npm}
+	for i := range sites {
+		args = append(args, sites[i].pkg)
+		sites[i].dir = filepath.Join(npm, "node_modules", sites[i].pkg)
+	}
+	if err := run(npm, "npm", args...); err != nil {
+		return err
+	}
+	bin, err := buildCairn(work)
+	if err != nil {
+		return err
+	}
+	results := map[string]any{}
+	if err := benchPack(bin, work, sites, results); err != nil {
+		return err
+	}
+	if err := benchEdge(bin, work, sites, results); err != nil {
+		return err
+	}
+	js, _ := json.MarshalIndent(results, "", "  ")
+	fmt.Printf("\nresults (json):\n%s\n", js)
+	return nil
+}
+
+// benchPack times `cairn pack` against `tar -cf - . | zstd -3 -T0`,
+// alternating, five rounds each, and compares sizes.
+func benchPack(bin, work string, sites []site, results map[string]any) error {
+	fmt.Printf("\n== pack: cairn pack vs tar -cf - . | zstd -3 -T0 (median of 5, alternating)\n")
+	fmt.Printf("%-12s %8s %10s %10s %7s %12s %12s %7s\n", "site", "MB in", "cairn s", "tar|zstd s", "time×", "cairn size", "zstd size", "size×")
+	for _, s := range sites {
+		in, _ := dirSize(s.dir)
+		out1, out2 := filepath.Join(work, "c.tar.zst"), filepath.Join(work, "r.tar.zst")
+		var tc, tr []float64
+		for range 5 {
+			t0 := time.Now()
+			if err := run("", bin, "pack", s.dir, "-o", out1); err != nil {
+				return err
+			}
+			tc = append(tc, time.Since(t0).Seconds())
+			t0 = time.Now()
+			if err := run(s.dir, "sh", "-c", "tar -cf - . | zstd -3 -T0 -q > "+out2); err != nil {
+				return err
+			}
+			tr = append(tr, time.Since(t0).Seconds())
+		}
+		c, _ := os.Stat(out1)
+		r, _ := os.Stat(out2)
+		mc, mr := median(tc), median(tr)
+		fmt.Printf("%-12s %8.1f %10.3f %10.3f %7.2f %12d %12d %7.3f\n", s.name, float64(in)/1e6, mc, mr, mc/mr, c.Size(), r.Size(), float64(c.Size())/float64(r.Size()))
+		results["pack_"+s.name] = map[string]any{"cairn_s": mc, "tar_zstd_s": mr, "time_ratio": mc / mr,
+			"cairn_bytes": c.Size(), "zstd_bytes": r.Size(), "size_ratio": float64(c.Size()) / float64(r.Size())}
+	}
+	return nil
+}
+
+// pick returns the regular file under the sites whose size is closest to want.
+func pick(sites []site, want int64) (site, string, int64) {
+	var best site
+	var bestPath string
+	var bestSize int64
+	diff := int64(math.MaxInt64)
+	for _, s := range sites {
+		filepath.Walk(s.dir, func(p string, info os.FileInfo, err error) error {
+			if err != nil || !info.Mode().IsRegular() {
+				return nil
+			}
+			if d := abs(info.Size() - want); d < diff {
+				diff, best, bestSize = d, s, info.Size()
+				bestPath, _ = filepath.Rel(s.dir, p)
+			}
+			return nil
+		})
+	}
+	return best, filepath.ToSlash(bestPath), bestSize
+}
+
+func abs(x int64) int64 {
+	if x < 0 {
+		return -x
+	}
+	return x
+}
+
+func benchEdge(bin, work string, sites []site, results map[string]any) error {
+	data := filepath.Join(work, "data")
+	srv := exec.Command(bin, "server", "--data", data, "--api-addr", apiAddr, "--edge-addr", edgeAddr)
+	srv.Stderr = io.Discard
+	if err := srv.Start(); err != nil {
+		return err
+	}
+	defer func() { srv.Process.Kill(); srv.Wait() }()
+	if err := waitPort(apiAddr); err != nil {
+		return err
+	}
+	for _, s := range sites {
+		if err := run("", bin, "publish", s.dir, "--deployment", s.name, "--api", "http://"+apiAddr, "--data", data); err != nil {
+			return err
+		}
+	}
+	fmt.Printf("\n== edge: cairn vs nginx (wrk -t2 -c32 keep-alive, 8 s, median of 3 alternating rounds)\n")
+	for _, c := range []struct {
+		label string
+		size  int64
+	}{{"small", 4 << 10}, {"large", 5 << 20}} {
+		s, rel, size := pick(sites, c.size)
+		stop, err := startNginx(work, s.dir)
+		if err != nil {
+			return err
+		}
+		host := s.name + ".localhost"
+		if err := sameBytes(host, rel); err != nil {
+			stop()
+			return err
+		}
+		var cr, nr, cm, nm []float64
+		for round := range 4 { // round 0 warms both up
+			nrps, nmbs, err := wrk("http://"+nginxAddr+"/"+rel, "")
+			if err != nil {
+				stop()
+				return err
+			}
+			crps, cmbs, err := wrk("http://"+edgeAddr+"/"+rel, host)
+			if err != nil {
+				stop()
+				return err
+			}
+			if round > 0 {
+				nr, nm, cr, cm = append(nr, nrps), append(nm, nmbs), append(cr, crps), append(cm, cmbs)
+			}
+		}
+		stop()
+		fmt.Printf("%-6s %s/%s (%d bytes)\n", c.label, s.name, rel, size)
+		fmt.Printf("       nginx %10.0f req/s %9.1f MB/s\n", median(nr), median(nm))
+		fmt.Printf("       cairn %10.0f req/s %9.1f MB/s   ratio %.2f×\n", median(cr), median(cm), median(cr)/median(nr))
+		results["edge_"+c.label] = map[string]any{"file": s.name + "/" + rel, "bytes": size,
+			"nginx_rps": median(nr), "cairn_rps": median(cr), "nginx_mbps": median(nm), "cairn_mbps": median(cm),
+			"ratio": median(cr) / median(nr)}
+	}
+	return nil
+}
+
+// sameBytes checks that both servers return the same body.
+func sameBytes(host, rel string) error {
+	get := func(url, host string) ([]byte, error) {
+		req, _ := http.NewRequest("GET", url, nil)
+		if host != "" {
+			req.Host = host
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return nil, err
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != 200 {
+			return nil, fmt.Errorf("%s: status %d", url, resp.StatusCode)
+		}
+		return io.ReadAll(resp.Body)
+	}
+	a, err := get("http://"+nginxAddr+"/"+rel, "")
+	if err != nil {
+		return err
+	}
+	b, err := get("http://"+edgeAddr+"/"+rel, host)
+	if err != nil {
+		return err
+	}
+	if !bytes.Equal(a, b) {
+		return fmt.Errorf("cairn and nginx serve different bytes for %s", rel)
+	}
+	return nil
+}
+
+func startNginx(work, root string) (func(), error) {
+	prefix := filepath.Join(work, "nginx")
+	os.MkdirAll(filepath.Join(prefix, "logs"), 0o755)
+	conf := fmt.Sprintf(`worker_processes auto;
+user root;
+pid %[1]s/nginx.pid;
+error_log %[1]s/logs/error.log warn;
+events { worker_connections 4096; }
+http {
+  include /etc/nginx/mime.types;
+  access_log off;
+  sendfile on;
+  tcp_nopush on;
+  keepalive_requests 1000000;
+  etag on;
+  server { listen %[2]s; root %[3]s; }
+}
+`, prefix, nginxAddr, root)
+	cf := filepath.Join(prefix, "nginx.conf")
+	if err := os.WriteFile(cf, []byte(conf), 0o644); err != nil {
+		return nil, err
+	}
+	bin := "nginx"
+	if _, err := exec.LookPath(bin); err != nil {
+		bin = "/usr/sbin/nginx"
+	}
+	cmd := exec.Command(bin, "-p", prefix, "-c", cf, "-g", "daemon off;")
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	if err := waitPort(nginxAddr); err != nil {
+		cmd.Process.Kill()
+		return nil, err
+	}
+	return func() { cmd.Process.Signal(os.Interrupt); cmd.Wait() }, nil
+}
+
+var (
+	rpsRE = regexp.MustCompile(`Requests/sec:\s+([\d.]+)`)
+	tpsRE = regexp.MustCompile(`Transfer/sec:\s+([\d.]+)([KMG]?B)`)
+)
+
+// wrk runs wrk against url and returns requests/s and MB/s.
+func wrk(url, host string) (float64, float64, error) {
+	args := []string{"-t2", "-c32", "-d8s", url}
+	if host != "" {
+		args = append(args, "-H", "Host: "+host)
+	}
+	out, err := output("", "wrk", args...)
+	if err != nil {
+		return 0, 0, err
+	}
+	if strings.Contains(out, "Non-2xx") || strings.Contains(out, "Socket errors") {
+		return 0, 0, fmt.Errorf("wrk saw errors on %s:\n%s", url, out)
+	}
+	m, t := rpsRE.FindStringSubmatch(out), tpsRE.FindStringSubmatch(out)
+	if m == nil || t == nil {
+		return 0, 0, fmt.Errorf("cannot parse wrk output:\n%s", out)
+	}
+	rps, _ := strconv.ParseFloat(m[1], 64)
+	v, _ := strconv.ParseFloat(t[1], 64)
+	mult := map[string]float64{"B": 1e-6, "KB": 1024 / 1e6, "MB": 1 << 20 / 1e6, "GB": 1 << 30 / 1e6}[t[2]]
+	return rps, v * mult, nil
+}
