@@ -148,8 +148,10 @@ func tarOf(t testing.TB, tree map[string]string) []byte {
 // blobCount counts stored blobs in the data dir.
 func (e *env) blobCount() int {
 	n := 0
-	filepath.Walk(filepath.Join(e.data, "blobs"), func(p string, info os.FileInfo, err error) error {
-		if err == nil && info.Mode().IsRegular() && !strings.Contains(p, string(filepath.Separator)+"tmp"+string(filepath.Separator)) {
+	root := filepath.Join(e.data, "blobs")
+	filepath.Walk(root, func(p string, info os.FileInfo, err error) error {
+		rel, _ := filepath.Rel(root, p)
+		if err == nil && info.Mode().IsRegular() && !strings.HasPrefix(rel, "tmp"+string(filepath.Separator)) {
 			n++
 		}
 		return nil

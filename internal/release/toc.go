@@ -240,3 +240,6 @@ func checkRelPath(p string) error {
 	}
 	return nil
 }
+
+// CheckPath reports whether p is a clean, relative path inside a tree.
+func CheckPath(p string) error { return checkRelPath(p) }

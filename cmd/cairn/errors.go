@@ -1,0 +1,72 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"path/filepath"
+	"strings"
+
+	"github.com/cairnhq/cairn/internal/client"
+)
+
+// Exit codes. This file is the one place errors become what the user sees.
+const (
+	exitOK          = 0
+	exitError       = 1   // API, usage and local errors
+	exitInterrupted = 130 // SIGINT/SIGTERM
+)
+
+// report prints err as one line on stderr and returns the exit code.
+func (a *app) report(err error) int {
+	if err == nil {
+		return exitOK
+	}
+	msg, code := a.describe(err)
+	fmt.Fprintf(a.stderr, "cairn: %s\n", oneLine(msg))
+	return code
+}
+
+// describe maps an error to its message and exit code.
+func (a *app) describe(err error) (string, int) {
+	var ce *client.Error
+	var ue *url.Error
+	switch {
+	case errors.Is(err, context.Canceled):
+		return "interrupted", exitInterrupted
+	case errors.As(err, &ce) && ce.Status == http.StatusUnauthorized:
+		return err.Error() + ": " + a.tokenHint(), exitError
+	case errors.As(err, &ce):
+		return err.Error(), exitError
+	case errors.As(err, &ue):
+		// A transport failure: name the API, not the request dump.
+		return fmt.Sprintf("cannot reach the API at %s: %v", a.api, unwrapOp(ue.Err)), exitError
+	}
+	return err.Error(), exitError
+}
+
+// tokenHint says where the rejected (or missing) token came from.
+func (a *app) tokenHint() string {
+	if a.tokenSource == "" {
+		return fmt.Sprintf("no API token; pass --token, set CAIRN_TOKEN or use --data with the server's data dir (looked in %s)",
+			filepath.Join(a.data, "token"))
+	}
+	return "the API rejected the token from " + a.tokenSource
+}
+
+// unwrapOp drops net.OpError's "dial tcp 1.2.3.4:5: " prefix, keeping the cause.
+func unwrapOp(err error) error {
+	var op *net.OpError
+	if errors.As(err, &op) && op.Err != nil {
+		return op.Err
+	}
+	return err
+}
+
+// oneLine folds a message onto one line.
+func oneLine(s string) string {
+	return strings.Join(strings.Fields(s), " ")
+}

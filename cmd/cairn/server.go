@@ -1,0 +1,100 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/cairnhq/cairn/internal/server"
+)
+
+func (a *app) serverCmd() *cobra.Command {
+	cfg := server.Default()
+	maxBytes, cacheBytes := sizeValue(cfg.MaxBytes), sizeValue(cfg.CacheBytes)
+	logFormat := choiceValue{value: "auto", choices: []string{"auto", "text", "json"}}
+	logLevel := choiceValue{value: "info", choices: []string{"debug", "info", "warn", "error"}}
+	cmd := &cobra.Command{
+		Use:   "server",
+		Short: "Run the API and edge roles (all of them, or those given by --roles)",
+		Long: "Run cairn's server roles in one process. Every flag has a CAIRN_* environment\n" +
+			"twin; a flag given on the command line wins over its variable.\n" +
+			"--data (CAIRN_DATA) is the data dir and --token (CAIRN_TOKEN) the API token\n" +
+			"(default: generated on first start and stored in the data dir).",
+		Args: exactArgs(0),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg.DataDir, cfg.Token = a.data, strings.TrimSpace(a.token)
+			cfg.MaxBytes, cfg.CacheBytes = int64(maxBytes), int64(cacheBytes)
+			cfg.Roles = trimAll(cfg.Roles)
+			if err := cfg.Validate(); err != nil {
+				return a.blameConfig(err)
+			}
+			cfg.Logger = a.logger(logFormat.value, logLevel.value)
+			ctx := cmd.Context()
+			err := a.runServer(ctx, cfg)
+			if errors.Is(err, context.Canceled) && ctx.Err() != nil {
+				return nil // stopped by a signal: a clean exit
+			}
+			return err
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&cfg.APIAddr, "api-addr", cfg.APIAddr, "address of the API and registry listener")
+	f.StringVar(&cfg.EdgeAddr, "edge-addr", cfg.EdgeAddr, "address of the edge listener")
+	f.StringVar(&cfg.Database, "database", "", "metadata database URL, e.g. postgres://… (default: SQLite in the data dir)")
+	f.StringVar(&cfg.Blobs, "blobs", "", "release store URL, e.g. s3://bucket?endpoint=… (default: files in the data dir)")
+	f.StringSliceVar(&cfg.Roles, "roles", cfg.Roles, "roles to run: api, edge")
+	f.StringVar(&cfg.BaseDomain, "base-domain", cfg.BaseDomain, "the edge serves {name}.{base-domain} and {name}--v{N}.{base-domain}")
+	f.Int64Var(&cfg.MaxFiles, "max-files", cfg.MaxFiles, "most entries in one upload")
+	f.Var(&maxBytes, "max-bytes", "most uncompressed bytes in one upload (e.g. 10GiB)")
+	f.Var(&cacheBytes, "cache-bytes", "size of the edge's hot-file cache (e.g. 256MiB)")
+	f.Var(&logFormat, "log-format", "log format: auto (text on a terminal, else json), text or json")
+	f.Var(&logLevel, "log-level", "log level: debug, info, warn or error")
+	bindEnv(f, "api-addr", "CAIRN_API_ADDR", "edge-addr", "CAIRN_EDGE_ADDR", "database", "CAIRN_DATABASE",
+		"blobs", "CAIRN_BLOBS", "roles", "CAIRN_ROLES", "base-domain", "CAIRN_BASE_DOMAIN",
+		"max-files", "CAIRN_MAX_FILES", "max-bytes", "CAIRN_MAX_BYTES", "cache-bytes", "CAIRN_CACHE_BYTES",
+		"log-format", "CAIRN_LOG_FORMAT", "log-level", "CAIRN_LOG_LEVEL")
+	return cmd
+}
+
+// logger writes to stderr: text on a terminal, JSON otherwise (or as asked).
+func (a *app) logger(format, level string) *slog.Logger {
+	var lv slog.Level
+	_ = lv.UnmarshalText([]byte(level)) // checked by choiceValue
+	opts := &slog.HandlerOptions{Level: lv}
+	if format == "json" || (format == "auto" && (!a.stderrTTY || a.json)) {
+		return slog.New(slog.NewJSONHandler(a.stderr, opts))
+	}
+	return slog.New(slog.NewTextHandler(a.stderr, opts))
+}
+
+func trimAll(ss []string) []string {
+	var out []string
+	for _, s := range ss {
+		if s = strings.TrimSpace(s); s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// choiceValue is a string flag limited to a few values.
+type choiceValue struct {
+	value   string
+	choices []string
+}
+
+func (c *choiceValue) String() string { return c.value }
+func (c *choiceValue) Type() string   { return "string" }
+func (c *choiceValue) Set(s string) error {
+	for _, ch := range c.choices {
+		if s == ch {
+			c.value = s
+			return nil
+		}
+	}
+	return fmt.Errorf("must be one of %s", strings.Join(c.choices, ", "))
+}

@@ -1,0 +1,120 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/cairnhq/cairn/internal/server"
+)
+
+// runServerCmd runs `cairn args…` with server.Run replaced by a recorder.
+func runServerCmd(t *testing.T, env map[string]string, args ...string) (*server.Config, string, int) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	a := newApp(&out, &errb, func(k string) string { return env[k] })
+	var got *server.Config
+	a.runServer = func(ctx context.Context, cfg server.Config) error {
+		got = &cfg
+		return nil
+	}
+	code := a.run(context.Background(), args)
+	return got, errb.String(), code
+}
+
+func TestServerFlagsAndEnv(t *testing.T) {
+	env := map[string]string{
+		"CAIRN_DATA":        "/env/data",
+		"CAIRN_API_ADDR":    "0.0.0.0:9000",
+		"CAIRN_EDGE_ADDR":   "0.0.0.0:9001",
+		"CAIRN_ROLES":       "edge",
+		"CAIRN_TOKEN":       "envtok",
+		"CAIRN_BASE_DOMAIN": "example.test",
+		"CAIRN_MAX_BYTES":   "1GiB",
+		"CAIRN_DATABASE":    "postgres://db/cairn",
+		"CAIRN_BLOBS":       "s3://bucket?endpoint=x",
+	}
+	cfg, stderr, code := runServerCmd(t, env, "--data", "/flag/data", "server", "--edge-addr", ":7",
+		"--max-files", "5", "--cache-bytes", "10MB")
+	if code != 0 || cfg == nil {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	want := server.Default()
+	want.DataDir, want.APIAddr, want.EdgeAddr = "/flag/data", "0.0.0.0:9000", ":7"
+	want.Roles, want.Token, want.BaseDomain = []string{"edge"}, "envtok", "example.test"
+	want.MaxFiles, want.MaxBytes, want.CacheBytes = 5, 1<<30, 10_000_000
+	want.Database, want.Blobs = "postgres://db/cairn", "s3://bucket?endpoint=x"
+	if cfg.Logger == nil {
+		t.Error("no logger")
+	}
+	cfg.Logger = nil
+	if !reflect.DeepEqual(*cfg, want) {
+		t.Errorf("config\n%+v\nwant\n%+v", *cfg, want)
+	}
+}
+
+func TestServerDefaults(t *testing.T) {
+	cfg, stderr, code := runServerCmd(t, nil, "server", "--roles", "api, edge")
+	if code != 0 || cfg == nil {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	d := server.Default()
+	if cfg.DataDir != d.DataDir || cfg.APIAddr != d.APIAddr || !slices.Equal(cfg.Roles, d.Roles) || cfg.MaxBytes != d.MaxBytes {
+		t.Errorf("config %+v", cfg)
+	}
+}
+
+func TestServerBadValues(t *testing.T) {
+	for _, tc := range []struct {
+		env  map[string]string
+		args []string
+		want string
+	}{
+		{map[string]string{"CAIRN_MAX_FILES": "many"}, nil, `cairn: CAIRN_MAX_FILES: invalid value "many" for --max-files`},
+		{map[string]string{"CAIRN_MAX_BYTES": "lots"}, nil, `cairn: CAIRN_MAX_BYTES: invalid value "lots" for --max-bytes`},
+		{map[string]string{"CAIRN_LOG_FORMAT": "xml"}, nil, `cairn: CAIRN_LOG_FORMAT: invalid value "xml"`},
+		{map[string]string{"CAIRN_ROLES": "api,gc"}, nil, `cairn: --roles: unknown role "gc" (known: api, edge) (set by CAIRN_ROLES)`},
+		{nil, []string{"--roles", "web"}, `cairn: --roles: unknown role "web"`},
+		{nil, []string{"--max-files", "0"}, `cairn: --max-files and --max-bytes: must be positive`},
+	} {
+		cfg, stderr, code := runServerCmd(t, tc.env, append([]string{"server"}, tc.args...)...)
+		if code != 1 || cfg != nil || !strings.HasPrefix(stderr, tc.want) || strings.Count(stderr, "\n") != 1 {
+			t.Errorf("%v %v: exit %d, ran %v, stderr %q; want %q", tc.env, tc.args, code, cfg != nil, stderr, tc.want)
+		}
+	}
+}
+
+func TestServerStoppedBySignal(t *testing.T) {
+	var errb bytes.Buffer
+	a := newApp(&bytes.Buffer{}, &errb, func(string) string { return "" })
+	a.runServer = func(ctx context.Context, _ server.Config) error {
+		<-ctx.Done()
+		return ctx.Err()
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if code := a.run(ctx, []string{"server"}); code != 0 {
+		t.Errorf("exit %d: %s", code, errb.String())
+	}
+	a.runServer = func(context.Context, server.Config) error { return errors.New("listen tcp: address in use") }
+	if code := a.run(context.Background(), []string{"server"}); code != 1 {
+		t.Errorf("failed Run: exit %d", code)
+	}
+}
+
+func TestParseSize(t *testing.T) {
+	for in, want := range map[string]int64{"0": 0, "1048576": 1 << 20, "512MiB": 512 << 20, "10GB": 10e9, "4 kB": 4000, "7b": 7} {
+		if got, err := parseSize(in); err != nil || got != want {
+			t.Errorf("parseSize(%q) = %d, %v; want %d", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", "-1", "1.5GB", "GB", "9999999TiB"} {
+		if _, err := parseSize(in); err == nil {
+			t.Errorf("parseSize(%q) succeeded", in)
+		}
+	}
+}

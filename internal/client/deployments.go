@@ -1,0 +1,96 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+
+	"github.com/cairnhq/cairn/internal/meta"
+)
+
+func depPath(dep string) string { return "/v1/deployments/" + url.PathEscape(dep) }
+
+// CreateDeployment creates a deployment; retentionDays 0 takes the server's
+// default. A taken name answers 409.
+func (c *Client) CreateDeployment(ctx context.Context, name, kind string, retentionDays int) (*meta.Deployment, error) {
+	in := map[string]any{"name": name, "kind": kind}
+	if retentionDays > 0 {
+		in["retention_days"] = retentionDays
+	}
+	var d meta.Deployment
+	if err := c.call(ctx, http.MethodPost, "/v1/deployments", in, &d); err != nil {
+		return nil, err
+	}
+	return &d, nil
+}
+
+// GetDeployment finds a deployment by id or name.
+func (c *Client) GetDeployment(ctx context.Context, dep string) (*meta.Deployment, error) {
+	var d meta.Deployment
+	if err := c.call(ctx, http.MethodGet, depPath(dep), nil, &d); err != nil {
+		return nil, err
+	}
+	return &d, nil
+}
+
+// ListDeployments returns every deployment.
+func (c *Client) ListDeployments(ctx context.Context) ([]meta.Deployment, error) {
+	var out struct {
+		Deployments []meta.Deployment `json:"deployments"`
+	}
+	if err := c.call(ctx, http.MethodGet, "/v1/deployments", nil, &out); err != nil {
+		return nil, err
+	}
+	return out.Deployments, nil
+}
+
+// PublishTar uploads body, a tar stream (plain, gzip or zstd) of the built
+// directory, as a new version of dep. The body is streamed with chunked
+// encoding, never buffered whole; if reading it fails the request is
+// aborted with that error. entrypoint "" takes the server's default.
+func (c *Client) PublishTar(ctx context.Context, dep string, body io.Reader, entrypoint string, activate bool) (*meta.Version, error) {
+	if body == nil {
+		return nil, errors.New("publish: nil body")
+	}
+	q := url.Values{}
+	if entrypoint != "" {
+		q.Set("entrypoint", entrypoint)
+	}
+	q.Set("activate", strconv.FormatBool(activate))
+	// Wrapping hides any Len method so that net/http always streams.
+	var v meta.Version
+	err := c.request(ctx, http.MethodPost, depPath(dep)+"/versions?"+q.Encode(),
+		struct{ io.Reader }{body}, "application/x-tar", &v)
+	if err != nil {
+		return nil, err
+	}
+	return &v, nil
+}
+
+// Activate makes version n the deployment's active version. A collected
+// version answers 410.
+func (c *Client) Activate(ctx context.Context, dep string, n int64) (*meta.Deployment, error) {
+	var d meta.Deployment
+	in := map[string]int64{"version_number": n}
+	if err := c.call(ctx, http.MethodPost, depPath(dep)+"/activate", in, &d); err != nil {
+		return nil, err
+	}
+	return &d, nil
+}
+
+// Rollback makes version n active again, or, when n <= 0, the version that
+// was active before the current one.
+func (c *Client) Rollback(ctx context.Context, dep string, n int64) (*meta.Deployment, error) {
+	in := map[string]int64{}
+	if n > 0 {
+		in["version_number"] = n
+	}
+	var d meta.Deployment
+	if err := c.call(ctx, http.MethodPost, depPath(dep)+"/rollback", in, &d); err != nil {
+		return nil, err
+	}
+	return &d, nil
+}

@@ -1,0 +1,48 @@
+package client
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+
+	"github.com/cairnhq/cairn/internal/meta"
+)
+
+func domainPath(host string) string { return "/v1/domains/" + url.PathEscape(host) }
+
+// CreateDomain makes hostname serve dep: pinned to version n, or following
+// the deployment's active version when n <= 0. A taken hostname answers 409.
+func (c *Client) CreateDomain(ctx context.Context, hostname, dep string, n int64) (*meta.Domain, error) {
+	in := map[string]any{"hostname": hostname, "deployment": dep}
+	if n > 0 {
+		in["version_number"] = n
+	}
+	var d meta.Domain
+	if err := c.call(ctx, http.MethodPost, "/v1/domains", in, &d); err != nil {
+		return nil, err
+	}
+	return &d, nil
+}
+
+// GetDomain returns the domain record of hostname.
+func (c *Client) GetDomain(ctx context.Context, hostname string) (*meta.Domain, error) {
+	var d meta.Domain
+	if err := c.call(ctx, http.MethodGet, domainPath(hostname), nil, &d); err != nil {
+		return nil, err
+	}
+	return &d, nil
+}
+
+// SetDomainVersion pins hostname to version n of its deployment, or makes
+// it follow the active version when n <= 0. A collected version answers 410.
+func (c *Client) SetDomainVersion(ctx context.Context, hostname string, n int64) (*meta.Domain, error) {
+	in := map[string]any{"version_number": nil}
+	if n > 0 {
+		in["version_number"] = n
+	}
+	var d meta.Domain
+	if err := c.call(ctx, http.MethodPatch, domainPath(hostname), in, &d); err != nil {
+		return nil, err
+	}
+	return &d, nil
+}

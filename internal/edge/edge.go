@@ -1,0 +1,160 @@
+// Package edge owns the HTTP server that serves static releases straight out
+// of their stored artifacts, with no per-app process.
+//
+// A request goes Host → deployment or domain → version → release → TOC →
+// file. Every deployment is served at {name}.{base} (its active version),
+// every version at {name}--v{N}.{base} (an immutable preview URL), and any
+// other host is looked up as a custom domain.
+//
+// Each request resolves its route once and serves the whole response from
+// that one release, so a rollback is atomic per request. Routes are cached
+// per host and re-resolved after Invalidate; tables of contents are cached
+// per release (they never change); verified file contents are cached in a
+// byte-bounded LRU. No byte reaches a client before it was checked against
+// the stored hashes: a failure before the headers are sent answers 502/504
+// problem+json, a failure after them aborts the connection.
+package edge
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/cairnhq/cairn/internal/blob"
+	"github.com/cairnhq/cairn/internal/meta"
+)
+
+// Defaults of Config.
+const (
+	DefaultCacheBytes    = 256 << 20
+	DefaultMaxCachedFile = 16 << 20
+
+	resyncEvery  = 30 * time.Second // full route resync without a Watcher signal
+	maxTOCs      = 1024             // releases whose TOC stays cached
+	maxRoutes    = 16384            // hosts in the route cache before it is emptied
+	fetchTimeout = 30 * time.Second // bound on one shared metadata/storage fetch
+)
+
+// Config configures an Edge. Meta and Blobs are required.
+type Config struct {
+	Meta          meta.Store
+	Blobs         blob.Store
+	BaseDomain    string       // e.g. "localhost": {name}.{base} and {name}--v{N}.{base}
+	CacheBytes    int64        // bound of the hot-file cache; 0 means DefaultCacheBytes
+	MaxCachedFile int64        // larger files are streamed, never cached; 0 means DefaultMaxCachedFile
+	Logger        *slog.Logger // nil discards
+}
+
+// Edge is an http.Handler serving static releases. It is safe for
+// concurrent use. Run keeps its routes fresh; Invalidate forces it.
+type Edge struct {
+	meta    meta.Store
+	blobs   blob.Store
+	base    string
+	maxFile int64
+	log     *slog.Logger
+	resync  time.Duration
+
+	routes routeTable
+	tocs   *lru[string, *tocEntry]
+	tocFl  flight[string, *tocEntry]
+	files  *lru[fileKey, *file]
+	fileFl flight[fileKey, *file]
+}
+
+// New returns an Edge. It does no I/O.
+func New(cfg Config) *Edge {
+	if cfg.CacheBytes <= 0 {
+		cfg.CacheBytes = DefaultCacheBytes
+	}
+	if cfg.MaxCachedFile <= 0 {
+		cfg.MaxCachedFile = DefaultMaxCachedFile
+	}
+	cfg.MaxCachedFile = min(cfg.MaxCachedFile, cfg.CacheBytes)
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Edge{
+		meta:    cfg.Meta,
+		blobs:   cfg.Blobs,
+		base:    strings.Trim(strings.ToLower(cfg.BaseDomain), "."),
+		maxFile: cfg.MaxCachedFile,
+		log:     cfg.Logger,
+		resync:  resyncEvery,
+		routes:  routeTable{m: map[string]*route{}},
+		tocs:    newLRU[string, *tocEntry](maxTOCs),
+		files:   newLRU[fileKey, *file](cfg.CacheBytes),
+	}
+}
+
+// Invalidate makes every cached route re-resolve on its next request. Call
+// it after changing a pointer (activate, rollback, domain) that the
+// metadata store does not announce through meta.Watcher.
+func (e *Edge) Invalidate() { e.routes.gen.Add(1) }
+
+// Run keeps routes fresh until ctx ends, then returns nil. If the metadata
+// store implements meta.Watcher, every signal invalidates the routes; in
+// any case they are fully resynced every 30 seconds.
+func (e *Edge) Run(ctx context.Context) error {
+	var changes <-chan struct{}
+	if w, ok := e.meta.(meta.Watcher); ok {
+		changes = w.Watch(ctx)
+	}
+	t := time.NewTicker(e.resync)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case _, ok := <-changes:
+			if !ok {
+				changes = nil // store closed: keep the periodic resync
+				continue
+			}
+			e.Invalidate()
+		case <-t.C:
+			e.Invalidate()
+		}
+	}
+}
+
+// ServeHTTP serves GET and HEAD requests for the site named by the Host.
+func (e *Edge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header()["Allow"] = allowHdr
+		page(w, r, http.StatusMethodNotAllowed)
+		return
+	}
+	host, ok := parseHost(r.Host)
+	if !ok {
+		page(w, r, http.StatusNotFound)
+		return
+	}
+	rt, err := e.route(r.Context(), host)
+	if err != nil {
+		e.upstreamError(w, r, err)
+		return
+	}
+	if rt.status != 0 {
+		page(w, r, rt.status)
+		return
+	}
+	h := w.Header()
+	h["X-Cairn-Version"] = rt.hdrVersion
+	h["X-Cairn-Release"] = rt.hdrRelease
+	e.serve(w, r, rt)
+}
+
+// Shared header values: never appended to (cap == len), so responses may
+// share them.
+var (
+	allowHdr       = []string{"GET, HEAD"}
+	acceptRanges   = []string{"bytes"}
+	varyAE         = []string{"Accept-Encoding"}
+	zstdHdr        = []string{"zstd"}
+	cacheImmutable = []string{"public, max-age=31536000, immutable"}
+	cacheRevalid   = []string{"public, max-age=0, must-revalidate"}
+	cacheNoStore   = []string{"no-store"}
+)

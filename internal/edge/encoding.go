@@ -1,0 +1,59 @@
+package edge
+
+import "strings"
+
+// acceptsZstd reports whether Accept-Encoding values list the zstd coding
+// with a non-zero quality. Only an explicit "zstd" counts: "*" is not taken
+// as consent, since a client that names no zstd most likely cannot decode
+// it. A malformed q value counts as q=0. It does not allocate.
+func acceptsZstd(values []string) bool {
+	for _, v := range values {
+		for v != "" {
+			var elem string
+			elem, v, _ = strings.Cut(v, ",")
+			coding, params, _ := strings.Cut(elem, ";")
+			if strings.EqualFold(strings.TrimSpace(coding), "zstd") {
+				return qNonZero(params)
+			}
+		}
+	}
+	return false
+}
+
+// qNonZero reads the weight among ";"-separated parameters (default 1).
+func qNonZero(params string) bool {
+	for params != "" {
+		var p string
+		p, params, _ = strings.Cut(params, ";")
+		k, val, ok := strings.Cut(p, "=")
+		if !ok || !strings.EqualFold(strings.TrimSpace(k), "q") {
+			continue
+		}
+		return qPositive(strings.TrimSpace(val))
+	}
+	return true
+}
+
+// qPositive parses an RFC 9110 qvalue ("0" ["." 0-3 digits] or "1" ["."
+// 0-3 zeros]) and reports whether it is valid and above zero.
+func qPositive(q string) bool {
+	if q == "" || len(q) > 5 || (q[0] != '0' && q[0] != '1') {
+		return false
+	}
+	frac := q[1:]
+	if frac != "" {
+		if frac[0] != '.' {
+			return false
+		}
+		frac = frac[1:]
+	}
+	nonzero := false
+	for i := 0; i < len(frac); i++ {
+		c := frac[i]
+		if c < '0' || c > '9' || (q[0] == '1' && c != '0') {
+			return false
+		}
+		nonzero = nonzero || c != '0'
+	}
+	return q[0] == '1' || nonzero
+}

@@ -1,0 +1,132 @@
+package edge
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"time"
+)
+
+var zeroTime time.Time
+
+// problemUpstream is the RFC 9457 type of every storage failure.
+const problemUpstream = "https://cairn.dev/problems/upstream"
+
+// problem is an RFC 9457 problem details body.
+type problem struct {
+	Type      string `json:"type"`
+	Title     string `json:"title"`
+	Status    int    `json:"status"`
+	Detail    string `json:"detail"`
+	Instance  string `json:"instance"`
+	RequestID string `json:"request_id"`
+}
+
+// upstreamError answers a metadata or storage failure that happened before
+// any header was sent: 504 when a deadline passed, else 502, as
+// problem+json without the internal error text, which is logged with the
+// request id instead. Headers of the file response are dropped.
+func (e *Edge) upstreamError(w http.ResponseWriter, r *http.Request, err error) {
+	id := e.logFailure(r, "edge: storage failure", err)
+	p := problem{Type: problemUpstream, Status: http.StatusBadGateway, Title: "Bad Gateway",
+		Detail:   "The stored site could not be read. Try again later.",
+		Instance: "urn:cairn:request:" + id, RequestID: id}
+	if errors.Is(err, context.DeadlineExceeded) {
+		p.Status, p.Title = http.StatusGatewayTimeout, "Gateway Timeout"
+	}
+	body, _ := json.Marshal(p)
+	h := w.Header()
+	for _, k := range []string{"Etag", "Content-Encoding", "Content-Range", "Accept-Ranges", "Vary"} {
+		delete(h, k)
+	}
+	h["Cache-Control"] = cacheNoStore
+	h["Content-Type"] = []string{"application/problem+json"}
+	h["Content-Length"] = []string{strconv.Itoa(len(body))}
+	w.WriteHeader(p.Status)
+	if r.Method != http.MethodHead {
+		w.Write(body)
+	}
+}
+
+// logFailure logs err under a new request id and returns the id.
+func (e *Edge) logFailure(r *http.Request, msg string, err error) string {
+	var b [8]byte
+	rand.Read(b[:])
+	id := hex.EncodeToString(b[:])
+	lvl := slog.LevelError
+	if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
+		lvl = slog.LevelDebug // the client went away
+	}
+	e.log.Log(r.Context(), lvl, msg, "request_id", id, "host", r.Host, "path", r.URL.Path, "err", err)
+	return id
+}
+
+// pages are the edge's own small answers.
+var pages = map[int][]byte{}
+
+func init() {
+	for code, text := range map[int]string{
+		http.StatusBadRequest:       "The request path is not valid.",
+		http.StatusNotFound:         "There is nothing here.",
+		http.StatusMethodNotAllowed: "Only GET and HEAD are served here.",
+		http.StatusGone:             "This version was removed; its files are no longer stored.",
+	} {
+		title := fmt.Sprintf("%d %s", code, http.StatusText(code))
+		pages[code] = fmt.Appendf(nil, "<!doctype html>\n<meta charset=utf-8>\n<title>%s</title>\n<h1>%s</h1>\n<p>%s</p>\n",
+			title, title, text)
+	}
+}
+
+// page writes one of the edge's error pages (not cached by clients).
+func page(w http.ResponseWriter, r *http.Request, code int) {
+	body := pages[code]
+	h := w.Header()
+	h["Cache-Control"] = cacheNoStore
+	h["Content-Type"] = []string{"text/html; charset=utf-8"}
+	h["Content-Length"] = []string{strconv.Itoa(len(body))}
+	h["X-Content-Type-Options"] = []string{"nosniff"}
+	w.WriteHeader(code)
+	if r.Method != http.MethodHead {
+		w.Write(body)
+	}
+}
+
+// holdWriter holds the status line back until the first body byte, so
+// that a stream failing on its first read can still be answered with a
+// 502 instead of a truncated body.
+type holdWriter struct {
+	http.ResponseWriter
+	code int
+	sent bool
+}
+
+func (h *holdWriter) WriteHeader(code int) {
+	if h.code == 0 {
+		h.code = code
+	}
+}
+
+func (h *holdWriter) Write(p []byte) (int, error) {
+	if !h.sent {
+		h.flushHeader()
+	}
+	return h.ResponseWriter.Write(p)
+}
+
+// flushHeader sends the held status (200 if none).
+func (h *holdWriter) flushHeader() {
+	h.sent = true
+	if h.code == 0 {
+		h.code = http.StatusOK
+	}
+	h.ResponseWriter.WriteHeader(h.code)
+}
+
+// Unwrap lets http.ResponseController reach the connection.
+func (h *holdWriter) Unwrap() http.ResponseWriter { return h.ResponseWriter }

@@ -1,0 +1,157 @@
+package edge
+
+import (
+	"bytes"
+	"net/http"
+	"net/url"
+	"path"
+	"strconv"
+	"strings"
+
+	"github.com/cairnhq/cairn/internal/release"
+)
+
+// serve answers a request from the one release of rt.
+func (e *Edge) serve(w http.ResponseWriter, r *http.Request, rt *route) {
+	p := r.URL.Path
+	if strings.IndexByte(p, 0) >= 0 {
+		page(w, r, http.StatusBadRequest)
+		return
+	}
+	if !strings.HasPrefix(p, "/") {
+		p = "/" + p
+	}
+	clean := path.Clean(p)
+	rel := clean[1:]
+	slash := rel != "" && strings.HasSuffix(p, "/")
+	if rel == "" {
+		rel = rt.entrypoint
+	}
+	ent, at, ok := lookup(rt.toc, rel)
+	switch {
+	case !ok:
+		e.notFound(w, r, rt)
+		return
+	case ent.Type == release.TypeDir && !slash && at != "":
+		redirect(w, r, rt, clean+"/")
+		return
+	case ent.Type == release.TypeDir:
+		if ent, _, ok = lookup(rt.toc, joinRel(at, "index.html")); !ok || ent.Type != release.TypeFile {
+			e.notFound(w, r, rt)
+			return
+		}
+	case slash: // a file asked for as a directory
+		redirect(w, r, rt, clean)
+		return
+	}
+	e.serveFile(w, r, rt, ent)
+}
+
+// serveFile sends a file entry with status 200 (or 206, 304, 416 as the
+// request's Range and preconditions ask).
+func (e *Edge) serveFile(w http.ResponseWriter, r *http.Request, rt *route, ent *release.Entry) {
+	h := w.Header()
+	h["Cache-Control"] = rt.cache
+	h["Accept-Ranges"] = acceptRanges
+	_, _, passable := ent.RawSpan()
+	if passable {
+		h["Vary"] = varyAE
+	}
+	noRange := len(r.Header["Range"]) == 0
+	raw := passable && noRange && acceptsZstd(r.Header["Accept-Encoding"])
+	if raw {
+		h["Content-Encoding"] = zstdHdr
+	}
+	if !e.cacheable(ent, raw) {
+		e.serveStream(w, r, rt, ent, raw)
+		return
+	}
+	f, err := e.loadFile(r.Context(), rt, ent, raw)
+	if err != nil {
+		delete(h, "Content-Encoding")
+		e.upstreamError(w, r, err)
+		return
+	}
+	h["Etag"] = f.etag
+	h["Content-Type"] = f.ctype
+	if noRange && len(r.Header["If-None-Match"]) == 0 && len(r.Header["If-Match"]) == 0 {
+		// What ServeContent would do, without its per-request work.
+		h["Content-Length"] = f.clen
+		w.WriteHeader(http.StatusOK)
+		if r.Method != http.MethodHead {
+			w.Write(f.data)
+		}
+		return
+	}
+	if raw {
+		h["Content-Length"] = f.clen // ServeContent leaves it to us with Content-Encoding
+	}
+	http.ServeContent(w, r, "", zeroTime, bytes.NewReader(f.data))
+}
+
+// serveStream sends a file too large for the hot cache through a stream.
+// A storage failure before the first byte answers 502/504; after it the
+// connection is aborted so the client sees a truncated response.
+func (e *Edge) serveStream(w http.ResponseWriter, r *http.Request, rt *route, ent *release.Entry, raw bool) {
+	s := newStream(r.Context(), rt.rr, ent, raw)
+	defer s.Close()
+	h := w.Header()
+	if raw {
+		h["Etag"] = []string{`"` + ent.SHA256 + `-zstd"`}
+		h["Content-Length"] = []string{strconv.FormatInt(ent.FrameLength, 10)}
+	} else {
+		h["Etag"] = []string{`"` + ent.SHA256 + `"`}
+	}
+	h["Content-Type"] = []string{contentType(ent)}
+	if rng := r.Header.Get("Range"); strings.Contains(rng, ",") {
+		// Multipart ranges read the stream from a goroutine that may outlive
+		// ServeContent; serve the whole file instead (RFC 9110 allows it).
+		r = r.Clone(r.Context())
+		r.Header.Del("Range")
+	}
+	hw := &holdWriter{ResponseWriter: w}
+	http.ServeContent(hw, r, "", zeroTime, s)
+	switch {
+	case s.err != nil && !hw.sent:
+		e.upstreamError(w, r, s.err)
+	case s.err != nil:
+		e.logFailure(r, "edge: storage failure, aborting the response", s.err)
+		panic(http.ErrAbortHandler)
+	case !hw.sent:
+		hw.flushHeader()
+	}
+}
+
+// notFound serves the release's 404.html with status 404, or a plain 404.
+func (e *Edge) notFound(w http.ResponseWriter, r *http.Request, rt *route) {
+	ent, _, ok := lookup(rt.toc, "404.html")
+	if !ok || ent.Type != release.TypeFile || !e.cacheable(ent, false) {
+		page(w, r, http.StatusNotFound)
+		return
+	}
+	f, err := e.loadFile(r.Context(), rt, ent, false)
+	if err != nil {
+		e.upstreamError(w, r, err)
+		return
+	}
+	h := w.Header()
+	h["Cache-Control"] = cacheRevalid
+	h["Content-Type"] = f.ctype
+	h["Content-Length"] = f.clen
+	w.WriteHeader(http.StatusNotFound)
+	if r.Method != http.MethodHead {
+		w.Write(f.data)
+	}
+}
+
+// redirect answers 301 to the absolute path to (query string kept).
+func redirect(w http.ResponseWriter, r *http.Request, rt *route, to string) {
+	loc := (&url.URL{Path: to}).EscapedPath()
+	if r.URL.RawQuery != "" {
+		loc += "?" + r.URL.RawQuery
+	}
+	h := w.Header()
+	h.Set("Location", loc)
+	h["Cache-Control"] = rt.cache
+	w.WriteHeader(http.StatusMovedPermanently)
+}
