@@ -72,7 +72,7 @@ func benchPack(bin, work string, sites []site, results map[string]any) error {
 		var tc, tr []float64
 		for range 5 {
 			t0 := time.Now()
-			if err := run("", bin, "pack", s.dir, "-o", out1); err != nil {
+			if _, err := output("", bin, "pack", s.dir, "-o", out1); err != nil {
 				return err
 			}
 			tc = append(tc, time.Since(t0).Seconds())
@@ -221,7 +221,6 @@ http {
   include /etc/nginx/mime.types;
   access_log off;
   sendfile on;
-  tcp_nopush on;
   keepalive_requests 1000000;
   etag on;
   server { listen %[2]s; root %[3]s; }

@@ -23,7 +23,7 @@ import (
 // env is a real edge: SQLite metadata and filesystem blobs in a temporary
 // directory, served by an httptest server.
 type env struct {
-	t       *testing.T
+	t       testing.TB
 	meta    *sqlite.Store
 	blobs   *fs.Store
 	blobDir string
@@ -32,7 +32,7 @@ type env struct {
 	client  *http.Client
 }
 
-func newEnv(t *testing.T, cfg Config, opts ...func(*Edge)) *env {
+func newEnv(t testing.TB, cfg Config, opts ...func(*Edge)) *env {
 	t.Helper()
 	dir := t.TempDir()
 	m, err := sqlite.Open(filepath.Join(dir, "meta.db"))

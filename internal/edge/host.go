@@ -46,7 +46,7 @@ func parseHost(h string) (host string, ok bool) {
 			return "", false
 		}
 	}
-	if h[len(h)-1] == '-' {
+	if label == 0 || h[len(h)-1] == '-' {
 		return "", false
 	}
 	if upper {
