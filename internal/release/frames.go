@@ -11,6 +11,7 @@ import (
 	"io"
 	"os"
 	"sync"
+	"syscall"
 
 	"github.com/klauspost/compress/zstd"
 )
@@ -229,7 +230,7 @@ const blockSize = 512
 
 func (p *packer) content(i int, abs string, progress func(int64)) error {
 	e, l := &p.entries[i], &p.locs[i]
-	f, err := os.Open(abs)
+	f, err := openFile(abs)
 	if err != nil {
 		return err
 	}
@@ -334,4 +335,14 @@ func TreeDigest(entries []Entry) string {
 		fmt.Fprintf(h, "%s %o %d %s %s\x00%s\n", e.Type, e.Mode, e.Size, e.SHA256, e.Path, e.Link)
 	}
 	return hex.EncodeToString(h.Sum(nil))
+}
+
+// openFile opens a regular file for reading without registering it with the
+// runtime poller (two syscalls fewer per file than os.Open).
+func openFile(name string) (*os.File, error) {
+	fd, err := syscall.Open(name, syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: name, Err: err}
+	}
+	return os.NewFile(uintptr(fd), name), nil
 }
