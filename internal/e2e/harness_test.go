@@ -161,8 +161,8 @@ func (e *env) blobCount() int {
 
 func site(tag string) map[string]string {
 	return map[string]string{
-		"index.html":      fmt.Sprintf("<h1>%s</h1>", tag),
+		"index.html":       fmt.Sprintf("<h1>%s</h1>", tag),
 		"about/index.html": "about " + tag,
-		"app.js":          strings.Repeat("console.log('"+tag+"');\n", 100),
+		"app.js":           strings.Repeat("console.log('"+tag+"');\n", 100),
 	}
 }

@@ -41,7 +41,7 @@ func file(name, body string) hdr { return hdr{name: name, typ: tar.TypeReg, body
 // leaves no version, release, blob or staging file behind; the server keeps
 // serving.
 func TestHostileUploads(t *testing.T) {
-	e := start(t, func(c *server.Config) { c.MaxFiles, c.MaxBytes = 50, 1 << 20 })
+	e := start(t, func(c *server.Config) { c.MaxFiles, c.MaxBytes = 50, 1<<20 })
 	e.publish("good", site("ok"))
 	e.do("POST", "/v1/deployments", e.jsonBody(map[string]any{"name": "demo"}), nil)
 	good := rawTar(file("index.html", "hello"), file("b.txt", strings.Repeat("b", 4000)))

@@ -63,6 +63,9 @@ func (e *Edge) loadFile(ctx context.Context, rt *route, ent *release.Entry, raw 
 		return f, nil
 	}
 	return e.fileFl.do(ctx, k, func(ctx context.Context) (*file, error) {
+		if f, ok := e.files.get(k); ok { // loaded by a flight that just ended
+			return f, nil
+		}
 		var data []byte
 		var err error
 		if raw {

@@ -102,6 +102,16 @@ func TestEntrypoint(t *testing.T) {
 	if _, body := v.mustGet("app.localhost", "/", 200); string(body) != "the app" {
 		t.Fatalf("/ served %q", body)
 	}
+	// An entrypoint naming a directory serves its index; one with a
+	// leading slash is taken relative to the root.
+	v.publishEntry(v.deploy("dir"), map[string]string{"www/index.html": "www"}, true, "www")
+	v.publishEntry(v.deploy("abs"), map[string]string{"a/b.html": "b"}, true, "/a/./b.html")
+	if _, body := v.mustGet("dir.localhost", "/", 200); string(body) != "www" {
+		t.Errorf("directory entrypoint: %q", body)
+	}
+	if _, body := v.mustGet("abs.localhost", "/", 200); string(body) != "b" {
+		t.Errorf("absolute entrypoint: %q", body)
+	}
 }
 
 func TestContentTypes(t *testing.T) {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"path"
 	"sync"
 	"sync/atomic"
 
@@ -66,6 +67,12 @@ func (e *Edge) route(ctx context.Context, host string) (*route, error) {
 		return rt, nil
 	}
 	return t.fl.do(ctx, routeKey{host, gen}, func(ctx context.Context) (*route, error) {
+		t.mu.RLock()
+		rt := t.m[host]
+		t.mu.RUnlock()
+		if rt != nil && rt.gen == gen { // resolved by a flight that just ended
+			return rt, nil
+		}
 		rt, err := e.resolve(ctx, host, gen)
 		if err != nil {
 			return nil, err
@@ -109,7 +116,7 @@ func (e *Edge) resolve(ctx context.Context, host string, gen uint64) (*route, er
 	rt := &route{gen: gen, sha: rel.SHA256, toc: te.toc, rr: te.rr,
 		entrypoint: v.ArtifactManifest.Entrypoint, cache: cacheRevalid,
 		hdrVersion: []string{v.ID}, hdrRelease: []string{rel.SHA256}}
-	if rt.entrypoint == "" {
+	if rt.entrypoint = path.Clean("/" + rt.entrypoint)[1:]; rt.entrypoint == "" {
 		rt.entrypoint = "index.html"
 	}
 	if preview {
@@ -164,6 +171,9 @@ func (e *Edge) loadTOC(ctx context.Context, rel *meta.Release) (*tocEntry, error
 		return te, nil
 	}
 	return e.tocFl.do(ctx, rel.SHA256, func(ctx context.Context) (*tocEntry, error) {
+		if te, ok := e.tocs.get(rel.SHA256); ok {
+			return te, nil
+		}
 		d := digest.NewDigestFromEncoded(digest.SHA256, rel.SHA256)
 		rr := release.RangeFunc(func(ctx context.Context, off, n int64) (io.ReadCloser, error) {
 			return e.blobs.Open(ctx, d, off, n)

@@ -23,8 +23,9 @@ func (e *Edge) serve(w http.ResponseWriter, r *http.Request, rt *route) {
 	}
 	clean := path.Clean(p)
 	rel := clean[1:]
-	slash := rel != "" && strings.HasSuffix(p, "/")
-	if rel == "" {
+	root := rel == ""
+	slash := !root && strings.HasSuffix(p, "/")
+	if root {
 		rel = rt.entrypoint
 	}
 	ent, at, ok := lookup(rt.toc, rel)
@@ -32,7 +33,7 @@ func (e *Edge) serve(w http.ResponseWriter, r *http.Request, rt *route) {
 	case !ok:
 		e.notFound(w, r, rt)
 		return
-	case ent.Type == release.TypeDir && !slash && at != "":
+	case ent.Type == release.TypeDir && !slash && !root:
 		redirect(w, r, rt, clean+"/")
 		return
 	case ent.Type == release.TypeDir:
@@ -68,7 +69,6 @@ func (e *Edge) serveFile(w http.ResponseWriter, r *http.Request, rt *route, ent 
 	}
 	f, err := e.loadFile(r.Context(), rt, ent, raw)
 	if err != nil {
-		delete(h, "Content-Encoding")
 		e.upstreamError(w, r, err)
 		return
 	}

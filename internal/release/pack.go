@@ -143,4 +143,3 @@ func tarHeader(e *Entry) *tar.Header {
 	}
 	return h
 }
-
