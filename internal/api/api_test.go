@@ -1,0 +1,121 @@
+package api
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/cairnhq/cairn/internal/blob/fs"
+	"github.com/cairnhq/cairn/internal/meta/sqlite"
+	"github.com/cairnhq/cairn/internal/publish"
+	"github.com/cairnhq/cairn/internal/release"
+)
+
+const token = "secret-token"
+
+func newAPI(t testing.TB) *API {
+	dir := t.TempDir()
+	store, err := sqlite.Open(filepath.Join(dir, "meta.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	blobs, err := fs.New(filepath.Join(dir, "blobs"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub := &publish.Publisher{Meta: store, Blobs: blobs, StageDir: t.TempDir(),
+		Limits: release.Limits{MaxFiles: 100, MaxBytes: 1 << 20}}
+	return New(Config{Meta: store, Blobs: blobs, Publisher: pub, Token: token})
+}
+
+func call(a *API, method, path, body string, auth bool) (*http.Response, map[string]any) {
+	req := httptest.NewRequest(method, path, strings.NewReader(body))
+	if auth {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	rec := httptest.NewRecorder()
+	a.ServeHTTP(rec, req)
+	var out map[string]any
+	json.Unmarshal(rec.Body.Bytes(), &out)
+	return rec.Result(), out
+}
+
+func TestBadRequests(t *testing.T) {
+	a := newAPI(t)
+	if r, _ := call(a, "POST", "/v1/deployments", `{"name":"demo"}`, true); r.StatusCode != 201 {
+		t.Fatalf("create: %d", r.StatusCode)
+	}
+	cases := []struct {
+		method, path, body string
+		auth               bool
+		status             int
+		typ                string
+	}{
+		{"POST", "/v1/deployments", `{"name":"demo"}`, true, 409, "conflict"},
+		{"POST", "/v1/deployments", `{"name":"Bad_Name"}`, true, 400, "bad-request"},
+		{"POST", "/v1/deployments", `{"name":"a--v2"}`, true, 400, "bad-request"},
+		{"POST", "/v1/deployments", `{"name":"x","kind":"vm"}`, true, 400, "bad-request"},
+		{"POST", "/v1/deployments", `{"name":"x","retention_days":-1}`, true, 400, "bad-request"},
+		{"POST", "/v1/deployments", `{"name":"x","bogus":1}`, true, 400, "bad-request"},
+		{"POST", "/v1/deployments", `{"name":`, true, 400, "bad-request"},
+		{"POST", "/v1/deployments", ``, true, 400, "bad-request"},
+		{"POST", "/v1/deployments", `{"name":"x"}`, false, 401, "unauthorized"},
+		{"PATCH", "/v1/deployments/demo", `{"retention_days":7}`, false, 401, "unauthorized"},
+		{"GET", "/v1/deployments/nope", ``, false, 404, "not-found"},
+		{"GET", "/v1/deployments/demo/versions/0", ``, false, 400, "bad-request"},
+		{"GET", "/v1/deployments/demo/versions/3", ``, false, 404, "not-found"},
+		{"GET", "/v1/deployments/demo/versions?limit=1000", ``, false, 400, "bad-request"},
+		{"POST", "/v1/deployments/demo/activate", `{}`, true, 400, "bad-request"},
+		{"POST", "/v1/deployments/demo/rollback", ``, true, 409, "no-previous-version"},
+		{"GET", "/v1/releases/xyz", ``, false, 400, "bad-request"},
+		{"GET", "/v1/releases/" + strings.Repeat("a", 64), ``, false, 404, "not-found"},
+		{"POST", "/v1/domains", `{"hostname":"no","deployment":"demo"}`, true, 400, "bad-request"},
+		{"POST", "/v1/domains", `{"hostname":"a.example.com","deployment":"nope"}`, true, 404, "not-found"},
+		{"GET", "/v1/events?since=yesterday", ``, false, 400, "bad-request"},
+		{"GET", "/v1/nothing", ``, false, 404, "not-found"},
+	}
+	for _, c := range cases {
+		r, body := call(a, c.method, c.path, c.body, c.auth)
+		if r.StatusCode != c.status || r.Header.Get("Content-Type") != "application/problem+json" ||
+			body["type"] != "https://cairn.dev/problems/"+c.typ || body["detail"] == "" {
+			t.Errorf("%s %s %q: %d %v", c.method, c.path, c.body, r.StatusCode, body)
+		}
+	}
+	if r, _ := call(a, "POST", "/v1/deployments", `{"name":"x"}`, false); r.Header.Get("WWW-Authenticate") == "" {
+		t.Error("401 without WWW-Authenticate")
+	}
+	if r, body := call(a, "PATCH", "/v1/deployments/demo", `{"retention_days":7}`, true); r.StatusCode != 200 || body["retention_days"] != 7.0 {
+		t.Errorf("patch: %d %v", r.StatusCode, body)
+	}
+}
+
+// FuzzAPIBodies sends arbitrary bodies to every JSON endpoint: the answer
+// is never a 5xx, and a 4xx is always problem+json.
+func FuzzAPIBodies(f *testing.F) {
+	for _, s := range []string{`{"name":"demo"}`, `{"version_number":1}`, `{"hostname":"a.b.c","deployment":"demo"}`, `{"retention_days":3}`, `[]`, `null`} {
+		f.Add(s)
+	}
+	a := newAPI(f)
+	call(a, "POST", "/v1/deployments", `{"name":"demo"}`, true)
+	paths := [][2]string{{"POST", "/v1/deployments"}, {"PATCH", "/v1/deployments/demo"},
+		{"POST", "/v1/deployments/demo/activate"}, {"POST", "/v1/deployments/demo/rollback"},
+		{"POST", "/v1/domains"}, {"PATCH", "/v1/domains/a.b.c"}, {"POST", "/v1/deployments/demo/versions"}}
+	f.Fuzz(func(t *testing.T, body string) {
+		for _, p := range paths {
+			r, _ := call(a, p[0], p[1], body, true)
+			if r.StatusCode >= 500 {
+				b, _ := io.ReadAll(r.Body)
+				t.Fatalf("%s %s %q: %d %s", p[0], p[1], body, r.StatusCode, b)
+			}
+			if r.StatusCode >= 400 && r.Header.Get("Content-Type") != "application/problem+json" {
+				t.Fatalf("%s %s: %d without problem+json", p[0], p[1], r.StatusCode)
+			}
+		}
+	})
+}
+
