@@ -4,9 +4,9 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/cairnhq/cairn/internal/problem"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -15,43 +15,16 @@ import (
 
 var zeroTime time.Time
 
-// problemUpstream is the RFC 9457 type of every storage failure.
-const problemUpstream = "https://cairn.dev/problems/upstream"
-
-// problem is an RFC 9457 problem details body.
-type problem struct {
-	Type      string `json:"type"`
-	Title     string `json:"title"`
-	Status    int    `json:"status"`
-	Detail    string `json:"detail"`
-	Instance  string `json:"instance"`
-	RequestID string `json:"request_id"`
-}
-
 // upstreamError answers a metadata or storage failure that happened before
-// any header was sent: 504 when a deadline passed, else 502, as
-// problem+json without the internal error text, which is logged with the
-// request id instead. Headers of the file response are dropped.
+// any header was sent (see problem.Upstream). Headers of the file response
+// are dropped.
 func (e *Edge) upstreamError(w http.ResponseWriter, r *http.Request, err error) {
-	id := e.logFailure(r, "edge: storage failure", err)
-	p := problem{Type: problemUpstream, Status: http.StatusBadGateway, Title: "Bad Gateway",
-		Detail:   "The stored site could not be read. Try again later.",
-		Instance: "urn:cairn:request:" + id, RequestID: id}
-	if errors.Is(err, context.DeadlineExceeded) {
-		p.Status, p.Title = http.StatusGatewayTimeout, "Gateway Timeout"
-	}
-	body, _ := json.Marshal(p)
 	h := w.Header()
-	for _, k := range []string{"Etag", "Content-Encoding", "Content-Range", "Accept-Ranges", "Vary"} {
+	for _, k := range []string{"Etag", "Content-Encoding", "Content-Range", "Accept-Ranges", "Vary", "Content-Length"} {
 		delete(h, k)
 	}
 	h["Cache-Control"] = cacheNoStore
-	h["Content-Type"] = []string{"application/problem+json"}
-	h["Content-Length"] = []string{strconv.Itoa(len(body))}
-	w.WriteHeader(p.Status)
-	if r.Method != http.MethodHead {
-		w.Write(body)
-	}
+	problem.Write(w, r, e.log, problem.Upstream(err))
 }
 
 // logFailure logs err under a new request id and returns the id.

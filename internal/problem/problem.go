@@ -12,6 +12,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"strconv"
 
 	"github.com/cairnhq/cairn/internal/blob"
 	"github.com/cairnhq/cairn/internal/meta"
@@ -97,6 +98,18 @@ func From(err error) *Error {
 		Title: "Internal Server Error", Detail: "internal error; see the server log", Err: err}
 }
 
+// Upstream wraps a failure of the storage or metadata behind a response:
+// 504 when a deadline passed, else 502. The client learns only that the
+// stored data could not be read.
+func Upstream(err error) *Error {
+	p := &Error{Status: http.StatusBadGateway, Type: "upstream", Title: http.StatusText(http.StatusBadGateway),
+		Detail: "the stored data could not be read; try again later", Err: err}
+	if errors.Is(err, context.DeadlineExceeded) {
+		p.Status, p.Title = http.StatusGatewayTimeout, http.StatusText(http.StatusGatewayTimeout)
+	}
+	return p
+}
+
 // Write sends err as problem+json. 5xx errors (and any with a cause) are
 // logged with an id that the body carries as "instance".
 func Write(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {
@@ -108,17 +121,28 @@ func Write(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) 
 	if p.Status >= 500 {
 		id := newID()
 		body["instance"] = "urn:cairn:error:" + id
+		body["request_id"] = id
 		if log != nil {
-			log.Error("request failed", "id", id, "method", r.Method, "path", r.URL.Path, "status", p.Status, "err", err)
+			lvl := slog.LevelError
+			if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
+				lvl = slog.LevelDebug // the client went away
+			}
+			log.Log(r.Context(), lvl, "request failed", "request_id", id, "method", r.Method,
+				"host", r.Host, "path", r.URL.Path, "status", p.Status, "err", err)
 		}
 	}
 	if p.Status == http.StatusUnauthorized {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="cairn"`)
 	}
-	w.Header().Set("Content-Type", "application/problem+json")
-	w.Header().Set("X-Content-Type-Options", "nosniff")
+	b, _ := json.Marshal(body)
+	h := w.Header()
+	h.Set("Content-Type", "application/problem+json")
+	h.Set("Content-Length", strconv.Itoa(len(b)))
+	h.Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(p.Status)
-	json.NewEncoder(w).Encode(body)
+	if r.Method != http.MethodHead {
+		w.Write(b)
+	}
 }
 
 func newID() string {
