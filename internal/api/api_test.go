@@ -118,4 +118,3 @@ func FuzzAPIBodies(f *testing.F) {
 		}
 	})
 }
-
