@@ -10,6 +10,7 @@ import (
 	"hash"
 	"io"
 	"os"
+	"slices"
 	"sync"
 	"syscall"
 
@@ -86,7 +87,7 @@ func newPacker(ctx context.Context, w io.Writer, workers int) *packer {
 }
 
 func (p *packer) newJob() *frameJob {
-	return &frameJob{data: make([]byte, 0, GroupSize+SmallFile+4096), chunk: -1, done: make(chan struct{})}
+	return &frameJob{data: getBuf(&groupBufs, GroupSize+SmallFile+4096)[:0], chunk: -1, done: make(chan struct{})}
 }
 
 // emit appends tar stream bytes to the current frame.
@@ -135,7 +136,7 @@ func (p *packer) compress() {
 	defer p.wg.Done()
 	enc := newEncoder()
 	for j := range p.jobs {
-		j.out = enc.EncodeAll(j.data, make([]byte, 0, len(j.data)/2+64))
+		j.out = enc.EncodeAll(j.data, getBuf(&outBufs, len(j.data)/2+4096)[:0])
 		for _, s := range j.spans {
 			sum := sha256.Sum256(j.data[s.start:s.end])
 			p.entries[s.entry].SHA256 = hex.EncodeToString(sum[:])
@@ -172,7 +173,39 @@ func (p *packer) write() {
 		p.art.Write(j.out)
 		p.size += int64(len(j.out))
 		p.lens = append(p.lens, int64(len(j.out)))
+		j.release()
 	}
+}
+
+// Buffers are recycled: frames are allocated and dropped at a high rate.
+var (
+	groupBufs, chunkBufs, outBufs sync.Pool
+	zeros                         [2 * blockSize]byte
+)
+
+// getBuf returns a pooled buffer with capacity of at least n.
+func getBuf(pool *sync.Pool, n int) []byte {
+	if b, ok := pool.Get().(*[]byte); ok && cap(*b) >= n {
+		return (*b)[:cap(*b)]
+	}
+	return make([]byte, n)
+}
+
+func putBuf(pool *sync.Pool, b []byte) {
+	if b != nil {
+		pool.Put(&b)
+	}
+}
+
+// release returns a written frame's buffers to their pools.
+func (j *frameJob) release() {
+	if j.chunk >= 0 {
+		putBuf(&chunkBufs, j.data)
+	} else {
+		putBuf(&groupBufs, j.data)
+	}
+	putBuf(&outBufs, j.out)
+	j.data, j.out = nil, nil
 }
 
 // loc records which frames hold an entry's content.
@@ -216,10 +249,10 @@ func (p *packer) pack(src []srcEntry, progress func(int64)) (*TOC, error) {
 			if err := p.content(i, src[i].abs, progress); err != nil {
 				return nil, err
 			}
-			p.emit(make([]byte, (blockSize-e.Size%blockSize)%blockSize))
+			p.emit(zeros[:(blockSize-e.Size%blockSize)%blockSize])
 		}
 	}
-	p.emit(make([]byte, 2*blockSize))
+	p.emit(zeros[:2*blockSize])
 	if err := p.cut(); err != nil {
 		return nil, err
 	}
@@ -239,7 +272,7 @@ func (p *packer) content(i int, abs string, progress func(int64)) error {
 		l.first, l.n = p.nframe, 1
 		e.Shared, e.InFrame = true, int64(len(p.cur.data))
 		start := len(p.cur.data)
-		p.cur.data = append(p.cur.data, make([]byte, e.Size)...)
+		p.cur.data = slices.Grow(p.cur.data, int(e.Size))[:start+int(e.Size)]
 		if err := readFull(f, p.cur.data[start:], abs); err != nil {
 			return err
 		}
@@ -258,7 +291,7 @@ func (p *packer) content(i int, abs string, progress func(int64)) error {
 	}
 	l.first = p.nframe
 	for left := e.Size; left > 0; {
-		j := &frameJob{data: make([]byte, min(ChunkSize, left)), chunk: i, done: make(chan struct{})}
+		j := &frameJob{data: getBuf(&chunkBufs, ChunkSize)[:min(ChunkSize, left)], chunk: i, done: make(chan struct{})}
 		if err := readFull(f, j.data, abs); err != nil {
 			return err
 		}
