@@ -1,9 +1,13 @@
 package e2e
 
 import (
+	"bytes"
+	"compress/gzip"
+
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"github.com/klauspost/compress/zstd"
 	"io"
 	"net/http"
 	"sort"
@@ -137,5 +141,29 @@ func TestActivateRollback(t *testing.T) {
 	e.do("GET", "/v1/events?deployment=demo", nil, &evs)
 	if len(evs.Events) < 5 {
 		t.Fatalf("only %d events", len(evs.Events))
+	}
+}
+
+// TestCompressedUploads: a tar body may be plain, gzip or zstd; all three
+// give the same release.
+func TestCompressedUploads(t *testing.T) {
+	e := start(t)
+	plain := tarOf(t, site("z"))
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	zw.Write(plain)
+	zw.Close()
+	enc, _ := zstd.NewWriter(nil)
+	e.do("POST", "/v1/deployments", e.jsonBody(map[string]any{"name": "comp"}), nil)
+	var shas []string
+	for _, body := range [][]byte{plain, gz.Bytes(), enc.EncodeAll(plain, nil)} {
+		var v map[string]any
+		if code, _ := e.do("POST", "/v1/deployments/comp/versions", bytes.NewReader(body), &v); code != 201 {
+			t.Fatalf("publish: %d %v", code, v)
+		}
+		shas = append(shas, v["artifact_sha256"].(string))
+	}
+	if shas[0] != shas[1] || shas[1] != shas[2] {
+		t.Fatalf("compressed uploads gave different releases: %v", shas)
 	}
 }
