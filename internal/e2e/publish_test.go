@@ -3,16 +3,16 @@ package e2e
 import (
 	"bytes"
 	"compress/gzip"
-
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"github.com/klauspost/compress/zstd"
 	"io"
 	"net/http"
 	"sort"
 	"strings"
 	"testing"
+
+	"github.com/klauspost/compress/zstd"
 )
 
 // TestPublishServeRecords: publish, serve at {name}.localhost, and check the
