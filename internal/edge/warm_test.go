@@ -67,8 +67,8 @@ func TestWarmPathAndDedup(t *testing.T) {
 	if n := cm.calls.Load(); n != 2 { // deployment, version
 		t.Errorf("%d metadata lookups for one route", n)
 	}
-	if n := cb.opens.Load(); n != 3 { // footer, TOC, file
-		t.Errorf("%d blob reads, want 3", n)
+	if n := cb.opens.Load(); n != 2 { // tail with footer and TOC, file
+		t.Errorf("%d blob reads, want 2", n)
 	}
 	v.mustGet("site.localhost", "/a.css", 200)
 	calls, opens := cm.calls.Load(), cb.opens.Load()

@@ -47,25 +47,33 @@ func readExactly(ctx context.Context, rr RangeReader, off, n int64) ([]byte, err
 	return b, nil
 }
 
+// tailRead is how much of the end of an artifact ReadTOC fetches at once:
+// for most releases the TOC and footer fit, so the TOC costs one ranged read.
+const tailRead = 64 << 10
+
 // ReadTOC reads the footer and the TOC of an artifact of the given size:
-// two ranged reads.
+// one ranged read of the tail, and a second one only for a TOC larger than
+// that.
 func ReadTOC(ctx context.Context, rr RangeReader, size int64) (*TOC, error) {
 	if size < FooterSize {
 		return nil, corruptf("artifact of %d bytes has no footer", size)
 	}
-	fb, err := readExactly(ctx, rr, size-FooterSize, FooterSize)
+	n := min(size, tailRead)
+	tail, err := readExactly(ctx, rr, size-n, n)
 	if err != nil {
 		return nil, err
 	}
-	f, err := ParseFooter(fb, size)
+	f, err := ParseFooter(tail[n-FooterSize:], size)
 	if err != nil {
 		return nil, err
 	}
 	if f.TOCLength > maxTOCBytes {
 		return nil, corruptf("TOC of %d bytes", f.TOCLength)
 	}
-	frame, err := readExactly(ctx, rr, f.TOCOffset, f.TOCLength)
-	if err != nil {
+	var frame []byte
+	if start := f.TOCOffset - (size - n); start >= 0 {
+		frame = tail[start : start+f.TOCLength]
+	} else if frame, err = readExactly(ctx, rr, f.TOCOffset, f.TOCLength); err != nil {
 		return nil, err
 	}
 	return ParseTOC(frame, f.TOCOffset)
