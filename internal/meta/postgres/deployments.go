@@ -1,0 +1,162 @@
+package postgres
+
+import (
+	"context"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/cairnhq/cairn/internal/meta"
+)
+
+// DefaultRetentionDays replaces a zero retention_days.
+const DefaultRetentionDays = 30
+
+const deploymentCols = `id, name, kind, active_version_id, retention_days, created_at`
+
+func scanDeployment(row pgx.Row) (*meta.Deployment, error) {
+	var (
+		d       meta.Deployment
+		created int64
+	)
+	if err := row.Scan(&d.ID, &d.Name, &d.Kind, &d.ActiveVersionID, &d.RetentionDays, &created); err != nil {
+		return nil, err
+	}
+	d.CreatedAt = fromNanos(created)
+	return &d, nil
+}
+
+// lockDeployment reads one deployment by id and locks its row until tx ends.
+// Every transaction that changes a deployment's versions, pointer or domains
+// takes this lock first: it is what serialises them.
+func (s *Store) lockDeployment(ctx context.Context, tx pgx.Tx, id string) (*meta.Deployment, error) {
+	return scanDeployment(tx.QueryRow(ctx,
+		s.q(`SELECT `+deploymentCols+` FROM deployments WHERE id = ? FOR UPDATE`), id))
+}
+
+func validKind(k string) bool {
+	return k == meta.KindStatic || k == meta.KindOCI || k == meta.KindRootfs
+}
+
+// CreateDeployment fills d.ID (when empty), d.CreatedAt and, when zero,
+// d.RetentionDays (30), and appends a "deployment.create" event. Empty name,
+// unknown kind or negative retention: meta.ErrInvalid. Name or id taken:
+// meta.ErrConflict.
+func (s *Store) CreateDeployment(ctx context.Context, d *meta.Deployment, actor string) error {
+	switch {
+	case d.Name == "":
+		return mapErr("create deployment", invalid("empty name"))
+	case !validKind(d.Kind):
+		return mapErr("create deployment", invalid("unknown kind %q", d.Kind))
+	case d.RetentionDays < 0:
+		return mapErr("create deployment", invalid("negative retention_days"))
+	}
+	nd := *d
+	if nd.ID == "" {
+		nd.ID = newID("dep_")
+	}
+	if nd.RetentionDays == 0 {
+		nd.RetentionDays = DefaultRetentionDays
+	}
+	nd.ActiveVersionID = nil
+	nd.CreatedAt = s.stamp()
+	err := s.update(ctx, func(tx pgx.Tx) error {
+		_, err := tx.Exec(ctx, s.q(`INSERT INTO deployments (`+deploymentCols+`)
+			VALUES (?, ?, ?, NULL, ?, ?)`),
+			nd.ID, nd.Name, nd.Kind, nd.RetentionDays, nd.CreatedAt.UnixNano())
+		if err != nil {
+			return err
+		}
+		return s.appendEvent(ctx, tx, meta.Event{
+			At: nd.CreatedAt, Actor: actor, Action: meta.ActionDeploymentCreate, DeploymentID: nd.ID,
+		}, map[string]any{"name": nd.Name, "kind": nd.Kind, "retention_days": nd.RetentionDays})
+	})
+	if err != nil {
+		return mapErr("create deployment "+quote(d.Name), err)
+	}
+	*d = nd
+	return nil
+}
+
+// GetDeployment finds a deployment by id or, failing that, by name.
+func (s *Store) GetDeployment(ctx context.Context, idOrName string) (*meta.Deployment, error) {
+	var d *meta.Deployment
+	err := s.read(ctx, func(q querier) (err error) {
+		d, err = scanDeployment(q.QueryRow(ctx, s.q(`SELECT `+deploymentCols+`
+			FROM deployments WHERE id = ? OR name = ?
+			ORDER BY CASE WHEN id = ? THEN 0 ELSE 1 END LIMIT 1`), idOrName, idOrName, idOrName))
+		return err
+	})
+	if err != nil {
+		return nil, mapErr("get deployment "+quote(idOrName), err)
+	}
+	return d, nil
+}
+
+// ListDeployments returns every deployment, ordered by name.
+func (s *Store) ListDeployments(ctx context.Context) ([]meta.Deployment, error) {
+	out, err := list(ctx, s, scanDeployment, `SELECT `+deploymentCols+` FROM deployments ORDER BY name`)
+	return out, mapErr("list deployments", err)
+}
+
+// UpdateDeployment stores d.RetentionDays (zero means 30, negative is
+// meta.ErrInvalid) for the deployment d.ID and refreshes *d from the stored
+// record: other fields are not mutable and are overwritten. A change appends a
+// "deployment.update" event with before/after. Unknown id: meta.ErrNotFound.
+func (s *Store) UpdateDeployment(ctx context.Context, d *meta.Deployment, actor string) error {
+	op := "update deployment " + quote(d.ID)
+	if d.RetentionDays < 0 {
+		return mapErr(op, invalid("negative retention_days"))
+	}
+	days := d.RetentionDays
+	if days == 0 {
+		days = DefaultRetentionDays
+	}
+	var cur *meta.Deployment
+	err := s.update(ctx, func(tx pgx.Tx) error {
+		var err error
+		if cur, err = s.lockDeployment(ctx, tx, d.ID); err != nil {
+			return err
+		}
+		if cur.RetentionDays == days {
+			return nil
+		}
+		before := cur.RetentionDays
+		cur.RetentionDays = days
+		if _, err := tx.Exec(ctx, s.q(`UPDATE deployments SET retention_days = ? WHERE id = ?`),
+			days, cur.ID); err != nil {
+			return err
+		}
+		return s.appendEvent(ctx, tx, meta.Event{
+			At: s.stamp(), Actor: actor, Action: meta.ActionDeploymentUpdate, DeploymentID: cur.ID,
+		}, map[string]any{
+			"before": map[string]int{"retention_days": before},
+			"after":  map[string]int{"retention_days": days},
+		})
+	})
+	if err != nil {
+		return mapErr(op, err)
+	}
+	*d = *cur
+	return nil
+}
+
+// list runs query (with '?' placeholders) and scans every row.
+func list[T any](ctx context.Context, s *Store, scan func(pgx.Row) (*T, error), query string, args ...any) ([]T, error) {
+	var out []T
+	err := s.read(ctx, func(q querier) error {
+		rows, err := q.Query(ctx, s.q(query), args...)
+		if err != nil {
+			return err
+		}
+		out, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (T, error) {
+			p, err := scan(r)
+			if err != nil {
+				var zero T
+				return zero, err
+			}
+			return *p, nil
+		})
+		return err
+	})
+	return out, err
+}

@@ -1,0 +1,153 @@
+package postgres
+
+import (
+	"context"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/cairnhq/cairn/internal/meta"
+)
+
+const domainCols = `hostname, deployment_id, version_id, created_at, updated_at`
+
+func scanDomain(row pgx.Row) (*meta.Domain, error) {
+	var (
+		d                meta.Domain
+		created, updated int64
+	)
+	if err := row.Scan(&d.Hostname, &d.DeploymentID, &d.VersionID, &created, &updated); err != nil {
+		return nil, err
+	}
+	d.CreatedAt, d.UpdatedAt = fromNanos(created), fromNanos(updated)
+	return &d, nil
+}
+
+func (s *Store) domainByHost(ctx context.Context, q querier, hostname string) (*meta.Domain, error) {
+	return scanDomain(q.QueryRow(ctx, s.q(`SELECT `+domainCols+` FROM domains WHERE hostname = ?`),
+		strings.ToLower(hostname)))
+}
+
+// checkPin reports whether a domain of deployment depID, whose row tx has
+// locked, may be pinned to versionID: meta.ErrNotFound if there is no such
+// version, meta.ErrInvalid if it belongs to another deployment, meta.ErrGone
+// if it was collected. (MarkCollected takes the same lock, so the answer
+// holds until tx ends.)
+func (s *Store) checkPin(ctx context.Context, tx pgx.Tx, depID, versionID string) error {
+	v, err := s.versionByID(ctx, tx, versionID)
+	switch {
+	case err != nil:
+		return err
+	case v.DeploymentID != depID:
+		return invalid("version %s belongs to another deployment", versionID)
+	case v.CollectedAt != nil:
+		return meta.ErrGone
+	}
+	return nil
+}
+
+// CreateDomain inserts d (its hostname lower-cased), filling CreatedAt and
+// UpdatedAt, with a "domain.add" event. Empty hostname: meta.ErrInvalid.
+// Unknown deployment or version: meta.ErrNotFound. Pinned to a version of
+// another deployment: meta.ErrInvalid; to a collected one: meta.ErrGone.
+// Hostname taken: meta.ErrConflict.
+func (s *Store) CreateDomain(ctx context.Context, d *meta.Domain, actor string) error {
+	nd := *d
+	nd.Hostname = strings.ToLower(nd.Hostname)
+	op := "create domain " + quote(nd.Hostname)
+	if nd.Hostname == "" {
+		return mapErr(op, invalid("empty hostname"))
+	}
+	err := s.update(ctx, func(tx pgx.Tx) error {
+		if _, err := s.lockDeployment(ctx, tx, nd.DeploymentID); err != nil {
+			return err
+		}
+		if nd.VersionID != nil {
+			if err := s.checkPin(ctx, tx, nd.DeploymentID, *nd.VersionID); err != nil {
+				return err
+			}
+		}
+		nd.CreatedAt = s.stamp()
+		nd.UpdatedAt = nd.CreatedAt
+		if _, err := tx.Exec(ctx, s.q(`INSERT INTO domains (`+domainCols+`) VALUES (?, ?, ?, ?, ?)`),
+			nd.Hostname, nd.DeploymentID, nd.VersionID, nd.CreatedAt.UnixNano(),
+			nd.UpdatedAt.UnixNano()); err != nil {
+			return err
+		}
+		return s.appendEvent(ctx, tx, meta.Event{
+			At: nd.CreatedAt, Actor: actor, Action: meta.ActionDomainAdd, DeploymentID: nd.DeploymentID,
+			VersionID: deref(nd.VersionID), Hostname: nd.Hostname,
+		}, map[string]*string{"version_id": nd.VersionID})
+	})
+	if err != nil {
+		return mapErr(op, err)
+	}
+	*d = nd
+	return nil
+}
+
+// GetDomain finds a domain by hostname (compared lower-cased). Missing: meta.ErrNotFound.
+func (s *Store) GetDomain(ctx context.Context, hostname string) (*meta.Domain, error) {
+	var d *meta.Domain
+	err := s.read(ctx, func(q querier) (err error) {
+		d, err = s.domainByHost(ctx, q, hostname)
+		return err
+	})
+	if err != nil {
+		return nil, mapErr("get domain "+quote(hostname), err)
+	}
+	return d, nil
+}
+
+// ListDomains returns every domain, ordered by hostname.
+func (s *Store) ListDomains(ctx context.Context) ([]meta.Domain, error) {
+	out, err := list(ctx, s, scanDomain, `SELECT `+domainCols+` FROM domains ORDER BY hostname`)
+	return out, mapErr("list domains", err)
+}
+
+// SetDomainVersion pins the domain to versionID, or makes it follow the
+// deployment's active version when versionID is nil, in one transaction
+// (holding its deployment's row lock) with a "domain.repoint" event (detail:
+// before/after version ids, null meaning "follows the active version").
+// Setting the current value changes nothing and appends no event. Errors as
+// for CreateDomain; unknown hostname: meta.ErrNotFound.
+func (s *Store) SetDomainVersion(ctx context.Context, hostname string, versionID *string, actor string) (*meta.Domain, error) {
+	op := "repoint domain " + quote(hostname)
+	var d *meta.Domain
+	err := s.update(ctx, func(tx pgx.Tx) error {
+		var err error
+		if d, err = s.domainByHost(ctx, tx, hostname); err != nil {
+			return err
+		}
+		// A domain never changes deployment: lock that, then read the domain
+		// again as the last writer left it.
+		if _, err := s.lockDeployment(ctx, tx, d.DeploymentID); err != nil {
+			return err
+		}
+		if d, err = s.domainByHost(ctx, tx, hostname); err != nil {
+			return err
+		}
+		if versionID != nil {
+			if err := s.checkPin(ctx, tx, d.DeploymentID, *versionID); err != nil {
+				return err
+			}
+		}
+		if deref(d.VersionID) == deref(versionID) && (d.VersionID == nil) == (versionID == nil) {
+			return nil
+		}
+		before := d.VersionID
+		d.VersionID, d.UpdatedAt = versionID, s.stamp()
+		if _, err := tx.Exec(ctx, s.q(`UPDATE domains SET version_id = ?, updated_at = ? WHERE hostname = ?`),
+			versionID, d.UpdatedAt.UnixNano(), d.Hostname); err != nil {
+			return err
+		}
+		return s.appendEvent(ctx, tx, meta.Event{
+			At: d.UpdatedAt, Actor: actor, Action: meta.ActionDomainRepoint, DeploymentID: d.DeploymentID,
+			VersionID: deref(versionID), Hostname: d.Hostname,
+		}, change{Before: before, After: versionID})
+	})
+	if err != nil {
+		return nil, mapErr(op, err)
+	}
+	return d, nil
+}

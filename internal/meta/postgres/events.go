@@ -1,0 +1,104 @@
+package postgres
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/cairnhq/cairn/internal/meta"
+)
+
+// DefaultEventLimit is the page size of ListEvents when the filter sets none.
+const DefaultEventLimit = 1000
+
+// eventLockKey, with the schema's hash, names the transaction advisory lock
+// under which events are appended (see appendEvent).
+const eventLockKey = 7801
+
+// change is the detail of a pointer move.
+type change struct {
+	Before *string `json:"before"`
+	After  *string `json:"after"`
+}
+
+// appendEvent inserts e (its ID is assigned by the database) with detail
+// marshalled as JSON (nil: no detail) and, for an action that moves a pointer
+// or adds a version, queues its notification (see announce).
+//
+// It first takes a per-schema transaction advisory lock, held until commit:
+// identity values are handed out at insert time but become visible at
+// commit, so without it a reader paging by id could see event n+1 before n
+// commits and skip n for good. After its first event a transaction only
+// touches rows of the deployment whose row lock it already holds, so the lock
+// adds no deadlock; it does serialise writers from their first event to
+// their commit.
+func (s *Store) appendEvent(ctx context.Context, tx pgx.Tx, e meta.Event, detail any) error {
+	var d *string
+	if detail != nil {
+		b, err := json.Marshal(detail)
+		if err != nil {
+			return err
+		}
+		text := string(b)
+		d = &text
+	}
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1, hashtext(current_schema()))`, eventLockKey); err != nil {
+		return err
+	}
+	_, err := tx.Exec(ctx, s.q(`INSERT INTO events
+		(at, actor, action, deployment_id, version_id, hostname, release_sha256, detail)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`),
+		e.At.UnixNano(), e.Actor, e.Action, e.DeploymentID, e.VersionID, e.Hostname, e.ReleaseSHA256, d)
+	if err != nil {
+		return err
+	}
+	return s.announce(ctx, tx, e)
+}
+
+// ListEvents returns the events matching f in id order (oldest first), at
+// most f.Limit (0 or less: DefaultEventLimit).
+func (s *Store) ListEvents(ctx context.Context, f meta.EventFilter) ([]meta.Event, error) {
+	var (
+		where []string
+		args  []any
+	)
+	if f.DeploymentID != "" {
+		where, args = append(where, "deployment_id = ?"), append(args, f.DeploymentID)
+	}
+	if !f.Since.IsZero() {
+		where, args = append(where, "at >= ?"), append(args, f.Since.UnixNano())
+	}
+	if f.AfterID > 0 {
+		where, args = append(where, "id > ?"), append(args, f.AfterID)
+	}
+	query := `SELECT id, at, actor, action, deployment_id, version_id, hostname, release_sha256, detail
+		FROM events`
+	if len(where) > 0 {
+		query += " WHERE " + strings.Join(where, " AND ")
+	}
+	limit := f.Limit
+	if limit <= 0 {
+		limit = DefaultEventLimit
+	}
+	out, err := list(ctx, s, scanEvent, query+" ORDER BY id LIMIT ?", append(args, limit)...)
+	return out, mapErr("list events", err)
+}
+
+func scanEvent(row pgx.Row) (*meta.Event, error) {
+	var (
+		e      meta.Event
+		at     int64
+		detail *string
+	)
+	if err := row.Scan(&e.ID, &at, &e.Actor, &e.Action, &e.DeploymentID, &e.VersionID,
+		&e.Hostname, &e.ReleaseSHA256, &detail); err != nil {
+		return nil, err
+	}
+	e.At = fromNanos(at)
+	if detail != nil && *detail != "" {
+		e.Detail = json.RawMessage(*detail)
+	}
+	return &e, nil
+}

@@ -1,0 +1,170 @@
+// Package postgres is the scale-out metadata backend: a meta.Store on a
+// PostgreSQL schema, through pgx (github.com/jackc/pgx/v5), shared by any
+// number of cairn processes.
+//
+// The tables are those of the shared migrations (internal/meta/migrations),
+// created in the first schema of the connection's search_path; Open applies
+// the missing ones under an advisory lock, so processes starting together
+// migrate once. Times are stored as unix nanoseconds UTC and returned in UTC.
+//
+// Unlike SQLite, PostgreSQL runs writers concurrently. Every transaction that
+// reads and then changes a deployment's versions, pointer or domains first
+// locks the deployment's row (SELECT … FOR UPDATE), so version numbers are
+// consecutive and exactly one version is active. Events are appended under a
+// per-schema transaction advisory lock, so event ids become visible in order
+// and paging by EventFilter.AfterID misses none. Serialization failures and
+// deadlocks (SQLSTATE 40001, 40P01) are retried a bounded number of times.
+//
+// Every transaction that moves a pointer or adds a version (publish,
+// activate, rollback, domain add or repoint, collect) also runs
+// pg_notify(Channel, payload), so every process hears of it on commit and
+// never of a rolled-back change; see Watch.
+package postgres
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base32"
+	"fmt"
+	"log/slog"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/cairnhq/cairn/internal/meta"
+	"github.com/cairnhq/cairn/internal/meta/migrations"
+)
+
+var (
+	_ meta.Store   = (*Store)(nil)
+	_ meta.Watcher = (*Store)(nil)
+)
+
+// Store is a meta.Store and meta.Watcher on PostgreSQL. It is safe for
+// concurrent use; Close releases its connections.
+type Store struct {
+	now    func() time.Time
+	log    *slog.Logger
+	d      migrations.Dialect
+	cfg    *pgx.ConnConfig
+	pool   *pool
+	schema string // current_schema() of every connection: where the tables are
+
+	ctx    context.Context // ends when the Store is closed; ends every Watch
+	cancel context.CancelFunc
+	mu     sync.Mutex // guards closed and the Add of wg
+	closed bool
+	wg     sync.WaitGroup // Watch goroutines
+}
+
+// Option configures Open.
+type Option func(*options)
+
+type options struct {
+	now      func() time.Time
+	log      *slog.Logger
+	maxConns int
+}
+
+// WithClock sets the clock that stamps records and events (default time.Now).
+func WithClock(now func() time.Time) Option {
+	return func(o *options) { o.now = now }
+}
+
+// WithLogger sets where Watch reports lost and restored listener connections
+// (default: nowhere).
+func WithLogger(l *slog.Logger) Option {
+	return func(o *options) { o.log = l }
+}
+
+// WithMaxConns bounds the pooled connections (default max(8, GOMAXPROCS)).
+// Each Watch holds one more connection of its own.
+func WithMaxConns(n int) Option {
+	return func(o *options) { o.maxConns = n }
+}
+
+// Open connects to the database at url (a postgres:// URL or a keyword/value
+// string, as pgx.ParseConfig takes; runtime parameters such as search_path
+// apply to every connection), brings the schema up to date and returns the
+// Store. ctx bounds the connecting and migrating only. The caller closes the
+// Store.
+func Open(ctx context.Context, url string, opts ...Option) (*Store, error) {
+	o := options{now: time.Now, log: slog.New(slog.DiscardHandler), maxConns: max(8, runtime.GOMAXPROCS(0))}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	cfg, err := pgx.ParseConfig(url)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: open: %w", err) // pgx redacts the password
+	}
+	s := &Store{now: o.now, log: o.log, d: migrations.Postgres, cfg: cfg}
+	where := fmt.Sprintf("%s@%s:%d/%s", cfg.User, cfg.Host, cfg.Port, cfg.Database)
+	if s.schema, err = s.migrate(ctx); err != nil {
+		return nil, fmt.Errorf("postgres: open %s: %w", where, err)
+	}
+	s.pool = newPool(cfg, max(1, o.maxConns))
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	return s, nil
+}
+
+// Close ends every Watch (closing its channel and connection) and closes the
+// pooled connections; calls still running close theirs when they finish. It
+// is safe to call twice.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	s.mu.Unlock()
+	s.cancel()
+	s.wg.Wait()
+	s.pool.close()
+	return nil
+}
+
+// q rebinds a query written with '?' placeholders for the dialect.
+func (s *Store) q(query string) string { return s.d.Rebind(query) }
+
+// stamp is the clock's time in UTC, truncated to what the database keeps.
+func (s *Store) stamp() time.Time {
+	return fromNanos(s.now().UnixNano())
+}
+
+func fromNanos(ns int64) time.Time { return time.Unix(0, ns).UTC() }
+
+func nullTime(ns *int64) *time.Time {
+	if ns == nil {
+		return nil
+	}
+	t := fromNanos(*ns)
+	return &t
+}
+
+func deref(p *string) string {
+	if p == nil {
+		return ""
+	}
+	return *p
+}
+
+var idEncoding = base32.HexEncoding.WithPadding(base32.NoPadding)
+
+// newID is prefix + 20 random lowercase base32 characters (100 bits).
+func newID(prefix string) string {
+	var b [13]byte
+	rand.Read(b[:]) // never fails (crypto/rand)
+	return prefix + strings.ToLower(idEncoding.EncodeToString(b[:]))[:20]
+}
+
+// invalid is a meta.ErrInvalid with a reason.
+func invalid(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", meta.ErrInvalid, fmt.Sprintf(format, args...))
+}
+
+func quote(s string) string { return strconv.Quote(s) }

@@ -1,0 +1,245 @@
+package postgres_test
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"net/url"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/cairnhq/cairn/internal/meta"
+	"github.com/cairnhq/cairn/internal/meta/metatest"
+	"github.com/cairnhq/cairn/internal/meta/migrations"
+	"github.com/cairnhq/cairn/internal/meta/postgres"
+)
+
+// defaultURL is the test server; CAIRN_TEST_POSTGRES overrides it.
+const defaultURL = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
+
+func baseURL() string {
+	if u := os.Getenv("CAIRN_TEST_POSTGRES"); u != "" {
+		return u
+	}
+	return defaultURL
+}
+
+// admin connects to the test server, closed when t ends. Unreachable: the
+// test is skipped, or fails under CI=true.
+func admin(t *testing.T) *pgx.Conn {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Second)
+	defer cancel()
+	c, err := pgx.Connect(ctx, baseURL())
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("PostgreSQL unreachable (CI=true): %v", err)
+		}
+		t.Skipf("PostgreSQL unreachable (set CAIRN_TEST_POSTGRES): %v", err)
+	}
+	t.Cleanup(func() { c.Close(context.Background()) })
+	return c
+}
+
+// freshSchema creates an empty schema and returns a URL whose connections use
+// it (search_path) and are named after it (application_name). When t ends,
+// after the stores opened later are closed, it checks that none left a
+// connection behind and drops the schema.
+func freshSchema(t *testing.T) (u, schema string) {
+	t.Helper()
+	a := admin(t)
+	var b [6]byte
+	rand.Read(b[:])
+	schema = "cairn_test_" + hex.EncodeToString(b[:])
+	if _, err := a.Exec(t.Context(), "CREATE SCHEMA "+schema); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		var n int
+		for deadline := time.Now().Add(2 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+			err := a.QueryRow(ctx, `SELECT COUNT(*) FROM pg_stat_activity WHERE application_name = $1`, schema).Scan(&n)
+			if err != nil || n == 0 || time.Now().After(deadline) {
+				break
+			}
+		}
+		if n > 0 {
+			t.Errorf("%d connection(s) of %s still open after Close", n, schema)
+		}
+		if _, err := a.Exec(ctx, "DROP SCHEMA "+schema+" CASCADE"); err != nil {
+			t.Errorf("drop schema %s: %v", schema, err)
+		}
+	})
+	p, err := url.Parse(baseURL())
+	if err != nil {
+		t.Fatalf("CAIRN_TEST_POSTGRES must be a URL: %v", err)
+	}
+	q := p.Query()
+	q.Set("search_path", schema)
+	q.Set("application_name", schema)
+	p.RawQuery = q.Encode()
+	return p.String(), schema
+}
+
+// open opens a Store on u, closed when t ends.
+func open(t *testing.T, u string, opts ...postgres.Option) *postgres.Store {
+	t.Helper()
+	s, err := postgres.Open(t.Context(), u, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func TestConformance(t *testing.T) {
+	admin(t) // skip once, not in every subtest
+	metatest.Run(t, func(t *testing.T) meta.Store {
+		u, _ := freshSchema(t)
+		return open(t, u)
+	})
+}
+
+// fakeClock advances by step on every reading (step 0: a frozen clock).
+type fakeClock struct {
+	mu   sync.Mutex
+	now  time.Time
+	step time.Duration
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	t := c.now
+	c.now = c.now.Add(c.step)
+	return t
+}
+
+// TestConformanceFakeClock runs the suite with a ticking and a frozen clock in
+// a non-UTC zone: nothing may depend on time passing between calls.
+func TestConformanceFakeClock(t *testing.T) {
+	admin(t)
+	zone := time.FixedZone("UTC+2", 2*60*60)
+	for name, step := range map[string]time.Duration{"ticking": time.Microsecond, "frozen": 0} {
+		t.Run(name, func(t *testing.T) {
+			metatest.Run(t, func(t *testing.T) meta.Store {
+				c := &fakeClock{now: time.Date(2030, 1, 2, 3, 4, 5, 6, zone), step: step}
+				u, _ := freshSchema(t)
+				return open(t, u, postgres.WithClock(c.Now))
+			})
+		})
+	}
+}
+
+// migrationRows is schema_migrations of schema as text.
+func migrationRows(t *testing.T, schema string) string {
+	t.Helper()
+	rows, err := admin(t).Query(t.Context(), `SELECT version, applied_at FROM `+schema+`.schema_migrations ORDER BY version`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var out string
+	for rows.Next() {
+		var v, at int64
+		if err := rows.Scan(&v, &at); err != nil {
+			t.Fatal(err)
+		}
+		out += fmt.Sprintf("v%d@%d;", v, at)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func TestReopen(t *testing.T) {
+	u, schema := freshSchema(t)
+	s, err := postgres.Open(t.Context(), u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := &meta.Deployment{Name: "site", Kind: meta.KindStatic}
+	if err := s.CreateDeployment(t.Context(), d, "x"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	before := migrationRows(t, schema)
+
+	s = open(t, u, postgres.WithClock(func() time.Time { return time.Unix(1, 0) }))
+	if got, err := s.GetDeployment(t.Context(), "site"); err != nil || got.ID != d.ID {
+		t.Errorf("after reopening: %v, %v; want %s", got, err, d.ID)
+	}
+	if after := migrationRows(t, schema); after != before || before == "" {
+		t.Errorf("schema_migrations %q before reopening, %q after: migrations ran again", before, after)
+	}
+}
+
+// TestConcurrentOpen opens a fresh schema from 4 goroutines at once, each
+// with its own clock: all succeed, and one of them applied every migration.
+func TestConcurrentOpen(t *testing.T) {
+	u, schema := freshSchema(t)
+	var wg sync.WaitGroup
+	errs := make([]error, 4)
+	for i := range errs {
+		wg.Go(func() {
+			at := time.Unix(int64(i+1), 0)
+			s, err := postgres.Open(t.Context(), u, postgres.WithClock(func() time.Time { return at }))
+			if err == nil {
+				_, err = s.ListDeployments(t.Context())
+				s.Close()
+			}
+			errs[i] = err
+		})
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("Open %d: %v", i, err)
+		}
+	}
+	var n, stamps int
+	err := admin(t).QueryRow(t.Context(), `SELECT COUNT(*), COUNT(DISTINCT applied_at) FROM `+schema+`.schema_migrations`).
+		Scan(&n, &stamps)
+	ms, _ := migrations.All()
+	if err != nil || n != len(ms) || stamps != 1 {
+		t.Errorf("schema_migrations: %d rows by %d openers (%v), want %d rows by one", n, stamps, err, len(ms))
+	}
+}
+
+func TestOpenMissingSchema(t *testing.T) {
+	admin(t)
+	p, _ := url.Parse(baseURL())
+	q := p.Query()
+	q.Set("search_path", "cairn_test_does_not_exist")
+	p.RawQuery = q.Encode()
+	if s, err := postgres.Open(t.Context(), p.String()); err == nil {
+		s.Close()
+		t.Fatal("Open with a search_path of no existing schema succeeded")
+	}
+}
+
+func TestClock(t *testing.T) {
+	at := time.Date(2030, 1, 2, 3, 4, 5, 123456789, time.FixedZone("x", 3600))
+	u, _ := freshSchema(t)
+	s := open(t, u, postgres.WithClock(func() time.Time { return at }))
+	d := &meta.Deployment{Name: "site", Kind: meta.KindStatic}
+	if err := s.CreateDeployment(t.Context(), d, "x"); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.GetDeployment(t.Context(), d.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !got.CreatedAt.Equal(at) || got.CreatedAt.Location() != time.UTC {
+		t.Errorf("created_at = %v, want %v in UTC", got.CreatedAt, at)
+	}
+}

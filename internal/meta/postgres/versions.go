@@ -1,0 +1,148 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/cairnhq/cairn/internal/meta"
+)
+
+// DefaultVersionLimit is the page size of ListVersions when the caller sets none.
+const DefaultVersionLimit = 100
+
+const versionCols = `id, deployment_id, version_number, status, source_sha256, artifact_uri,
+	artifact_sha256, manifest_files, manifest_total_bytes, manifest_entrypoint,
+	created_at, archived_at, collected_at`
+
+func scanVersion(row pgx.Row) (*meta.Version, error) {
+	var (
+		v                   meta.Version
+		created             int64
+		archived, collected *int64
+	)
+	err := row.Scan(&v.ID, &v.DeploymentID, &v.VersionNumber, &v.Status, &v.SourceSHA256,
+		&v.ArtifactURI, &v.ArtifactSHA256, &v.ArtifactManifest.Files, &v.ArtifactManifest.TotalBytes,
+		&v.ArtifactManifest.Entrypoint, &created, &archived, &collected)
+	if err != nil {
+		return nil, err
+	}
+	v.CreatedAt = fromNanos(created)
+	v.ArchivedAt = nullTime(archived)
+	v.CollectedAt = nullTime(collected)
+	return &v, nil
+}
+
+func (s *Store) versionByID(ctx context.Context, q querier, id string) (*meta.Version, error) {
+	return scanVersion(q.QueryRow(ctx, s.q(`SELECT `+versionCols+` FROM versions WHERE id = ?`), id))
+}
+
+func (s *Store) versionByNumber(ctx context.Context, q querier, depID string, n int64) (*meta.Version, error) {
+	return scanVersion(q.QueryRow(ctx, s.q(`SELECT `+versionCols+`
+		FROM versions WHERE deployment_id = ? AND version_number = ?`), depID, n))
+}
+
+// GetVersion finds a version by id. Missing: meta.ErrNotFound.
+func (s *Store) GetVersion(ctx context.Context, id string) (*meta.Version, error) {
+	var v *meta.Version
+	err := s.read(ctx, func(q querier) (err error) {
+		v, err = s.versionByID(ctx, q, id)
+		return err
+	})
+	if err != nil {
+		return nil, mapErr("get version "+quote(id), err)
+	}
+	return v, nil
+}
+
+// GetVersionByNumber finds version n of a deployment. Missing: meta.ErrNotFound.
+func (s *Store) GetVersionByNumber(ctx context.Context, deploymentID string, n int64) (*meta.Version, error) {
+	var v *meta.Version
+	err := s.read(ctx, func(q querier) (err error) {
+		v, err = s.versionByNumber(ctx, q, deploymentID, n)
+		return err
+	})
+	if err != nil {
+		return nil, mapErr(fmt.Sprintf("get version %q v%d", deploymentID, n), err)
+	}
+	return v, nil
+}
+
+// exists answers meta.ErrNotFound unless deployment id exists.
+func (s *Store) exists(ctx context.Context, id string) error {
+	return s.read(ctx, func(q querier) error {
+		var one int
+		return q.QueryRow(ctx, s.q(`SELECT 1 FROM deployments WHERE id = ?`), id).Scan(&one)
+	})
+}
+
+// ListVersions returns the deployment's versions newest first, with
+// version_number < before (before <= 0: no bound), at most limit (<= 0:
+// DefaultVersionLimit). Unknown deployment: meta.ErrNotFound.
+func (s *Store) ListVersions(ctx context.Context, deploymentID string, limit int, before int64) ([]meta.Version, error) {
+	op := "list versions " + quote(deploymentID)
+	if err := s.exists(ctx, deploymentID); err != nil {
+		return nil, mapErr(op, err)
+	}
+	if limit <= 0 {
+		limit = DefaultVersionLimit
+	}
+	query, args := `SELECT `+versionCols+` FROM versions WHERE deployment_id = ?`, []any{deploymentID}
+	if before > 0 {
+		query, args = query+` AND version_number < ?`, append(args, before)
+	}
+	out, err := list(ctx, s, scanVersion, query+` ORDER BY version_number DESC LIMIT ?`, append(args, limit)...)
+	return out, mapErr(op, err)
+}
+
+// PreviousActive returns the version activated most recently, other than the
+// current active one, even if it has since been collected (activating it then
+// answers meta.ErrGone). Unknown deployment or no such version: meta.ErrNotFound.
+func (s *Store) PreviousActive(ctx context.Context, deploymentID string) (*meta.Version, error) {
+	var v *meta.Version
+	err := s.read(ctx, func(q querier) (err error) {
+		// One statement, one snapshot. activated_at is strictly increasing
+		// per deployment (see activate).
+		v, err = scanVersion(q.QueryRow(ctx, s.q(`SELECT `+versionCols+` FROM versions
+			WHERE deployment_id = ? AND activated_at IS NOT NULL
+			  AND id <> COALESCE((SELECT active_version_id FROM deployments WHERE id = ?), '')
+			ORDER BY activated_at DESC LIMIT 1`), deploymentID, deploymentID))
+		return err
+	})
+	if err != nil {
+		return nil, mapErr("previous active version of "+quote(deploymentID), err)
+	}
+	return v, nil
+}
+
+const releaseCols = `sha256, kind, size_bytes, uri, tree_sha256, created_at, collected_at`
+
+func (s *Store) releaseBySHA(ctx context.Context, q querier, sha string) (*meta.Release, error) {
+	var (
+		r         meta.Release
+		created   int64
+		collected *int64
+	)
+	err := q.QueryRow(ctx, s.q(`SELECT `+releaseCols+` FROM releases WHERE sha256 = ?`), sha).
+		Scan(&r.SHA256, &r.Kind, &r.SizeBytes, &r.URI, &r.TreeSHA256, &created, &collected)
+	if err != nil {
+		return nil, err
+	}
+	r.CreatedAt = fromNanos(created)
+	r.CollectedAt = nullTime(collected)
+	return &r, nil
+}
+
+// GetRelease finds a release by its sha256 (hex). Missing: meta.ErrNotFound.
+func (s *Store) GetRelease(ctx context.Context, sha256 string) (*meta.Release, error) {
+	var r *meta.Release
+	err := s.read(ctx, func(q querier) (err error) {
+		r, err = s.releaseBySHA(ctx, q, sha256)
+		return err
+	})
+	if err != nil {
+		return nil, mapErr("get release "+quote(sha256), err)
+	}
+	return r, nil
+}
