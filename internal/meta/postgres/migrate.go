@@ -19,8 +19,8 @@ const migrateLockKey = 7800
 // migrations.Apply does (same ledger, one transaction per migration that also
 // records it, the dialect's lock first in each), but on one dedicated
 // connection that holds the migration lock throughout. It returns the schema
-// the tables live in. (migrations.Apply takes a *sql.DB, which this build
-// has no pgx driver for.)
+// the tables live in. (migrations.Apply cannot hold one session lock across
+// its transactions, which PostgreSQL needs for concurrent first opens.)
 func (s *Store) migrate(ctx context.Context) (string, error) {
 	c, err := pgx.ConnectConfig(ctx, s.cfg)
 	if err != nil {

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -14,97 +13,6 @@ import (
 
 	"github.com/cairnhq/cairn/internal/meta"
 )
-
-// pool hands out at most cap(sem) connections at a time and keeps the idle
-// ones. (pgxpool needs a module this build does not carry; this is the little
-// of it the Store uses.)
-type pool struct {
-	cfg    *pgx.ConnConfig
-	sem    chan struct{} // one token per connection handed out
-	mu     sync.Mutex
-	idle   []idleConn // most recently used last
-	closed bool
-}
-
-type idleConn struct {
-	c     *pgx.Conn
-	since time.Time
-}
-
-// pingIdle is how long a connection may idle before it is pinged on reuse.
-const pingIdle = time.Second
-
-var errClosed = errors.New("store closed")
-
-func newPool(cfg *pgx.ConnConfig, n int) *pool {
-	return &pool{cfg: cfg, sem: make(chan struct{}, n)}
-}
-
-// acquire returns a connection that the caller must hand back to release.
-func (p *pool) acquire(ctx context.Context) (*pgx.Conn, error) {
-	select {
-	case p.sem <- struct{}{}:
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
-	for {
-		p.mu.Lock()
-		if p.closed {
-			p.mu.Unlock()
-			<-p.sem
-			return nil, errClosed
-		}
-		n := len(p.idle)
-		if n == 0 {
-			p.mu.Unlock()
-			break
-		}
-		ic := p.idle[n-1]
-		p.idle = p.idle[:n-1]
-		p.mu.Unlock()
-		if time.Since(ic.since) < pingIdle || ic.c.Ping(ctx) == nil {
-			return ic.c, nil
-		}
-		closeConn(ic.c)
-	}
-	c, err := pgx.ConnectConfig(ctx, p.cfg)
-	if err != nil {
-		<-p.sem
-		return nil, err
-	}
-	return c, nil
-}
-
-// release takes c back: idle if it is healthy and outside a transaction,
-// closed otherwise.
-func (p *pool) release(c *pgx.Conn) {
-	defer func() { <-p.sem }()
-	p.mu.Lock()
-	if !p.closed && !c.IsClosed() && c.PgConn().TxStatus() == 'I' {
-		p.idle = append(p.idle, idleConn{c, time.Now()})
-		p.mu.Unlock()
-		return
-	}
-	p.mu.Unlock()
-	closeConn(c)
-}
-
-// close closes the idle connections; the others are closed on release.
-func (p *pool) close() {
-	p.mu.Lock()
-	idle := p.idle
-	p.idle, p.closed = nil, true
-	p.mu.Unlock()
-	for _, ic := range idle {
-		closeConn(ic.c)
-	}
-}
-
-func closeConn(c *pgx.Conn) {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-	defer cancel()
-	c.Close(ctx)
-}
 
 // querier is what *pgx.Conn and pgx.Tx share.
 type querier interface {
@@ -121,10 +29,10 @@ const maxAttempts = 5
 // run again.
 func (s *Store) withConn(ctx context.Context, fn func(c *pgx.Conn) error) error {
 	for attempt := 1; ; attempt++ {
-		c, err := s.pool.acquire(ctx)
+		c, err := s.pool.Acquire(ctx)
 		if err == nil {
-			err = fn(c)
-			s.pool.release(c)
+			err = fn(c.Conn())
+			c.Release()
 		}
 		if err == nil || attempt == maxAttempts || !retryable(err) {
 			return err
@@ -184,4 +92,11 @@ func mapErr(op string, err error) error {
 		err = fmt.Errorf("%w: %w", meta.ErrConflict, err)
 	}
 	return fmt.Errorf("postgres: %s: %w", op, err)
+}
+
+// closeConn closes a connection that is not pooled (migration, LISTEN).
+func closeConn(c *pgx.Conn) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	c.Close(ctx)
 }

@@ -34,6 +34,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/cairnhq/cairn/internal/meta"
 	"github.com/cairnhq/cairn/internal/meta/migrations"
@@ -51,7 +52,7 @@ type Store struct {
 	log    *slog.Logger
 	d      migrations.Dialect
 	cfg    *pgx.ConnConfig
-	pool   *pool
+	pool   *pgxpool.Pool
 	schema string // current_schema() of every connection: where the tables are
 
 	ctx    context.Context // ends when the Store is closed; ends every Watch
@@ -97,16 +98,20 @@ func Open(ctx context.Context, url string, opts ...Option) (*Store, error) {
 	for _, opt := range opts {
 		opt(&o)
 	}
-	cfg, err := pgx.ParseConfig(url)
+	pcfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: open: %w", err) // pgx redacts the password
 	}
+	pcfg.MaxConns = int32(max(1, o.maxConns))
+	cfg := pcfg.ConnConfig
 	s := &Store{now: o.now, log: o.log, d: migrations.Postgres, cfg: cfg}
 	where := fmt.Sprintf("%s@%s:%d/%s", cfg.User, cfg.Host, cfg.Port, cfg.Database)
 	if s.schema, err = s.migrate(ctx); err != nil {
 		return nil, fmt.Errorf("postgres: open %s: %w", where, err)
 	}
-	s.pool = newPool(cfg, max(1, o.maxConns))
+	if s.pool, err = pgxpool.NewWithConfig(ctx, pcfg); err != nil {
+		return nil, fmt.Errorf("postgres: open %s: %w", where, err)
+	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	return s, nil
 }
@@ -124,7 +129,7 @@ func (s *Store) Close() error {
 	s.mu.Unlock()
 	s.cancel()
 	s.wg.Wait()
-	s.pool.close()
+	s.pool.Close()
 	return nil
 }
 
