@@ -39,6 +39,7 @@ func start(t *testing.T, mod ...func(*server.Config)) *env {
 	cfg.DataDir = e.data
 	cfg.APIAddr, cfg.EdgeAddr = "127.0.0.1:0", "127.0.0.1:0"
 	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	useBackends(t, &cfg)
 	for _, m := range mod {
 		m(&cfg)
 	}

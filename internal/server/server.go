@@ -19,6 +19,7 @@ import (
 	"github.com/cairnhq/cairn/internal/blob/fs"
 	"github.com/cairnhq/cairn/internal/edge"
 	"github.com/cairnhq/cairn/internal/meta"
+	"github.com/cairnhq/cairn/internal/meta/postgres"
 	"github.com/cairnhq/cairn/internal/meta/sqlite"
 	"github.com/cairnhq/cairn/internal/publish"
 	"github.com/cairnhq/cairn/internal/release"
@@ -35,11 +36,12 @@ func Run(ctx context.Context, cfg Config) error {
 	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(os.Stderr, nil))
+		cfg.Logger = log
 	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("--data: %w", err)
 	}
-	store, err := openMeta(cfg)
+	store, err := openMeta(ctx, cfg)
 	if err != nil {
 		return err
 	}
@@ -127,8 +129,14 @@ func newHTTPServer(h http.Handler, log *slog.Logger) *http.Server {
 	}
 }
 
-func openMeta(cfg Config) (meta.Store, error) {
+func openMeta(ctx context.Context, cfg Config) (meta.Store, error) {
 	switch {
+	case strings.HasPrefix(cfg.Database, "postgres://") || strings.HasPrefix(cfg.Database, "postgresql://"):
+		s, err := postgres.Open(ctx, cfg.Database, postgres.WithLogger(cfg.Logger))
+		if err != nil {
+			return nil, fmt.Errorf("--database: %w", err)
+		}
+		return s, nil
 	case cfg.Database == "" || strings.HasPrefix(cfg.Database, "sqlite://"):
 		path := strings.TrimPrefix(cfg.Database, "sqlite://")
 		if path == "" {
@@ -140,7 +148,7 @@ func openMeta(cfg Config) (meta.Store, error) {
 		}
 		return s, nil
 	}
-	return nil, fmt.Errorf("--database: unsupported database URL %q (supported: sqlite://PATH or empty for the data dir)", redact(cfg.Database))
+	return nil, fmt.Errorf("--database: unsupported database URL %q (supported: postgres://…, sqlite://PATH, or empty for SQLite in the data dir)", redact(cfg.Database))
 }
 
 func openBlobs(cfg Config) (blob.Store, error) {
