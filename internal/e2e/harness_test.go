@@ -22,14 +22,14 @@ import (
 )
 
 type env struct {
-	t        *testing.T
-	data     string
-	api      string // http://host:port
-	edge     string
-	token    string
-	cancel   context.CancelFunc
-	done     chan error
-	maxFiles int64
+	t      *testing.T
+	data   string
+	api    string // http://host:port
+	edge   string
+	token  string
+	cancel context.CancelFunc
+	done   chan error
+	blobs  string // the --blobs URL when not the data dir
 }
 
 func start(t *testing.T, mod ...func(*server.Config)) *env {
@@ -43,6 +43,7 @@ func start(t *testing.T, mod ...func(*server.Config)) *env {
 	for _, m := range mod {
 		m(&cfg)
 	}
+	e.blobs = cfg.Blobs
 	ready := make(chan struct{})
 	cfg.Ready = func(a, ed string) {
 		e.api, e.edge = "http://"+a, "http://"+ed
@@ -148,6 +149,9 @@ func tarOf(t testing.TB, tree map[string]string) []byte {
 
 // blobCount counts stored blobs in the data dir.
 func (e *env) blobCount() int {
+	if e.blobs != "" {
+		return storeCount(e.t, e.blobs)
+	}
 	n := 0
 	root := filepath.Join(e.data, "blobs")
 	filepath.Walk(root, func(p string, info os.FileInfo, err error) error {

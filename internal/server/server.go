@@ -17,6 +17,7 @@ import (
 	"github.com/cairnhq/cairn/internal/api"
 	"github.com/cairnhq/cairn/internal/blob"
 	"github.com/cairnhq/cairn/internal/blob/fs"
+	"github.com/cairnhq/cairn/internal/blob/s3"
 	"github.com/cairnhq/cairn/internal/edge"
 	"github.com/cairnhq/cairn/internal/meta"
 	"github.com/cairnhq/cairn/internal/meta/postgres"
@@ -46,7 +47,7 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	defer store.Close()
-	blobs, err := openBlobs(cfg)
+	blobs, err := openBlobs(ctx, cfg)
 	if err != nil {
 		return err
 	}
@@ -151,8 +152,14 @@ func openMeta(ctx context.Context, cfg Config) (meta.Store, error) {
 	return nil, fmt.Errorf("--database: unsupported database URL %q (supported: postgres://…, sqlite://PATH, or empty for SQLite in the data dir)", redact(cfg.Database))
 }
 
-func openBlobs(cfg Config) (blob.Store, error) {
+func openBlobs(ctx context.Context, cfg Config) (blob.Store, error) {
 	switch {
+	case strings.HasPrefix(cfg.Blobs, "s3://"):
+		s, err := s3.New(ctx, cfg.Blobs)
+		if err != nil {
+			return nil, fmt.Errorf("--blobs: %w", err)
+		}
+		return s, nil
 	case cfg.Blobs == "" || strings.HasPrefix(cfg.Blobs, "file://"):
 		dir := strings.TrimPrefix(cfg.Blobs, "file://")
 		if dir == "" {
@@ -164,7 +171,7 @@ func openBlobs(cfg Config) (blob.Store, error) {
 		}
 		return s, nil
 	}
-	return nil, fmt.Errorf("--blobs: unsupported blob store URL %q (supported: file://DIR or empty for the data dir)", cfg.Blobs)
+	return nil, fmt.Errorf("--blobs: unsupported blob store URL %q (supported: s3://BUCKET?endpoint=…&region=…, file://DIR, or empty for files in the data dir)", cfg.Blobs)
 }
 
 // redact hides a password in a URL for error messages.
