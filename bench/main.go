@@ -3,6 +3,7 @@
 //
 //	go run ./bench static   pack vs tar|zstd; edge vs nginx (installs nginx, wrk, npm sites)
 //	go run ./bench memory   RSS of server and CLI while publishing a 2 GB tree
+//	go run ./bench scaleout cold reads over S3 vs naive, warm S3 vs fs, propagation (PostgreSQL + S3)
 package main
 
 import (
@@ -12,7 +13,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: go run ./bench static|memory [--json]")
+		fmt.Fprintln(os.Stderr, "usage: go run ./bench static|memory|scaleout")
 		os.Exit(2)
 	}
 	var err error
@@ -21,8 +22,10 @@ func main() {
 		err = static()
 	case "memory":
 		err = memory()
+	case "scaleout":
+		err = scaleout()
 	default:
-		err = fmt.Errorf("unknown benchmark %q (static, memory)", os.Args[1])
+		err = fmt.Errorf("unknown benchmark %q (static, memory, scaleout)", os.Args[1])
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)

@@ -24,6 +24,19 @@ const (
 
 type site struct{ name, pkg, dir string }
 
+// installSites installs the npm packages the benchmarks publish.
+func installSites(work string) ([]site, error) {
+	sites := []site{{"monaco", "monaco-editor", ""}, {"fontawesome", "@fortawesome/fontawesome-free", ""}, {"swagger", "swagger-ui-dist", ""}}
+	npm := filepath.Join(work, "npm")
+	os.MkdirAll(npm, 0o755)
+	args := []string{"install", "--no-audit", "--no-fund", "--ignore-scripts", "--prefix", npm}
+	for i := range sites {
+		args = append(args, sites[i].pkg)
+		sites[i].dir = filepath.Join(npm, "node_modules", sites[i].pkg)
+	}
+	return sites, run(npm, "npm", args...)
+}
+
 func static() error {
 	if err := ensure(map[string]string{"nginx": "nginx", "wrk": "wrk", "zstd": "zstd", "npm": "npm"}); err != nil {
 		return err
@@ -34,15 +47,8 @@ func static() error {
 	}
 	defer os.RemoveAll(work)
 	fmt.Println("work dir", work)
-	sites := []site{{"monaco", "monaco-editor", ""}, {"fontawesome", "@fortawesome/fontawesome-free", ""}, {"swagger", "swagger-ui-dist", ""}}
-	npm := filepath.Join(work, "npm")
-	os.MkdirAll(npm, 0o755)
-	args := []string{"install", "--no-audit", "--no-fund", "--ignore-scripts", "--prefix", npm}
-	for i := range sites {
-		args = append(args, sites[i].pkg)
-		sites[i].dir = filepath.Join(npm, "node_modules", sites[i].pkg)
-	}
-	if err := run(npm, "npm", args...); err != nil {
+	sites, err := installSites(work)
+	if err != nil {
 		return err
 	}
 	bin, err := buildCairn(work)

@@ -25,8 +25,8 @@ const (
 	// DefaultBackoff is the first retry's maximum (jittered) wait; it doubles
 	// per retry up to 8 times its value.
 	DefaultBackoff = 200 * time.Millisecond
-	// DefaultTimeout bounds the wait for response headers and for any single
-	// read of a response body.
+	// DefaultTimeout bounds each wait for progress: sending a request body,
+	// the response headers, any single read of a response body.
 	DefaultTimeout = time.Minute
 	defaultAWS     = "https://s3.amazonaws.com"
 )
@@ -58,8 +58,9 @@ func WithRetry(attempts int, backoff time.Duration) Option {
 	return func(c *config) { c.attempts, c.backoff = attempts, backoff }
 }
 
-// WithTimeout bounds the wait for response headers and for each read of a
-// response body; a request that stalls longer fails and may be retried.
+// WithTimeout bounds each wait for progress (sending a request body, the
+// response headers, each read of a response body); a request that stalls
+// longer fails and may be retried. Server-side copies must answer within it.
 func WithTimeout(d time.Duration) Option { return func(c *config) { c.timeout = d } }
 
 // WithLogger sets where retries and failed clean-ups are logged.

@@ -29,9 +29,10 @@ import (
 //   - a body that breaks mid-read is resumed from the byte it stopped at, at
 //     most cfg.attempts-1 times per Open.
 //
-// Below that, net/http may resend a GET or HEAD once when a reused
-// keep-alive connection breaks before any answer, and minio sleeps up to
-// 200 ms after a failed request even when it will not retry it.
+// Below that, net/http may resend a GET or HEAD that broke on a reused
+// keep-alive connection before any answer, on another connection (so at
+// most once per idle connection), and minio sleeps up to 200 ms after a
+// failed request even when it will not retry it.
 //
 // Each attempt is bounded by cfg.timeout (see watchdog): no progress sending
 // the request body, no response headers, or no bytes within one read of

@@ -14,9 +14,9 @@
 // copied server-side to its final key. Staged objects are deleted on every
 // path; ones a crash left behind are removed by New once they are old.
 //
-// Failures: every request the store makes is tried at most Attempts times
-// (default 4), for 5xx answers, connection resets and timeouts only; see
-// retry.go. Reads resume after a broken body within the same budget, and a
+// Failures: every request the store makes is tried at most DefaultAttempts
+// times (WithRetry), for 5xx answers, connection resets and timeouts only;
+// retry.go spells out the budget. Reads resume after a broken body within the same budget, and a
 // body that ends early is an error wrapping io.ErrUnexpectedEOF, never a
 // short success.
 package s3
