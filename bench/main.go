@@ -22,6 +22,8 @@ func main() {
 		err = static()
 	case "memory":
 		err = memory()
+	case "gc":
+		err = gcBench()
 	case "scaleout":
 		err = scaleout()
 	default:

@@ -19,7 +19,7 @@ func (a *app) serverCmd() *cobra.Command {
 	logLevel := choiceValue{value: "info", choices: []string{"debug", "info", "warn", "error"}}
 	cmd := &cobra.Command{
 		Use:   "server",
-		Short: "Run the API and edge roles (all of them, or those given by --roles)",
+		Short: "Run the API, edge and gc roles (all of them, or those given by --roles)",
 		Long: "Run cairn's server roles in one process. Every flag has a CAIRN_* environment\n" +
 			"twin; a flag given on the command line wins over its variable.\n" +
 			"--data (CAIRN_DATA) is the data dir and --token (CAIRN_TOKEN) the API token\n" +
@@ -46,17 +46,23 @@ func (a *app) serverCmd() *cobra.Command {
 	f.StringVar(&cfg.EdgeAddr, "edge-addr", cfg.EdgeAddr, "address of the edge listener")
 	f.StringVar(&cfg.Database, "database", "", "metadata database URL, e.g. postgres://… (default: SQLite in the data dir)")
 	f.StringVar(&cfg.Blobs, "blobs", "", "release store URL, e.g. s3://bucket?endpoint=… (default: files in the data dir)")
-	f.StringSliceVar(&cfg.Roles, "roles", cfg.Roles, "roles to run: api, edge")
+	f.StringSliceVar(&cfg.Roles, "roles", cfg.Roles, "roles to run: api, edge, gc")
 	f.StringVar(&cfg.BaseDomain, "base-domain", cfg.BaseDomain, "the edge serves {name}.{base-domain} and {name}--v{N}.{base-domain}")
 	f.Int64Var(&cfg.MaxFiles, "max-files", cfg.MaxFiles, "most entries in one upload")
 	f.Var(&maxBytes, "max-bytes", "most uncompressed bytes in one upload (e.g. 10GiB)")
 	f.Var(&cacheBytes, "cache-bytes", "size of the edge's hot-file cache (e.g. 256MiB)")
+	f.IntVar(&cfg.RetentionDays, "retention-days", cfg.RetentionDays, "retention_days of deployments created without one (0: collectable once archived)")
+	f.DurationVar(&cfg.GCInterval, "gc-interval", cfg.GCInterval, "time between garbage collections of the gc role (0 disables them)")
+	f.DurationVar(&cfg.GCGrace, "gc-grace", cfg.GCGrace, "how long a release stays marked before it is collected; keep it above the 10m lease")
+	f.DurationVar(&cfg.GCDrain, "gc-drain", cfg.GCDrain, "wait between committing a collection and deleting its bytes")
 	f.Var(&logFormat, "log-format", "log format: auto (text on a terminal, else json), text or json")
 	f.Var(&logLevel, "log-level", "log level: debug, info, warn or error")
 	bindEnv(f, "api-addr", "CAIRN_API_ADDR", "edge-addr", "CAIRN_EDGE_ADDR", "database", "CAIRN_DATABASE",
 		"blobs", "CAIRN_BLOBS", "roles", "CAIRN_ROLES", "base-domain", "CAIRN_BASE_DOMAIN",
 		"max-files", "CAIRN_MAX_FILES", "max-bytes", "CAIRN_MAX_BYTES", "cache-bytes", "CAIRN_CACHE_BYTES",
-		"log-format", "CAIRN_LOG_FORMAT", "log-level", "CAIRN_LOG_LEVEL")
+		"log-format", "CAIRN_LOG_FORMAT", "log-level", "CAIRN_LOG_LEVEL",
+		"retention-days", "CAIRN_RETENTION_DAYS", "gc-interval", "CAIRN_GC_INTERVAL", "gc-grace", "CAIRN_GC_GRACE",
+		"gc-drain", "CAIRN_GC_DRAIN")
 	return cmd
 }
 

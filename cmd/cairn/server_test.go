@@ -58,7 +58,7 @@ func TestServerFlagsAndEnv(t *testing.T) {
 }
 
 func TestServerDefaults(t *testing.T) {
-	cfg, stderr, code := runServerCmd(t, nil, "server", "--roles", "api, edge")
+	cfg, stderr, code := runServerCmd(t, nil, "server", "--roles", "api, edge, gc")
 	if code != 0 || cfg == nil {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
@@ -77,7 +77,9 @@ func TestServerBadValues(t *testing.T) {
 		{map[string]string{"CAIRN_MAX_FILES": "many"}, nil, `cairn: CAIRN_MAX_FILES: invalid value "many" for --max-files`},
 		{map[string]string{"CAIRN_MAX_BYTES": "lots"}, nil, `cairn: CAIRN_MAX_BYTES: invalid value "lots" for --max-bytes`},
 		{map[string]string{"CAIRN_LOG_FORMAT": "xml"}, nil, `cairn: CAIRN_LOG_FORMAT: invalid value "xml"`},
-		{map[string]string{"CAIRN_ROLES": "api,gc"}, nil, `cairn: --roles: unknown role "gc" (known: api, edge) (set by CAIRN_ROLES)`},
+		{map[string]string{"CAIRN_ROLES": "api,sched"}, nil, `cairn: --roles: unknown role "sched" (known: api, edge, gc) (set by CAIRN_ROLES)`},
+		{map[string]string{"CAIRN_GC_GRACE": "soon"}, nil, `cairn: CAIRN_GC_GRACE: invalid value "soon" for --gc-grace`},
+		{nil, []string{"--retention-days", "-1"}, `cairn: --retention-days: -1 is not between 0 and 3650`},
 		{nil, []string{"--roles", "web"}, `cairn: --roles: unknown role "web"`},
 		{nil, []string{"--max-files", "0"}, `cairn: --max-files and --max-bytes: must be positive`},
 	} {

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/cairnhq/cairn/internal/blob"
 	"github.com/cairnhq/cairn/internal/meta"
@@ -28,6 +29,16 @@ type Config struct {
 	Log       *slog.Logger
 	// Changed, if set, is called after every committed pointer change.
 	Changed func()
+	// GC runs POST /v1/gc; nil answers 501.
+	GC GCRunner
+	// DefaultRetentionDays is the retention_days of a deployment created
+	// without one (--retention-days); nil means 30.
+	DefaultRetentionDays *int
+	// Now is the API's clock (default time.Now).
+	Now func() time.Time
+	// Images makes versions of oci deployments from pushed images; nil
+	// when the registry is off.
+	Images Images
 }
 
 // API is the v1 HTTP handler.
@@ -84,6 +95,9 @@ func (a *API) routes() {
 	a.handle("GET /v1/domains/{hostname}", a.getDomain)
 	a.handle("PATCH /v1/domains/{hostname}", a.patchDomain)
 	a.handle("GET /v1/events", a.listEvents)
+	a.handle("GET /v1/domains/{hostname}/history", a.domainHistory)
+	a.handle("GET /v1/deployments/{dep}/history", a.deploymentHistory)
+	a.handle("POST /v1/gc", a.runGC)
 	a.handle("/v1/", func(w http.ResponseWriter, r *http.Request) error {
 		return problem.New(http.StatusNotFound, "not-found", "no such endpoint: "+r.Method+" "+r.URL.Path)
 	})

@@ -47,6 +47,7 @@ func (a *API) createDeployment(w http.ResponseWriter, r *http.Request) error {
 		Name          string `json:"name"`
 		Kind          string `json:"kind"`
 		RetentionDays *int   `json:"retention_days"`
+		KeepVersions  *int   `json:"keep_versions"`
 	}
 	if err := decode(r, &in); err != nil {
 		return err
@@ -60,14 +61,20 @@ func (a *API) createDeployment(w http.ResponseWriter, r *http.Request) error {
 	if in.Kind != meta.KindStatic && in.Kind != meta.KindOCI && in.Kind != meta.KindRootfs {
 		return badRequest("kind %q must be static, oci or rootfs", in.Kind)
 	}
-	d := &meta.Deployment{Name: in.Name, Kind: in.Kind, RetentionDays: 30}
+	d := &meta.Deployment{Name: in.Name, Kind: in.Kind, RetentionDays: a.defaultRetention()}
 	if in.RetentionDays != nil {
 		if err := checkRetention(*in.RetentionDays); err != nil {
 			return err
 		}
 		d.RetentionDays = *in.RetentionDays
 	}
-	err := a.cfg.Meta.CreateDeployment(r.Context(), d, actor)
+	if in.KeepVersions != nil {
+		if err := checkKeep(*in.KeepVersions); err != nil {
+			return err
+		}
+		d.KeepVersions = *in.KeepVersions
+	}
+	err := a.createWithPolicy(r.Context(), d)
 	if errors.Is(err, meta.ErrConflict) {
 		return problem.New(http.StatusConflict, "conflict", "deployment "+in.Name+" already exists")
 	}
@@ -100,6 +107,7 @@ func (a *API) getDeployment(w http.ResponseWriter, r *http.Request) error {
 func (a *API) patchDeployment(w http.ResponseWriter, r *http.Request) error {
 	var in struct {
 		RetentionDays *int `json:"retention_days"`
+		KeepVersions  *int `json:"keep_versions"`
 	}
 	if err := decode(r, &in); err != nil {
 		return err
@@ -112,10 +120,14 @@ func (a *API) patchDeployment(w http.ResponseWriter, r *http.Request) error {
 		if err := checkRetention(*in.RetentionDays); err != nil {
 			return err
 		}
-		d.RetentionDays = *in.RetentionDays
-		if err := a.cfg.Meta.UpdateDeployment(r.Context(), d, actor); err != nil {
+	}
+	if in.KeepVersions != nil {
+		if err := checkKeep(*in.KeepVersions); err != nil {
 			return err
 		}
+	}
+	if d, err = a.setPolicy(r.Context(), d, meta.Policy{RetentionDays: in.RetentionDays, KeepVersions: in.KeepVersions}); err != nil {
+		return err
 	}
 	return writeJSON(w, http.StatusOK, d)
 }

@@ -56,7 +56,7 @@ func (a *API) createDomain(w http.ResponseWriter, r *http.Request) error {
 	case errors.Is(err, meta.ErrConflict):
 		return problem.New(http.StatusConflict, "conflict", "domain "+in.Hostname+" already exists")
 	case errors.Is(err, meta.ErrGone):
-		return gone(v)
+		return a.collected(r, v)
 	case err != nil:
 		return err
 	}
@@ -109,7 +109,7 @@ func (a *API) patchDomain(w http.ResponseWriter, r *http.Request) error {
 	}
 	dom, err = a.cfg.Meta.SetDomainVersion(r.Context(), dom.Hostname, vid, actor)
 	if errors.Is(err, meta.ErrGone) {
-		return gone(v)
+		return a.collected(r, v)
 	}
 	if err != nil {
 		return err

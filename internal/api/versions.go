@@ -23,6 +23,9 @@ func (a *API) createVersion(w http.ResponseWriter, r *http.Request) error {
 			return badRequest("activate must be true or false")
 		}
 	}
+	if d.Kind == meta.KindOCI {
+		return a.createImageVersion(w, r, d, activate)
+	}
 	v, err := a.cfg.Publisher.Publish(r.Context(), d, r.Body, publish.Options{
 		Entrypoint: q.Get("entrypoint"),
 		Activate:   activate,
@@ -170,7 +173,7 @@ func (a *API) pointTo(w http.ResponseWriter, r *http.Request, n int64, action st
 	}
 	d, err = a.cfg.Meta.Activate(r.Context(), d.ID, n, actor, action)
 	if errors.Is(err, meta.ErrGone) {
-		return gone(v)
+		return a.collected(r, v)
 	}
 	if err != nil {
 		return err

@@ -55,6 +55,7 @@ type Deployment struct {
 	Kind            string    `json:"kind"`
 	ActiveVersionID *string   `json:"active_version_id"`
 	RetentionDays   int       `json:"retention_days"`
+	KeepVersions    int       `json:"keep_versions"` // the newest N archived versions are never collected
 	CreatedAt       time.Time `json:"created_at"`
 }
 
@@ -212,4 +213,86 @@ type Store interface {
 // reader may see one value for several changes.
 type Watcher interface {
 	Watch(ctx context.Context) <-chan struct{}
+}
+
+// OCIRepository is a repository of the OCI registry. Its name is the name of
+// the deployment it belongs to, or that name followed by "/" and a path.
+type OCIRepository struct {
+	Name         string    `json:"name"`
+	DeploymentID string    `json:"deployment_id"`
+	CreatedAt    time.Time `json:"created_at"`
+}
+
+// OCIBlob records that a repository may serve a blob (a layer or config)
+// whose bytes live once in the shared blob store.
+type OCIBlob struct {
+	Digest string `json:"digest"` // "sha256:…" or "sha512:…"
+	Size   int64  `json:"size"`
+}
+
+// OCIManifest is a manifest stored in a repository; its bytes live in the
+// blob store under Digest. Subject, ArtifactType and Annotations are what the
+// referrers API answers with.
+type OCIManifest struct {
+	Repository   string            `json:"repository"`
+	Digest       string            `json:"digest"`
+	MediaType    string            `json:"media_type"`
+	Size         int64             `json:"size"`
+	Subject      string            `json:"subject,omitempty"`       // digest of the subject, "" if none
+	ArtifactType string            `json:"artifact_type,omitempty"` // artifactType, else the config's media type (images)
+	Annotations  map[string]string `json:"annotations,omitempty"`
+	CreatedAt    time.Time         `json:"created_at"`
+}
+
+// Registry stores what the OCI registry knows beyond the bytes: repositories,
+// which repository may serve which blob, manifests, tags and the per-deployment
+// anonymous-pull flag. Stores implement it optionally; callers type-assert.
+//
+// Contract: digests are stored as given (the caller validates them); a
+// repository must exist (PutOCIRepository) before blobs, manifests or tags are
+// stored in it, else ErrNotFound. Every method is one transaction.
+type Registry interface {
+	// PutOCIRepository creates the repository unless it exists and fills
+	// CreatedAt from the stored row. Unknown deployment: ErrNotFound. The name
+	// taken by another deployment: ErrConflict.
+	PutOCIRepository(ctx context.Context, r *OCIRepository) error
+	// GetOCIRepository finds a repository by name. ErrNotFound.
+	GetOCIRepository(ctx context.Context, name string) (*OCIRepository, error)
+
+	// LinkOCIBlob lets repo serve b; linking a linked blob changes nothing.
+	LinkOCIBlob(ctx context.Context, repo string, b OCIBlob) error
+	// GetOCIBlob returns the blob if repo may serve it, else ErrNotFound.
+	GetOCIBlob(ctx context.Context, repo, digest string) (*OCIBlob, error)
+	// OCIBlobRepositories lists, by name, the repositories that hold digest
+	// as a blob or as a manifest (none: an empty list). While it lists any,
+	// the bytes are in use: the garbage collector asks it too.
+	OCIBlobRepositories(ctx context.Context, digest string) ([]string, error)
+	// UnlinkOCIBlob removes the link (the bytes stay). Not linked: ErrNotFound.
+	UnlinkOCIBlob(ctx context.Context, repo, digest string) error
+
+	// PutOCIManifest stores m unless repo already has that digest (the stored
+	// record is kept) and, when tag is not empty, points tag at it.
+	PutOCIManifest(ctx context.Context, m *OCIManifest, tag string) error
+	// GetOCIManifest finds a manifest by repository and digest. ErrNotFound.
+	GetOCIManifest(ctx context.Context, repo, digest string) (*OCIManifest, error)
+	// DeleteOCIManifest removes the manifest and every tag pointing at it.
+	// Unknown: ErrNotFound.
+	DeleteOCIManifest(ctx context.Context, repo, digest string) error
+	// OCIReferrers returns the manifests of repo whose subject is subject,
+	// with the given artifact type unless artifactType is "", ordered by digest.
+	OCIReferrers(ctx context.Context, repo, subject, artifactType string) ([]OCIManifest, error)
+
+	// ResolveOCITag returns the digest tag points at. ErrNotFound.
+	ResolveOCITag(ctx context.Context, repo, tag string) (string, error)
+	// ListOCITags returns at most n tags of repo (n <= 0: all) in lexical
+	// order, all after last when last is not "".
+	ListOCITags(ctx context.Context, repo, last string, n int) ([]string, error)
+	// DeleteOCITag removes a tag (the manifest stays). Unknown: ErrNotFound.
+	DeleteOCITag(ctx context.Context, repo, tag string) error
+
+	// SetOCIAnonymousPull allows or forbids pulls without credentials from
+	// every repository of a deployment (default: forbidden). ErrNotFound.
+	SetOCIAnonymousPull(ctx context.Context, deploymentID string, allow bool) error
+	// OCIAnonymousPull reports the flag; an unknown deployment reports false.
+	OCIAnonymousPull(ctx context.Context, deploymentID string) (bool, error)
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/opencontainers/go-digest"
 
 	"github.com/cairnhq/cairn/internal/blob"
+	"github.com/cairnhq/cairn/internal/gc"
 	"github.com/cairnhq/cairn/internal/meta"
 	"github.com/cairnhq/cairn/internal/problem"
 	"github.com/cairnhq/cairn/internal/release"
@@ -82,10 +83,11 @@ func (p *Publisher) Publish(ctx context.Context, dep *meta.Deployment, body io.R
 			return nil, problem.New(400, "bad-request", fmt.Sprintf("entrypoint %q is not a file of the upload", o.Entrypoint))
 		}
 	}
-	res, err := p.pack(ctx, tree, stage)
+	res, drop, err := p.pack(ctx, tree, stage)
 	if err != nil {
 		return nil, err
 	}
+	defer drop() // the lease holds the release until the version is committed
 	d := digest.NewDigestFromEncoded(digest.SHA256, res.SHA256)
 	uri := "cairn:" + d.String()
 	if l, ok := p.Blobs.(blob.Locator); ok {
@@ -108,23 +110,31 @@ func (p *Publisher) Publish(ctx context.Context, dep *meta.Deployment, body io.R
 }
 
 // pack writes the canonical artifact to a staging file and stores it in the
-// blob store, which verifies its digest before it becomes visible.
-func (p *Publisher) pack(ctx context.Context, tree, stage string) (*release.Result, error) {
+// blob store, which verifies its digest before it becomes visible. Before
+// storing, it takes a GC lease on the digest (gc.Hold: waits out a deletion
+// in progress, so the bytes are stored after it); the caller drops the lease
+// once the version is committed.
+func (p *Publisher) pack(ctx context.Context, tree, stage string) (*release.Result, func(), error) {
 	f, err := os.Create(filepath.Join(stage, "artifact.tar.zst"))
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer f.Close()
 	res, err := release.PackDir(ctx, tree, f, release.PackOptions{Limits: p.Limits})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if _, err := f.Seek(0, io.SeekStart); err != nil {
-		return nil, err
+		return nil, nil, err
+	}
+	drop, err := gc.Hold(ctx, p.Meta, res.SHA256)
+	if err != nil {
+		return nil, nil, fmt.Errorf("lease release %s: %w", res.SHA256, err)
 	}
 	d := digest.NewDigestFromEncoded(digest.SHA256, res.SHA256)
 	if err := p.Blobs.Put(ctx, d, res.Size, f); err != nil {
-		return nil, fmt.Errorf("store release %s: %w", res.SHA256, err)
+		drop()
+		return nil, nil, fmt.Errorf("store release %s: %w", res.SHA256, err)
 	}
-	return res, nil
+	return res, drop, nil
 }

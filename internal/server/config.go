@@ -6,12 +6,14 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"time"
 )
 
 // Roles a process can run.
 const (
 	RoleAPI  = "api"
 	RoleEdge = "edge"
+	RoleGC   = "gc" // periodic garbage collection (internal/gc)
 )
 
 // Config is everything `cairn server` takes. Each field has a flag and a
@@ -22,13 +24,18 @@ type Config struct {
 	EdgeAddr   string   // --edge-addr
 	Database   string   // --database: "" means SQLite in DataDir
 	Blobs      string   // --blobs: "" means files under DataDir
-	Roles      []string // --roles: subset of api, edge
+	Roles      []string // --roles: subset of api, edge, gc
 	Token      string   // --token, CAIRN_TOKEN: "" means generate/read DataDir/token
 	BaseDomain string   // --base-domain: edge serves {name}.{base}
 	MaxFiles   int64    // --max-files: entries per upload
 	MaxBytes   int64    // --max-bytes: uncompressed bytes per upload
 	CacheBytes int64    // --cache-bytes: edge hot-file cache
 	Logger     *slog.Logger
+
+	RetentionDays int           // --retention-days: retention of deployments created without one
+	GCInterval    time.Duration // --gc-interval: between periodic collections (role gc); 0 disables
+	GCGrace       time.Duration // --gc-grace: marked → collectable; orphan age; keep > gc.LeaseTTL
+	GCDrain       time.Duration // --gc-drain: collection committed → bytes deleted
 
 	// Ready, if set, is called once every listener is bound, with their
 	// addresses (tests bind :0).
@@ -41,11 +48,16 @@ func Default() Config {
 		DataDir:    "./cairn-data",
 		APIAddr:    "127.0.0.1:7800",
 		EdgeAddr:   "127.0.0.1:7880",
-		Roles:      []string{RoleAPI, RoleEdge},
+		Roles:      []string{RoleAPI, RoleEdge, RoleGC},
 		BaseDomain: "localhost",
 		MaxFiles:   100_000,
 		MaxBytes:   10 << 30,
 		CacheBytes: 256 << 20,
+
+		RetentionDays: 30,
+		GCInterval:    time.Hour,
+		GCGrace:       time.Hour,
+		GCDrain:       5 * time.Second,
 	}
 }
 
@@ -58,9 +70,15 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("--roles: at least one role is needed")
 	}
 	for _, r := range c.Roles {
-		if r != RoleAPI && r != RoleEdge {
-			return fmt.Errorf("--roles: unknown role %q (known: api, edge)", r)
+		if r != RoleAPI && r != RoleEdge && r != RoleGC {
+			return fmt.Errorf("--roles: unknown role %q (known: api, edge, gc)", r)
 		}
+	}
+	if c.RetentionDays < 0 || c.RetentionDays > 3650 {
+		return fmt.Errorf("--retention-days: %d is not between 0 and 3650", c.RetentionDays)
+	}
+	if c.GCInterval < 0 || c.GCGrace < 0 || c.GCDrain < 0 {
+		return fmt.Errorf("--gc-interval, --gc-grace and --gc-drain: must not be negative")
 	}
 	if c.MaxFiles <= 0 || c.MaxBytes <= 0 {
 		return fmt.Errorf("--max-files and --max-bytes: must be positive")

@@ -69,6 +69,7 @@ func Run(ctx context.Context, cfg Config) error {
 		edgeAddr = ln.Addr().String()
 		servers, lns = append(servers, newHTTPServer(ed, log)), append(lns, ln)
 	}
+	gcRunner := startGC(ctx, cfg, store, blobs, ed, log)
 	if cfg.HasRole(RoleAPI) {
 		token, err := loadToken(cfg)
 		if err != nil {
@@ -81,12 +82,6 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 		pub := &publish.Publisher{Meta: store, Blobs: blobs, StageDir: stage, Log: log,
 			Limits: release.Limits{MaxFiles: cfg.MaxFiles, MaxBytes: cfg.MaxBytes}}
-		a := api.New(api.Config{Meta: store, Blobs: blobs, Publisher: pub, Token: token,
-			Log: log.With("role", "api"), Changed: func() {
-				if ed != nil {
-					ed.Invalidate()
-				}
-			}})
 		ln, err := net.Listen("tcp", cfg.APIAddr)
 		if err != nil {
 			for _, l := range lns {
@@ -95,7 +90,20 @@ func Run(ctx context.Context, cfg Config) error {
 			return fmt.Errorf("--api-addr: %w", err)
 		}
 		apiAddr = ln.Addr().String()
-		servers, lns = append(servers, newHTTPServer(a, log)), append(lns, ln)
+		changed := func() {
+			if ed != nil {
+				ed.Invalidate()
+			}
+		}
+		reg, err := newRegistry(cfg, store, blobs, token, apiAddr, log, changed)
+		if err != nil {
+			ln.Close()
+			return err
+		}
+		a := api.New(api.Config{Meta: store, Blobs: blobs, Publisher: pub, Token: token,
+			GC: gcRunner, DefaultRetentionDays: &cfg.RetentionDays,
+			Images: images(reg), Log: log.With("role", "api"), Changed: changed})
+		servers, lns = append(servers, newHTTPServer(mountRegistry(reg, a), log)), append(lns, ln)
 	}
 	errc := make(chan error, len(servers))
 	for i, s := range servers {

@@ -1,0 +1,40 @@
+package api
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+
+	"github.com/cairnhq/cairn/internal/meta"
+	"github.com/cairnhq/cairn/internal/problem"
+)
+
+// Images makes a version of an oci deployment from an image that was
+// pushed to its repository (the registry implements it).
+type Images interface {
+	VersionFromImage(ctx context.Context, dep *meta.Deployment, ref string, activate bool, actor string) (*meta.Version, error)
+}
+
+// createImageVersion handles POST /v1/deployments/{dep}/versions with
+// {"image": "<tag or digest>"} for oci deployments.
+func (a *API) createImageVersion(w http.ResponseWriter, r *http.Request, d *meta.Deployment, activate bool) error {
+	if a.cfg.Images == nil {
+		return problem.New(http.StatusNotImplemented, "registry-off", "the OCI registry is not available on this server")
+	}
+	var in struct {
+		Image string `json:"image"`
+	}
+	if err := decode(r, &in); err != nil {
+		return err
+	}
+	if in.Image == "" {
+		return badRequest(`oci deployments take {"image": "<tag or digest>"} of an image pushed to /v2/%s`, d.Name)
+	}
+	v, err := a.cfg.Images.VersionFromImage(r.Context(), d, in.Image, activate, actor)
+	if err != nil {
+		return err
+	}
+	a.cfg.Changed()
+	w.Header().Set("Location", fmt.Sprintf("/v1/deployments/%s/versions/%d", d.Name, v.VersionNumber))
+	return writeJSON(w, http.StatusCreated, v)
+}

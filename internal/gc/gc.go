@@ -1,0 +1,161 @@
+// Package gc collects releases that nobody may roll back to any more and
+// deletes their bytes while the system keeps serving.
+//
+// A run finds the roots of every release (meta.GCSnapshot.Roots: leases,
+// registry references, active and pinned versions, keep_versions, the
+// retention window), then:
+//
+//  1. marks each unrooted release "collecting", in a transaction that
+//     re-checks its roots;
+//  2. once a release has stayed marked for the grace period (this run when
+//     the grace is 0, else a later run), collects it in ONE transaction that
+//     re-checks the roots: the release and its versions get collected_at,
+//     the versions status "collected" and a "collect" event each, and a
+//     deletion claim is recorded; a root found instead cancels the
+//     collection (the mark is cleared);
+//  3. tells the edge (Changed), waits Drain so requests already being served
+//     finish, deletes the bytes and drops the claim;
+//  4. sweeps orphans: blobs with no release row or a collected one, seen as
+//     orphans for longer than the grace period, are claimed and deleted.
+//
+// Publishers take a lease (Hold) on a sha256 before storing its bytes and
+// drop it after the version is committed: a lease is a root, and Hold waits
+// while a deletion claim is held, so bytes are stored again only after a
+// concurrent delete finished. Only one run at a time holds the lock
+// LockName, across processes sharing the metadata store.
+package gc
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/cairnhq/cairn/internal/blob"
+	"github.com/cairnhq/cairn/internal/meta"
+)
+
+// Timing constants. The default grace period (an hour) must stay longer
+// than LeaseTTL.
+const (
+	LockName     = "gc"             // the runner lock in the metadata store
+	LockTTL      = 10 * time.Minute // renewed between phases
+	LeaseTTL     = 10 * time.Minute // a publisher's lease, renewed while it lasts
+	ClaimTTL     = 2 * time.Minute  // a deletion claim, beyond Drain
+	deleteTime   = time.Minute      // bound on one blob deletion, below ClaimTTL
+	DefaultGrace = time.Hour
+	markBatch    = 64 // releases marked per transaction
+)
+
+var (
+	// ErrBusy: another run holds the lock.
+	ErrBusy = errors.New("gc: another collection is running")
+	// ErrUnsupported: the metadata store does not implement meta.GC.
+	ErrUnsupported = errors.New("gc: the metadata store does not support garbage collection")
+)
+
+// Config configures a Collector. Meta and Blobs are required.
+type Config struct {
+	Meta  meta.Store // must implement meta.GC
+	Blobs blob.Store
+	// Grace is how long a release stays marked before it may be collected,
+	// and how long a blob must be seen as an orphan before it is deleted.
+	Grace time.Duration
+	// Drain is the wait between committing collections and deleting their
+	// bytes, so that requests already reading them finish.
+	Drain time.Duration
+	// Now is the clock of every decision (default time.Now); the store's
+	// clock must agree with it.
+	Now func() time.Time
+	// Changed, if set, is called after collections commit and before any
+	// byte is deleted (e.g. to invalidate an in-process edge's routes).
+	Changed func()
+	Log     *slog.Logger
+}
+
+// Collector runs collections. It is safe for concurrent use; concurrent
+// runs exclude each other through the lock (ErrBusy).
+type Collector struct {
+	cfg    Config
+	g      meta.GC
+	holder string
+}
+
+// New returns a Collector; ErrUnsupported if cfg.Meta is not a meta.GC.
+func New(cfg Config) (*Collector, error) {
+	g, ok := cfg.Meta.(meta.GC)
+	if !ok {
+		return nil, ErrUnsupported
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Changed == nil {
+		cfg.Changed = func() {}
+	}
+	return &Collector{cfg: cfg, g: g, holder: "gc-" + randomID()}, nil
+}
+
+// Loop runs a collection every interval (the first one after at most a
+// minute) until ctx ends. A run going on elsewhere (ErrBusy) is skipped;
+// failures are logged.
+func (c *Collector) Loop(ctx context.Context, interval time.Duration) {
+	t := time.NewTimer(min(interval, time.Minute))
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			t.Reset(interval)
+		}
+		rep, err := c.Run(ctx, false)
+		switch {
+		case errors.Is(err, ErrBusy) || ctx.Err() != nil:
+		case err != nil:
+			c.cfg.Log.Error("gc run failed", "err", err)
+		default:
+			tt := rep.Totals
+			c.cfg.Log.Info("gc run", "collected", tt.ReleasesCollected, "versions", tt.VersionsCollected,
+				"bytes_freed", tt.BytesFreed+tt.OrphanBytesFreed, "marked", tt.ReleasesMarked,
+				"cancelled", tt.ReleasesCancelled, "kept", tt.ReleasesKept, "orphans", tt.OrphansDeleted,
+				"took", rep.FinishedAt.Sub(rep.StartedAt))
+		}
+	}
+}
+
+// renew extends the run's lock; losing it aborts the run.
+func (c *Collector) renew(ctx context.Context) error {
+	ok, err := c.g.AcquireLock(ctx, LockName, c.holder, LockTTL)
+	if err == nil && !ok {
+		err = fmt.Errorf("gc: lost the runner lock: %w", ErrBusy)
+	}
+	return err
+}
+
+// sleep waits d of real time, or until ctx ends.
+func sleep(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+func randomID() string {
+	var b [8]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}

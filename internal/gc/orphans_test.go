@@ -1,0 +1,77 @@
+package gc_test
+
+import (
+	"bytes"
+	"testing"
+	"time"
+
+	"github.com/opencontainers/go-digest"
+
+	"github.com/cairnhq/cairn/internal/gc"
+)
+
+// TestOrphans: blobs without a live release are deleted once seen for the
+// grace period, including the bytes a crash left between the collecting
+// transaction and the deletion; leased blobs are not orphans.
+func TestOrphans(t *testing.T) {
+	e := newEnv(t)
+	ctx := t.Context()
+	c := e.collector(time.Hour, nil)
+	put := func(s string) string {
+		b := []byte(s)
+		d := digest.FromBytes(b)
+		if err := e.blobs.Put(ctx, d, int64(len(b)), bytes.NewReader(b)); err != nil {
+			t.Fatal(err)
+		}
+		return d.Encoded()
+	}
+	stray, leased := put("stray"), put("in flight")
+	drop, err := gc.Hold(ctx, e.meta, leased)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer drop()
+
+	// a crash after the collecting transaction: collected, bytes still there
+	d := e.deployment("site", 0, 0)
+	v1 := e.publish(d, "one", true)
+	e.publish(d, "two", true)
+	now := e.clock.Now()
+	if _, err := e.meta.MarkCollecting(ctx, []string{v1.ArtifactSHA256}, now); err != nil {
+		t.Fatal(err)
+	}
+	if vs, _, err := e.meta.CollectRelease(ctx, v1.ArtifactSHA256, now, now, "crashed", time.Minute); err != nil || vs == nil {
+		t.Fatal(vs, err)
+	}
+	e.clock.Add(2 * time.Minute) // the crashed collector's claim expires
+
+	rep := e.run(c, false)
+	if len(rep.Orphans) != 0 || !e.blobExists(stray) || !e.blobExists(v1.ArtifactSHA256) {
+		t.Fatalf("first sighting deleted %+v", rep.Orphans)
+	}
+	e.clock.Add(time.Hour)
+	rep = e.run(c, false)
+	got := map[string]string{}
+	for _, o := range rep.Orphans {
+		got[o.Digest] = o.Reason
+	}
+	want := map[string]string{"sha256:" + stray: "no-release", "sha256:" + v1.ArtifactSHA256: "collected-release"}
+	if len(got) != 2 || got["sha256:"+stray] != want["sha256:"+stray] ||
+		got["sha256:"+v1.ArtifactSHA256] != want["sha256:"+v1.ArtifactSHA256] {
+		t.Errorf("orphans deleted %v, want %v", got, want)
+	}
+	if e.blobExists(stray) || e.blobExists(v1.ArtifactSHA256) {
+		t.Error("orphans still stored")
+	}
+	if !e.blobExists(leased) {
+		t.Error("a leased blob was deleted")
+	}
+	if rep.Totals.OrphansDeleted != 2 || rep.Totals.OrphanBytesFreed == 0 {
+		t.Errorf("totals %+v", rep.Totals)
+	}
+}
+
+func (e *env) blobExists(sha string) bool {
+	_, err := e.blobs.Stat(e.t.Context(), digest.NewDigestFromEncoded(digest.SHA256, sha))
+	return err == nil
+}

@@ -1,0 +1,187 @@
+package gc
+
+import (
+	"context"
+	"sort"
+	"time"
+
+	"github.com/cairnhq/cairn/internal/meta"
+)
+
+// run is the state of one collection.
+type run struct {
+	c        *Collector
+	dry      bool
+	now      time.Time
+	rep      *Report
+	snap     *meta.GCSnapshot
+	releases map[string]*meta.GCRelease
+	versions map[string][]VersionRef // by sha256, versions not collected
+	due      []string                // marked for the grace period: collect now
+	deleted  map[string]bool         // sha256s whose blob this run deleted
+}
+
+// Run runs one collection and reports it. A dry run takes no lock and
+// changes nothing: it reports what a run at this moment would do. Another
+// run holding the lock: ErrBusy.
+func (c *Collector) Run(ctx context.Context, dryRun bool) (*Report, error) {
+	r := &run{c: c, dry: dryRun, now: c.cfg.Now(), deleted: map[string]bool{}}
+	r.rep = newReport(dryRun, r.now, c.cfg.Grace)
+	if !dryRun {
+		ok, err := c.g.AcquireLock(ctx, LockName, c.holder, LockTTL)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			return nil, ErrBusy
+		}
+		defer c.g.ReleaseLock(context.WithoutCancel(ctx), LockName, c.holder)
+		if err := c.g.PruneLeases(ctx, r.now); err != nil {
+			return nil, err
+		}
+	}
+	for _, phase := range []func(context.Context) error{r.load, r.mark, r.collect, r.orphans} {
+		if err := phase(ctx); err != nil {
+			return nil, err
+		}
+		if !dryRun {
+			if err := c.renew(ctx); err != nil {
+				return nil, err
+			}
+		}
+	}
+	r.rep.FinishedAt = c.cfg.Now()
+	r.rep.total()
+	return r.rep, nil
+}
+
+// load reads the snapshot and sorts every live release into kept, waiting
+// (marked, grace not over), due, or to mark.
+func (r *run) load(ctx context.Context) error {
+	snap, err := r.c.g.GCSnapshot(ctx, r.now)
+	if err != nil {
+		return err
+	}
+	r.snap = snap
+	r.releases = map[string]*meta.GCRelease{}
+	for i := range snap.Releases {
+		r.releases[snap.Releases[i].SHA256] = &snap.Releases[i]
+	}
+	r.versions = map[string][]VersionRef{}
+	for _, v := range snap.Versions {
+		r.versions[v.SHA256] = append(r.versions[v.SHA256], VersionRef{v.DeploymentID, v.ID, v.VersionNumber})
+	}
+	return nil
+}
+
+// mark marks the unrooted releases not marked yet.
+func (r *run) mark(ctx context.Context) error {
+	roots := r.snap.Roots(r.now)
+	cutoff := r.now.Add(-r.c.cfg.Grace)
+	var toMark []string
+	wasMarked := map[string]bool{}
+	for _, rel := range r.snap.Releases {
+		switch root, ok := roots[rel.SHA256]; {
+		case rel.CollectedAt != nil:
+		case ok && rel.CollectingAt != nil: // a root came back: unmark
+			toMark, wasMarked[rel.SHA256] = append(toMark, rel.SHA256), true
+		case ok:
+			r.rep.Kept = append(r.rep.Kept, Kept{rel.SHA256, root})
+		case rel.CollectingAt == nil:
+			toMark = append(toMark, rel.SHA256)
+		case rel.CollectingAt.After(cutoff):
+			r.marked(rel.SHA256, *rel.CollectingAt)
+		default:
+			r.due = append(r.due, rel.SHA256)
+		}
+	}
+	sort.Strings(toMark)
+	for len(toMark) > 0 {
+		batch := toMark[:min(markBatch, len(toMark))]
+		toMark = toMark[len(batch):]
+		kept := map[string]meta.Root{}
+		if r.dry {
+			for _, sha := range batch {
+				if root, ok := roots[sha]; ok {
+					kept[sha] = root
+				}
+			}
+		} else {
+			var err error
+			if kept, err = r.c.g.MarkCollecting(ctx, batch, r.now); err != nil {
+				return err
+			}
+		}
+		for _, sha := range batch {
+			switch root, ok := kept[sha]; {
+			case ok && wasMarked[sha]:
+				r.rep.Cancelled = append(r.rep.Cancelled, Kept{sha, root})
+				r.rep.Kept = append(r.rep.Kept, Kept{sha, root})
+			case ok:
+				r.rep.Kept = append(r.rep.Kept, Kept{sha, root})
+			case r.c.cfg.Grace <= 0:
+				r.due = append(r.due, sha)
+			default:
+				r.marked(sha, r.now)
+			}
+		}
+	}
+	return nil
+}
+
+func (r *run) marked(sha string, at time.Time) {
+	rel := r.releases[sha]
+	r.rep.Marked = append(r.rep.Marked, Marked{SHA256: sha, SizeBytes: rel.SizeBytes, MarkedAt: at,
+		CollectableAt: at.Add(r.c.cfg.Grace), Versions: r.refs(sha)})
+}
+
+func (r *run) refs(sha string) []VersionRef {
+	if vs := r.versions[sha]; vs != nil {
+		return vs
+	}
+	return []VersionRef{}
+}
+
+// collect collects the due releases, each in its own transaction, then
+// deletes their bytes.
+func (r *run) collect(ctx context.Context) error {
+	var done []*Collected
+	for _, sha := range r.due {
+		rel := r.releases[sha]
+		c := &Collected{SHA256: sha, Kind: rel.Kind, SizeBytes: rel.SizeBytes, Versions: r.refs(sha)}
+		if r.dry {
+			c.BytesFreed = rel.SizeBytes
+			r.rep.Collected = append(r.rep.Collected, *c)
+			continue
+		}
+		vs, root, err := r.c.g.CollectRelease(ctx, sha, r.now.Add(-r.c.cfg.Grace), r.now, r.c.holder,
+			r.c.cfg.Drain+ClaimTTL)
+		switch {
+		case err != nil:
+			return err
+		case root != nil:
+			r.rep.Cancelled = append(r.rep.Cancelled, Kept{sha, *root})
+			r.rep.Kept = append(r.rep.Kept, Kept{sha, *root})
+			continue
+		case vs == nil: // unmarked (a publisher re-rooted it) or collected by another run
+			continue
+		}
+		c.Versions = []VersionRef{}
+		for _, v := range vs {
+			c.Versions = append(c.Versions, VersionRef{v.DeploymentID, v.ID, v.VersionNumber})
+		}
+		done = append(done, c)
+	}
+	if len(done) == 0 {
+		return nil
+	}
+	r.c.cfg.Changed()
+	if err := sleep(ctx, r.c.cfg.Drain); err != nil {
+		return err
+	}
+	for _, c := range done {
+		c.BytesFreed, c.Deleted = r.delete(ctx, c.SHA256)
+		r.rep.Collected = append(r.rep.Collected, *c)
+	}
+	return nil
+}

@@ -1,0 +1,235 @@
+package meta
+
+import (
+	"context"
+	"sort"
+	"time"
+)
+
+// Garbage collection of releases (see internal/gc and docs/design.md).
+//
+// A release is kept while a root references it: a lease, the registry, an
+// active version, a version a domain is pinned to, one of the newest
+// keep_versions archived versions of its deployment, or a version inside its
+// retention window. Versions reach a release by its sha256, so one rooted
+// version keeps the bytes of every version sharing them.
+
+// Root reasons, strongest first.
+const (
+	RootLease        = "lease"         // an in-flight publish holds the sha256
+	RootRegistry     = "registry"      // the OCI registry references the digest
+	RootActive       = "active"        // a deployment's active version
+	RootDomain       = "domain"        // a domain is pinned to the version
+	RootKeepVersions = "keep_versions" // among the newest N archived versions
+	RootRetention    = "retention"     // archived less than retention_days ago
+)
+
+var rootRank = map[string]int{RootLease: 0, RootRegistry: 1, RootActive: 2, RootDomain: 3, RootKeepVersions: 4, RootRetention: 5}
+
+// Root is why a release must be kept: the strongest root found, and the
+// version that holds it (none for lease and registry).
+type Root struct {
+	Reason        string     `json:"root"`
+	DeploymentID  string     `json:"deployment_id,omitempty"`
+	VersionID     string     `json:"version_id,omitempty"`
+	VersionNumber int64      `json:"version_number,omitempty"`
+	Until         *time.Time `json:"until,omitempty"` // retention: when the window ends
+}
+
+// GCDeployment is the collection policy of a deployment.
+type GCDeployment struct {
+	ID              string
+	ActiveVersionID *string
+	RetentionDays   int
+	KeepVersions    int
+}
+
+// GCVersion is what root finding needs of a version that is not collected.
+type GCVersion struct {
+	ID            string
+	DeploymentID  string
+	VersionNumber int64
+	SHA256        string
+	CreatedAt     time.Time
+	ArchivedAt    *time.Time
+	Pinned        bool // a domain points at it
+}
+
+// archiveTime is when v stopped being live: archived_at, or created_at for a
+// version never activated.
+func (v *GCVersion) archiveTime() time.Time {
+	if v.ArchivedAt != nil {
+		return *v.ArchivedAt
+	}
+	return v.CreatedAt
+}
+
+// GCRelease is a release row as the collector sees it.
+type GCRelease struct {
+	SHA256       string
+	Kind         string
+	SizeBytes    int64
+	CollectedAt  *time.Time // set in the collecting transaction
+	CollectingAt *time.Time // marked: collectable once the grace period passed
+}
+
+// GCSnapshot is one consistent read of everything root finding needs.
+type GCSnapshot struct {
+	Deployments []GCDeployment
+	Versions    []GCVersion // every version not collected
+	Releases    []GCRelease // every release, collected or not
+	Leased      map[string]bool
+	Claimed     map[string]bool      // sha256s with an unexpired deletion claim
+	External    map[string]bool      // sha256s the registry references
+	Orphans     map[string]time.Time // digest ("sha256:…") → first seen as an orphan
+}
+
+// Roots returns the strongest root of every release that has one at now;
+// releases absent from the map are unrooted.
+func (s *GCSnapshot) Roots(now time.Time) map[string]Root {
+	roots := map[string]Root{}
+	add := func(sha string, r Root) {
+		if cur, ok := roots[sha]; !ok || rootRank[r.Reason] < rootRank[cur.Reason] {
+			roots[sha] = r
+		}
+	}
+	for sha, ok := range s.Leased {
+		if ok {
+			add(sha, Root{Reason: RootLease})
+		}
+	}
+	for sha, ok := range s.External {
+		if ok {
+			add(sha, Root{Reason: RootRegistry})
+		}
+	}
+	byDep := map[string][]*GCVersion{}
+	for i := range s.Versions {
+		v := &s.Versions[i]
+		byDep[v.DeploymentID] = append(byDep[v.DeploymentID], v)
+	}
+	for _, d := range s.Deployments {
+		var archived []*GCVersion
+		for _, v := range byDep[d.ID] {
+			held := func(reason string) Root {
+				return Root{Reason: reason, DeploymentID: d.ID, VersionID: v.ID, VersionNumber: v.VersionNumber}
+			}
+			if d.ActiveVersionID != nil && *d.ActiveVersionID == v.ID {
+				add(v.SHA256, held(RootActive))
+				continue
+			}
+			archived = append(archived, v)
+			if v.Pinned {
+				add(v.SHA256, held(RootDomain))
+			}
+			if until := v.archiveTime().Add(time.Duration(d.RetentionDays) * 24 * time.Hour); now.Before(until) {
+				r := held(RootRetention)
+				r.Until = &until
+				add(v.SHA256, r)
+			}
+		}
+		sort.Slice(archived, func(i, j int) bool {
+			a, b := archived[i].archiveTime(), archived[j].archiveTime()
+			if !a.Equal(b) {
+				return a.After(b)
+			}
+			return archived[i].VersionNumber > archived[j].VersionNumber
+		})
+		for _, v := range archived[:min(d.KeepVersions, len(archived))] {
+			add(v.SHA256, Root{Reason: RootKeepVersions, DeploymentID: d.ID, VersionID: v.ID, VersionNumber: v.VersionNumber})
+		}
+	}
+	return roots
+}
+
+// Leases are time-bounded holds kept in the metadata store, so that they
+// work across processes. Times are the store's clock. Optional: callers
+// type-assert.
+type Leases interface {
+	// HoldRelease takes, or renews, holder's lease on release sha256 until
+	// now+ttl and clears the release's collecting mark, in one transaction.
+	// A leased sha256 is a root. deleting reports an unexpired deletion claim
+	// on it: its bytes may be being deleted, so the holder must not store them
+	// until a later call reports false.
+	HoldRelease(ctx context.Context, sha256, holder string, ttl time.Duration) (deleting bool, err error)
+	// DropRelease ends holder's lease; no lease is not an error.
+	DropRelease(ctx context.Context, sha256, holder string) error
+	// AcquireLock takes, or renews, the exclusive lock name for holder until
+	// now+ttl. Held by another holder and not expired: false, nil.
+	AcquireLock(ctx context.Context, name, holder string, ttl time.Duration) (bool, error)
+	// ReleaseLock ends holder's lock; not holding it is not an error.
+	ReleaseLock(ctx context.Context, name, holder string) error
+}
+
+// GC is implemented by stores that support garbage collection; callers
+// type-assert. Every method is one transaction, and each decision is made on
+// roots re-found inside it at now (GCSnapshot.Roots on the rows the
+// transaction reads), serialised with every pointer change and HoldRelease:
+// on SQLite by the single writer; a PostgreSQL backend must lock the release
+// row and its versions' rows (SELECT … FOR UPDATE) before finding roots, and
+// its pointer changes must write the version row guarded by collected_at IS NULL.
+type GC interface {
+	Leases
+	// GCSnapshot reads the snapshot in one read transaction; Leased and
+	// Claimed hold the leases and claims unexpired at now.
+	GCSnapshot(ctx context.Context, now time.Time) (*GCSnapshot, error)
+	// MarkCollecting sets collecting_at = now on each release of shas that is
+	// not collected and has no root (a mark already set restarts), and clears
+	// the mark of the others, whose roots it returns. Unknown sha256s are
+	// skipped.
+	MarkCollecting(ctx context.Context, shas []string, now time.Time) (map[string]Root, error)
+	// CollectRelease collects release sha256 if it was marked at or before
+	// markedBefore and still has no root: it sets the release's collected_at
+	// = now, every version of it not yet collected gets status "collected",
+	// collected_at = now and a "collect" event (actor "gc"), and a deletion
+	// claim (holder, until now+ttl) is recorded; the caller deletes the bytes
+	// and then drops the claim; versions is then non-nil, possibly empty. A
+	// root found instead clears the mark and is returned (nil versions). Not
+	// marked, marked after markedBefore or already collected: nil, nil. Unknown sha256: ErrNotFound. Watchers are notified.
+	CollectRelease(ctx context.Context, sha256 string, markedBefore, now time.Time, holder string, ttl time.Duration) (versions []Version, root *Root, err error)
+	// ClaimOrphan records a deletion claim on sha256 if its blob is an orphan
+	// at now: no release row or a collected one, no lease, no other claim and
+	// no registry reference. It reports whether the claim was recorded.
+	ClaimOrphan(ctx context.Context, sha256, holder string, now time.Time, ttl time.Duration) (bool, error)
+	// DropClaim ends holder's deletion claim.
+	DropClaim(ctx context.Context, sha256, holder string) error
+	// NoteOrphans records the orphan digests seen at now, forgets the ones
+	// no longer seen, and returns when each was first seen.
+	NoteOrphans(ctx context.Context, digests []string, now time.Time) (map[string]time.Time, error)
+	// PruneLeases deletes leases and claims expired at now.
+	PruneLeases(ctx context.Context, now time.Time) error
+}
+
+// Policy holds the collection settings of a deployment; nil leaves a field.
+type Policy struct {
+	RetentionDays *int // 0 allowed: archived versions are collectable at once
+	KeepVersions  *int
+}
+
+// Policies is implemented by stores that keep retention_days exactly as
+// given (0 included) and keep_versions; callers type-assert.
+type Policies interface {
+	// CreateDeploymentWithPolicy is CreateDeployment, except that
+	// d.RetentionDays is stored as given, 0 included, and d.KeepVersions too.
+	// Negative values: ErrInvalid.
+	CreateDeploymentWithPolicy(ctx context.Context, d *Deployment, actor string) error
+	// SetPolicy changes the fields of p that are set, with one
+	// "deployment.update" event (before/after) if anything changed, and
+	// returns the stored deployment. ErrNotFound, ErrInvalid.
+	SetPolicy(ctx context.Context, id string, p Policy, actor string) (*Deployment, error)
+}
+
+// History answers which version and release served a hostname (or a
+// deployment's own name) at a time, as found in the event log.
+type History struct {
+	At           time.Time `json:"at"`
+	Hostname     string    `json:"hostname,omitempty"` // a custom domain; empty for a deployment
+	DeploymentID string    `json:"deployment_id"`
+	// FollowsActive: the domain followed the deployment's active version.
+	FollowsActive bool `json:"follows_active"`
+	// Since is when the pointer that decided it last moved (its event).
+	Since   time.Time `json:"since"`
+	EventID int64     `json:"event_id"`
+	Version *Version  `json:"version"`
+	Release *Release  `json:"release"`
+}

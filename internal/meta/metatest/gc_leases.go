@@ -1,0 +1,118 @@
+package metatest
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/cairnhq/cairn/internal/meta"
+)
+
+// testGCLeases: a lease is a root, clears the mark, and sees claims.
+func testGCLeases(t *testing.T, s meta.Store) {
+	ctx := t.Context()
+	g := gcStore(t, s)
+	d := newDeployment(t, s, "site")
+	v1 := publish(t, s, d.ID, "one", true)
+	v2 := publish(t, s, d.ID, "two", true)
+	base := getVersion(t, s, v2.ID).CreatedAt
+	now := base.Add(31 * day)
+	if _, err := g.MarkCollecting(ctx, []string{v1.ArtifactSHA256}, now); err != nil {
+		t.Fatal(err)
+	}
+	deleting, err := g.HoldRelease(ctx, v1.ArtifactSHA256, "pub-1", 365*day)
+	if err != nil || deleting {
+		t.Fatalf("HoldRelease = %v, %v", deleting, err)
+	}
+	wantRoot(t, roots(t, g, now), v1, meta.RootLease)
+	vs, _, err := g.CollectRelease(ctx, v1.ArtifactSHA256, now, now, "gc-test", time.Hour)
+	if err != nil || vs != nil {
+		t.Errorf("collected a leased (and unmarked) release: %v, %v", vs, err)
+	}
+	if ok, err := g.ClaimOrphan(ctx, v1.ArtifactSHA256, "gc-test", now, time.Hour); ok || err != nil {
+		t.Errorf("ClaimOrphan of a leased release = %v, %v", ok, err)
+	}
+	if err := g.DropRelease(ctx, v1.ArtifactSHA256, "pub-1"); err != nil {
+		t.Fatal(err)
+	}
+	wantRoot(t, roots(t, g, now), v1, "")
+	if _, err := g.MarkCollecting(ctx, []string{v1.ArtifactSHA256}, now); err != nil {
+		t.Fatal(err)
+	}
+	if vs, _, err := g.CollectRelease(ctx, v1.ArtifactSHA256, now, now, "gc-test", 365*day); err != nil || vs == nil {
+		t.Fatalf("CollectRelease = %v, %v", vs, err)
+	}
+	if deleting, err := g.HoldRelease(ctx, v1.ArtifactSHA256, "pub-2", time.Hour); err != nil || !deleting {
+		t.Errorf("HoldRelease during deletion = %v, %v; want deleting", deleting, err)
+	}
+	if err := g.DropClaim(ctx, v1.ArtifactSHA256, "gc-test"); err != nil {
+		t.Fatal(err)
+	}
+	if deleting, err := g.HoldRelease(ctx, v1.ArtifactSHA256, "pub-2", time.Hour); err != nil || deleting {
+		t.Errorf("HoldRelease after deletion = %v, %v; want not deleting", deleting, err)
+	}
+	if err := g.PruneLeases(ctx, now.Add(365*day)); err != nil {
+		t.Fatal(err)
+	}
+	if snap, _ := g.GCSnapshot(ctx, base); len(snap.Leased)+len(snap.Claimed) != 0 {
+		t.Errorf("leases left after PruneLeases: %v %v", snap.Leased, snap.Claimed)
+	}
+}
+
+func testGCLock(t *testing.T, s meta.Store) {
+	ctx := t.Context()
+	g := gcStore(t, s)
+	acquire := func(holder string, ttl time.Duration, want bool) {
+		t.Helper()
+		if ok, err := g.AcquireLock(ctx, "gc", holder, ttl); err != nil || ok != want {
+			t.Errorf("AcquireLock(%s) = %v, %v; want %v", holder, ok, err, want)
+		}
+	}
+	acquire("a", time.Hour, true)
+	acquire("b", time.Hour, false)
+	acquire("a", -time.Second, true) // renewed, already expired
+	acquire("b", time.Hour, true)
+	if err := g.ReleaseLock(ctx, "gc", "a"); err != nil {
+		t.Fatal(err)
+	}
+	acquire("a", time.Hour, false)
+	if err := g.ReleaseLock(ctx, "gc", "b"); err != nil {
+		t.Fatal(err)
+	}
+	acquire("a", time.Hour, true)
+}
+
+func testGCOrphans(t *testing.T, s meta.Store) {
+	ctx := t.Context()
+	g := gcStore(t, s)
+	d := newDeployment(t, s, "site")
+	v1 := publish(t, s, d.ID, "one", true)
+	now := v1.CreatedAt
+	if ok, err := g.ClaimOrphan(ctx, v1.ArtifactSHA256, "gc", now, time.Hour); ok || err != nil {
+		t.Errorf("ClaimOrphan of a live release = %v, %v", ok, err)
+	}
+	stray := sha("stray")
+	if ok, err := g.ClaimOrphan(ctx, stray, "gc", now, time.Hour); !ok || err != nil {
+		t.Errorf("ClaimOrphan of a blob without release = %v, %v", ok, err)
+	}
+	if ok, _ := g.ClaimOrphan(ctx, stray, "other", now, time.Hour); ok {
+		t.Error("two claims on one orphan")
+	}
+	seen := noteOrphans(ctx, t, g, now, "sha256:"+stray, "sha256:"+sha("b"))
+	later := noteOrphans(ctx, t, g, now.Add(time.Hour), "sha256:"+stray)
+	if !later["sha256:"+stray].Equal(seen["sha256:"+stray]) || len(later) != 1 {
+		t.Errorf("first sightings %v then %v", seen, later)
+	}
+	if snap, _ := g.GCSnapshot(ctx, now); len(snap.Orphans) != 1 {
+		t.Errorf("orphans kept: %v, want only the stray", snap.Orphans)
+	}
+}
+
+func noteOrphans(ctx context.Context, t *testing.T, g meta.GC, now time.Time, ds ...string) map[string]time.Time {
+	t.Helper()
+	m, err := g.NoteOrphans(ctx, ds, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}

@@ -1,0 +1,167 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"time"
+
+	"github.com/cairnhq/cairn/internal/meta"
+)
+
+var _ meta.Replicas = (*Store)(nil)
+
+// AddReplicas records that digest must be copied to each region.
+func (s *Store) AddReplicas(ctx context.Context, digest string, regions []string) error {
+	err := s.update(ctx, func(tx *sql.Tx) error {
+		now := s.stamp().UnixNano()
+		for _, r := range regions {
+			_, err := tx.ExecContext(ctx, s.q(`INSERT INTO blob_replicas
+				(digest, region, state, attempts, reason, claim, next_try_at, created_at, updated_at)
+				VALUES (?, ?, 'pending', 0, '', '', ?, ?, ?)
+				ON CONFLICT (digest, region) DO UPDATE SET state = 'pending', attempts = 0, claim = '',
+				next_try_at = excluded.next_try_at, updated_at = excluded.updated_at
+				WHERE blob_replicas.state IN ('failed', 'deleting')`), digest, r, now, now, now)
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return mapErr("add replicas of "+quote(digest), err)
+}
+
+// DeleteReplicas marks digest's row in each region deleting.
+func (s *Store) DeleteReplicas(ctx context.Context, digest string, regions []string) error {
+	err := s.update(ctx, func(tx *sql.Tx) error {
+		now := s.stamp().UnixNano()
+		for _, r := range regions {
+			_, err := tx.ExecContext(ctx, s.q(`INSERT INTO blob_replicas
+				(digest, region, state, attempts, reason, claim, next_try_at, created_at, updated_at)
+				VALUES (?, ?, 'deleting', 0, '', '', ?, ?, ?)
+				ON CONFLICT (digest, region) DO UPDATE SET state = 'deleting', attempts = 0, reason = '',
+				claim = '', next_try_at = excluded.next_try_at, updated_at = excluded.updated_at`),
+				digest, r, now, now, now)
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return mapErr("delete replicas of "+quote(digest), err)
+}
+
+// ClaimReplicas claims up to limit due rows for lease.
+func (s *Store) ClaimReplicas(ctx context.Context, lease time.Duration, limit int) ([]meta.Replica, error) {
+	if limit <= 0 {
+		limit = 100
+	}
+	var out []meta.Replica
+	err := s.update(ctx, func(tx *sql.Tx) error {
+		out = out[:0]
+		now := s.stamp()
+		rows, err := tx.QueryContext(ctx, s.q(replicaSelect+`
+			WHERE state IN ('pending', 'failed', 'deleting') AND next_try_at <= ?
+			ORDER BY next_try_at, digest, region LIMIT ?`), now.UnixNano(), limit)
+		if err != nil {
+			return err
+		}
+		if out, err = scanReplicas(rows, out); err != nil {
+			return err
+		}
+		until := now.Add(lease)
+		for i := range out {
+			r := &out[i]
+			r.Claim, r.Attempts, r.NextTryAt, r.UpdatedAt = newID("clm_"), r.Attempts+1, &until, now
+			if _, err := tx.ExecContext(ctx, s.q(`UPDATE blob_replicas SET claim = ?, attempts = ?,
+				next_try_at = ?, updated_at = ? WHERE digest = ? AND region = ?`),
+				r.Claim, r.Attempts, until.UnixNano(), now.UnixNano(), r.Digest, r.Region); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, mapErr("claim replicas", err)
+	}
+	return out, nil
+}
+
+// FinishReplica records the outcome of the work on claimed row r.
+func (s *Store) FinishReplica(ctx context.Context, r meta.Replica, state, reason string, retryIn time.Duration) (bool, error) {
+	if err := checkReplicaState(state); err != nil {
+		return false, mapErr("finish replica", err)
+	}
+	done := false
+	err := s.update(ctx, func(tx *sql.Tx) error {
+		now := s.stamp()
+		var res sql.Result
+		var err error
+		if state == "" {
+			res, err = tx.ExecContext(ctx, s.q(`DELETE FROM blob_replicas
+				WHERE digest = ? AND region = ? AND state = ? AND claim = ?`), r.Digest, r.Region, r.State, r.Claim)
+		} else {
+			if state == meta.ReplicaReady {
+				reason, retryIn = "", 0
+			}
+			res, err = tx.ExecContext(ctx, s.q(`UPDATE blob_replicas SET state = ?, reason = ?, claim = '',
+				next_try_at = ?, updated_at = ? WHERE digest = ? AND region = ? AND state = ? AND claim = ?`),
+				state, reason, now.Add(retryIn).UnixNano(), now.UnixNano(), r.Digest, r.Region, r.State, r.Claim)
+		}
+		if err != nil {
+			return err
+		}
+		n, err := res.RowsAffected()
+		done = n == 1
+		return err
+	})
+	if err != nil {
+		return false, mapErr("finish replica "+quote(r.Digest)+" in "+quote(r.Region), err)
+	}
+	return done, nil
+}
+
+// ReplicaStatuses returns digest's rows by region.
+func (s *Store) ReplicaStatuses(ctx context.Context, digest string) (map[string]meta.ReplicaStatus, error) {
+	rows, err := s.r.QueryContext(ctx, s.q(replicaSelect+` WHERE digest = ?`), digest)
+	if err != nil {
+		return nil, mapErr("replica statuses of "+quote(digest), err)
+	}
+	rs, err := scanReplicas(rows, nil)
+	if err != nil {
+		return nil, mapErr("replica statuses of "+quote(digest), err)
+	}
+	out := make(map[string]meta.ReplicaStatus, len(rs))
+	for _, r := range rs {
+		out[r.Region] = r.ReplicaStatus
+	}
+	return out, nil
+}
+
+const replicaSelect = `SELECT digest, region, state, attempts, reason, claim, next_try_at, updated_at FROM blob_replicas`
+
+// scanReplicas appends the rows of replicaSelect to out and closes rows.
+func scanReplicas(rows *sql.Rows, out []meta.Replica) ([]meta.Replica, error) {
+	defer rows.Close()
+	for rows.Next() {
+		var r meta.Replica
+		var next, updated int64
+		if err := rows.Scan(&r.Digest, &r.Region, &r.State, &r.Attempts, &r.Error, &r.Claim, &next, &updated); err != nil {
+			return nil, err
+		}
+		r.UpdatedAt = fromNanos(updated)
+		if r.State != meta.ReplicaReady {
+			t := fromNanos(next)
+			r.NextTryAt = &t
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+func checkReplicaState(state string) error {
+	switch state {
+	case "", meta.ReplicaPending, meta.ReplicaReady, meta.ReplicaFailed, meta.ReplicaDeleting:
+		return nil
+	}
+	return invalid("replica state %q", state)
+}

@@ -1,0 +1,189 @@
+// Package registry is cairn's OCI distribution registry (distribution-spec
+// v1.1) at /v2/: blob uploads (monolithic, chunked, streamed, mounts), blob
+// and manifest pulls and deletes, tags and the referrers API, with sha256 and
+// sha512 digests.
+//
+// Bytes live once in the shared blob.Store; which repository may serve which
+// blob, manifests, tags and referrers are metadata (meta.Registry). A
+// repository is "<deployment>" or "<deployment>/<path>"; pushing creates the
+// deployment (kind oci), and pushing a tag to "<deployment>" itself publishes
+// a version whose release is the image manifest. Upload sessions are staged
+// in a local directory and expire. Every digest is verified server-side by
+// blob.Store.Put; errors become OCI error JSON in one place (errors.go).
+package registry
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/cairnhq/cairn/internal/blob"
+	"github.com/cairnhq/cairn/internal/meta"
+)
+
+// Defaults for zero Config fields.
+const (
+	DefaultMaxManifestBytes = 4 << 20
+	DefaultMaxBlobBytes     = 10 << 30
+	DefaultUploadTTL        = time.Hour
+)
+
+// actor names the token holder in audit events (as the API does).
+const actor = "token:admin"
+
+// Config holds what the registry needs.
+type Config struct {
+	Meta  meta.Store // must also implement meta.Registry
+	Blobs blob.Store
+	// Token is the secret that authorises pushes and pulls, sent as
+	// "Authorization: Bearer <token>" or as the Basic password (any user).
+	Token string
+	// StageDir holds upload sessions; created if missing.
+	StageDir string
+	// Host is the registry's host[:port] as clients name it; it goes into
+	// artifact URIs (oci://<host>/<repo>@sha256:…).
+	Host             string
+	MaxManifestBytes int64         // 0: DefaultMaxManifestBytes
+	MaxBlobBytes     int64         // 0: DefaultMaxBlobBytes
+	UploadTTL        time.Duration // idle upload sessions expire after it; 0: DefaultUploadTTL
+	Log              *slog.Logger
+	Now              func() time.Time
+	// Changed, if set, is called after a push published a version.
+	Changed func()
+}
+
+// Registry is the /v2/ handler. It expects full request paths ("/v2/…"):
+// mount it with mux.Handle("/v2/", r), without stripping the prefix.
+type Registry struct {
+	cfg   Config
+	meta  meta.Store
+	reg   meta.Registry
+	blobs blob.Store
+	stage *stage
+	log   *slog.Logger
+	now   func() time.Time
+}
+
+var _ http.Handler = (*Registry)(nil)
+
+// New checks cfg, prepares the staging directory (removing expired
+// sessions) and returns the handler.
+func New(cfg Config) (*Registry, error) {
+	if cfg.Meta == nil || cfg.Blobs == nil {
+		return nil, errors.New("registry: Meta and Blobs are required")
+	}
+	reg, ok := cfg.Meta.(meta.Registry)
+	if !ok {
+		return nil, fmt.Errorf("registry: the metadata store %T does not implement meta.Registry", cfg.Meta)
+	}
+	switch {
+	case cfg.StageDir == "":
+		return nil, errors.New("registry: StageDir is required")
+	case cfg.Host == "":
+		return nil, errors.New("registry: Host is required (it names images in artifact URIs)")
+	case cfg.MaxManifestBytes < 0, cfg.MaxBlobBytes < 0, cfg.UploadTTL < 0:
+		return nil, errors.New("registry: MaxManifestBytes, MaxBlobBytes and UploadTTL must not be negative")
+	}
+	if cfg.MaxManifestBytes == 0 {
+		cfg.MaxManifestBytes = DefaultMaxManifestBytes
+	}
+	if cfg.MaxBlobBytes == 0 {
+		cfg.MaxBlobBytes = DefaultMaxBlobBytes
+	}
+	if cfg.UploadTTL == 0 {
+		cfg.UploadTTL = DefaultUploadTTL
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Changed == nil {
+		cfg.Changed = func() {}
+	}
+	st, err := newStage(cfg.StageDir, cfg.UploadTTL, cfg.Now)
+	if err != nil {
+		return nil, fmt.Errorf("registry: %w", err)
+	}
+	r := &Registry{cfg: cfg, meta: cfg.Meta, reg: reg, blobs: cfg.Blobs, stage: st, log: cfg.Log, now: cfg.Now}
+	if _, err := r.SweepUploads(context.Background()); err != nil {
+		return nil, fmt.Errorf("registry: %w", err)
+	}
+	return r, nil
+}
+
+// SweepUploads removes upload sessions idle for longer than UploadTTL and
+// returns how many it removed. Expired sessions are refused even before a
+// sweep; sweeping only frees their disk space. Call it periodically.
+func (r *Registry) SweepUploads(ctx context.Context) (int, error) {
+	return r.stage.sweep(ctx)
+}
+
+// SetAnonymousPull allows or forbids pulls without credentials from every
+// repository of dep (default: forbidden).
+func (r *Registry) SetAnonymousPull(ctx context.Context, dep *meta.Deployment, allow bool) error {
+	return r.reg.SetOCIAnonymousPull(ctx, dep.ID, allow)
+}
+
+type handler func(w http.ResponseWriter, req *http.Request, rt route) error
+
+// endpoint returns the handler of a route kind and method, nil if none.
+func (r *Registry) endpoint(kind, method string) handler {
+	switch kind + " " + method {
+	case routePing + " GET", routePing + " HEAD":
+		return r.ping
+	case routeBlob + " GET", routeBlob + " HEAD":
+		return r.getBlob
+	case routeBlob + " DELETE":
+		return r.deleteBlob
+	case routeUploads + " POST":
+		return r.startUpload
+	case routeUpload + " GET":
+		return r.uploadStatus
+	case routeUpload + " PATCH":
+		return r.patchUpload
+	case routeUpload + " PUT":
+		return r.finishUpload
+	case routeUpload + " DELETE":
+		return r.cancelUpload
+	case routeManifest + " GET", routeManifest + " HEAD":
+		return r.getManifest
+	case routeManifest + " PUT":
+		return r.putManifest
+	case routeManifest + " DELETE":
+		return r.deleteManifest
+	case routeTags + " GET":
+		return r.listTags
+	case routeReferrers + " GET":
+		return r.referrers
+	}
+	return nil
+}
+
+// ServeHTTP routes a /v2/ request, authorises it and maps any error to the
+// OCI error format.
+func (r *Registry) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	w.Header().Set("Docker-Distribution-API-Version", "registry/2.0")
+	if err := r.serve(w, req); err != nil {
+		writeError(w, req, r.log, err)
+	}
+}
+
+func (r *Registry) serve(w http.ResponseWriter, req *http.Request) error {
+	rt, err := parseRoute(req.URL.Path)
+	if err != nil {
+		return err
+	}
+	h := r.endpoint(rt.kind, req.Method)
+	if h == nil {
+		return public(errUnsupported, "%s is not supported here", req.Method)
+	}
+	if err := r.authorize(req, rt); err != nil {
+		return err
+	}
+	return h(w, req, rt)
+}

@@ -1,0 +1,217 @@
+package registry
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+
+	"github.com/cairnhq/cairn/internal/meta"
+	"github.com/opencontainers/go-digest"
+)
+
+// startUpload answers POST /v2/<name>/blobs/uploads/:
+//   - ?mount=<digest>[&from=<repo>]: links a blob the caller can read in
+//     from (or, without from, in any repository) and answers 201; when that
+//     is not possible it falls back to opening a session (202), as the spec asks;
+//   - ?digest=<digest>: a monolithic upload of the body, verified, 201;
+//   - otherwise: opens an upload session, 202 with its Location.
+func (r *Registry) startUpload(w http.ResponseWriter, req *http.Request, rt route) error {
+	ctx := req.Context()
+	if _, err := r.pushTarget(ctx, rt.name); err != nil {
+		return err
+	}
+	q := req.URL.Query()
+	if m := q.Get("mount"); m != "" {
+		d, ok, err := r.mount(req, rt.name, m, q.Get("from"))
+		if err != nil {
+			return err
+		}
+		if ok {
+			return blobCreated(w, rt.name, d)
+		}
+	} else if ds := q.Get("digest"); ds != "" {
+		d, err := parseDigest(ds)
+		if err != nil {
+			return err
+		}
+		if err := r.putBlob(ctx, req, rt.name, d); err != nil {
+			return err
+		}
+		return blobCreated(w, rt.name, d)
+	}
+	ss, err := r.stage.create(rt.name)
+	if err != nil {
+		return err
+	}
+	return uploadProgress(w, http.StatusAccepted, rt.name, ss)
+}
+
+// putBlob stores the request body as blob d (verified by the blob store,
+// nothing stored on a mismatch) and links it to repo.
+func (r *Registry) putBlob(ctx context.Context, req *http.Request, repo string, d digest.Digest) error {
+	if req.ContentLength > r.cfg.MaxBlobBytes {
+		return public(errBlobTooLarge, "%d bytes; the limit is %d", req.ContentLength, r.cfg.MaxBlobBytes)
+	}
+	body := newLimitReader(req.Body, r.cfg.MaxBlobBytes)
+	if err := r.blobs.Put(ctx, d, req.ContentLength, body); err != nil {
+		return bodyErr(err)
+	}
+	return r.reg.LinkOCIBlob(ctx, repo, meta.OCIBlob{Digest: d.String(), Size: body.read()})
+}
+
+// session opens the upload of rt and locks it; the caller unlocks.
+func (r *Registry) session(rt route) (*session, func(), error) {
+	unlock := r.stage.lock(rt.ref)
+	ss, err := r.stage.open(rt.ref, rt.name)
+	if err != nil {
+		unlock()
+		return nil, nil, err
+	}
+	return ss, unlock, nil
+}
+
+// uploadStatus answers GET on an upload: 204 with Location and Range.
+func (r *Registry) uploadStatus(w http.ResponseWriter, req *http.Request, rt route) error {
+	ss, unlock, err := r.session(rt)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	return uploadProgress(w, http.StatusNoContent, rt.name, ss)
+}
+
+// patchUpload appends a chunk: with Content-Range "<start>-<end>" the chunk
+// must start where the upload ends (else 416, with the current Range, and
+// nothing appended); without it the whole body is appended (streamed upload).
+func (r *Registry) patchUpload(w http.ResponseWriter, req *http.Request, rt route) error {
+	ss, unlock, err := r.session(rt)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	if err := r.appendChunk(w, req, rt, ss); err != nil {
+		return err
+	}
+	return uploadProgress(w, http.StatusAccepted, rt.name, ss)
+}
+
+// appendChunk appends the request body to ss, checking Content-Range and the
+// size limit. On error the session is as it was, and the response headers
+// carry the session's Location and Range.
+func (r *Registry) appendChunk(w http.ResponseWriter, req *http.Request, rt route, ss *session) error {
+	setProgress(w, rt.name, ss)
+	before, want := ss.Size, int64(-1)
+	if h := req.Header.Get("Content-Range"); h != "" {
+		start, end, err := parseContentRange(h)
+		if err != nil {
+			return err
+		}
+		if start != ss.Size {
+			return public(errRangeInvalid, "chunk starts at %d; the upload has %d bytes", start, ss.Size)
+		}
+		if end-start >= r.cfg.MaxBlobBytes-ss.Size { // end-start+1 might overflow
+			return public(errBlobTooLarge, "the blob would exceed the limit of %d bytes", r.cfg.MaxBlobBytes)
+		}
+		want = end - start + 1
+		if req.ContentLength >= 0 && req.ContentLength != want {
+			return public(errSizeInvalid, "Content-Length %d does not match Content-Range %q", req.ContentLength, h)
+		}
+	}
+	left := r.cfg.MaxBlobBytes - ss.Size
+	if req.ContentLength > left {
+		return public(errBlobTooLarge, "the blob would exceed the limit of %d bytes", r.cfg.MaxBlobBytes)
+	}
+	n, err := r.stage.appendFrom(ss, req.Body, left)
+	if err != nil {
+		return bodyErr(err)
+	}
+	if want >= 0 && n != want {
+		if err := r.stage.truncate(ss, before); err != nil {
+			return err
+		}
+		return public(errSizeInvalid, "received %d bytes, Content-Range announced %d", n, want)
+	}
+	setProgress(w, rt.name, ss)
+	return nil
+}
+
+// finishUpload answers PUT ?digest=: appends the body (a last chunk, checked
+// like a PATCH), verifies the whole upload against the digest while storing
+// it (a mismatch stores nothing and keeps the session), links the blob and
+// ends the session: 201 with the blob's Location.
+func (r *Registry) finishUpload(w http.ResponseWriter, req *http.Request, rt route) error {
+	d, err := parseDigest(req.URL.Query().Get("digest"))
+	if err != nil {
+		return err
+	}
+	ss, unlock, err := r.session(rt)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	if err := r.appendChunk(w, req, rt, ss); err != nil {
+		return err
+	}
+	f, err := r.stage.data(ss)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	ctx := req.Context()
+	if err := r.blobs.Put(ctx, d, ss.Size, f); err != nil {
+		return err
+	}
+	if err := r.reg.LinkOCIBlob(ctx, rt.name, meta.OCIBlob{Digest: d.String(), Size: ss.Size}); err != nil {
+		return err
+	}
+	if err := r.stage.remove(ss.ID); err != nil {
+		r.log.Warn("registry: removing a finished upload", "upload", ss.ID, "err", err)
+	}
+	for _, k := range []string{"Range", "Docker-Upload-UUID"} {
+		w.Header().Del(k)
+	}
+	return blobCreated(w, rt.name, d)
+}
+
+// cancelUpload answers DELETE on an upload: 204.
+func (r *Registry) cancelUpload(w http.ResponseWriter, req *http.Request, rt route) error {
+	ss, unlock, err := r.session(rt)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	if err := r.stage.remove(ss.ID); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Length", "0")
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// setProgress sets the Location and Range headers of a session. Range is
+// "0-<last byte>", and "0-0" for an empty upload as other registries answer.
+func setProgress(w http.ResponseWriter, repo string, ss *session) {
+	h := w.Header()
+	h.Set("Location", fmt.Sprintf("/v2/%s/blobs/uploads/%s", repo, ss.ID))
+	h.Set("Range", "0-"+strconv.FormatInt(max(ss.Size-1, 0), 10))
+	h.Set("Docker-Upload-UUID", ss.ID)
+}
+
+func uploadProgress(w http.ResponseWriter, status int, repo string, ss *session) error {
+	setProgress(w, repo, ss)
+	w.Header().Set("Content-Length", "0")
+	w.WriteHeader(status)
+	return nil
+}
+
+// bodyErr turns a request body that ended before its Content-Length into
+// the client's error (BLOB_UPLOAD_INVALID) rather than the server's.
+func bodyErr(err error) error {
+	if errors.Is(err, io.ErrUnexpectedEOF) {
+		return public(errUploadInvalid, "the request body ended early")
+	}
+	return err
+}

@@ -1,0 +1,35 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+
+	"github.com/cairnhq/cairn/internal/api"
+	"github.com/cairnhq/cairn/internal/blob"
+	"github.com/cairnhq/cairn/internal/edge"
+	"github.com/cairnhq/cairn/internal/gc"
+	"github.com/cairnhq/cairn/internal/meta"
+)
+
+// startGC builds the garbage collector that POST /v1/gc runs and, with
+// role gc and a positive --gc-interval, runs it periodically until ctx
+// ends. Collections invalidate the in-process edge (ed may be nil) before
+// any byte is deleted. A metadata store without garbage collection gives
+// nil (logged): the API then answers 501 and nothing is collected.
+func startGC(ctx context.Context, cfg Config, store meta.Store, blobs blob.Store, ed *edge.Edge, log *slog.Logger) api.GCRunner {
+	col, err := gc.New(gc.Config{Meta: store, Blobs: blobs, Grace: cfg.GCGrace, Drain: cfg.GCDrain,
+		Log: log.With("role", "gc"), Changed: func() {
+			if ed != nil {
+				ed.Invalidate()
+			}
+		}})
+	if errors.Is(err, gc.ErrUnsupported) {
+		log.Warn("garbage collection disabled: the metadata store does not support it", "database", redact(cfg.Database))
+		return nil
+	}
+	if cfg.HasRole(RoleGC) && cfg.GCInterval > 0 {
+		go col.Loop(ctx, cfg.GCInterval)
+	}
+	return col
+}

@@ -1,0 +1,42 @@
+package server
+
+import (
+	"log/slog"
+	"net/http"
+	"path/filepath"
+
+	"github.com/cairnhq/cairn/internal/api"
+	"github.com/cairnhq/cairn/internal/blob"
+	"github.com/cairnhq/cairn/internal/meta"
+	"github.com/cairnhq/cairn/internal/registry"
+)
+
+// newRegistry builds the OCI registry served at /v2/ on the API listener,
+// or returns nil when the metadata store has no registry tables.
+func newRegistry(cfg Config, store meta.Store, blobs blob.Store, token, host string, log *slog.Logger, changed func()) (*registry.Registry, error) {
+	if _, ok := store.(meta.Registry); !ok {
+		log.Warn("this metadata store does not support the OCI registry yet; /v2/ is off")
+		return nil, nil
+	}
+	return registry.New(registry.Config{Meta: store, Blobs: blobs, Token: token, Host: host,
+		StageDir: filepath.Join(cfg.DataDir, "registry-uploads"), Log: log.With("role", "registry"), Changed: changed})
+}
+
+// mountRegistry serves reg at /v2/ and everything else with api.
+func mountRegistry(reg *registry.Registry, api http.Handler) http.Handler {
+	if reg == nil {
+		return api
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/v2/", reg)
+	mux.Handle("/", api)
+	return mux
+}
+
+// images returns reg as the API's Images, or nil (not a typed nil).
+func images(reg *registry.Registry) api.Images {
+	if reg == nil {
+		return nil
+	}
+	return reg
+}
