@@ -3,6 +3,7 @@
 //
 //	go run ./bench static   pack vs tar|zstd; edge vs nginx (installs nginx, wrk, npm sites)
 //	go run ./bench memory   RSS of server and CLI while publishing a 2 GB tree
+//	go run ./bench oci      push/pull throughput vs CNCF distribution v3.1.2
 //	go run ./bench scaleout cold reads over S3 vs naive, warm S3 vs fs, propagation (PostgreSQL + S3)
 package main
 
@@ -13,7 +14,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: go run ./bench static|memory|scaleout")
+		fmt.Fprintln(os.Stderr, "usage: go run ./bench static|memory|scaleout|oci")
 		os.Exit(2)
 	}
 	var err error
@@ -26,8 +27,10 @@ func main() {
 		err = gcBench()
 	case "scaleout":
 		err = scaleout()
+	case "oci":
+		err = oci()
 	default:
-		err = fmt.Errorf("unknown benchmark %q (static, memory, scaleout)", os.Args[1])
+		err = fmt.Errorf("unknown benchmark %q (static, memory, scaleout, oci)", os.Args[1])
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)

@@ -1,6 +1,6 @@
 // Command cairn is the release plane's one binary: `cairn server` runs the
-// API and edge roles, and the other commands are a client of the HTTP API
-// (pack, publish, versions, activate, rollback, domain).
+// API, edge and gc roles, and the other commands are a client of the HTTP
+// API (pack, publish, versions, activate, rollback, domain, gc, audit).
 package main
 
 import (

@@ -45,7 +45,10 @@ func (a *app) serverCmd() *cobra.Command {
 	f.StringVar(&cfg.APIAddr, "api-addr", cfg.APIAddr, "address of the API and registry listener")
 	f.StringVar(&cfg.EdgeAddr, "edge-addr", cfg.EdgeAddr, "address of the edge listener")
 	f.StringVar(&cfg.Database, "database", "", "metadata database URL, e.g. postgres://… (default: SQLite in the data dir)")
-	f.StringVar(&cfg.Blobs, "blobs", "", "release store URL, e.g. s3://bucket?endpoint=… (default: files in the data dir)")
+	f.StringVar(&cfg.Blobs, "blobs", "", "release store URL, e.g. s3://bucket?endpoint=… (default: files in the data dir);\n"+
+		"regions: NAME=URL,NAME=URL,…, the first is the primary")
+	f.StringVar(&cfg.Region, "region", "", "region of --blobs this process reads from first (default: the primary)")
+	f.DurationVar(&cfg.ReplicaRetry, "replica-retry", 0, "longest wait between tries of a failed copy to a region (default 5m)")
 	f.StringSliceVar(&cfg.Roles, "roles", cfg.Roles, "roles to run: api, edge, gc")
 	f.StringVar(&cfg.BaseDomain, "base-domain", cfg.BaseDomain, "the edge serves {name}.{base-domain} and {name}--v{N}.{base-domain}")
 	f.Int64Var(&cfg.MaxFiles, "max-files", cfg.MaxFiles, "most entries in one upload")
@@ -62,7 +65,7 @@ func (a *app) serverCmd() *cobra.Command {
 		"max-files", "CAIRN_MAX_FILES", "max-bytes", "CAIRN_MAX_BYTES", "cache-bytes", "CAIRN_CACHE_BYTES",
 		"log-format", "CAIRN_LOG_FORMAT", "log-level", "CAIRN_LOG_LEVEL",
 		"retention-days", "CAIRN_RETENTION_DAYS", "gc-interval", "CAIRN_GC_INTERVAL", "gc-grace", "CAIRN_GC_GRACE",
-		"gc-drain", "CAIRN_GC_DRAIN")
+		"gc-drain", "CAIRN_GC_DRAIN", "region", "CAIRN_REGION", "replica-retry", "CAIRN_REPLICA_RETRY")
 	return cmd
 }
 

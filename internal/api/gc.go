@@ -35,7 +35,9 @@ func (a *API) runGC(w http.ResponseWriter, r *http.Request) error {
 	if a.cfg.GC == nil {
 		return problem.New(http.StatusNotImplemented, "gc-unavailable", "garbage collection is not available on this server")
 	}
-	rep, err := a.cfg.GC.Run(r.Context(), in.DryRun)
+	// A run finishes even if the client goes away: an aborted one leaves
+	// claims and undeleted bytes for a later run.
+	rep, err := a.cfg.GC.Run(context.WithoutCancel(r.Context()), in.DryRun)
 	if errors.Is(err, gc.ErrBusy) {
 		return problem.New(http.StatusConflict, "gc-running", "another garbage collection is running; try again when it ends")
 	}

@@ -30,7 +30,20 @@ func (a *API) getRelease(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, rel)
+	view := releaseView{Release: rel}
+	if rs, ok := a.cfg.Meta.(meta.Replicas); ok {
+		if view.Replicas, err = rs.ReplicaStatuses(r.Context(), "sha256:"+rel.SHA256); err != nil {
+			return err
+		}
+	}
+	return writeJSON(w, http.StatusOK, view)
+}
+
+// releaseView is a Release with the state of its copies in the regions
+// other than the primary ("replicas", omitted when there are none).
+type releaseView struct {
+	*meta.Release
+	Replicas map[string]meta.ReplicaStatus `json:"replicas,omitempty"`
 }
 
 // getArtifact streams the release bytes, with Range and conditional

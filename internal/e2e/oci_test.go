@@ -14,9 +14,6 @@ import (
 // client, which creates a version of an oci deployment, then makes another
 // version through POST /v1/deployments/{dep}/versions {"image": …}.
 func TestOCIThroughServer(t *testing.T) {
-	if scaleOut() {
-		t.Skip("the PostgreSQL backend has no registry tables yet")
-	}
 	e := start(t)
 	host := strings.TrimPrefix(e.api, "http://")
 	auth := remote.WithAuth(&authn.Basic{Username: "ci", Password: e.token})

@@ -45,9 +45,10 @@ const (
 	LockTTL      = 10 * time.Minute // renewed between phases
 	LeaseTTL     = 10 * time.Minute // a publisher's lease, renewed while it lasts
 	ClaimTTL     = 2 * time.Minute  // a deletion claim, beyond Drain
-	deleteTime   = time.Minute      // bound on one blob deletion, below ClaimTTL
+	claimMargin  = 15 * time.Second // deletions stop this long before their claims expire
 	DefaultGrace = time.Hour
 	markBatch    = 64 // releases marked per transaction
+	collectBatch = 32 // releases collected per transaction
 )
 
 var (
@@ -79,9 +80,8 @@ type Config struct {
 // Collector runs collections. It is safe for concurrent use; concurrent
 // runs exclude each other through the lock (ErrBusy).
 type Collector struct {
-	cfg    Config
-	g      meta.GC
-	holder string
+	cfg Config
+	g   meta.GC
 }
 
 // New returns a Collector; ErrUnsupported if cfg.Meta is not a meta.GC.
@@ -99,7 +99,7 @@ func New(cfg Config) (*Collector, error) {
 	if cfg.Changed == nil {
 		cfg.Changed = func() {}
 	}
-	return &Collector{cfg: cfg, g: g, holder: "gc-" + randomID()}, nil
+	return &Collector{cfg: cfg, g: g}, nil
 }
 
 // Loop runs a collection every interval (the first one after at most a
@@ -131,8 +131,8 @@ func (c *Collector) Loop(ctx context.Context, interval time.Duration) {
 }
 
 // renew extends the run's lock; losing it aborts the run.
-func (c *Collector) renew(ctx context.Context) error {
-	ok, err := c.g.AcquireLock(ctx, LockName, c.holder, LockTTL)
+func (r *run) renew(ctx context.Context) error {
+	ok, err := r.c.g.AcquireLock(ctx, LockName, r.holder, LockTTL)
 	if err == nil && !ok {
 		err = fmt.Errorf("gc: lost the runner lock: %w", ErrBusy)
 	}

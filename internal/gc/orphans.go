@@ -4,37 +4,38 @@ import (
 	"context"
 	"errors"
 	"sort"
+	"time"
 
 	"github.com/opencontainers/go-digest"
 
 	"github.com/cairnhq/cairn/internal/blob"
 )
 
-// delete deletes the blob of release sha, which this run holds a deletion
-// claim on, and drops the claim. It returns the bytes freed and whether the
-// blob is gone; failures are logged and left to the orphan sweep.
-func (r *run) delete(ctx context.Context, sha string) (int64, bool) {
-	ctx, cancel := context.WithTimeout(ctx, deleteTime)
+// deleteBlob deletes the blob of release sha, on which this run holds a
+// deletion claim, unless the claim may have expired by then (deadline, real
+// time). It returns the bytes freed and whether the blob is gone; what is
+// not deleted is logged and left to a later orphan sweep.
+func (r *run) deleteBlob(ctx context.Context, sha string, deadline time.Time) (int64, bool) {
+	ctx, cancel := context.WithDeadline(ctx, deadline)
 	defer cancel()
+	if ctx.Err() != nil {
+		return 0, false
+	}
 	d := digest.NewDigestFromEncoded(digest.SHA256, sha)
 	var size int64
 	if info, err := r.c.cfg.Blobs.Stat(ctx, d); err == nil {
 		size = info.Size
 	}
 	err := r.c.cfg.Blobs.Delete(ctx, d)
-	if errors.Is(err, blob.ErrNotFound) {
-		size, err = 0, nil
-	}
-	if err != nil {
+	switch {
+	case errors.Is(err, blob.ErrNotFound):
+		return 0, true
+	case err != nil:
 		r.c.cfg.Log.Error("gc: deleting a collected release", "sha256", sha, "err", err)
-		size = 0
-	} else {
-		r.deleted[sha] = true
+		return 0, false
 	}
-	if derr := r.c.g.DropClaim(context.WithoutCancel(ctx), sha, r.c.holder); derr != nil {
-		r.c.cfg.Log.Error("gc: dropping a deletion claim", "sha256", sha, "err", derr)
-	}
-	return size, err == nil
+	r.deleted[sha] = true
+	return size, true
 }
 
 // orphans deletes blobs with no live release that were seen as orphans for
@@ -85,7 +86,8 @@ func (r *run) orphans(ctx context.Context) error {
 			continue
 		}
 		if !r.dry {
-			claimed, err := r.c.g.ClaimOrphan(ctx, c.sha, r.c.holder, r.now, ClaimTTL)
+			deadline := time.Now().Add(ClaimTTL - claimMargin)
+			claimed, err := r.c.g.ClaimOrphan(ctx, c.sha, r.holder, r.now, ClaimTTL)
 			if err != nil {
 				return err
 			}
@@ -93,7 +95,11 @@ func (r *run) orphans(ctx context.Context) error {
 				continue
 			}
 			var done bool
-			if c.size, done = r.delete(ctx, c.sha); !done {
+			c.size, done = r.deleteBlob(ctx, c.sha, deadline)
+			if err := r.c.g.DropClaims(context.WithoutCancel(ctx), r.holder, c.sha); err != nil {
+				return err
+			}
+			if !done {
 				continue
 			}
 		}

@@ -40,8 +40,8 @@ func TestOrphans(t *testing.T) {
 	if _, err := e.meta.MarkCollecting(ctx, []string{v1.ArtifactSHA256}, now); err != nil {
 		t.Fatal(err)
 	}
-	if vs, _, err := e.meta.CollectRelease(ctx, v1.ArtifactSHA256, now, now, "crashed", time.Minute); err != nil || vs == nil {
-		t.Fatal(vs, err)
+	if cs, err := e.meta.CollectReleases(ctx, []string{v1.ArtifactSHA256}, now, now, "crashed", time.Minute); err != nil || len(cs) != 1 {
+		t.Fatal(cs, err)
 	}
 	e.clock.Add(2 * time.Minute) // the crashed collector's claim expires
 

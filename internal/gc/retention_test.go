@@ -184,4 +184,18 @@ func TestBusy(t *testing.T) {
 	}
 	e.clock.Add(2 * time.Hour) // the other process died: its lock expired
 	e.run(e.collector(0, nil), false)
+
+	// two runs of one collector exclude each other too
+	d := e.deployment("site", 0, 0)
+	e.publish(d, "one", true)
+	e.publish(d, "two", true)
+	busy := make(chan error, 1)
+	var c *gc.Collector
+	c = e.collector(0, func() { _, err := c.Run(t.Context(), false); busy <- err })
+	if rep := e.run(c, false); len(rep.Collected) != 1 {
+		t.Errorf("collected %+v", rep.Collected)
+	}
+	if err := <-busy; !errors.Is(err, gc.ErrBusy) {
+		t.Errorf("a second run during the first: %v, want ErrBusy", err)
+	}
 }

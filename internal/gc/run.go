@@ -11,6 +11,7 @@ import (
 // run is the state of one collection.
 type run struct {
 	c        *Collector
+	holder   string // of the lock and the deletion claims: one per run
 	dry      bool
 	now      time.Time
 	rep      *Report
@@ -25,17 +26,17 @@ type run struct {
 // changes nothing: it reports what a run at this moment would do. Another
 // run holding the lock: ErrBusy.
 func (c *Collector) Run(ctx context.Context, dryRun bool) (*Report, error) {
-	r := &run{c: c, dry: dryRun, now: c.cfg.Now(), deleted: map[string]bool{}}
+	r := &run{c: c, holder: "gc-" + randomID(), dry: dryRun, now: c.cfg.Now(), deleted: map[string]bool{}}
 	r.rep = newReport(dryRun, r.now, c.cfg.Grace)
 	if !dryRun {
-		ok, err := c.g.AcquireLock(ctx, LockName, c.holder, LockTTL)
+		ok, err := c.g.AcquireLock(ctx, LockName, r.holder, LockTTL)
 		if err != nil {
 			return nil, err
 		}
 		if !ok {
 			return nil, ErrBusy
 		}
-		defer c.g.ReleaseLock(context.WithoutCancel(ctx), LockName, c.holder)
+		defer c.g.ReleaseLock(context.WithoutCancel(ctx), LockName, r.holder)
 		if err := c.g.PruneLeases(ctx, r.now); err != nil {
 			return nil, err
 		}
@@ -45,7 +46,7 @@ func (c *Collector) Run(ctx context.Context, dryRun bool) (*Report, error) {
 			return nil, err
 		}
 		if !dryRun {
-			if err := c.renew(ctx); err != nil {
+			if err := r.renew(ctx); err != nil {
 				return nil, err
 			}
 		}
@@ -55,8 +56,7 @@ func (c *Collector) Run(ctx context.Context, dryRun bool) (*Report, error) {
 	return r.rep, nil
 }
 
-// load reads the snapshot and sorts every live release into kept, waiting
-// (marked, grace not over), due, or to mark.
+// load reads the snapshot and indexes its releases and versions.
 func (r *run) load(ctx context.Context) error {
 	snap, err := r.c.g.GCSnapshot(ctx, r.now)
 	if err != nil {
@@ -74,7 +74,9 @@ func (r *run) load(ctx context.Context) error {
 	return nil
 }
 
-// mark marks the unrooted releases not marked yet.
+// mark sorts every live release into kept, waiting (marked, grace not
+// over), due, or to mark, and marks the unrooted ones not marked yet
+// (unmarking marked ones a root reached again).
 func (r *run) mark(ctx context.Context) error {
 	roots := r.snap.Roots(r.now)
 	cutoff := r.now.Add(-r.c.cfg.Grace)
@@ -95,7 +97,7 @@ func (r *run) mark(ctx context.Context) error {
 			r.due = append(r.due, rel.SHA256)
 		}
 	}
-	sort.Strings(toMark)
+	r.byDeployment(toMark)
 	for len(toMark) > 0 {
 		batch := toMark[:min(markBatch, len(toMark))]
 		toMark = toMark[len(batch):]
@@ -129,6 +131,18 @@ func (r *run) mark(ctx context.Context) error {
 	return nil
 }
 
+// byDeployment sorts shas by the first deployment referencing them, so that
+// a batch's releases share deployments (and their store-side lookups).
+func (r *run) byDeployment(shas []string) {
+	key := func(sha string) string {
+		if vs := r.versions[sha]; len(vs) > 0 {
+			return vs[0].DeploymentID + "/" + sha
+		}
+		return "/" + sha
+	}
+	sort.Slice(shas, func(i, j int) bool { return key(shas[i]) < key(shas[j]) })
+}
+
 func (r *run) marked(sha string, at time.Time) {
 	rel := r.releases[sha]
 	r.rep.Marked = append(r.rep.Marked, Marked{SHA256: sha, SizeBytes: rel.SizeBytes, MarkedAt: at,
@@ -142,35 +156,56 @@ func (r *run) refs(sha string) []VersionRef {
 	return []VersionRef{}
 }
 
-// collect collects the due releases, each in its own transaction, then
-// deletes their bytes.
+// collect collects the due releases, collectBatch per transaction, then,
+// after Changed and Drain, deletes their bytes while the deletion claims
+// last (what is left is deleted by a later orphan sweep).
 func (r *run) collect(ctx context.Context) error {
 	var done []*Collected
-	for _, sha := range r.due {
-		rel := r.releases[sha]
-		c := &Collected{SHA256: sha, Kind: rel.Kind, SizeBytes: rel.SizeBytes, Versions: r.refs(sha)}
+	var deadline time.Time // real time: the first claim's expiry, less a margin
+	defer func() {         // claims end with the run, also a failed one
+		if len(done) == 0 {
+			return
+		}
+		shas := make([]string, len(done))
+		for i, c := range done {
+			shas[i] = c.SHA256
+		}
+		if err := r.c.g.DropClaims(context.WithoutCancel(ctx), r.holder, shas...); err != nil {
+			r.c.cfg.Log.Error("gc: dropping deletion claims", "err", err)
+		}
+	}()
+	r.byDeployment(r.due)
+	for len(r.due) > 0 {
+		batch := r.due[:min(collectBatch, len(r.due))]
+		r.due = r.due[len(batch):]
 		if r.dry {
-			c.BytesFreed = rel.SizeBytes
-			r.rep.Collected = append(r.rep.Collected, *c)
+			for _, sha := range batch {
+				rel := r.releases[sha]
+				r.rep.Collected = append(r.rep.Collected, Collected{SHA256: sha, Kind: rel.Kind,
+					SizeBytes: rel.SizeBytes, Versions: r.refs(sha), BytesFreed: rel.SizeBytes})
+			}
 			continue
 		}
-		vs, root, err := r.c.g.CollectRelease(ctx, sha, r.now.Add(-r.c.cfg.Grace), r.now, r.c.holder,
-			r.c.cfg.Drain+ClaimTTL)
-		switch {
-		case err != nil:
+		if deadline.IsZero() {
+			deadline = time.Now().Add(r.c.cfg.Drain + ClaimTTL - claimMargin)
+		}
+		cs, err := r.c.g.CollectReleases(ctx, batch, r.now.Add(-r.c.cfg.Grace), r.now, r.holder, r.c.cfg.Drain+ClaimTTL)
+		if err != nil {
 			return err
-		case root != nil:
-			r.rep.Cancelled = append(r.rep.Cancelled, Kept{sha, *root})
-			r.rep.Kept = append(r.rep.Kept, Kept{sha, *root})
-			continue
-		case vs == nil: // unmarked (a publisher re-rooted it) or collected by another run
-			continue
 		}
-		c.Versions = []VersionRef{}
-		for _, v := range vs {
-			c.Versions = append(c.Versions, VersionRef{v.DeploymentID, v.ID, v.VersionNumber})
+		for _, c := range cs {
+			if c.Root != nil {
+				r.rep.Cancelled = append(r.rep.Cancelled, Kept{c.SHA256, *c.Root})
+				r.rep.Kept = append(r.rep.Kept, Kept{c.SHA256, *c.Root})
+				continue
+			}
+			rel := r.releases[c.SHA256]
+			col := &Collected{SHA256: c.SHA256, Kind: rel.Kind, SizeBytes: rel.SizeBytes, Versions: []VersionRef{}}
+			for _, v := range c.Versions {
+				col.Versions = append(col.Versions, VersionRef{v.DeploymentID, v.ID, v.VersionNumber})
+			}
+			done = append(done, col)
 		}
-		done = append(done, c)
 	}
 	if len(done) == 0 {
 		return nil
@@ -180,7 +215,7 @@ func (r *run) collect(ctx context.Context) error {
 		return err
 	}
 	for _, c := range done {
-		c.BytesFreed, c.Deleted = r.delete(ctx, c.SHA256)
+		c.BytesFreed, c.Deleted = r.deleteBlob(ctx, c.SHA256, deadline)
 		r.rep.Collected = append(r.rep.Collected, *c)
 	}
 	return nil

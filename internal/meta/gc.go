@@ -178,26 +178,34 @@ type GC interface {
 	// the mark of the others, whose roots it returns. Unknown sha256s are
 	// skipped.
 	MarkCollecting(ctx context.Context, shas []string, now time.Time) (map[string]Root, error)
-	// CollectRelease collects release sha256 if it was marked at or before
-	// markedBefore and still has no root: it sets the release's collected_at
-	// = now, every version of it not yet collected gets status "collected",
-	// collected_at = now and a "collect" event (actor "gc"), and a deletion
-	// claim (holder, until now+ttl) is recorded; the caller deletes the bytes
-	// and then drops the claim; versions is then non-nil, possibly empty. A
-	// root found instead clears the mark and is returned (nil versions). Not
-	// marked, marked after markedBefore or already collected: nil, nil. Unknown sha256: ErrNotFound. Watchers are notified.
-	CollectRelease(ctx context.Context, sha256 string, markedBefore, now time.Time, holder string, ttl time.Duration) (versions []Version, root *Root, err error)
+	// CollectReleases collects, in one transaction, each release of shas
+	// that was marked at or before markedBefore and still has no root: the
+	// release gets collected_at = now; every version of it not yet collected
+	// gets status "collected", collected_at = now and a "collect" event
+	// (actor "gc"); a deletion claim (holder, until now+ttl) is recorded. The
+	// caller deletes the bytes, then drops the claims. A root found instead
+	// clears the mark (the collection is cancelled). Releases not marked,
+	// marked later, already collected or unknown are skipped. It returns one
+	// Collection per release collected or cancelled, and notifies watchers.
+	CollectReleases(ctx context.Context, shas []string, markedBefore, now time.Time, holder string, ttl time.Duration) ([]Collection, error)
 	// ClaimOrphan records a deletion claim on sha256 if its blob is an orphan
 	// at now: no release row or a collected one, no lease, no other claim and
 	// no registry reference. It reports whether the claim was recorded.
 	ClaimOrphan(ctx context.Context, sha256, holder string, now time.Time, ttl time.Duration) (bool, error)
-	// DropClaim ends holder's deletion claim.
-	DropClaim(ctx context.Context, sha256, holder string) error
+	// DropClaims ends holder's deletion claims on shas.
+	DropClaims(ctx context.Context, holder string, shas ...string) error
 	// NoteOrphans records the orphan digests seen at now, forgets the ones
 	// no longer seen, and returns when each was first seen.
 	NoteOrphans(ctx context.Context, digests []string, now time.Time) (map[string]time.Time, error)
 	// PruneLeases deletes leases and claims expired at now.
 	PruneLeases(ctx context.Context, now time.Time) error
+}
+
+// Collection is what CollectReleases did with one release.
+type Collection struct {
+	SHA256   string
+	Versions []Version // collected: the versions that became collected (maybe none)
+	Root     *Root     // cancelled: the root found; nil when collected
 }
 
 // Policy holds the collection settings of a deployment; nil leaves a field.

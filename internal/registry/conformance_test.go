@@ -14,7 +14,9 @@ const conformanceTool = "/work/shared/tools/oci-conformance"
 // TestConformanceSuite runs the distribution-spec conformance suite against
 // the registry with every data set and API it offers enabled, and fails on
 // any FAIL. It is skipped when the tool is missing, except under CI=true.
-func TestConformanceSuite(t *testing.T) {
+func TestConformanceSuite(t *testing.T) { testConformanceSuite(t, newEnv) }
+
+func testConformanceSuite(t *testing.T, newEnv newEnvFunc) {
 	tool := conformanceTool
 	if v := os.Getenv("OCI_CONFORMANCE_TOOL"); v != "" {
 		tool = v
@@ -36,13 +38,13 @@ func TestConformanceSuite(t *testing.T) {
 		"OCI_API_TAGS_LIST=true", "OCI_API_TAGS_DELETE=true", "OCI_DATA_SHA512=true",
 	}
 	for name, env := range map[string][]string{"defaults": nil, "everything": everything} {
-		t.Run(name, func(t *testing.T) { runConformance(t, tool, env) })
+		t.Run(name, func(t *testing.T) { runConformance(t, newEnv, tool, env) })
 	}
 }
 
 // runConformance runs the suite against a fresh registry with extra
 // environment settings.
-func runConformance(t *testing.T, tool string, extra []string) {
+func runConformance(t *testing.T, newEnv newEnvFunc, tool string, extra []string) {
 	e := newEnv(t, nil)
 	results := t.TempDir()
 	cmd := exec.CommandContext(t.Context(), tool, strings.TrimPrefix(e.srv.URL, "http://"), results)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/cairnhq/cairn/internal/blob"
 	"github.com/cairnhq/cairn/internal/blob/fs"
+	"github.com/cairnhq/cairn/internal/meta"
 	"github.com/cairnhq/cairn/internal/meta/sqlite"
 	"github.com/cairnhq/cairn/internal/registry"
 	"github.com/opencontainers/go-digest"
@@ -20,16 +21,21 @@ import (
 
 const testToken = "s3cret-token"
 
-// env is a registry on a SQLite store and a filesystem blob store.
+// env is a registry on a metadata store (SQLite unless a test says
+// otherwise) and a filesystem blob store.
 type env struct {
 	reg   *registry.Registry
-	meta  *sqlite.Store
+	meta  meta.Store
 	blobs *fs.Store
 	srv   *httptest.Server
 	dir   string
 }
 
-// newEnv starts a registry; edit may change the config first.
+// newEnvFunc starts a registry on some metadata store; edit may change the
+// config first. Tests that run on every backend take one.
+type newEnvFunc func(t testing.TB, edit func(*registry.Config)) *env
+
+// newEnv starts a registry on a SQLite store; edit may change the config first.
 func newEnv(t testing.TB, edit func(*registry.Config)) *env {
 	t.Helper()
 	dir := t.TempDir()
@@ -38,6 +44,12 @@ func newEnv(t testing.TB, edit func(*registry.Config)) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { m.Close() })
+	return newEnvOn(t, dir, m, edit)
+}
+
+// newEnvOn starts a registry on m, with its blobs and upload sessions in dir.
+func newEnvOn(t testing.TB, dir string, m meta.Store, edit func(*registry.Config)) *env {
+	t.Helper()
 	b, err := fs.New(filepath.Join(dir, "blobs"))
 	if err != nil {
 		t.Fatal(err)

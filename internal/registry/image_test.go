@@ -101,7 +101,9 @@ func hash(b []byte) string {
 // TestPushPullImages pushes multi-layer images with go-containerregistry,
 // pulls them back by tag and by digest, and checks that a layer shared by
 // two images in two repositories is stored once.
-func TestPushPullImages(t *testing.T) {
+func TestPushPullImages(t *testing.T) { testPushPullImages(t, newEnv) }
+
+func testPushPullImages(t *testing.T, newEnv newEnvFunc) {
 	e := newEnv(t, nil)
 	img1, err := random.Image(64<<10, 3)
 	if err != nil {

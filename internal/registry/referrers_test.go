@@ -70,7 +70,9 @@ func TestReferrers(t *testing.T) {
 
 // TestConcurrentFirstPushes pushes into a deployment that does not exist yet
 // from several clients at once: one deployment, every push succeeds.
-func TestConcurrentFirstPushes(t *testing.T) {
+func TestConcurrentFirstPushes(t *testing.T) { testConcurrentFirstPushes(t, newEnv) }
+
+func testConcurrentFirstPushes(t *testing.T, newEnv newEnvFunc) {
 	e := newEnv(t, nil)
 	var wg sync.WaitGroup
 	for i := range 8 {

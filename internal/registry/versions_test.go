@@ -53,7 +53,11 @@ func wantRecord(t *testing.T, e *env, v *meta.Version, img v1.Image, entrypoint 
 	}
 }
 
-func TestTagPushPublishesVersions(t *testing.T) {
+func TestTagPushPublishesVersions(t *testing.T) { testTagPushPublishesVersions(t, newEnv) }
+
+// testTagPushPublishesVersions: tag pushes to a deployment's repository
+// publish and activate versions, which rollback and activate move between.
+func testTagPushPublishesVersions(t *testing.T, newEnv newEnvFunc) {
 	changed := 0
 	e := newEnv(t, func(c *registry.Config) { c.Changed = func() { changed++ } })
 	ctx := t.Context()

@@ -23,7 +23,8 @@ type Config struct {
 	APIAddr    string   // --api-addr: API and registry
 	EdgeAddr   string   // --edge-addr
 	Database   string   // --database: "" means SQLite in DataDir
-	Blobs      string   // --blobs: "" means files under DataDir
+	Blobs      string   // --blobs: "" means files under DataDir; NAME=URL,… for regions (regions.go)
+	Region     string   // --region: the region read first; "" means the primary
 	Roles      []string // --roles: subset of api, edge, gc
 	Token      string   // --token, CAIRN_TOKEN: "" means generate/read DataDir/token
 	BaseDomain string   // --base-domain: edge serves {name}.{base}
@@ -36,6 +37,8 @@ type Config struct {
 	GCInterval    time.Duration // --gc-interval: between periodic collections (role gc); 0 disables
 	GCGrace       time.Duration // --gc-grace: marked → collectable; orphan age; keep > gc.LeaseTTL
 	GCDrain       time.Duration // --gc-drain: collection committed → bytes deleted
+
+	ReplicaRetry time.Duration // --replica-retry: longest wait between tries of a failed copy; 0: 5m
 
 	// Ready, if set, is called once every listener is bound, with their
 	// addresses (tests bind :0).
@@ -89,7 +92,7 @@ func (c *Config) Validate() error {
 	if strings.Contains(c.BaseDomain, "/") || c.BaseDomain == "" {
 		return fmt.Errorf("--base-domain: %q is not a domain", c.BaseDomain)
 	}
-	return nil
+	return c.validateRegions()
 }
 
 // HasRole reports whether role is among c.Roles.

@@ -47,12 +47,14 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	defer store.Close()
-	blobs, err := openBlobs(ctx, cfg)
+	blobs, replicator, err := openRegions(ctx, cfg, store)
 	if err != nil {
 		return err
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	stopReplicator := startReplicator(ctx, cfg, replicator)
+	defer func() { cancel(); stopReplicator() }()
 
 	var servers []*http.Server
 	var lns []net.Listener

@@ -101,17 +101,16 @@ func testGCCollect(t *testing.T, s meta.Store) {
 	if kept[v2.ArtifactSHA256].Reason != meta.RootActive || len(kept) != 1 {
 		t.Errorf("MarkCollecting kept %v, want only v2 (active)", kept)
 	}
-	vs, root, err := g.CollectRelease(ctx, v1.ArtifactSHA256, now.Add(-time.Second), now, "gc-test", time.Hour)
-	if err != nil || vs != nil || root != nil {
-		t.Errorf("collect before the grace ended: %v %v %v, want nothing", vs, root, err)
+	if c := collect(t, g, v1.ArtifactSHA256, now.Add(-time.Second), now, time.Hour); c != nil {
+		t.Errorf("collect before the grace ended: %+v, want nothing", c)
 	}
 	var changes <-chan struct{}
 	if w, ok := s.(meta.Watcher); ok {
 		changes = w.Watch(ctx)
 	}
-	vs, root, err = g.CollectRelease(ctx, v1.ArtifactSHA256, now, now, "gc-test", time.Hour)
-	if err != nil || root != nil || len(vs) != 2 {
-		t.Fatalf("CollectRelease = %v, %v, %v; want v1 and v3", vs, root, err)
+	cs, err := g.CollectReleases(ctx, []string{v1.ArtifactSHA256, v2.ArtifactSHA256, sha("nope")}, now, now, "gc-test", time.Hour)
+	if err != nil || len(cs) != 1 || cs[0].Root != nil || len(cs[0].Versions) != 2 {
+		t.Fatalf("CollectReleases = %+v, %v; want v1 and v3 collected, v2 (unmarked) and an unknown sha skipped", cs, err)
 	}
 	if changes != nil {
 		select {
@@ -145,14 +144,28 @@ func testGCCollect(t *testing.T, s meta.Store) {
 	if err != nil || !snap.Claimed[v1.ArtifactSHA256] {
 		t.Errorf("no deletion claim after collection (%v)", err)
 	}
-	if err := g.DropClaim(ctx, v1.ArtifactSHA256, "gc-test"); err != nil {
+	if err := g.DropClaims(ctx, "gc-test", v1.ArtifactSHA256); err != nil {
 		t.Fatal(err)
 	}
-	if vs, root, err = g.CollectRelease(ctx, v1.ArtifactSHA256, now, now, "gc-test", time.Hour); vs != nil || root != nil || err != nil {
-		t.Errorf("collecting twice: %v %v %v", vs, root, err)
+	if snap, _ := g.GCSnapshot(ctx, now); snap.Claimed[v1.ArtifactSHA256] {
+		t.Error("claim left after DropClaims")
 	}
-	_, _, err = g.CollectRelease(ctx, sha("nope"), now, now, "gc-test", time.Hour)
-	wantErr(t, "unknown release", err, meta.ErrNotFound)
+	if c := collect(t, g, v1.ArtifactSHA256, now, now, time.Hour); c != nil {
+		t.Errorf("collecting twice: %+v", c)
+	}
+}
+
+// collect runs CollectReleases on one release; nil: skipped.
+func collect(t *testing.T, g meta.GC, sha string, markedBefore, now time.Time, ttl time.Duration) *meta.Collection {
+	t.Helper()
+	cs, err := g.CollectReleases(t.Context(), []string{sha}, markedBefore, now, "gc-test", ttl)
+	if err != nil || len(cs) > 1 {
+		t.Fatalf("CollectReleases(%s) = %+v, %v", sha, cs, err)
+	}
+	if len(cs) == 0 {
+		return nil
+	}
+	return &cs[0]
 }
 
 // testGCCancel: a root appearing after the mark cancels the collection.
@@ -169,9 +182,8 @@ func testGCCancel(t *testing.T, s meta.Store) {
 	if _, err := s.Activate(ctx, d.ID, 1, "x", meta.ActionRollback); err != nil {
 		t.Fatal(err)
 	}
-	vs, root, err := g.CollectRelease(ctx, v1.ArtifactSHA256, now, now, "gc-test", time.Hour)
-	if err != nil || vs != nil || root == nil || root.Reason != meta.RootActive {
-		t.Fatalf("CollectRelease after activation = %v, %v, %v; want cancelled by active", vs, root, err)
+	if c := collect(t, g, v1.ArtifactSHA256, now, now, time.Hour); c == nil || c.Root == nil || c.Root.Reason != meta.RootActive {
+		t.Fatalf("CollectReleases after activation = %+v; want cancelled by active", c)
 	}
 	if v := getVersion(t, s, v1.ID); v.CollectedAt != nil || v.Status != meta.StatusActive {
 		t.Errorf("v1 after a cancelled collection: %+v", v)

@@ -25,9 +25,8 @@ func testGCLeases(t *testing.T, s meta.Store) {
 		t.Fatalf("HoldRelease = %v, %v", deleting, err)
 	}
 	wantRoot(t, roots(t, g, now), v1, meta.RootLease)
-	vs, _, err := g.CollectRelease(ctx, v1.ArtifactSHA256, now, now, "gc-test", time.Hour)
-	if err != nil || vs != nil {
-		t.Errorf("collected a leased (and unmarked) release: %v, %v", vs, err)
+	if c := collect(t, g, v1.ArtifactSHA256, now, now, time.Hour); c != nil {
+		t.Errorf("collected a leased (and unmarked) release: %+v", c)
 	}
 	if ok, err := g.ClaimOrphan(ctx, v1.ArtifactSHA256, "gc-test", now, time.Hour); ok || err != nil {
 		t.Errorf("ClaimOrphan of a leased release = %v, %v", ok, err)
@@ -39,13 +38,13 @@ func testGCLeases(t *testing.T, s meta.Store) {
 	if _, err := g.MarkCollecting(ctx, []string{v1.ArtifactSHA256}, now); err != nil {
 		t.Fatal(err)
 	}
-	if vs, _, err := g.CollectRelease(ctx, v1.ArtifactSHA256, now, now, "gc-test", 365*day); err != nil || vs == nil {
-		t.Fatalf("CollectRelease = %v, %v", vs, err)
+	if c := collect(t, g, v1.ArtifactSHA256, now, now, 365*day); c == nil || c.Root != nil {
+		t.Fatalf("CollectReleases = %+v", c)
 	}
 	if deleting, err := g.HoldRelease(ctx, v1.ArtifactSHA256, "pub-2", time.Hour); err != nil || !deleting {
 		t.Errorf("HoldRelease during deletion = %v, %v; want deleting", deleting, err)
 	}
-	if err := g.DropClaim(ctx, v1.ArtifactSHA256, "gc-test"); err != nil {
+	if err := g.DropClaims(ctx, "gc-test", v1.ArtifactSHA256); err != nil {
 		t.Fatal(err)
 	}
 	if deleting, err := g.HoldRelease(ctx, v1.ArtifactSHA256, "pub-2", time.Hour); err != nil || deleting {

@@ -106,6 +106,11 @@ func TestConformance(t *testing.T) {
 	})
 }
 
+func TestRegistry(t *testing.T) {
+	admin(t)
+	metatest.RunRegistry(t, func(t *testing.T) meta.Store { u, _ := freshSchema(t); return open(t, u) })
+}
+
 // fakeClock advances by step on every reading (step 0: a frozen clock).
 type fakeClock struct {
 	mu   sync.Mutex

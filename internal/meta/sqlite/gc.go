@@ -186,6 +186,11 @@ func (s *Store) registryRefers(ctx context.Context, q querier, sha string) (bool
 	if ok, err := s.registryTables(ctx, q); err != nil || !ok {
 		return false, err
 	}
+	return s.registryHas(ctx, q, sha)
+}
+
+// registryHas is registryRefers once the registry's tables are known to exist.
+func (s *Store) registryHas(ctx context.Context, q querier, sha string) (bool, error) {
 	var n int
 	d := "sha256:" + sha
 	err := q.QueryRowContext(ctx, s.q(`SELECT (SELECT COUNT(*) FROM oci_blobs WHERE digest = ?)

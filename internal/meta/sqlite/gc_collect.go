@@ -9,55 +9,96 @@ import (
 	"github.com/cairnhq/cairn/internal/meta"
 )
 
-// rootOf finds the strongest root of release sha at now inside tx, from the
-// rows that can hold it: its leases, the registry, the versions that
-// reference it, their deployments and, for keep_versions, the other
-// versions of those deployments. nil: unrooted.
-func (s *Store) rootOf(ctx context.Context, tx *sql.Tx, sha string, now time.Time) (*meta.Root, error) {
-	snap := &meta.GCSnapshot{}
+// rootFinder finds roots inside one write transaction. It caches what
+// several releases of a batch share (deployments, the versions ranked for
+// keep_versions, whether the registry's tables exist); collected removes a
+// version the transaction collected from the ranking.
+type rootFinder struct {
+	s        *Store
+	tx       *sql.Tx
+	now      time.Time
+	registry *bool
+	deps     map[string][]meta.GCDeployment // id → the deployment (none: not found)
+	ranked   map[string][]meta.GCVersion    // deployment with keep_versions → its versions
+}
+
+func (s *Store) rootFinder(tx *sql.Tx, now time.Time) *rootFinder {
+	return &rootFinder{s: s, tx: tx, now: now, deps: map[string][]meta.GCDeployment{}, ranked: map[string][]meta.GCVersion{}}
+}
+
+func (f *rootFinder) collected(v *meta.Version) {
+	vs := f.ranked[v.DeploymentID]
+	for i := range vs {
+		if vs[i].ID == v.ID {
+			f.ranked[v.DeploymentID] = append(vs[:i:i], vs[i+1:]...)
+			return
+		}
+	}
+}
+
+// rootOf finds the strongest root of release sha from the rows that can
+// hold it: its leases, the registry, the versions that reference it, their
+// deployments and, for keep_versions, the other versions of those
+// deployments. nil: unrooted.
+func (f *rootFinder) rootOf(ctx context.Context, sha string) (*meta.Root, error) {
+	s, tx := f.s, f.tx
 	var n int
 	if err := tx.QueryRowContext(ctx, s.q(`SELECT COUNT(*) FROM release_leases
-		WHERE sha256 = ? AND purpose = ? AND expires_at > ?`), sha, purposeUse, now.UnixNano()).Scan(&n); err != nil {
+		WHERE sha256 = ? AND purpose = ? AND expires_at > ?`), sha, purposeUse, f.now.UnixNano()).Scan(&n); err != nil {
 		return nil, err
 	}
 	if n > 0 {
 		return &meta.Root{Reason: meta.RootLease}, nil
 	}
-	if ext, err := s.registryRefers(ctx, tx, sha); err != nil || ext {
-		if ext {
-			return &meta.Root{Reason: meta.RootRegistry}, nil
+	if f.registry == nil {
+		ok, err := s.registryTables(ctx, tx)
+		if err != nil {
+			return nil, err
 		}
-		return nil, err
+		f.registry = &ok
+	}
+	if *f.registry {
+		if ext, err := s.registryHas(ctx, tx, sha); err != nil || ext {
+			return &meta.Root{Reason: meta.RootRegistry}, err
+		}
 	}
 	var mine []meta.GCVersion
 	if err := s.gcVersions(ctx, tx, &mine, `artifact_sha256 = ? AND collected_at IS NULL`, sha); err != nil {
 		return nil, err
 	}
+	snap := &meta.GCSnapshot{}
 	seen := map[string]bool{}
 	for _, v := range mine {
 		if seen[v.DeploymentID] {
 			continue
 		}
 		seen[v.DeploymentID] = true
-		n := len(snap.Deployments)
-		if err := s.gcDeployments(ctx, tx, &snap.Deployments, `id = ?`, v.DeploymentID); err != nil {
-			return nil, err
-		}
-		if len(snap.Deployments) > n && snap.Deployments[n].KeepVersions > 0 {
-			// the ranking needs every version of the deployment
-			err := s.gcVersions(ctx, tx, &snap.Versions, `deployment_id = ? AND collected_at IS NULL`, v.DeploymentID)
-			if err != nil {
+		d, ok := f.deps[v.DeploymentID]
+		if !ok {
+			if err := s.gcDeployments(ctx, tx, &d, `id = ?`, v.DeploymentID); err != nil {
 				return nil, err
+			}
+			f.deps[v.DeploymentID] = d
+		}
+		snap.Deployments = append(snap.Deployments, d...)
+		if len(d) == 0 || d[0].KeepVersions == 0 {
+			for _, w := range mine {
+				if w.DeploymentID == v.DeploymentID {
+					snap.Versions = append(snap.Versions, w)
+				}
 			}
 			continue
 		}
-		for _, w := range mine {
-			if w.DeploymentID == v.DeploymentID {
-				snap.Versions = append(snap.Versions, w)
+		vs, ok := f.ranked[v.DeploymentID]
+		if !ok { // the ranking needs every version of the deployment
+			if err := s.gcVersions(ctx, tx, &vs, `deployment_id = ? AND collected_at IS NULL`, v.DeploymentID); err != nil {
+				return nil, err
 			}
+			f.ranked[v.DeploymentID] = vs
 		}
+		snap.Versions = append(snap.Versions, vs...)
 	}
-	if r, ok := snap.Roots(now)[sha]; ok {
+	if r, ok := snap.Roots(f.now)[sha]; ok {
 		return &r, nil
 	}
 	return nil, nil
@@ -69,8 +110,9 @@ func (s *Store) MarkCollecting(ctx context.Context, shas []string, now time.Time
 	kept := map[string]meta.Root{}
 	err := s.update(ctx, func(tx *sql.Tx) error {
 		clear(kept)
+		f := s.rootFinder(tx, now)
 		for _, sha := range shas {
-			r, err := s.rootOf(ctx, tx, sha, now)
+			r, err := f.rootOf(ctx, sha)
 			if err != nil {
 				return err
 			}
@@ -91,128 +133,95 @@ func (s *Store) MarkCollecting(ctx context.Context, shas []string, now time.Time
 	return kept, nil
 }
 
-// CollectRelease is the second phase of a collection: see meta.GC.
-func (s *Store) CollectRelease(ctx context.Context, sha string, markedBefore, now time.Time, holder string, ttl time.Duration) ([]meta.Version, *meta.Root, error) {
-	var (
-		collected []meta.Version
-		root      *meta.Root
-	)
-	at := fromNanos(now.UnixNano())
+// CollectReleases is the second phase of a collection: see meta.GC.
+func (s *Store) CollectReleases(ctx context.Context, shas []string, markedBefore, now time.Time, holder string, ttl time.Duration) ([]meta.Collection, error) {
+	var out []meta.Collection
 	err := s.update(ctx, func(tx *sql.Tx) error {
-		collected, root = nil, nil
-		rel, marked, err := s.releaseMark(ctx, tx, sha)
-		if err != nil || rel.CollectedAt != nil || marked == nil || marked.After(markedBefore) {
-			return err
-		}
-		if root, err = s.rootOf(ctx, tx, sha, now); err != nil || root != nil {
-			if err == nil {
-				_, err = tx.ExecContext(ctx, s.q(`UPDATE releases SET collecting_at = NULL WHERE sha256 = ?`), sha)
-			}
-			return err
-		}
-		if _, err := tx.ExecContext(ctx, s.q(`UPDATE releases SET collected_at = ?, collecting_at = NULL
-			WHERE sha256 = ?`), at.UnixNano(), sha); err != nil {
-			return err
-		}
-		rows, err := tx.QueryContext(ctx, s.q(`SELECT `+versionCols+` FROM versions
-			WHERE artifact_sha256 = ? AND collected_at IS NULL ORDER BY deployment_id, version_number`), sha)
-		if err != nil {
-			return err
-		}
-		for rows.Next() {
-			v, err := scanVersion(rows)
+		out = nil
+		f := s.rootFinder(tx, now)
+		for _, sha := range shas {
+			c, err := s.collect(ctx, f, sha, markedBefore, holder, now.Add(ttl))
 			if err != nil {
-				rows.Close()
 				return err
 			}
-			collected = append(collected, *v)
-		}
-		if err := rows.Close(); err != nil {
-			return err
-		}
-		for i := range collected {
-			v := &collected[i]
-			v.Status, v.CollectedAt = meta.StatusCollected, &at
-			if _, err := tx.ExecContext(ctx, s.q(`UPDATE versions SET status = ?, collected_at = ? WHERE id = ?`),
-				meta.StatusCollected, at.UnixNano(), v.ID); err != nil {
-				return err
-			}
-			if err := s.appendEvent(ctx, tx, meta.Event{
-				At: s.stamp(), Actor: "gc", Action: meta.ActionCollect, DeploymentID: v.DeploymentID,
-				VersionID: v.ID, ReleaseSHA256: sha,
-			}, map[string]any{"version_number": v.VersionNumber, "collected_at": at, "size_bytes": rel.SizeBytes}); err != nil {
-				return err
+			if c != nil {
+				out = append(out, *c)
 			}
 		}
-		if collected == nil {
-			collected = []meta.Version{}
-		}
-		return s.claim(ctx, tx, sha, holder, now.Add(ttl))
+		return nil
 	})
 	if err != nil {
-		return nil, nil, mapErr("collect release "+quote(sha), err)
+		return nil, mapErr("collect releases", err)
 	}
-	if collected != nil {
-		s.notify()
+	for _, c := range out {
+		if c.Root == nil {
+			s.notify()
+			break
+		}
 	}
-	return collected, root, nil
+	return out, nil
 }
 
-// releaseMark reads a release and its collecting mark.
-func (s *Store) releaseMark(ctx context.Context, q querier, sha string) (*meta.Release, *time.Time, error) {
-	rel, err := s.releaseBySHA(ctx, q, sha)
+// collect collects (or cancels the collection of) one release inside f.tx;
+// nil: skipped.
+func (s *Store) collect(ctx context.Context, f *rootFinder, sha string, markedBefore time.Time, holder string, until time.Time) (*meta.Collection, error) {
+	tx, at := f.tx, fromNanos(f.now.UnixNano())
+	var (
+		size                  int64
+		collected, collecting sql.NullInt64
+	)
+	err := tx.QueryRowContext(ctx, s.q(`SELECT size_bytes, collected_at, collecting_at FROM releases WHERE sha256 = ?`),
+		sha).Scan(&size, &collected, &collecting)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return nil, nil
+	case err != nil:
+		return nil, err
+	case collected.Valid || !collecting.Valid || collecting.Int64 > markedBefore.UnixNano():
+		return nil, nil
+	}
+	root, err := f.rootOf(ctx, sha)
+	if err != nil || root != nil {
+		if err == nil {
+			_, err = tx.ExecContext(ctx, s.q(`UPDATE releases SET collecting_at = NULL WHERE sha256 = ?`), sha)
+		}
+		return &meta.Collection{SHA256: sha, Root: root}, err
+	}
+	if _, err := tx.ExecContext(ctx, s.q(`UPDATE releases SET collected_at = ?, collecting_at = NULL
+		WHERE sha256 = ?`), at.UnixNano(), sha); err != nil {
+		return nil, err
+	}
+	c := &meta.Collection{SHA256: sha, Versions: []meta.Version{}}
+	rows, err := tx.QueryContext(ctx, s.q(`SELECT `+versionCols+` FROM versions
+		WHERE artifact_sha256 = ? AND collected_at IS NULL ORDER BY deployment_id, version_number`), sha)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	var marked sql.NullInt64
-	err = q.QueryRowContext(ctx, s.q(`SELECT collecting_at FROM releases WHERE sha256 = ?`), sha).Scan(&marked)
-	return rel, nullTime(marked), err
-}
-
-// claim records holder's deletion claim on sha until until.
-func (s *Store) claim(ctx context.Context, tx *sql.Tx, sha, holder string, until time.Time) error {
-	_, err := tx.ExecContext(ctx, s.q(`INSERT INTO release_leases (sha256, holder, purpose, expires_at)
-		VALUES (?, ?, ?, ?) ON CONFLICT (sha256, holder) DO UPDATE SET purpose = excluded.purpose,
-		expires_at = excluded.expires_at`), sha, holder, purposeDelete, until.UnixNano())
-	return err
-}
-
-// ClaimOrphan records a deletion claim on an orphan blob: see meta.GC.
-func (s *Store) ClaimOrphan(ctx context.Context, sha, holder string, now time.Time, ttl time.Duration) (bool, error) {
-	ok := false
-	err := s.update(ctx, func(tx *sql.Tx) error {
-		ok = false
-		var n int
-		if err := tx.QueryRowContext(ctx, s.q(`SELECT COUNT(*) FROM release_leases
-			WHERE sha256 = ? AND holder <> ? AND expires_at > ?`), sha, holder, now.UnixNano()).Scan(&n); err != nil || n > 0 {
-			return err
+	for rows.Next() {
+		v, err := scanVersion(rows)
+		if err != nil {
+			rows.Close()
+			return nil, err
 		}
-		rel, err := s.releaseBySHA(ctx, tx, sha)
-		switch {
-		case errors.Is(err, sql.ErrNoRows):
-		case err != nil:
-			return err
-		case rel.CollectedAt == nil:
-			return nil
-		}
-		if ext, err := s.registryRefers(ctx, tx, sha); err != nil || ext {
-			return err
-		}
-		ok = true
-		return s.claim(ctx, tx, sha, holder, now.Add(ttl))
-	})
-	if err != nil {
-		return false, mapErr("claim orphan "+quote(sha), err)
+		c.Versions = append(c.Versions, *v)
 	}
-	return ok, nil
-}
-
-// DropClaim ends holder's deletion claim on sha.
-func (s *Store) DropClaim(ctx context.Context, sha, holder string) error {
-	err := s.update(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, s.q(`DELETE FROM release_leases WHERE sha256 = ? AND holder = ? AND purpose = ?`),
-			sha, holder, purposeDelete)
-		return err
-	})
-	return mapErr("drop claim on "+quote(sha), err)
+	if err := rows.Close(); err != nil {
+		return nil, err
+	}
+	for i := range c.Versions {
+		v := &c.Versions[i]
+		v.Status, v.CollectedAt = meta.StatusCollected, &at
+		f.collected(v)
+		if _, err := tx.ExecContext(ctx, s.q(`UPDATE versions SET status = ?, collected_at = ? WHERE id = ?`),
+			meta.StatusCollected, at.UnixNano(), v.ID); err != nil {
+			return nil, err
+		}
+		if err := s.appendEvent(ctx, tx, meta.Event{
+			At: s.stamp(), Actor: "gc", Action: meta.ActionCollect, DeploymentID: v.DeploymentID,
+			VersionID: v.ID, ReleaseSHA256: sha,
+		}, map[string]any{"version_number": v.VersionNumber, "collected_at": at, "size_bytes": size}); err != nil {
+			return nil, err
+		}
+	}
+	return c, s.claim(ctx, tx, sha, holder, until)
 }

@@ -44,6 +44,10 @@ func TestConformance(t *testing.T) {
 	})
 }
 
+func TestRegistry(t *testing.T) {
+	metatest.RunRegistry(t, func(t *testing.T) meta.Store { return open(t, filepath.Join(t.TempDir(), "meta.db")) })
+}
+
 // TestConformanceFakeClock runs the suite with a ticking and a frozen clock in
 // a non-UTC zone: nothing may depend on time passing between calls.
 func TestConformanceFakeClock(t *testing.T) {

@@ -1,0 +1,212 @@
+// Package replica is the blob.Store over several regions: one primary that
+// holds every blob and any number of other regions that hold copies.
+//
+//   - Put writes to the primary only (it is acknowledged once the primary
+//     holds the verified bytes), then records the blob as pending in every
+//     other region, in the metadata store (meta.Replicas), so that any
+//     process can copy it, and wakes this process's Replicator.
+//   - A Replicator copies pending and failed blobs from the primary to their
+//     region (the region's Put verifies the digest) and marks each ready, or
+//     failed with a classified reason and a next try after a bounded backoff.
+//   - Open and Stat read the local region's copy once it is ready and has
+//     been verified in full by this process (once per blob and region), and
+//     otherwise fall back region by region, in configuration order, to the
+//     primary. A copy that fails verification or is missing is never read:
+//     it is reported (the row becomes failed, due now) and the next region
+//     is tried.
+//   - Delete deletes in every region; a region that cannot be reached keeps
+//     a "deleting" row and the Replicator deletes its copy later.
+//   - List lists the primary.
+//
+// Replica states are cached in memory for a short TTL (Options.StateTTL).
+package replica
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"time"
+
+	"github.com/opencontainers/go-digest"
+
+	"github.com/cairnhq/cairn/internal/blob"
+	"github.com/cairnhq/cairn/internal/meta"
+)
+
+var (
+	_ blob.Store   = (*Store)(nil)
+	_ blob.Locator = (*Store)(nil)
+)
+
+// DefaultStateTTL is how long replica states are cached by default.
+const DefaultStateTTL = 2 * time.Second
+
+// Region is a named blob store.
+type Region struct {
+	Name  string
+	Store blob.Store
+}
+
+// Options configures a Store.
+type Options struct {
+	// Local names the region whose copies reads prefer; "" means the primary.
+	Local string
+	// StateTTL is how long replica states read from the metadata are cached
+	// (0: DefaultStateTTL; negative: not cached).
+	StateTTL time.Duration
+	// Log receives fallbacks and failed reports (default: nowhere).
+	Log *slog.Logger
+}
+
+// Store is a blob.Store replicated over regions. It is safe for concurrent
+// use, also by several processes sharing the regions and the metadata.
+type Store struct {
+	primary Region
+	others  []Region
+	names   []string          // of others
+	byName  map[string]Region // every region
+	order   []Region          // read order: local, the other non-primary regions, the primary last
+	state   meta.Replicas
+	log     *slog.Logger
+	wake    chan struct{}
+	states  stateCache
+	checked verifiedSet
+	flight  flight
+}
+
+// New returns a Store that writes to primary and replicates to others,
+// tracking the copies in state (which may be nil when others is empty).
+// Region names must be unique and not empty; opts.Local must name one.
+func New(primary Region, others []Region, state meta.Replicas, opts Options) (*Store, error) {
+	s := &Store{primary: primary, others: others, byName: map[string]Region{}, state: state,
+		log: opts.Log, wake: make(chan struct{}, 1)}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	for _, r := range append([]Region{primary}, others...) {
+		if r.Name == "" || r.Store == nil {
+			return nil, fmt.Errorf("blob/replica: region %q: a name and a store are needed", r.Name)
+		}
+		if _, dup := s.byName[r.Name]; dup {
+			return nil, fmt.Errorf("blob/replica: region %q given twice", r.Name)
+		}
+		s.byName[r.Name] = r
+	}
+	if len(others) > 0 && state == nil {
+		return nil, errors.New("blob/replica: several regions need a metadata store that tracks replicas")
+	}
+	local := opts.Local
+	if local == "" {
+		local = primary.Name
+	}
+	if _, ok := s.byName[local]; !ok {
+		return nil, fmt.Errorf("blob/replica: local region %q is not one of the regions", local)
+	}
+	if local != primary.Name {
+		s.order = append(s.order, s.byName[local])
+		for _, r := range others {
+			if r.Name != local {
+				s.order = append(s.order, r)
+			}
+		}
+	}
+	s.order = append(s.order, primary)
+	for _, r := range others {
+		s.names = append(s.names, r.Name)
+	}
+	s.states.ttl = opts.StateTTL
+	if s.states.ttl == 0 {
+		s.states.ttl = DefaultStateTTL
+	}
+	return s, nil
+}
+
+// Primary returns the primary region.
+func (s *Store) Primary() Region { return s.primary }
+
+// Wake tells this process's Replicator that work may be due. It never blocks.
+func (s *Store) Wake() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Put stores the blob in the primary and then records it as pending in
+// every other region. An error after the primary stored the bytes leaves
+// them there (an unreferenced blob, as any failed publish may).
+func (s *Store) Put(ctx context.Context, d digest.Digest, size int64, r io.Reader) error {
+	if err := s.primary.Store.Put(ctx, d, size, r); err != nil {
+		return err
+	}
+	if len(s.others) == 0 {
+		return nil
+	}
+	if err := s.state.AddReplicas(ctx, string(d), s.names); err != nil {
+		return fmt.Errorf("blob/replica: recording the copies of %s: %w", d, err)
+	}
+	s.states.forget(d)
+	s.Wake()
+	return nil
+}
+
+// Delete deletes the blob in every region. The other regions' rows become
+// "deleting" first, so that no copy in flight is marked ready; a region
+// whose copy is gone (or was never there) loses its row, one that fails
+// keeps it for the Replicator. Missing everywhere: blob.ErrNotFound.
+func (s *Store) Delete(ctx context.Context, d digest.Digest) error {
+	if err := blob.ValidateDigest(d); err != nil {
+		return err
+	}
+	if len(s.others) > 0 {
+		if err := s.state.DeleteReplicas(ctx, string(d), s.names); err != nil {
+			return fmt.Errorf("blob/replica: recording the deletion of %s: %w", d, err)
+		}
+	}
+	s.forget(d)
+	perr := s.primary.Store.Delete(ctx, d)
+	if perr != nil && !errors.Is(perr, blob.ErrNotFound) {
+		s.Wake() // the Replicator deletes the copies
+		return perr
+	}
+	found := perr == nil
+	for _, r := range s.others {
+		err := r.Store.Delete(ctx, d)
+		if err != nil && !errors.Is(err, blob.ErrNotFound) {
+			s.log.Warn("blob/replica: delete failed, left to the replicator", "region", r.Name, "digest", d, "err", err)
+			s.Wake()
+			continue
+		}
+		found = found || err == nil
+		row := meta.Replica{Digest: string(d), Region: r.Name, ReplicaStatus: meta.ReplicaStatus{State: meta.ReplicaDeleting}}
+		if _, err := s.state.FinishReplica(ctx, row, "", "", 0); err != nil {
+			s.log.Warn("blob/replica: removing a deleted replica's row", "region", r.Name, "digest", d, "err", err)
+		}
+	}
+	s.forget(d)
+	if !found {
+		return perr
+	}
+	return nil
+}
+
+// List lists the primary's blobs.
+func (s *Store) List(ctx context.Context, fn func(blob.Info) error) error {
+	return s.primary.Store.List(ctx, fn)
+}
+
+// URI names the primary's copy, if the primary is a blob.Locator.
+func (s *Store) URI(d digest.Digest) string {
+	if l, ok := s.primary.Store.(blob.Locator); ok {
+		return l.URI(d)
+	}
+	return ""
+}
+
+// forget drops what this process cached about d.
+func (s *Store) forget(d digest.Digest) {
+	s.states.forget(d)
+	s.checked.forget(d)
+}

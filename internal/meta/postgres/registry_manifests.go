@@ -1,0 +1,175 @@
+package postgres
+
+import (
+	"context"
+	"encoding/json"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/cairnhq/cairn/internal/meta"
+)
+
+const ociManifestCols = `repository, digest, media_type, size, subject, artifact_type, annotations, created_at`
+
+func scanOCIManifest(row pgx.Row) (*meta.OCIManifest, error) {
+	var (
+		m           meta.OCIManifest
+		annotations string
+		created     int64
+	)
+	err := row.Scan(&m.Repository, &m.Digest, &m.MediaType, &m.Size, &m.Subject, &m.ArtifactType,
+		&annotations, &created)
+	if err != nil {
+		return nil, err
+	}
+	if annotations != "" {
+		if err := json.Unmarshal([]byte(annotations), &m.Annotations); err != nil {
+			return nil, err
+		}
+	}
+	m.CreatedAt = fromNanos(created)
+	return &m, nil
+}
+
+// PutOCIManifest stores m unless its repository already has the digest, then
+// refreshes *m from the stored row and, when tag is not empty, points tag at
+// it, all in one transaction. Unknown repository: meta.ErrNotFound.
+//
+// The manifest row stays locked until commit, and DeleteOCIManifest locks it
+// before it removes the tags: a put and a delete of one manifest run one
+// after the other, and the tag never points at a deleted manifest. Puts of
+// one tag at once wait for each other (ON CONFLICT); the last one wins.
+func (s *Store) PutOCIManifest(ctx context.Context, m *meta.OCIManifest, tag string) error {
+	op := "put oci manifest " + quote(m.Digest) + " in " + quote(m.Repository)
+	if m.Digest == "" || m.MediaType == "" || m.Size < 0 {
+		return mapErr(op, invalid("empty digest or media type, or negative size"))
+	}
+	annotations := ""
+	if len(m.Annotations) > 0 {
+		b, err := json.Marshal(m.Annotations)
+		if err != nil {
+			return mapErr(op, err)
+		}
+		annotations = string(b)
+	}
+	var cur *meta.OCIManifest
+	err := s.update(ctx, func(tx pgx.Tx) error {
+		if err := s.requireRepository(ctx, tx, m.Repository); err != nil {
+			return err
+		}
+		now := s.stamp().UnixNano()
+		// DO UPDATE that changes nothing, rather than DO NOTHING: it locks
+		// the row and returns it as stored; if a concurrent delete removed
+		// the conflicting row, PostgreSQL inserts instead.
+		var err error
+		cur, err = scanOCIManifest(tx.QueryRow(ctx, s.q(`INSERT INTO oci_manifests (`+ociManifestCols+`)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (repository, digest)
+			DO UPDATE SET created_at = oci_manifests.created_at
+			RETURNING `+ociManifestCols),
+			m.Repository, m.Digest, m.MediaType, m.Size, m.Subject, m.ArtifactType, annotations, now))
+		if err != nil || tag == "" {
+			return err
+		}
+		_, err = tx.Exec(ctx, s.q(`INSERT INTO oci_tags (repository, tag, digest, updated_at)
+			VALUES (?, ?, ?, ?) ON CONFLICT (repository, tag)
+			DO UPDATE SET digest = excluded.digest, updated_at = excluded.updated_at`),
+			m.Repository, tag, m.Digest, now)
+		return err
+	})
+	if err != nil {
+		return mapErr(op, err)
+	}
+	*m = *cur
+	return nil
+}
+
+// GetOCIManifest finds a manifest by repository and digest. Missing:
+// meta.ErrNotFound.
+func (s *Store) GetOCIManifest(ctx context.Context, repo, digest string) (*meta.OCIManifest, error) {
+	var m *meta.OCIManifest
+	err := s.read(ctx, func(q querier) (err error) {
+		m, err = scanOCIManifest(q.QueryRow(ctx, s.q(`SELECT `+ociManifestCols+`
+			FROM oci_manifests WHERE repository = ? AND digest = ?`), repo, digest))
+		return err
+	})
+	if err != nil {
+		return nil, mapErr("get oci manifest "+quote(digest)+" in "+quote(repo), err)
+	}
+	return m, nil
+}
+
+// DeleteOCIManifest removes the manifest and the tags pointing at it in one
+// transaction, locking the manifest row first (see PutOCIManifest). Missing:
+// meta.ErrNotFound.
+func (s *Store) DeleteOCIManifest(ctx context.Context, repo, digest string) error {
+	err := s.update(ctx, func(tx pgx.Tx) error {
+		var one int
+		if err := tx.QueryRow(ctx, s.q(`SELECT 1 FROM oci_manifests WHERE repository = ? AND digest = ?
+			FOR UPDATE`), repo, digest).Scan(&one); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, s.q(`DELETE FROM oci_tags WHERE repository = ? AND digest = ?`),
+			repo, digest); err != nil {
+			return err
+		}
+		tag, err := tx.Exec(ctx, s.q(`DELETE FROM oci_manifests WHERE repository = ? AND digest = ?`),
+			repo, digest)
+		return rowsOrNotFound(tag.RowsAffected(), err)
+	})
+	return mapErr("delete oci manifest "+quote(digest)+" in "+quote(repo), err)
+}
+
+// OCIReferrers returns the manifests of repo whose subject is subject (and
+// whose artifact type is artifactType, unless that is ""), ordered by digest.
+func (s *Store) OCIReferrers(ctx context.Context, repo, subject, artifactType string) ([]meta.OCIManifest, error) {
+	query := `SELECT ` + ociManifestCols + ` FROM oci_manifests WHERE repository = ? AND subject = ?`
+	args := []any{repo, subject}
+	if artifactType != "" {
+		query, args = query+` AND artifact_type = ?`, append(args, artifactType)
+	}
+	out, err := list(ctx, s, scanOCIManifest, query+` ORDER BY digest COLLATE "C"`, args...)
+	if err != nil {
+		return nil, mapErr("oci referrers of "+quote(subject)+" in "+quote(repo), err)
+	}
+	if out == nil {
+		out = []meta.OCIManifest{}
+	}
+	return out, nil
+}
+
+// ResolveOCITag returns the digest tag points at. Missing: meta.ErrNotFound.
+func (s *Store) ResolveOCITag(ctx context.Context, repo, tag string) (string, error) {
+	var d string
+	err := s.read(ctx, func(q querier) error {
+		return q.QueryRow(ctx, s.q(`SELECT digest FROM oci_tags WHERE repository = ? AND tag = ?`),
+			repo, tag).Scan(&d)
+	})
+	if err != nil {
+		return "", mapErr("resolve oci tag "+quote(tag)+" in "+quote(repo), err)
+	}
+	return d, nil
+}
+
+// ListOCITags returns at most n (n <= 0: all) tags of repo after last in
+// byte-wise lexical order (COLLATE "C", whatever the database's collation).
+func (s *Store) ListOCITags(ctx context.Context, repo, last string, n int) ([]string, error) {
+	query, args := `SELECT tag FROM oci_tags WHERE repository = ?`, []any{repo}
+	if last != "" {
+		query, args = query+` AND tag COLLATE "C" > ?`, append(args, last)
+	}
+	query += ` ORDER BY tag COLLATE "C"`
+	if n > 0 {
+		query, args = query+` LIMIT ?`, append(args, n)
+	}
+	out, err := s.listStrings(ctx, query, args...)
+	return out, mapErr("list oci tags of "+quote(repo), err)
+}
+
+// DeleteOCITag removes a tag. Missing: meta.ErrNotFound.
+func (s *Store) DeleteOCITag(ctx context.Context, repo, tag string) error {
+	err := s.update(ctx, func(tx pgx.Tx) error {
+		t, err := tx.Exec(ctx, s.q(`DELETE FROM oci_tags WHERE repository = ? AND tag = ?`), repo, tag)
+		return rowsOrNotFound(t.RowsAffected(), err)
+	})
+	return mapErr("delete oci tag "+quote(tag)+" in "+quote(repo), err)
+}
