@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -97,12 +98,13 @@ func scaleout() error {
 	if err != nil {
 		return err
 	}
+	defer stopS3Edge()
 	fsData, fsEdge := filepath.Join(work, "fsdata"), "127.0.0.1:17883"
 	stopFS, err := serve(bin, "--data", fsData, "--api-addr", "127.0.0.1:17900", "--edge-addr", fsEdge)
 	if err != nil {
-		stopS3Edge()
 		return err
 	}
+	defer stopFS()
 	if err := run("", bin, "publish", monaco.dir, "--deployment", "monaco", "--api", "http://127.0.0.1:17900", "--data", fsData); err != nil {
 		return err
 	}
@@ -121,7 +123,6 @@ func scaleout() error {
 		}
 	}
 	stopS3Edge()
-	stopFS()
 	fmt.Printf("S3 %10.0f req/s   filesystem %10.0f req/s   ratio %.2f\n", median(rs3), median(rfs), median(rs3)/median(rfs))
 
 	return propagation(bin, common, work)
@@ -287,7 +288,8 @@ func serve(bin string, args ...string) (func(), error) {
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
-	stop := func() { cmd.Process.Signal(os.Interrupt); cmd.Wait() }
+	var once sync.Once
+	stop := func() { once.Do(func() { cmd.Process.Signal(os.Interrupt); cmd.Wait() }) }
 	for i, a := range args {
 		if (a == "--api-addr" || a == "--edge-addr") && i+1 < len(args) {
 			if err := waitPort(args[i+1]); err != nil {
