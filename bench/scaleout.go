@@ -284,7 +284,8 @@ func naivePath(ctx context.Context, blobs, sha, file, dir string) (time.Duration
 // serve starts `cairn server args…` and waits for its first address.
 func serve(bin string, args ...string) (func(), error) {
 	cmd := exec.Command(bin, append([]string{"server"}, args...)...)
-	cmd.Stderr = io.Discard
+	cmd.Stderr = os.Stderr
+	cmd.Env = append(os.Environ(), "CAIRN_LOG_LEVEL=warn")
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
