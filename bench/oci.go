@@ -52,7 +52,7 @@ http: {addr: %s}
 	if err != nil {
 		return err
 	}
-	stop, err := serve(bin, "--data", filepath.Join(work, "cairn"), "--api-addr", apiAddr, "--edge-addr", edgeAddr, "--token", "bench")
+	stop, err := serve(bin, "--data", filepath.Join(work, "cairn-data"), "--api-addr", apiAddr, "--edge-addr", edgeAddr, "--token", "bench")
 	if err != nil {
 		return err
 	}
