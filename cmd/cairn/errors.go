@@ -10,13 +10,16 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/cairnhq/cairn/internal/audit"
 	"github.com/cairnhq/cairn/internal/client"
+	"github.com/cairnhq/cairn/internal/release"
 )
 
 // Exit codes. This file is the one place errors become what the user sees.
 const (
 	exitOK          = 0
 	exitError       = 1   // API, usage and local errors
+	exitMismatch    = 2   // audit verify, verify: what was checked does not hold
 	exitInterrupted = 130 // SIGINT/SIGTERM
 )
 
@@ -34,9 +37,16 @@ func (a *app) report(err error) int {
 func (a *app) describe(err error) (string, int) {
 	var ce *client.Error
 	var ue *url.Error
+	var brk *audit.Break
+	var se serverError
 	switch {
+	case errors.As(err, &se):
+		return se.Error(), exitError
 	case errors.Is(err, context.Canceled):
 		return "interrupted", exitInterrupted
+	case errors.As(err, &brk), errors.Is(err, audit.ErrHeadNotFound),
+		errors.Is(err, errMismatch), errors.Is(err, release.ErrCorrupt):
+		return err.Error(), exitMismatch
 	case errors.As(err, &ce) && ce.Status == http.StatusUnauthorized:
 		return err.Error() + ": " + a.tokenHint(), exitError
 	case errors.As(err, &ce):
@@ -70,3 +80,10 @@ func unwrapOp(err error) error {
 func oneLine(s string) string {
 	return strings.Join(strings.Fields(s), " ")
 }
+
+// serverError is a failure of `cairn server`, reported as it is: the wording
+// for API calls ("cannot reach the API") does not apply to it. It has no
+// Unwrap on purpose.
+type serverError struct{ err error }
+
+func (e serverError) Error() string { return e.err.Error() }

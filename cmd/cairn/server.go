@@ -38,7 +38,10 @@ func (a *app) serverCmd() *cobra.Command {
 			if errors.Is(err, context.Canceled) && ctx.Err() != nil {
 				return nil // stopped by a signal: a clean exit
 			}
-			return err
+			if err != nil {
+				return serverError{err}
+			}
+			return nil
 		},
 	}
 	f := cmd.Flags()
