@@ -106,8 +106,9 @@ func (a *API) getDeployment(w http.ResponseWriter, r *http.Request) error {
 
 func (a *API) patchDeployment(w http.ResponseWriter, r *http.Request) error {
 	var in struct {
-		RetentionDays *int `json:"retention_days"`
-		KeepVersions  *int `json:"keep_versions"`
+		RetentionDays *int  `json:"retention_days"`
+		KeepVersions  *int  `json:"keep_versions"`
+		AnonymousPull *bool `json:"anonymous_pull"` // oci deployments: pulls without a token
 	}
 	if err := decode(r, &in); err != nil {
 		return err
@@ -115,6 +116,11 @@ func (a *API) patchDeployment(w http.ResponseWriter, r *http.Request) error {
 	d, err := a.deployment(r)
 	if err != nil {
 		return err
+	}
+	if in.AnonymousPull != nil {
+		if err := a.setAnonymousPull(r, d, *in.AnonymousPull); err != nil {
+			return err
+		}
 	}
 	if in.RetentionDays != nil {
 		if err := checkRetention(*in.RetentionDays); err != nil {

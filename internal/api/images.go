@@ -38,3 +38,21 @@ func (a *API) createImageVersion(w http.ResponseWriter, r *http.Request, d *meta
 	w.Header().Set("Location", fmt.Sprintf("/v1/deployments/%s/versions/%d", d.Name, v.VersionNumber))
 	return writeJSON(w, http.StatusCreated, v)
 }
+
+// AnonymousPull is implemented by a registry whose pulls can be opened to
+// anyone, per deployment.
+type AnonymousPull interface {
+	SetAnonymousPull(ctx context.Context, dep *meta.Deployment, allow bool) error
+}
+
+func (a *API) setAnonymousPull(r *http.Request, d *meta.Deployment, allow bool) error {
+	ap, ok := a.cfg.Images.(AnonymousPull)
+	if d.Kind != meta.KindOCI || !ok {
+		return badRequest("anonymous_pull applies to oci deployments served by the registry")
+	}
+	if err := ap.SetAnonymousPull(r.Context(), d, allow); err != nil {
+		return err
+	}
+	a.cfg.Changed()
+	return nil
+}

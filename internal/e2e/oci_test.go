@@ -49,4 +49,16 @@ func TestOCIThroughServer(t *testing.T) {
 	if code, _ := e.do("POST", "/v1/deployments/app/rollback", nil, &d); code != 200 {
 		t.Fatalf("rollback: %d %v", code, d)
 	}
+
+	// Anonymous pull is off by default and can be turned on per deployment.
+	anon, _ := name.ParseReference(host+"/app:v1", name.Insecure)
+	if _, err := remote.Image(anon); err == nil {
+		t.Fatal("anonymous pull allowed by default")
+	}
+	if code, _ := e.do("PATCH", "/v1/deployments/app", e.jsonBody(map[string]any{"anonymous_pull": true}), &d); code != 200 {
+		t.Fatalf("patch anonymous_pull: %d %v", code, d)
+	}
+	if _, err := remote.Image(anon); err != nil {
+		t.Fatalf("anonymous pull after opening it: %v", err)
+	}
 }
