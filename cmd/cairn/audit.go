@@ -17,7 +17,9 @@ func (a *app) auditCmd() *cobra.Command {
 		Short: "Show which version and release served a hostname (or a deployment) at a time",
 		Long: "Answer from the audit log which version and release served HOST, a custom\n" +
 			"domain, at TIME (RFC 3339, default now); for a deployment NAME, its active\n" +
-			"version. It answers for collected versions too: their rows keep their hashes.",
+			"version. It answers for collected versions too: their rows keep their hashes.\n" +
+			"'cairn audit verify' checks the log's hash chain (for a deployment named\n" +
+			"verify, write 'cairn audit verify.').",
 		Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			when := time.Now()
@@ -46,6 +48,7 @@ func (a *app) auditCmd() *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&at, "at", "", "the time to answer for, RFC 3339 (default: now)")
+	cmd.AddCommand(a.auditVerifyCmd())
 	return cmd
 }
 

@@ -69,7 +69,7 @@ func (a *app) rootCmd() *cobra.Command {
 	bindEnv(pf, "api", "CAIRN_API", "token", "CAIRN_TOKEN", "data", "CAIRN_DATA")
 
 	root.AddCommand(a.serverCmd(), a.packCmd(), a.publishCmd(), a.versionsCmd(),
-		a.activateCmd(), a.rollbackCmd(), a.domainCmd(), a.gcCmd(), a.auditCmd())
+		a.activateCmd(), a.rollbackCmd(), a.domainCmd(), a.gcCmd(), a.auditCmd(), a.verifyCmd())
 	return root
 }
 

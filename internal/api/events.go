@@ -9,6 +9,7 @@ import (
 	"github.com/cairnhq/cairn/internal/meta"
 )
 
+// listEvents handles GET /v1/events?deployment=&since=&after=&limit=.
 func (a *API) listEvents(w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query()
 	var f meta.EventFilter
@@ -43,12 +44,32 @@ func (a *API) listEvents(w http.ResponseWriter, r *http.Request) error {
 		}
 		f.Limit = n
 	}
+	// The head first: it is then never newer than the last event a client
+	// paging with after= has seen once a page comes back empty.
+	head := eventsPage{Events: []meta.Event{}}
+	last, err := a.cfg.Meta.LastEvent(r.Context())
+	switch {
+	case errors.Is(err, meta.ErrNotFound):
+	case err != nil:
+		return err
+	default:
+		head.Head, head.HeadID = last.Hash, last.ID
+	}
 	evs, err := a.cfg.Meta.ListEvents(r.Context(), f)
 	if err != nil {
 		return err
 	}
-	if evs == nil {
-		evs = []meta.Event{}
+	if evs != nil {
+		head.Events = evs
 	}
-	return writeJSON(w, http.StatusOK, map[string]any{"events": evs})
+	return writeJSON(w, http.StatusOK, head)
+}
+
+// eventsPage is the answer of GET /v1/events: the matching events, each
+// with its hash and prev_hash, and the head of the whole log's hash chain
+// (the newest event, whatever the filter), read before the events.
+type eventsPage struct {
+	Events []meta.Event `json:"events"`
+	Head   string       `json:"head"`    // its hash; "" when the log is empty
+	HeadID int64        `json:"head_id"` // its id; 0 when the log is empty
 }

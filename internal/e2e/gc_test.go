@@ -16,15 +16,12 @@ func gcNow(cfg *server.Config) {
 	cfg.GCGrace, cfg.GCDrain, cfg.GCInterval = 0, 0, 0
 }
 
-// runGC runs POST /v1/gc and returns the report; a server whose metadata
-// store has no garbage collection skips the test.
+// runGC runs POST /v1/gc and returns the report. Every metadata backend
+// (SQLite, PostgreSQL) collects.
 func (e *env) runGC(dry bool) map[string]any {
 	e.t.Helper()
 	var rep map[string]any
 	code, _ := e.do("POST", "/v1/gc", e.jsonBody(map[string]any{"dry_run": dry}), &rep)
-	if code == http.StatusNotImplemented {
-		e.t.Skipf("garbage collection unsupported by this metadata backend: %v", rep["detail"])
-	}
 	if code != 200 {
 		e.t.Fatalf("POST /v1/gc: %d %v", code, rep)
 	}
@@ -36,7 +33,6 @@ func (e *env) runGC(dry bool) map[string]any {
 // version's facts; its row keeps its hashes; the audit still names it.
 func TestGCFlow(t *testing.T) {
 	e := start(t, gcNow)
-	e.runGC(true) // skips if the backend has no GC
 	if code, _ := e.do("POST", "/v1/deployments", e.jsonBody(map[string]any{"name": "flow", "retention_days": 0}), nil); code != 201 {
 		t.Fatalf("create: %d", code)
 	}
@@ -136,7 +132,6 @@ func TestGCFlow(t *testing.T) {
 // in the Deployment JSON, and honoured by a collection.
 func TestKeepVersionsAPI(t *testing.T) {
 	e := start(t, gcNow)
-	e.runGC(true) // skips if the backend has no GC
 	var d map[string]any
 	e.do("POST", "/v1/deployments", e.jsonBody(map[string]any{"name": "kv", "retention_days": 0, "keep_versions": 2}), &d)
 	if d["keep_versions"] != 2.0 || d["retention_days"] != 0.0 {

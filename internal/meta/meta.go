@@ -113,6 +113,11 @@ type Event struct {
 	Hostname      string          `json:"hostname,omitempty"`
 	ReleaseSHA256 string          `json:"release_sha256,omitempty"`
 	Detail        json.RawMessage `json:"detail,omitempty"`
+	// PrevHash and Hash chain the log (see EventHash): Hash is the sha256 of
+	// the event's canonical encoding, which includes PrevHash, the Hash of the
+	// event before it. Both are "" on events appended before the chain existed.
+	PrevHash string `json:"prev_hash"`
+	Hash     string `json:"hash"`
 }
 
 // NewVersion is the input of CreateVersion.
@@ -196,6 +201,9 @@ type Domains interface {
 type Events interface {
 	// ListEvents returns the events matching f ordered by id (oldest first).
 	ListEvents(ctx context.Context, f EventFilter) ([]Event, error)
+	// LastEvent returns the newest event, whose Hash is the head of the hash
+	// chain (see EventHash). An empty log: ErrNotFound.
+	LastEvent(ctx context.Context) (*Event, error)
 }
 
 // Store is the whole metadata backend.

@@ -122,3 +122,24 @@ func (f *flight) do(ctx context.Context, key string, fn func() error) error {
 	c.err = fn()
 	return c.err
 }
+
+// downSet remembers regions that failed a read, until a deadline each.
+type downSet struct {
+	mu    sync.Mutex
+	until map[string]time.Time
+}
+
+func (s *downSet) is(region string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return time.Now().Before(s.until[region])
+}
+
+func (s *downSet) mark(region string, d time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.until == nil {
+		s.until = map[string]time.Time{}
+	}
+	s.until[region] = time.Now().Add(d)
+}

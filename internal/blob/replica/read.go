@@ -12,12 +12,17 @@ import (
 	"github.com/cairnhq/cairn/internal/meta"
 )
 
-// reportTimeout bounds the metadata write that reports a bad copy.
-const reportTimeout = 5 * time.Second
+const (
+	// reportTimeout bounds the metadata write that reports a bad copy.
+	reportTimeout = 5 * time.Second
+	// downFor is how long a region that failed a read is passed over.
+	downFor = 5 * time.Second
+)
 
 // Open reads from the first region in read order whose copy is ready and
-// verified, the primary last. A region that fails is passed over; an
-// invalid range is the same everywhere and is returned at once.
+// verified, the primary last. A region that fails is passed over, and for
+// downFor by later reads of this Store; an invalid range is the same
+// everywhere and is returned at once.
 func (s *Store) Open(ctx context.Context, d digest.Digest, offset, length int64) (io.ReadCloser, error) {
 	var rc io.ReadCloser
 	err := s.read(ctx, d, func(st blob.Store) (err error) {
@@ -48,7 +53,7 @@ func (s *Store) read(ctx context.Context, d digest.Digest, fn func(blob.Store) e
 	}
 	states := s.statesOf(ctx, d)
 	for _, r := range s.order[:len(s.order)-1] {
-		if states[r.Name] != meta.ReplicaReady || s.verify(ctx, r, d) != nil {
+		if states[r.Name] != meta.ReplicaReady || s.down.is(r.Name) || s.verify(ctx, r, d) != nil {
 			continue
 		}
 		err := fn(r.Store)
@@ -57,6 +62,8 @@ func (s *Store) read(ctx context.Context, d digest.Digest, fn func(blob.Store) e
 		}
 		if errors.Is(err, blob.ErrNotFound) {
 			s.report(ctx, r, d, meta.ReasonMissing)
+		} else {
+			s.down.mark(r.Name, downFor)
 		}
 		s.log.Warn("blob/replica: read failed, falling back", "region", r.Name, "digest", d, "err", err)
 	}
@@ -103,7 +110,8 @@ func (s *Store) verify(ctx context.Context, r Region, d digest.Digest) error {
 			s.report(ctx, r, d, meta.ReasonCorrupt)
 		case errors.Is(err, blob.ErrNotFound):
 			s.report(ctx, r, d, meta.ReasonMissing)
-		default:
+		case ctx.Err() == nil:
+			s.down.mark(r.Name, downFor)
 			s.log.Warn("blob/replica: verifying a replica failed, falling back", "region", r.Name, "digest", d, "err", err)
 		}
 		return err

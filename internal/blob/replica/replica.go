@@ -13,7 +13,7 @@
 //     otherwise fall back region by region, in configuration order, to the
 //     primary. A copy that fails verification or is missing is never read:
 //     it is reported (the row becomes failed, due now) and the next region
-//     is tried.
+//     is tried. A region whose read failed is passed over for a few seconds.
 //   - Delete deletes in every region; a region that cannot be reached keeps
 //     a "deleting" row and the Replicator deletes its copy later.
 //   - List lists the primary.
@@ -74,6 +74,7 @@ type Store struct {
 	states  stateCache
 	checked verifiedSet
 	flight  flight
+	down    downSet
 }
 
 // New returns a Store that writes to primary and replicates to others,

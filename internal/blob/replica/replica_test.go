@@ -42,7 +42,6 @@ func TestConformance(t *testing.T) {
 					cancel()
 					wg.Wait()
 					// Rows a stopped run had claimed come due when their lease ends.
-					defer func() { if t.Failed() { t.Log(e.dump()) } }()
 					waitFor(t, "regions and rows to empty", func() bool {
 						r.Sync(context.Background())
 						return e.count("eu")+e.count("ap") == 0 && e.rows() == 0

@@ -98,6 +98,12 @@ func TestFallbackOrder(t *testing.T) {
 	check("all ready", "us=- eu=- ap=x")
 	e.regions["ap"].broken.Store(true)
 	check("local region down", "us=- eu=x ap=x")
+	s := e.store("ap")
+	readAll(t, s, d)
+	opens()
+	if readAll(t, s, d); opens() != "us=- eu=x ap=-" {
+		t.Errorf("a region that just failed was read again")
+	}
 	e.regions["eu"].broken.Store(true)
 	check("both replicas down", "us=x eu=x ap=x")
 

@@ -67,8 +67,9 @@ func (s *Store) CreateVersion(ctx context.Context, nv meta.NewVersion) (*meta.Ve
 	return v, nil
 }
 
-// putRelease inserts r unless its sha256 is known and returns the stored row.
-// Concurrent inserts of one sha256 wait for each other (ON CONFLICT).
+// putRelease inserts r unless its sha256 is known and returns the stored row,
+// locked until tx ends. Concurrent inserts of one sha256 wait for each other
+// (ON CONFLICT).
 func (s *Store) putRelease(ctx context.Context, tx pgx.Tx, d *meta.Deployment, r meta.Release) (*meta.Release, error) {
 	if r.Kind == "" {
 		r.Kind = d.Kind
@@ -83,6 +84,11 @@ func (s *Store) putRelease(ctx context.Context, tx pgx.Tx, d *meta.Deployment, r
 	if _, err := tx.Exec(ctx, s.q(`INSERT INTO releases (`+releaseCols+`)
 		VALUES (?, ?, ?, ?, ?, ?, NULL) ON CONFLICT (sha256) DO NOTHING`),
 		r.SHA256, r.Kind, r.SizeBytes, r.URI, r.TreeSHA256, now); err != nil {
+		return nil, err
+	}
+	// Lock the row (after the deployment's: see lockRoots), so that a
+	// collection of it in progress commits first and is revived here.
+	if _, err := tx.Exec(ctx, s.q(`SELECT 1 FROM releases WHERE sha256 = ? FOR UPDATE`), r.SHA256); err != nil {
 		return nil, err
 	}
 	if _, err := tx.Exec(ctx, s.q(`UPDATE releases SET collected_at = NULL, uri = ?
@@ -156,9 +162,15 @@ func (s *Store) activate(ctx context.Context, tx pgx.Tx, d *meta.Deployment, v *
 		FROM versions WHERE deployment_id = ?`), d.ID).Scan(&last); err != nil {
 		return err
 	}
-	if _, err := tx.Exec(ctx, s.q(`UPDATE versions SET status = ?, archived_at = NULL, activated_at = ?
-		WHERE id = ?`), meta.StatusActive, max(now.UnixNano(), last+1), v.ID); err != nil {
+	// Guarded by collected_at IS NULL (the meta.GC contract): a collection
+	// of v that committed meanwhile makes this answer meta.ErrGone.
+	tag, err := tx.Exec(ctx, s.q(`UPDATE versions SET status = ?, archived_at = NULL, activated_at = ?
+		WHERE id = ? AND collected_at IS NULL`), meta.StatusActive, max(now.UnixNano(), last+1), v.ID)
+	if err != nil {
 		return err
+	}
+	if tag.RowsAffected() == 0 {
+		return meta.ErrGone
 	}
 	if _, err := tx.Exec(ctx, s.q(`UPDATE deployments SET active_version_id = ? WHERE id = ?`),
 		v.ID, d.ID); err != nil {

@@ -11,14 +11,14 @@ import (
 // DefaultRetentionDays replaces a zero retention_days.
 const DefaultRetentionDays = 30
 
-const deploymentCols = `id, name, kind, active_version_id, retention_days, created_at`
+const deploymentCols = `id, name, kind, active_version_id, retention_days, keep_versions, created_at`
 
 func scanDeployment(row pgx.Row) (*meta.Deployment, error) {
 	var (
 		d       meta.Deployment
 		created int64
 	)
-	if err := row.Scan(&d.ID, &d.Name, &d.Kind, &d.ActiveVersionID, &d.RetentionDays, &created); err != nil {
+	if err := row.Scan(&d.ID, &d.Name, &d.Kind, &d.ActiveVersionID, &d.RetentionDays, &d.KeepVersions, &created); err != nil {
 		return nil, err
 	}
 	d.CreatedAt = fromNanos(created)
@@ -49,6 +49,8 @@ func (s *Store) CreateDeployment(ctx context.Context, d *meta.Deployment, actor 
 		return mapErr("create deployment", invalid("unknown kind %q", d.Kind))
 	case d.RetentionDays < 0:
 		return mapErr("create deployment", invalid("negative retention_days"))
+	case d.KeepVersions < 0:
+		return mapErr("create deployment", invalid("negative keep_versions"))
 	}
 	nd := *d
 	if nd.ID == "" {
@@ -61,8 +63,8 @@ func (s *Store) CreateDeployment(ctx context.Context, d *meta.Deployment, actor 
 	nd.CreatedAt = s.stamp()
 	err := s.update(ctx, func(tx pgx.Tx) error {
 		_, err := tx.Exec(ctx, s.q(`INSERT INTO deployments (`+deploymentCols+`)
-			VALUES (?, ?, ?, NULL, ?, ?)`),
-			nd.ID, nd.Name, nd.Kind, nd.RetentionDays, nd.CreatedAt.UnixNano())
+			VALUES (?, ?, ?, NULL, ?, ?, ?)`),
+			nd.ID, nd.Name, nd.Kind, nd.RetentionDays, nd.KeepVersions, nd.CreatedAt.UnixNano())
 		if err != nil {
 			return err
 		}

@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
@@ -31,8 +32,8 @@ func (s *Store) domainByHost(ctx context.Context, q querier, hostname string) (*
 // checkPin reports whether a domain of deployment depID, whose row tx has
 // locked, may be pinned to versionID: meta.ErrNotFound if there is no such
 // version, meta.ErrInvalid if it belongs to another deployment, meta.ErrGone
-// if it was collected. (MarkCollected takes the same lock, so the answer
-// holds until tx ends.)
+// if it was collected. It locks the version row, guarded by collected_at IS
+// NULL (the meta.GC contract), so the answer holds until tx ends.
 func (s *Store) checkPin(ctx context.Context, tx pgx.Tx, depID, versionID string) error {
 	v, err := s.versionByID(ctx, tx, versionID)
 	switch {
@@ -43,7 +44,13 @@ func (s *Store) checkPin(ctx context.Context, tx pgx.Tx, depID, versionID string
 	case v.CollectedAt != nil:
 		return meta.ErrGone
 	}
-	return nil
+	var one int
+	err = tx.QueryRow(ctx, s.q(`SELECT 1 FROM versions WHERE id = ? AND collected_at IS NULL FOR UPDATE`),
+		versionID).Scan(&one)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return meta.ErrGone
+	}
+	return err
 }
 
 // CreateDomain inserts d (its hostname lower-cased), filling CreatedAt and

@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
@@ -23,35 +24,53 @@ type change struct {
 	After  *string `json:"after"`
 }
 
+// eventCols are the columns scanEvent reads, in its order.
+const eventCols = `id, at, actor, action, deployment_id, version_id, hostname, release_sha256, detail,
+	prev_hash, hash`
+
 // appendEvent inserts e (its ID is assigned by the database) with detail
-// marshalled as JSON (nil: no detail) and, for an action that moves a pointer
-// or adds a version, queues its notification (see announce).
+// marshalled as JSON (nil: no detail), chained to the newest event: it
+// stores that event's hash as prev_hash and its own meta.EventHash, which
+// covers the assigned id. For an action that moves a pointer or adds a
+// version it queues its notification (see announce).
 //
 // It first takes a per-schema transaction advisory lock, held until commit:
 // identity values are handed out at insert time but become visible at
 // commit, so without it a reader paging by id could see event n+1 before n
-// commits and skip n for good. After its first event a transaction only
-// touches rows of the deployment whose row lock it already holds, so the lock
-// adds no deadlock; it does serialise writers from their first event to
-// their commit.
+// commits and skip n for good; and the newest event read under it is the
+// one the new event follows, so the chain has no forks. After its first
+// event a transaction only touches rows of the deployment whose row lock it
+// already holds, so the lock adds no deadlock; it does serialise writers
+// from their first event to their commit. (READ COMMITTED: the read of the
+// newest event, after the lock, sees every earlier holder's commit.)
 func (s *Store) appendEvent(ctx context.Context, tx pgx.Tx, e meta.Event, detail any) error {
 	var d *string
+	e.Detail = nil
 	if detail != nil {
 		b, err := json.Marshal(detail)
 		if err != nil {
 			return err
 		}
 		text := string(b)
-		d = &text
+		d, e.Detail = &text, b
 	}
 	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1, hashtext(current_schema()))`, eventLockKey); err != nil {
 		return err
 	}
-	_, err := tx.Exec(ctx, s.q(`INSERT INTO events
-		(at, actor, action, deployment_id, version_id, hostname, release_sha256, detail)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`),
-		e.At.UnixNano(), e.Actor, e.Action, e.DeploymentID, e.VersionID, e.Hostname, e.ReleaseSHA256, d)
+	err := tx.QueryRow(ctx, `SELECT hash FROM events ORDER BY id DESC LIMIT 1`).Scan(&e.PrevHash)
+	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		return err
+	}
+	e.At = fromNanos(e.At.UnixNano()) // as stored
+	err = tx.QueryRow(ctx, s.q(`INSERT INTO events
+		(at, actor, action, deployment_id, version_id, hostname, release_sha256, detail, prev_hash)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`),
+		e.At.UnixNano(), e.Actor, e.Action, e.DeploymentID, e.VersionID, e.Hostname, e.ReleaseSHA256, d,
+		e.PrevHash).Scan(&e.ID)
 	if err != nil {
+		return err
+	}
+	if _, err := tx.Exec(ctx, s.q(`UPDATE events SET hash = ? WHERE id = ?`), meta.EventHash(e), e.ID); err != nil {
 		return err
 	}
 	return s.announce(ctx, tx, e)
@@ -73,8 +92,7 @@ func (s *Store) ListEvents(ctx context.Context, f meta.EventFilter) ([]meta.Even
 	if f.AfterID > 0 {
 		where, args = append(where, "id > ?"), append(args, f.AfterID)
 	}
-	query := `SELECT id, at, actor, action, deployment_id, version_id, hostname, release_sha256, detail
-		FROM events`
+	query := `SELECT ` + eventCols + ` FROM events`
 	if len(where) > 0 {
 		query += " WHERE " + strings.Join(where, " AND ")
 	}
@@ -86,6 +104,19 @@ func (s *Store) ListEvents(ctx context.Context, f meta.EventFilter) ([]meta.Even
 	return out, mapErr("list events", err)
 }
 
+// LastEvent returns the newest event (the head of the chain).
+func (s *Store) LastEvent(ctx context.Context) (*meta.Event, error) {
+	var e *meta.Event
+	err := s.read(ctx, func(q querier) (err error) {
+		e, err = scanEvent(q.QueryRow(ctx, `SELECT `+eventCols+` FROM events ORDER BY id DESC LIMIT 1`))
+		return err
+	})
+	if err != nil {
+		return nil, mapErr("last event", err)
+	}
+	return e, nil
+}
+
 func scanEvent(row pgx.Row) (*meta.Event, error) {
 	var (
 		e      meta.Event
@@ -93,7 +124,7 @@ func scanEvent(row pgx.Row) (*meta.Event, error) {
 		detail *string
 	)
 	if err := row.Scan(&e.ID, &at, &e.Actor, &e.Action, &e.DeploymentID, &e.VersionID,
-		&e.Hostname, &e.ReleaseSHA256, &detail); err != nil {
+		&e.Hostname, &e.ReleaseSHA256, &detail, &e.PrevHash, &e.Hash); err != nil {
 		return nil, err
 	}
 	e.At = fromNanos(at)

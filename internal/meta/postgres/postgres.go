@@ -10,7 +10,9 @@
 // Unlike SQLite, PostgreSQL runs writers concurrently. Every transaction that
 // reads and then changes a deployment's versions, pointer or domains first
 // locks the deployment's row (SELECT … FOR UPDATE), so version numbers are
-// consecutive and exactly one version is active. Events are appended under a
+// consecutive and exactly one version is active. Garbage collection locks
+// those rows FOR SHARE instead, together with the release and version rows
+// it decides on (see gc_lock.go). Events are appended under a
 // per-schema transaction advisory lock, so event ids become visible in order
 // and paging by EventFilter.AfterID misses none. Serialization failures and
 // deadlocks (SQLSTATE 40001, 40P01) are retried a bounded number of times.

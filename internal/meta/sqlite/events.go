@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"strings"
 
 	"github.com/cairnhq/cairn/internal/meta"
@@ -12,6 +13,10 @@ import (
 // DefaultEventLimit is the page size of ListEvents when the filter sets none.
 const DefaultEventLimit = 1000
 
+// eventCols are the columns scanEvent reads, in its order.
+const eventCols = `id, at, actor, action, deployment_id, version_id, hostname, release_sha256, detail,
+	prev_hash, hash`
+
 // change is the detail of a pointer move.
 type change struct {
 	Before *string `json:"before"`
@@ -19,20 +24,35 @@ type change struct {
 }
 
 // appendEvent inserts e (its ID is assigned by the database) with detail
-// marshalled as JSON (nil: no detail).
+// marshalled as JSON (nil: no detail), chained to the newest event: it
+// stores that event's hash as prev_hash and its own meta.EventHash, which
+// covers the assigned id. The one write connection makes "newest" exact.
 func (s *Store) appendEvent(ctx context.Context, tx *sql.Tx, e meta.Event, detail any) error {
 	var d any
+	e.Detail = nil
 	if detail != nil {
 		b, err := json.Marshal(detail)
 		if err != nil {
 			return err
 		}
-		d = string(b)
+		d, e.Detail = string(b), b
 	}
-	_, err := tx.ExecContext(ctx, s.q(`INSERT INTO events
-		(at, actor, action, deployment_id, version_id, hostname, release_sha256, detail)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`),
-		e.At.UnixNano(), e.Actor, e.Action, e.DeploymentID, e.VersionID, e.Hostname, e.ReleaseSHA256, d)
+	err := tx.QueryRowContext(ctx, `SELECT hash FROM events ORDER BY id DESC LIMIT 1`).Scan(&e.PrevHash)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return err
+	}
+	e.At = fromNanos(e.At.UnixNano()) // as stored
+	res, err := tx.ExecContext(ctx, s.q(`INSERT INTO events
+		(at, actor, action, deployment_id, version_id, hostname, release_sha256, detail, prev_hash)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+		e.At.UnixNano(), e.Actor, e.Action, e.DeploymentID, e.VersionID, e.Hostname, e.ReleaseSHA256, d, e.PrevHash)
+	if err != nil {
+		return err
+	}
+	if e.ID, err = res.LastInsertId(); err != nil {
+		return err
+	}
+	_, err = tx.ExecContext(ctx, s.q(`UPDATE events SET hash = ? WHERE id = ?`), meta.EventHash(e), e.ID)
 	return err
 }
 
@@ -52,8 +72,7 @@ func (s *Store) ListEvents(ctx context.Context, f meta.EventFilter) ([]meta.Even
 	if f.AfterID > 0 {
 		where, args = append(where, "id > ?"), append(args, f.AfterID)
 	}
-	query := `SELECT id, at, actor, action, deployment_id, version_id, hostname, release_sha256, detail
-		FROM events`
+	query := `SELECT ` + eventCols + ` FROM events`
 	if len(where) > 0 {
 		query += " WHERE " + strings.Join(where, " AND ")
 	}
@@ -68,20 +87,37 @@ func (s *Store) ListEvents(ctx context.Context, f meta.EventFilter) ([]meta.Even
 	defer rows.Close()
 	out := []meta.Event{}
 	for rows.Next() {
-		var (
-			e      meta.Event
-			at     int64
-			detail sql.NullString
-		)
-		if err := rows.Scan(&e.ID, &at, &e.Actor, &e.Action, &e.DeploymentID, &e.VersionID,
-			&e.Hostname, &e.ReleaseSHA256, &detail); err != nil {
+		e, err := scanEvent(rows)
+		if err != nil {
 			return nil, mapErr("list events", err)
 		}
-		e.At = fromNanos(at)
-		if detail.Valid && detail.String != "" {
-			e.Detail = json.RawMessage(detail.String)
-		}
-		out = append(out, e)
+		out = append(out, *e)
 	}
 	return out, mapErr("list events", rows.Err())
+}
+
+// LastEvent returns the newest event (the head of the chain).
+func (s *Store) LastEvent(ctx context.Context) (*meta.Event, error) {
+	e, err := scanEvent(s.r.QueryRowContext(ctx, `SELECT `+eventCols+` FROM events ORDER BY id DESC LIMIT 1`))
+	if err != nil {
+		return nil, mapErr("last event", err)
+	}
+	return e, nil
+}
+
+func scanEvent(row interface{ Scan(...any) error }) (*meta.Event, error) {
+	var (
+		e      meta.Event
+		at     int64
+		detail sql.NullString
+	)
+	if err := row.Scan(&e.ID, &at, &e.Actor, &e.Action, &e.DeploymentID, &e.VersionID,
+		&e.Hostname, &e.ReleaseSHA256, &detail, &e.PrevHash, &e.Hash); err != nil {
+		return nil, err
+	}
+	e.At = fromNanos(at)
+	if detail.Valid && detail.String != "" {
+		e.Detail = json.RawMessage(detail.String)
+	}
+	return &e, nil
 }

@@ -1,0 +1,86 @@
+package postgres
+
+import (
+	"context"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/cairnhq/cairn/internal/meta"
+)
+
+// CreateDeploymentWithPolicy is CreateDeployment with d.RetentionDays
+// stored as given (0 included) and d.KeepVersions: see meta.Policies.
+func (s *Store) CreateDeploymentWithPolicy(ctx context.Context, d *meta.Deployment, actor string) error {
+	switch {
+	case d.Name == "":
+		return mapErr("create deployment", invalid("empty name"))
+	case !validKind(d.Kind):
+		return mapErr("create deployment", invalid("unknown kind %q", d.Kind))
+	case d.RetentionDays < 0 || d.KeepVersions < 0:
+		return mapErr("create deployment", invalid("negative retention_days or keep_versions"))
+	}
+	nd := *d
+	if nd.ID == "" {
+		nd.ID = newID("dep_")
+	}
+	nd.ActiveVersionID = nil
+	nd.CreatedAt = s.stamp()
+	err := s.update(ctx, func(tx pgx.Tx) error {
+		_, err := tx.Exec(ctx, s.q(`INSERT INTO deployments (`+deploymentCols+`)
+			VALUES (?, ?, ?, NULL, ?, ?, ?)`),
+			nd.ID, nd.Name, nd.Kind, nd.RetentionDays, nd.KeepVersions, nd.CreatedAt.UnixNano())
+		if err != nil {
+			return err
+		}
+		return s.appendEvent(ctx, tx, meta.Event{
+			At: nd.CreatedAt, Actor: actor, Action: meta.ActionDeploymentCreate, DeploymentID: nd.ID,
+		}, map[string]any{"name": nd.Name, "kind": nd.Kind, "retention_days": nd.RetentionDays,
+			"keep_versions": nd.KeepVersions})
+	})
+	if err != nil {
+		return mapErr("create deployment "+quote(d.Name), err)
+	}
+	*d = nd
+	return nil
+}
+
+// SetPolicy changes the set fields of p for deployment id, with one
+// "deployment.update" event when something changed: see meta.Policies. It
+// holds the deployment's row lock, so it waits for a collection deciding
+// on the deployment's versions (see lockRoots), and it for it.
+func (s *Store) SetPolicy(ctx context.Context, id string, p meta.Policy, actor string) (*meta.Deployment, error) {
+	op := "set policy of " + quote(id)
+	if (p.RetentionDays != nil && *p.RetentionDays < 0) || (p.KeepVersions != nil && *p.KeepVersions < 0) {
+		return nil, mapErr(op, invalid("negative retention_days or keep_versions"))
+	}
+	var d *meta.Deployment
+	err := s.update(ctx, func(tx pgx.Tx) error {
+		var err error
+		if d, err = s.lockDeployment(ctx, tx, id); err != nil {
+			return err
+		}
+		before, after := map[string]int{}, map[string]int{}
+		if p.RetentionDays != nil && *p.RetentionDays != d.RetentionDays {
+			before["retention_days"], after["retention_days"] = d.RetentionDays, *p.RetentionDays
+			d.RetentionDays = *p.RetentionDays
+		}
+		if p.KeepVersions != nil && *p.KeepVersions != d.KeepVersions {
+			before["keep_versions"], after["keep_versions"] = d.KeepVersions, *p.KeepVersions
+			d.KeepVersions = *p.KeepVersions
+		}
+		if len(after) == 0 {
+			return nil
+		}
+		if _, err := tx.Exec(ctx, s.q(`UPDATE deployments SET retention_days = ?, keep_versions = ? WHERE id = ?`),
+			d.RetentionDays, d.KeepVersions, d.ID); err != nil {
+			return err
+		}
+		return s.appendEvent(ctx, tx, meta.Event{
+			At: s.stamp(), Actor: actor, Action: meta.ActionDeploymentUpdate, DeploymentID: d.ID,
+		}, map[string]any{"before": before, "after": after})
+	})
+	if err != nil {
+		return nil, mapErr(op, err)
+	}
+	return d, nil
+}
