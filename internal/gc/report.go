@@ -22,7 +22,9 @@ type Report struct {
 	// Kept: every live release and the strongest root that holds it.
 	Kept    []Kept   `json:"kept"`
 	Orphans []Orphan `json:"orphans_deleted"`
-	Totals  Totals   `json:"totals"`
+	// Registry: what the run did with the OCI registry (nil: no registry).
+	Registry *RegistryReport `json:"registry,omitempty"`
+	Totals   Totals          `json:"totals"`
 }
 
 // VersionRef names a version.

@@ -20,6 +20,11 @@ type run struct {
 	versions map[string][]VersionRef // by sha256, versions not collected
 	due      []string                // marked for the grace period: collect now
 	deleted  map[string]bool         // sha256s whose blob this run deleted
+	// the registry (oci.go): releases that are registry manifests, which the
+	// mark phase leaves to it, and the releases it collected
+	ociHandled  map[string]bool
+	ociDone     []*Collected
+	ociDeadline time.Time
 }
 
 // Run runs one collection and reports it. A dry run takes no lock and
@@ -41,7 +46,7 @@ func (c *Collector) Run(ctx context.Context, dryRun bool) (*Report, error) {
 			return nil, err
 		}
 	}
-	for _, phase := range []func(context.Context) error{r.load, r.mark, r.collect, r.orphans} {
+	for _, phase := range []func(context.Context) error{r.load, r.oci, r.mark, r.collect, r.orphans} {
 		if err := phase(ctx); err != nil {
 			return nil, err
 		}
@@ -84,7 +89,7 @@ func (r *run) mark(ctx context.Context) error {
 	wasMarked := map[string]bool{}
 	for _, rel := range r.snap.Releases {
 		switch root, ok := roots[rel.SHA256]; {
-		case rel.CollectedAt != nil:
+		case rel.CollectedAt != nil, r.ociHandled[rel.SHA256]:
 		case ok && rel.CollectingAt != nil: // a root came back: unmark
 			toMark, wasMarked[rel.SHA256] = append(toMark, rel.SHA256), true
 		case ok:
@@ -160,9 +165,9 @@ func (r *run) refs(sha string) []VersionRef {
 // after Changed and Drain, deletes their bytes while the deletion claims
 // last (what is left is deleted by a later orphan sweep).
 func (r *run) collect(ctx context.Context) error {
-	var done []*Collected
-	var deadline time.Time // real time: the first claim's expiry, less a margin
-	defer func() {         // claims end with the run, also a failed one
+	done := r.ociDone         // the registry's collections come first
+	deadline := r.ociDeadline // real time: the first claim's expiry, less a margin
+	defer func() {            // claims end with the run, also a failed one
 		if len(done) == 0 {
 			return
 		}

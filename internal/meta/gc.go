@@ -16,8 +16,12 @@ import (
 
 // Root reasons, strongest first.
 const (
-	RootLease        = "lease"         // an in-flight publish holds the sha256
-	RootRegistry     = "registry"      // the OCI registry references the digest
+	RootLease = "lease" // an in-flight publish holds the sha256
+	// RootRegistry: the OCI registry keeps a row for the digest. Without an
+	// OCIGC store that is every row; with one the collector first deletes
+	// the rows no root reaches (see OCIGC), so the rows left are reachable
+	// from a rooted version's manifest, a tag or a recent push.
+	RootRegistry     = "registry"
 	RootActive       = "active"        // a deployment's active version
 	RootDomain       = "domain"        // a domain is pinned to the version
 	RootKeepVersions = "keep_versions" // among the newest N archived versions

@@ -106,6 +106,11 @@ func (r *Registry) putManifest(w http.ResponseWriter, req *http.Request, rt rout
 	if err != nil {
 		return err
 	}
+	drop, err := r.hold(ctx, append(m.references(), d)...)
+	if err != nil {
+		return err
+	}
+	defer drop()
 	if err := r.checkReferences(ctx, rt.name, m); err != nil {
 		return err
 	}

@@ -37,6 +37,11 @@ func (r *Registry) mount(req *http.Request, repo, s, from string) (d digest.Dige
 		if err != nil {
 			return "", false, err
 		}
+		drop, err := r.hold(ctx, d)
+		if err != nil {
+			return "", false, err
+		}
+		defer drop()
 		if _, err := r.blobs.Stat(ctx, d); err != nil {
 			return "", false, err
 		}

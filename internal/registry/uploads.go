@@ -56,6 +56,11 @@ func (r *Registry) putBlob(ctx context.Context, req *http.Request, repo string, 
 		return public(errBlobTooLarge, "%d bytes; the limit is %d", req.ContentLength, r.cfg.MaxBlobBytes)
 	}
 	body := newLimitReader(req.Body, r.cfg.MaxBlobBytes)
+	drop, err := r.hold(ctx, d)
+	if err != nil {
+		return err
+	}
+	defer drop()
 	if err := r.blobs.Put(ctx, d, req.ContentLength, body); err != nil {
 		return bodyErr(err)
 	}
@@ -161,6 +166,11 @@ func (r *Registry) finishUpload(w http.ResponseWriter, req *http.Request, rt rou
 	}
 	defer f.Close()
 	ctx := req.Context()
+	drop, err := r.hold(ctx, d)
+	if err != nil {
+		return err
+	}
+	defer drop()
 	if err := r.blobs.Put(ctx, d, ss.Size, f); err != nil {
 		return err
 	}

@@ -1,9 +1,11 @@
 package server
 
 import (
+	"context"
 	"log/slog"
 	"net/http"
 	"path/filepath"
+	"time"
 
 	"github.com/cairnhq/cairn/internal/api"
 	"github.com/cairnhq/cairn/internal/blob"
@@ -39,4 +41,29 @@ func images(reg *registry.Registry) api.Images {
 		return nil
 	}
 	return reg
+}
+
+// uploadSweepInterval is how often expired upload sessions are removed.
+const uploadSweepInterval = 10 * time.Minute
+
+// sweepUploads removes expired upload sessions of reg now and every
+// interval until ctx ends (reg nil: nothing to do).
+func sweepUploads(ctx context.Context, reg *registry.Registry, interval time.Duration, log *slog.Logger) {
+	if reg == nil {
+		return
+	}
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		if n, err := reg.SweepUploads(ctx); err != nil && ctx.Err() == nil {
+			log.Warn("registry: sweeping upload sessions", "err", err)
+		} else if n > 0 {
+			log.Info("registry: expired upload sessions removed", "sessions", n)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }

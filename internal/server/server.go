@@ -102,6 +102,7 @@ func Run(ctx context.Context, cfg Config) error {
 			ln.Close()
 			return err
 		}
+		go sweepUploads(ctx, reg, uploadSweepInterval, log)
 		a := api.New(api.Config{Meta: store, Blobs: blobs, Publisher: pub, Token: token,
 			GC: gcRunner, DefaultRetentionDays: &cfg.RetentionDays,
 			Images: images(reg), Log: log.With("role", "api"), Changed: changed})
