@@ -29,9 +29,8 @@ const (
 
 // Version statuses.
 const (
-	StatusReady     = "ready"     // stored and verified, never activated
 	StatusActive    = "active"    // the deployment's active version
-	StatusArchived  = "archived"  // was active, is no longer
+	StatusArchived  = "archived"  // not active: no longer, or never activated (archived_at = publish time)
 	StatusCollected = "collected" // its release bytes were garbage collected
 )
 

@@ -93,8 +93,8 @@ func testActivateReady(t *testing.T, s meta.Store) {
 	}
 	wantActive(t, s, d.ID, v1)
 	wantMove(t, lastEvent(t, s, d.ID), meta.ActionActivate, "alice", "", v1)
-	if v := getVersion(t, s, v2.ID); v.Status != meta.StatusReady {
-		t.Errorf("never activated v2: status %s, want ready", v.Status)
+	if v := getVersion(t, s, v2.ID); v.Status != meta.StatusArchived || v.ArchivedAt == nil {
+		t.Errorf("never activated v2: status %s archived_at %v, want archived at publish", v.Status, v.ArchivedAt)
 	}
 }
 
