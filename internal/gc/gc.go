@@ -18,6 +18,15 @@
 //  4. sweeps orphans: blobs with no release row or a collected one, seen as
 //     orphans for longer than the grace period, are claimed and deleted.
 //
+// Before marking, the OCI registry is collected (oci.go, meta.OCIGC): its
+// rows are kept while reachable from a root (a rooted version's manifest, a
+// tagged manifest, a manifest or blob link stored within the grace period,
+// a leased digest) through configs, layers, index children and referrers.
+// The other rows are deleted in one transaction that re-checks the registry
+// and the roots; a manifest that is a release goes through the same two
+// phases (marked, collected after the grace period, 410 for its versions),
+// and the bytes left without a row are deleted by the orphan sweep.
+//
 // Publishers take a lease (Hold) on a sha256 before storing its bytes and
 // drop it after the version is committed: a lease is a root, and Hold waits
 // while a deletion claim is held, so bytes are stored again only after a

@@ -98,3 +98,30 @@ type OCIGC interface {
 	// manifests (and their tags) and blob links and collects c.Releases.
 	CollectOCI(ctx context.Context, c OCICollect) (*OCICollection, error)
 }
+
+// SameOCIGraph reports whether b has the manifests (with their creation
+// times) and the tags of a: what CollectOCI re-checks.
+func SameOCIGraph(a, b *OCIGraph) bool {
+	if a == nil || len(a.Manifests) != len(b.Manifests) || len(a.Tags) != len(b.Tags) {
+		return false
+	}
+	ms := map[OCIRef]int64{}
+	for _, m := range a.Manifests {
+		ms[OCIRef{Repository: m.Repository, Digest: m.Digest}] = m.CreatedAt.UnixNano()
+	}
+	for _, m := range b.Manifests {
+		if at, ok := ms[OCIRef{Repository: m.Repository, Digest: m.Digest}]; !ok || at != m.CreatedAt.UnixNano() {
+			return false
+		}
+	}
+	ts := map[OCIGCTag]bool{}
+	for _, t := range a.Tags {
+		ts[t] = true
+	}
+	for _, t := range b.Tags {
+		if !ts[t] {
+			return false
+		}
+	}
+	return true
+}

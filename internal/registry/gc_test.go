@@ -16,7 +16,9 @@ import (
 // only v1 used, two-phase (marked, collected after the grace period, bytes
 // deleted by the orphan sweep after another); shared layers, v2, a referrer
 // of v2, a tagged manifest and an index's children are kept.
-func TestGCCollectsOCIVersions(t *testing.T) {
+func TestGCCollectsOCIVersions(t *testing.T) { testGCCollectsOCIVersions(t, newGCEnv) }
+
+func testGCCollectsOCIVersions(t *testing.T, newGCEnv func(*testing.T) *gcEnv) {
 	e := newGCEnv(t)
 	ctx := t.Context()
 	v1 := e.image(t, "app", "one", nil, "shared", "only-v1")
@@ -104,7 +106,9 @@ func TestGCCollectsOCIVersions(t *testing.T) {
 
 // TestGCOCINoGrace: with no grace period, one run collects an unreachable
 // version's manifest, its release and the bytes only it used.
-func TestGCOCINoGrace(t *testing.T) {
+func TestGCOCINoGrace(t *testing.T) { testGCOCINoGrace(t, newGCEnv) }
+
+func testGCOCINoGrace(t *testing.T, newGCEnv func(*testing.T) *gcEnv) {
 	e := newGCEnv(t)
 	v1 := e.image(t, "app", "one", nil, "shared", "only-v1")
 	e.putManifest(t, "app", "v1", v1)

@@ -155,7 +155,7 @@ func (s *Store) ociRecheck(ctx context.Context, tx *sql.Tx, c meta.OCICollect) (
 	if err := s.ociGraph(ctx, tx, now); err != nil {
 		return "", err
 	}
-	if !sameOCIGraph(c.Graph, now) {
+	if !meta.SameOCIGraph(c.Graph, now) {
 		return "the registry changed", nil
 	}
 	cutoff := c.Cutoff.UnixNano()

@@ -45,30 +45,3 @@ func (s *Store) ociDelete(ctx context.Context, tx *sql.Tx, c meta.OCICollect, ou
 	}
 	return nil
 }
-
-// sameOCIGraph reports whether b has the manifests (with their creation
-// times) and the tags of a.
-func sameOCIGraph(a, b *meta.OCIGraph) bool {
-	if a == nil || len(a.Manifests) != len(b.Manifests) || len(a.Tags) != len(b.Tags) {
-		return false
-	}
-	ms := map[meta.OCIRef]int64{}
-	for _, m := range a.Manifests {
-		ms[meta.OCIRef{Repository: m.Repository, Digest: m.Digest}] = m.CreatedAt.UnixNano()
-	}
-	for _, m := range b.Manifests {
-		if at, ok := ms[meta.OCIRef{Repository: m.Repository, Digest: m.Digest}]; !ok || at != m.CreatedAt.UnixNano() {
-			return false
-		}
-	}
-	ts := map[meta.OCIGCTag]bool{}
-	for _, t := range a.Tags {
-		ts[t] = true
-	}
-	for _, t := range b.Tags {
-		if !ts[t] {
-			return false
-		}
-	}
-	return true
-}
