@@ -62,8 +62,12 @@ func (a *app) publish(ctx context.Context, dir string, o publishOptions) error {
 		}
 	} else {
 		m := v.ArtifactManifest
-		fmt.Fprintf(a.stdout, "published %s v%d (sha256 %s…, %d files, %s)",
-			o.deployment, v.VersionNumber, shortSHA(v.ArtifactSHA256), m.Files, humanBytes(m.TotalBytes))
+		files := "files"
+		if m.Files == 1 {
+			files = "file"
+		}
+		fmt.Fprintf(a.stdout, "published %s v%d (sha256 %s…, %d %s, %s)",
+			o.deployment, v.VersionNumber, shortSHA(v.ArtifactSHA256), m.Files, files, humanBytes(m.TotalBytes))
 		if !o.noActivate {
 			fmt.Fprintf(a.stdout, " → %s", a.edgeURL(o.deployment, 0))
 		}
