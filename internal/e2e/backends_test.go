@@ -1,15 +1,12 @@
 package e2e
 
 import (
-	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"net/url"
 	"os"
 	"testing"
 
-	"github.com/jackc/pgx/v5"
-
+	"github.com/cairnhq/cairn/internal/meta/postgres/pgtest"
 	"github.com/cairnhq/cairn/internal/server"
 )
 
@@ -30,30 +27,6 @@ func useBackends(t *testing.T, cfg *server.Config) {
 	if !scaleOut() {
 		return
 	}
-	pg := os.Getenv("CAIRN_TEST_POSTGRES")
-	if pg == "" {
-		pg = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
-	}
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, pg)
-	if err != nil {
-		t.Fatalf("scale-out e2e needs PostgreSQL: %v", err)
-	}
-	schema := randomName("cairn_e2e_")
-	if _, err := conn.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		conn.Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE")
-		conn.Close(context.Background())
-	})
-	u, err := url.Parse(pg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-	cfg.Database = u.String()
+	cfg.Database, _ = pgtest.FreshSchema(t)
 	cfg.Blobs = s3URL(t)
 }

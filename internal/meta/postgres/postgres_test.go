@@ -1,12 +1,8 @@
 package postgres_test
 
 import (
-	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"net/url"
-	"os"
 	"sync"
 	"testing"
 	"time"
@@ -17,74 +13,21 @@ import (
 	"github.com/cairnhq/cairn/internal/meta/metatest"
 	"github.com/cairnhq/cairn/internal/meta/migrations"
 	"github.com/cairnhq/cairn/internal/meta/postgres"
+	"github.com/cairnhq/cairn/internal/meta/postgres/pgtest"
 )
 
-// defaultURL is the test server; CAIRN_TEST_POSTGRES overrides it.
-const defaultURL = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
+func baseURL() string { return pgtest.URL() }
 
-func baseURL() string {
-	if u := os.Getenv("CAIRN_TEST_POSTGRES"); u != "" {
-		return u
-	}
-	return defaultURL
-}
+// admin connects to the test server (see pgtest.Admin).
+func admin(t *testing.T) *pgx.Conn { return pgtest.Admin(t) }
 
-// admin connects to the test server, closed when t ends. Unreachable: the
-// test is skipped, or fails under CI=true.
-func admin(t *testing.T) *pgx.Conn {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Second)
-	defer cancel()
-	c, err := pgx.Connect(ctx, baseURL())
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("PostgreSQL unreachable (CI=true): %v", err)
-		}
-		t.Skipf("PostgreSQL unreachable (set CAIRN_TEST_POSTGRES): %v", err)
-	}
-	t.Cleanup(func() { c.Close(context.Background()) })
-	return c
-}
-
-// freshSchema creates an empty schema and returns a URL whose connections use
-// it (search_path) and are named after it (application_name). When t ends,
-// after the stores opened later are closed, it checks that none left a
-// connection behind and drops the schema.
+// freshSchema creates an empty schema (see pgtest.FreshSchema) and, when t
+// ends, checks that the stores opened on it left no connection behind.
 func freshSchema(t *testing.T) (u, schema string) {
 	t.Helper()
-	a := admin(t)
-	var b [6]byte
-	rand.Read(b[:])
-	schema = "cairn_test_" + hex.EncodeToString(b[:])
-	if _, err := a.Exec(t.Context(), "CREATE SCHEMA "+schema); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		var n int
-		for deadline := time.Now().Add(2 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-			err := a.QueryRow(ctx, `SELECT COUNT(*) FROM pg_stat_activity WHERE application_name = $1`, schema).Scan(&n)
-			if err != nil || n == 0 || time.Now().After(deadline) {
-				break
-			}
-		}
-		if n > 0 {
-			t.Errorf("%d connection(s) of %s still open after Close", n, schema)
-		}
-		if _, err := a.Exec(ctx, "DROP SCHEMA "+schema+" CASCADE"); err != nil {
-			t.Errorf("drop schema %s: %v", schema, err)
-		}
-	})
-	p, err := url.Parse(baseURL())
-	if err != nil {
-		t.Fatalf("CAIRN_TEST_POSTGRES must be a URL: %v", err)
-	}
-	q := p.Query()
-	q.Set("search_path", schema)
-	q.Set("application_name", schema)
-	p.RawQuery = q.Encode()
-	return p.String(), schema
+	u, schema = pgtest.FreshSchema(t)
+	pgtest.CheckClosed(t, admin(t), schema)
+	return u, schema
 }
 
 // open opens a Store on u, closed when t ends.
