@@ -15,7 +15,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: go run ./bench static|memory|scaleout|oci")
+		fmt.Fprintln(os.Stderr, "usage: go run ./bench static|memory|scaleout|oci|gc")
 		os.Exit(2)
 	}
 	var err error
