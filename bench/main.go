@@ -31,7 +31,7 @@ func main() {
 	case "oci":
 		err = oci()
 	default:
-		err = fmt.Errorf("unknown benchmark %q (static, memory, scaleout, oci)", os.Args[1])
+		err = fmt.Errorf("unknown benchmark %q (static, memory, scaleout, oci, gc)", os.Args[1])
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
