@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -28,15 +27,8 @@ func freeAddr(t *testing.T) string {
 // by host name, and check that `cairn pack` of the same tree names the same
 // release.
 func TestQuickstartBinary(t *testing.T) {
-	_, self, _, _ := runtime.Caller(0)
-	repo := filepath.Join(filepath.Dir(self), "..", "..")
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "cairn")
-	build := exec.Command("go", "build", "-o", bin, "./cmd/cairn")
-	build.Dir = repo
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := cairnBinary(t)
 	api, edge := freeAddr(t), freeAddr(t)
 	srv := exec.Command(bin, "server", "--api-addr", api, "--edge-addr", edge)
 	srv.Dir = dir // default data dir ./cairn-data

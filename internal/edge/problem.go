@@ -1,13 +1,8 @@
 package edge
 
 import (
-	"context"
-	"crypto/rand"
-	"encoding/hex"
-	"errors"
 	"fmt"
 	"github.com/cairnhq/cairn/internal/problem"
-	"log/slog"
 	"net/http"
 	"strconv"
 	"time"
@@ -25,19 +20,6 @@ func (e *Edge) upstreamError(w http.ResponseWriter, r *http.Request, err error) 
 	}
 	h["Cache-Control"] = cacheNoStore
 	problem.Write(w, r, e.log, problem.Upstream(err))
-}
-
-// logFailure logs err under a new request id and returns the id.
-func (e *Edge) logFailure(r *http.Request, msg string, err error) string {
-	var b [8]byte
-	rand.Read(b[:])
-	id := hex.EncodeToString(b[:])
-	lvl := slog.LevelError
-	if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
-		lvl = slog.LevelDebug // the client went away
-	}
-	e.log.Log(r.Context(), lvl, msg, "request_id", id, "host", r.Host, "path", r.URL.Path, "err", err)
-	return id
 }
 
 // pages are the edge's own small answers.

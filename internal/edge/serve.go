@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/cairnhq/cairn/internal/problem"
 	"github.com/cairnhq/cairn/internal/release"
 )
 
@@ -115,7 +116,7 @@ func (e *Edge) serveStream(w http.ResponseWriter, r *http.Request, rt *route, en
 	case s.err != nil && !hw.sent:
 		e.upstreamError(w, r, s.err)
 	case s.err != nil:
-		e.logFailure(r, "edge: storage failure, aborting the response", s.err)
+		problem.LogFailure(e.log, r, "edge: storage failure, aborting the response", s.err)
 		panic(http.ErrAbortHandler)
 	case !hw.sent:
 		hw.flushHeader()

@@ -119,17 +119,9 @@ func Write(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) 
 		body[k] = v
 	}
 	if p.Status >= 500 {
-		id := newID()
+		id := LogFailure(log, r, "request failed", err)
 		body["instance"] = "urn:cairn:error:" + id
 		body["request_id"] = id
-		if log != nil {
-			lvl := slog.LevelError
-			if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
-				lvl = slog.LevelDebug // the client went away
-			}
-			log.Log(r.Context(), lvl, "request failed", "request_id", id, "method", r.Method,
-				"host", r.Host, "path", r.URL.Path, "status", p.Status, "err", err)
-		}
 	}
 	if p.Status == http.StatusUnauthorized {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="cairn"`)
@@ -143,6 +135,23 @@ func Write(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) 
 	if r.Method != http.MethodHead {
 		w.Write(b)
 	}
+}
+
+// LogFailure logs err under a new request id and returns the id, which the
+// client may be shown. A failure caused by the client going away is logged
+// at debug level.
+func LogFailure(log *slog.Logger, r *http.Request, msg string, err error) string {
+	id := newID()
+	if log == nil {
+		return id
+	}
+	lvl := slog.LevelError
+	if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
+		lvl = slog.LevelDebug
+	}
+	log.Log(r.Context(), lvl, msg, "request_id", id, "method", r.Method,
+		"host", r.Host, "path", r.URL.Path, "err", err)
+	return id
 }
 
 func newID() string {
