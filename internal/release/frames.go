@@ -37,6 +37,13 @@ func newEncoder() *zstd.Encoder {
 type span struct {
 	entry      int
 	start, end int
+	sum        [sha256.Size]byte
+}
+
+// fileSum is the content digest of an entry, collected by the writer.
+type fileSum struct {
+	entry int
+	sum   [sha256.Size]byte
 }
 
 type frameJob struct {
@@ -46,6 +53,13 @@ type frameJob struct {
 	chunk int    // own frames: index of the entry (-1 if none)
 	last  bool   // own frames: the file's last chunk
 	done  chan struct{}
+
+	// Own frames: the file's digest on its last chunk, computed by the
+	// writer unless the producer did (hashed). See dedup.go for the rest.
+	sum      [sha256.Size]byte
+	hashed   bool
+	keep     *kept // the writer keeps a copy of out for reuse
+	borrowed bool  // out is another frame's kept copy
 }
 
 // packer turns a sorted entry list into data frames compressed in parallel
@@ -62,14 +76,17 @@ type packer struct {
 	nframe  int // frames cut so far
 	locs    []loc
 
-	jobs  chan *frameJob // to compressors
-	order chan *frameJob // to the writer, in frame order
-	lens  []int64        // compressed length of each frame, set by the writer
-	art   hash.Hash
-	size  int64
-	werr  error
-	wdone chan struct{}
-	wg    sync.WaitGroup
+	jobs      chan *frameJob    // to compressors
+	order     chan *frameJob    // to the writer, in frame order
+	lens      []int64           // compressed length of each frame, set by the writer
+	kept      map[int64][]*kept // files whose frames may be reused, by size (producer)
+	keptBytes int64             // compressed bytes kept (writer)
+	sums      []fileSum         // content digests, set by the writer
+	art       hash.Hash
+	size      int64
+	werr      error
+	wdone     chan struct{}
+	wg        sync.WaitGroup
 }
 
 func newPacker(ctx context.Context, w io.Writer, workers int) *packer {
@@ -137,9 +154,9 @@ func (p *packer) compress() {
 	enc := newEncoder()
 	for j := range p.jobs {
 		j.out = enc.EncodeAll(j.data, getBuf(&outBufs, len(j.data)/2+4096)[:0])
-		for _, s := range j.spans {
-			sum := sha256.Sum256(j.data[s.start:s.end])
-			p.entries[s.entry].SHA256 = hex.EncodeToString(sum[:])
+		for k := range j.spans {
+			s := &j.spans[k]
+			s.sum = sha256.Sum256(j.data[s.start:s.end])
 		}
 		close(j.done)
 	}
@@ -160,15 +177,24 @@ func (p *packer) write() {
 			p.cancel()
 			return
 		}
-		if j.chunk >= 0 {
+		if j.chunk >= 0 && !j.hashed {
 			if h == nil {
 				h = sha256.New()
 			}
 			h.Write(j.data)
 			if j.last {
-				p.entries[j.chunk].SHA256 = hex.EncodeToString(h.Sum(nil))
+				h.Sum(j.sum[:0])
 				h = nil
 			}
+		}
+		if j.chunk >= 0 && j.last {
+			p.sums = append(p.sums, fileSum{entry: j.chunk, sum: j.sum})
+		}
+		if j.keep != nil {
+			p.keepFrame(j)
+		}
+		for _, s := range j.spans {
+			p.sums = append(p.sums, fileSum{entry: s.entry, sum: s.sum})
 		}
 		p.art.Write(j.out)
 		p.size += int64(len(j.out))
@@ -204,16 +230,21 @@ func (j *frameJob) release() {
 	} else {
 		putBuf(&groupBufs, j.data)
 	}
-	putBuf(&outBufs, j.out)
+	if !j.borrowed {
+		putBuf(&outBufs, j.out)
+	}
 	j.data, j.out = nil, nil
 }
 
 // loc records which frames hold an entry's content.
 type loc struct{ first, n int }
 
-func (p *packer) run(src []srcEntry, progress func(int64)) (*Result, error) {
+// walkFunc calls its argument with each entry of a tree, in path order.
+type walkFunc func(func(srcEntry) error) error
+
+func (p *packer) run(walk walkFunc, progress func(int64)) (*Result, error) {
 	defer p.cancel()
-	toc, err := p.pack(src, progress)
+	toc, err := p.pack(walk, progress)
 	close(p.jobs)
 	p.wg.Wait()
 	if err != nil {
@@ -228,29 +259,36 @@ func (p *packer) run(src []srcEntry, progress func(int64)) (*Result, error) {
 	return p.finish(toc)
 }
 
-func (p *packer) pack(src []srcEntry, progress func(int64)) (*TOC, error) {
-	p.entries = make([]Entry, len(src))
-	p.locs = make([]loc, len(src))
+// pack lays out the tar stream of the walked entries. Only this goroutine
+// touches p.entries until the writer is done: compressors and the writer
+// report digests through frame jobs and p.sums.
+func (p *packer) pack(walk walkFunc, progress func(int64)) (*TOC, error) {
 	var hdr bytes.Buffer
-	for i := range src {
+	err := walk(func(src srcEntry) error {
 		if err := p.ctx.Err(); err != nil {
-			return nil, err
+			return err
 		}
-		p.entries[i] = src[i].Entry
+		i := len(p.entries)
+		p.entries = append(p.entries, src.Entry)
+		p.locs = append(p.locs, loc{})
 		e := &p.entries[i]
 		hdr.Reset()
 		// A fresh writer per entry yields just this entry's header blocks
 		// (with a PAX header where needed); content and padding are ours.
 		if err := tar.NewWriter(&hdr).WriteHeader(tarHeader(e)); err != nil {
-			return nil, err
+			return err
 		}
 		p.emit(hdr.Bytes())
 		if e.Type == TypeFile && e.Size > 0 {
-			if err := p.content(i, src[i].abs, progress); err != nil {
-				return nil, err
+			if err := p.content(i, src.abs, progress); err != nil {
+				return err
 			}
 			p.emit(zeros[:(blockSize-e.Size%blockSize)%blockSize])
 		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	p.emit(zeros[:2*blockSize])
 	if err := p.cut(); err != nil {
@@ -290,26 +328,49 @@ func (p *packer) content(i int, abs string, progress func(int64)) error {
 		return err
 	}
 	l.first = p.nframe
-	for left := e.Size; left > 0; {
-		j := &frameJob{data: getBuf(&chunkBufs, ChunkSize)[:min(ChunkSize, left)], chunk: i, done: make(chan struct{})}
-		if err := readFull(f, j.data, abs); err != nil {
-			return err
-		}
-		left -= int64(len(j.data))
-		j.last = left == 0
-		p.tarLen += int64(len(j.data))
-		if progress != nil {
-			progress(int64(len(j.data)))
-		}
-		if err := p.send(j); err != nil {
-			return err
-		}
+	if e.Size <= dedupMax {
+		err = p.dedupFile(i, f, abs, progress)
+	} else {
+		err = p.ownFrames(i, f, abs, progress)
+	}
+	if err != nil {
+		return err
 	}
 	l.n = p.nframe - l.first
 	if k, _ := f.Read(make([]byte, 1)); k != 0 {
 		return fmt.Errorf("%s grew while packing", abs)
 	}
 	return nil
+}
+
+// ownFrames sends a large file's chunks to the compressors as they are read.
+func (p *packer) ownFrames(i int, f *os.File, abs string, progress func(int64)) error {
+	for left := p.entries[i].Size; left > 0; {
+		j, err := p.readChunk(i, f, abs, &left, progress)
+		if err != nil {
+			return err
+		}
+		if err := p.send(j); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// readChunk reads the next chunk of a file into a new frame job.
+func (p *packer) readChunk(i int, f *os.File, abs string, left *int64, progress func(int64)) (*frameJob, error) {
+	j := &frameJob{data: getBuf(&chunkBufs, ChunkSize)[:min(ChunkSize, *left)], chunk: i, done: make(chan struct{})}
+	if err := readFull(f, j.data, abs); err != nil {
+		putBuf(&chunkBufs, j.data)
+		return nil, err
+	}
+	*left -= int64(len(j.data))
+	j.last = *left == 0
+	p.tarLen += int64(len(j.data))
+	if progress != nil {
+		progress(int64(len(j.data)))
+	}
+	return j, nil
 }
 
 func readFull(f *os.File, b []byte, name string) error {
@@ -321,6 +382,9 @@ func readFull(f *os.File, b []byte, name string) error {
 
 // finish resolves frame indexes to offsets and writes the TOC and footer.
 func (p *packer) finish(toc *TOC) (*Result, error) {
+	for _, s := range p.sums {
+		toc.Entries[s.entry].SHA256 = hex.EncodeToString(s.sum[:])
+	}
 	offs := make([]int64, len(p.lens)+1)
 	for i, n := range p.lens {
 		offs[i+1] = offs[i] + n

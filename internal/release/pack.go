@@ -9,7 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"sort"
+	"slices"
 	"strings"
 	"time"
 )
@@ -42,72 +42,104 @@ type srcEntry struct {
 // PackDir packs the tree rooted at dir into w. The bytes depend only on the
 // tree's paths, contents, normalised modes and symlink targets. Symlinks that
 // leave the tree, and anything but regular files, directories and symlinks,
-// are rejected with ErrInvalid.
+// are rejected with ErrInvalid. The tree is walked while it is packed, so
+// compression starts with the first files.
 func PackDir(ctx context.Context, dir string, w io.Writer, opts PackOptions) (*Result, error) {
-	src, err := scanTree(dir, opts.Limits)
-	if err != nil {
-		return nil, err
-	}
 	if opts.Concurrency <= 0 {
 		opts.Concurrency = runtime.GOMAXPROCS(0)
 	}
 	p := newPacker(ctx, w, opts.Concurrency)
-	return p.run(src, opts.Progress)
+	return p.run(func(fn func(srcEntry) error) error {
+		wk := walker{lim: opts.Limits, fn: fn}
+		return wk.dir(dir, "")
+	}, opts.Progress)
 }
 
-func scanTree(dir string, lim Limits) ([]srcEntry, error) {
-	var out []srcEntry
-	var total int64
-	err := filepath.WalkDir(dir, func(abs string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, err := filepath.Rel(dir, abs)
-		if err != nil || rel == "." {
-			return err
-		}
-		rel = filepath.ToSlash(rel)
-		if err := checkRelPath(rel); err != nil {
-			return err
-		}
-		info, err := d.Info()
-		if err != nil {
-			return err
-		}
-		e := srcEntry{Entry: Entry{Path: rel}, abs: abs}
-		switch m := info.Mode(); {
-		case m.IsRegular():
-			e.Type, e.Mode, e.Size = TypeFile, fileMode(uint32(m.Perm())), info.Size()
-			e.ContentType = ContentType(rel)
-			total += e.Size
-		case m.IsDir():
-			e.Type, e.Mode = TypeDir, 0o755
-		case m&fs.ModeSymlink != 0:
-			target, err := os.Readlink(abs)
-			if err != nil {
-				return err
-			}
-			if err := checkLink(rel, target); err != nil {
-				return err
-			}
-			e.Type, e.Mode, e.Link = TypeSymlink, 0o777, target
-		default:
-			return invalidf("%q is not a regular file, directory or symlink", rel)
-		}
-		out = append(out, e)
-		if lim.MaxFiles > 0 && int64(len(out)) > lim.MaxFiles {
-			return fmt.Errorf("%w: more than %d entries", ErrTooLarge, lim.MaxFiles)
-		}
-		if lim.MaxBytes > 0 && total > lim.MaxBytes {
-			return fmt.Errorf("%w: more than %d bytes", ErrTooLarge, lim.MaxBytes)
-		}
-		return nil
-	})
+// walker lists a tree in path order (the byte order of the slash-separated
+// relative paths), one directory at a time, and checks the limits as it goes.
+type walker struct {
+	lim          Limits
+	fn           func(srcEntry) error
+	files, total int64
+}
+
+// walkItem is a directory entry, or (contents) the entries below it.
+type walkItem struct {
+	key      string
+	d        fs.DirEntry
+	contents bool
+}
+
+func (w *walker) dir(abs, rel string) error {
+	des, err := os.ReadDir(abs)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Path < out[j].Path })
-	return out, nil
+	// The paths below a subdirectory "d" all start with "d/", so they sort
+	// as the key "d/" among the siblings: after "d" itself but also after
+	// siblings such as "d-x" or "d.js".
+	items := make([]walkItem, 0, len(des)+len(des)/2)
+	for _, d := range des {
+		items = append(items, walkItem{key: d.Name(), d: d})
+		if d.IsDir() {
+			items = append(items, walkItem{key: d.Name() + "/", d: d, contents: true})
+		}
+	}
+	slices.SortFunc(items, func(a, b walkItem) int { return strings.Compare(a.key, b.key) })
+	for _, it := range items {
+		name := it.d.Name()
+		childAbs, childRel := filepath.Join(abs, name), name
+		if rel != "" {
+			childRel = rel + "/" + name
+		}
+		if it.contents {
+			err = w.dir(childAbs, childRel)
+		} else {
+			err = w.entry(childAbs, childRel, it.d)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (w *walker) entry(abs, rel string, d fs.DirEntry) error {
+	if err := checkRelPath(rel); err != nil {
+		return err
+	}
+	info, err := d.Info()
+	if err != nil {
+		return err
+	}
+	e := srcEntry{Entry: Entry{Path: rel}, abs: abs}
+	switch m := info.Mode(); {
+	case m.IsRegular():
+		e.Type, e.Mode, e.Size = TypeFile, fileMode(uint32(m.Perm())), info.Size()
+		e.ContentType = ContentType(rel)
+		w.total += e.Size
+	case m.IsDir():
+		e.Type, e.Mode = TypeDir, 0o755
+	case m&fs.ModeSymlink != 0:
+		target, err := os.Readlink(abs)
+		if err != nil {
+			return err
+		}
+		if err := checkLink(rel, target); err != nil {
+			return err
+		}
+		e.Type, e.Mode, e.Link = TypeSymlink, 0o777, target
+	default:
+		return invalidf("%q is not a regular file, directory or symlink", rel)
+	}
+	w.files++
+	if w.lim.MaxFiles > 0 && w.files > w.lim.MaxFiles {
+		return fmt.Errorf("%w: more than %d entries", ErrTooLarge, w.lim.MaxFiles)
+	}
+	if w.lim.MaxBytes > 0 && w.total > w.lim.MaxBytes {
+		return fmt.Errorf("%w: more than %d bytes", ErrTooLarge, w.lim.MaxBytes)
+	}
+	return w.fn(e)
 }
 
 // fileMode normalises a regular file's permissions to 0644 or 0755.

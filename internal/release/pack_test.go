@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -203,5 +204,90 @@ func TestPackRejects(t *testing.T) {
 	os.Symlink("../../etc/passwd", filepath.Join(dir, "escape"))
 	if _, err := PackDir(context.Background(), dir, io.Discard, PackOptions{}); err == nil || !strings.Contains(err.Error(), "outside the tree") {
 		t.Fatalf("want symlink escape error, got %v", err)
+	}
+}
+
+// TestPackPathOrder checks that the tree is packed in byte order of the
+// relative paths, where a directory's contents sort as "name/" among its
+// siblings ("a-b" and "a.js" come before "a/x").
+func TestPackPathOrder(t *testing.T) {
+	dir := t.TempDir()
+	names := []string{"a/x", "a/y/z", "a-b", "a.js", "a b/c", "ab", "a0/q", "A", "_", "a/.hidden", "a/x.d/1", "a/x-1", "~"}
+	for _, n := range names {
+		p := filepath.Join(dir, filepath.FromSlash(n))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(n), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	res, _ := pack(t, dir, PackOptions{})
+	var got []string
+	for _, e := range res.TOC.Entries {
+		got = append(got, e.Path)
+	}
+	want := slices.Clone(got)
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Fatalf("entries not in path order:\n got %q\nwant %q", got, want)
+	}
+	if dirs := 5; len(got) != len(names)+dirs { // a, a/y, a b, a0, a/x.d
+		t.Fatalf("%d entries for %d files and %d directories", len(got), len(names), dirs)
+	}
+}
+
+// TestPackDuplicates packs a tree with identical large files (one of several
+// chunks) and checks that reusing their frames gives the same artifact as
+// compressing every copy, and that the copies read back.
+func TestPackDuplicates(t *testing.T) {
+	dir := t.TempDir()
+	rng := rand.New(rand.NewPCG(3, 4))
+	blob := func(n int) []byte {
+		b := make([]byte, n)
+		for i := range b {
+			b[i] = byte('a' + rng.IntN(8))
+		}
+		return b
+	}
+	one, two, other := blob(200<<10), blob(ChunkSize+77<<10), blob(200<<10)
+	files := map[string][]byte{
+		"a/lib.js": one, "b/lib.js": one, "c/lib.js": one, "x.js": other,
+		"a/big.bin": two, "z/big.bin": two, "small.txt": []byte("hi"),
+	}
+	for name, data := range files {
+		p := filepath.Join(dir, filepath.FromSlash(name))
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		if err := os.WriteFile(p, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	res, art := pack(t, dir, PackOptions{})
+	prev := dedupBudget
+	dedupBudget = 0
+	plain, _ := pack(t, dir, PackOptions{})
+	dedupBudget = prev
+	if res.SHA256 != plain.SHA256 {
+		t.Fatalf("reusing frames changed the artifact: %s vs %s", res.SHA256, plain.SHA256)
+	}
+	toc, err := Verify(context.Background(), bytes.NewReader(art), int64(len(art)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rr := ReaderAt(bytes.NewReader(art))
+	for name, want := range files {
+		e, ok := toc.Lookup(name)
+		if !ok {
+			t.Fatalf("%s missing", name)
+		}
+		got, err := ReadFile(context.Background(), rr, e)
+		if err != nil || !bytes.Equal(got, want) {
+			t.Fatalf("%s: content differs (%v)", name, err)
+		}
+	}
+	a, _ := toc.Lookup("a/big.bin")
+	z, _ := toc.Lookup("z/big.bin")
+	if a.FrameOffset == z.FrameOffset || a.FrameLength != z.FrameLength || len(z.Chunks) != 2 {
+		t.Fatalf("copies should have frames of their own with equal lengths: %+v %+v", a, z)
 	}
 }
