@@ -3,7 +3,6 @@ package release
 import (
 	"bytes"
 	"crypto/sha256"
-	"os"
 )
 
 // Built trees often hold identical files: one library bundled twice, assets
@@ -30,7 +29,7 @@ type kept struct {
 }
 
 // dedupFile packs the content of a file of its own frames up to dedupMax.
-func (p *packer) dedupFile(i int, f *os.File, abs string, progress func(int64)) error {
+func (p *packer) dedupFile(i int, f srcFile, abs string, progress func(int64)) error {
 	size := p.entries[i].Size
 	if p.kept == nil {
 		p.kept = make(map[int64][]*kept)

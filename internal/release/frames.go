@@ -344,7 +344,7 @@ func (p *packer) content(i int, abs string, progress func(int64)) error {
 }
 
 // ownFrames sends a large file's chunks to the compressors as they are read.
-func (p *packer) ownFrames(i int, f *os.File, abs string, progress func(int64)) error {
+func (p *packer) ownFrames(i int, f srcFile, abs string, progress func(int64)) error {
 	for left := p.entries[i].Size; left > 0; {
 		j, err := p.readChunk(i, f, abs, &left, progress)
 		if err != nil {
@@ -358,7 +358,7 @@ func (p *packer) ownFrames(i int, f *os.File, abs string, progress func(int64)) 
 }
 
 // readChunk reads the next chunk of a file into a new frame job.
-func (p *packer) readChunk(i int, f *os.File, abs string, left *int64, progress func(int64)) (*frameJob, error) {
+func (p *packer) readChunk(i int, f srcFile, abs string, left *int64, progress func(int64)) (*frameJob, error) {
 	j := &frameJob{data: getBuf(&chunkBufs, ChunkSize)[:min(ChunkSize, *left)], chunk: i, done: make(chan struct{})}
 	if err := readFull(f, j.data, abs); err != nil {
 		putBuf(&chunkBufs, j.data)
@@ -373,7 +373,7 @@ func (p *packer) readChunk(i int, f *os.File, abs string, left *int64, progress 
 	return j, nil
 }
 
-func readFull(f *os.File, b []byte, name string) error {
+func readFull(f srcFile, b []byte, name string) error {
 	if _, err := io.ReadFull(f, b); err != nil {
 		return fmt.Errorf("%s changed while packing: %w", name, err)
 	}
@@ -434,12 +434,32 @@ func TreeDigest(entries []Entry) string {
 	return hex.EncodeToString(h.Sum(nil))
 }
 
-// openFile opens a regular file for reading without registering it with the
-// runtime poller (two syscalls fewer per file than os.Open).
-func openFile(name string) (*os.File, error) {
+// srcFile is a tree file open for reading: a bare descriptor, with neither
+// the runtime poller nor an *os.File (and its fcntl and cleanup) per file.
+type srcFile int
+
+// openFile opens a regular file for reading.
+func openFile(name string) (srcFile, error) {
 	fd, err := syscall.Open(name, syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
 	if err != nil {
-		return nil, &os.PathError{Op: "open", Path: name, Err: err}
+		return -1, &os.PathError{Op: "open", Path: name, Err: err}
 	}
-	return os.NewFile(uintptr(fd), name), nil
+	return srcFile(fd), nil
 }
+
+func (f srcFile) Read(b []byte) (int, error) {
+	for {
+		n, err := syscall.Read(int(f), b)
+		switch {
+		case err == syscall.EINTR:
+			continue
+		case err != nil:
+			return 0, err
+		case n == 0 && len(b) > 0:
+			return 0, io.EOF
+		}
+		return n, nil
+	}
+}
+
+func (f srcFile) Close() error { return syscall.Close(int(f)) }
