@@ -264,6 +264,7 @@ func (p *packer) run(walk walkFunc, progress func(int64)) (*Result, error) {
 // report digests through frame jobs and p.sums.
 func (p *packer) pack(walk walkFunc, progress func(int64)) (*TOC, error) {
 	var hdr bytes.Buffer
+	p.entries = []Entry{} // an empty tree's TOC has "entries":[]
 	err := walk(func(src srcEntry) error {
 		if err := p.ctx.Err(); err != nil {
 			return err

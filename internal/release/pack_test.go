@@ -291,3 +291,26 @@ func TestPackDuplicates(t *testing.T) {
 		t.Fatalf("copies should have frames of their own with equal lengths: %+v %+v", a, z)
 	}
 }
+
+// TestPackGolden pins the bytes of format version 1: a change here means
+// every release of these trees gets a new sha256, which needs a new format
+// version (docs/format.md).
+func TestPackGolden(t *testing.T) {
+	dir := t.TempDir()
+	makeTree(t, dir)
+	empty := t.TempDir()
+	for _, c := range []struct{ dir, want string }{
+		{empty, goldenEmpty},
+		{dir, goldenTree},
+	} {
+		res, _ := pack(t, c.dir, PackOptions{})
+		if res.SHA256 != c.want {
+			t.Errorf("sha256 %s, want %s", res.SHA256, c.want)
+		}
+	}
+}
+
+const (
+	goldenEmpty = "142a77ba0ddab5b51891677d0364cd47ed379887e17b3602b627fb6bca8efbc8"
+	goldenTree  = "e5717135dde5dad49dce72cd9b062035b7f54f511aefe82469229616e5382a2c"
+)
