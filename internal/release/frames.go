@@ -11,6 +11,7 @@ import (
 	"io"
 	"os"
 	"slices"
+	"strconv"
 	"sync"
 	"syscall"
 
@@ -429,8 +430,15 @@ const emptySHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b785
 // format or compressor version.
 func TreeDigest(entries []Entry) string {
 	h := sha256.New()
+	var line []byte
 	for _, e := range entries {
-		fmt.Fprintf(h, "%s %o %d %s %s\x00%s\n", e.Type, e.Mode, e.Size, e.SHA256, e.Path, e.Link)
+		line = append(line[:0], e.Type...)
+		line = strconv.AppendUint(append(line, ' '), uint64(e.Mode), 8)
+		line = strconv.AppendInt(append(line, ' '), e.Size, 10)
+		line = append(append(line, ' '), e.SHA256...)
+		line = append(append(line, ' '), e.Path...)
+		line = append(append(line, 0), e.Link...)
+		h.Write(append(line, '\n'))
 	}
 	return hex.EncodeToString(h.Sum(nil))
 }

@@ -3,6 +3,7 @@ package release
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"os"
 	"testing"
 )
@@ -69,4 +70,39 @@ func FuzzExtract(f *testing.F) {
 			t.Fatalf("extract wrote outside its directory: %v", entries)
 		}
 	})
+}
+
+// FuzzTOCJSON holds the hand-written TOC encoder equal to encoding/json,
+// which defines the format, on arbitrary strings and numbers.
+func FuzzTOCJSON(f *testing.F) {
+	f.Add("index.html", "text/html; charset=utf-8", "", int64(12), int64(0), int64(77), true, uint32(0o644))
+	f.Add("a/<b>&\"c\\\"\x00\u2028ü\xff", "", "../x", int64(-1), int64(1)<<62, int64(0), false, uint32(0o755))
+	f.Fuzz(func(t *testing.T, path, ctype, link string, size, off, n int64, shared bool, mode uint32) {
+		toc := &TOC{Version: 1, TreeSHA256: link, DataLength: off, TarLength: size, Entries: []Entry{
+			{Path: path, Type: TypeFile, Mode: mode, Size: size, SHA256: ctype, ContentType: ctype, Link: link,
+				FrameOffset: off, FrameLength: n, Shared: shared, InFrame: size ^ n, Chunks: []int64{n, off}},
+			{Path: link, Type: path, Chunks: []int64{}},
+		}}
+		checkTOCJSON(t, toc)
+	})
+}
+
+func checkTOCJSON(t *testing.T, toc *TOC) {
+	t.Helper()
+	want, err := json.Marshal(toc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := appendTOCJSON(nil, toc); !bytes.Equal(got, want) {
+		t.Fatalf("TOC JSON differs from encoding/json:\n got %s\nwant %s", got, want)
+	}
+}
+
+func TestTOCJSON(t *testing.T) {
+	dir := t.TempDir()
+	makeTree(t, dir)
+	res, _ := pack(t, dir, PackOptions{})
+	checkTOCJSON(t, res.TOC)
+	checkTOCJSON(t, &TOC{Version: 1})
+	checkTOCJSON(t, &TOC{Version: 1, Entries: []Entry{}})
 }

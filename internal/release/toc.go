@@ -107,10 +107,7 @@ func tocCodec() (*zstd.Encoder, *zstd.Decoder) {
 
 // encodeTOC returns the TOC skippable frame.
 func encodeTOC(t *TOC) ([]byte, error) {
-	js, err := json.Marshal(t)
-	if err != nil {
-		return nil, err
-	}
+	js := appendTOCJSON(nil, t)
 	enc, _ := tocCodec()
 	return appendSkippable(nil, tocMagic, enc.EncodeAll(js, nil)), nil
 }
