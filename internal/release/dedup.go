@@ -103,15 +103,7 @@ func (p *packer) dedupFile(i int, f srcFile, abs string, progress func(int64)) e
 }
 
 // sendWritten hands a frame that needs no compression to the writer.
-func (p *packer) sendWritten(j *frameJob) error {
-	p.nframe++
-	select {
-	case p.order <- j:
-		return nil
-	case <-p.ctx.Done():
-		return p.err()
-	}
-}
+func (p *packer) sendWritten(j *frameJob) error { return p.enqueue(j) }
 
 // keepFrame copies a written frame of a kept file, within the budget; it
 // runs on the writer, after the file's digest is known on its last frame.

@@ -16,6 +16,7 @@ import (
 	"syscall"
 
 	"github.com/klauspost/compress/zstd"
+	"golang.org/x/sync/semaphore"
 )
 
 // newEncoder returns an encoder with the fixed settings of the format. Each
@@ -54,6 +55,8 @@ type frameJob struct {
 	chunk int    // own frames: index of the entry (-1 if none)
 	last  bool   // own frames: the file's last chunk
 	done  chan struct{}
+	// weight is what the frame holds of the in-flight budget.
+	weight int64
 
 	// Own frames: the file's digest on its last chunk, computed by the
 	// writer unless the producer did (hashed). See dedup.go for the rest.
@@ -77,12 +80,13 @@ type packer struct {
 	nframe  int // frames cut so far
 	locs    []loc
 
-	jobs      chan *frameJob    // to compressors
-	order     chan *frameJob    // to the writer, in frame order
-	lens      []int64           // compressed length of each frame, set by the writer
-	kept      map[int64][]*kept // files whose frames may be reused, by size (producer)
-	keptBytes int64             // compressed bytes kept (writer)
-	sums      []fileSum         // content digests, set by the writer
+	jobs      chan *frameJob      // to compressors
+	inflight  *semaphore.Weighted // bytes of the frames not yet written
+	order     chan *frameJob      // to the writer, in frame order
+	lens      []int64             // compressed length of each frame, set by the writer
+	kept      map[int64][]*kept   // files whose frames may be reused, by size (producer)
+	keptBytes int64               // compressed bytes kept (writer)
+	sums      []fileSum           // content digests, set by the writer
 	art       hash.Hash
 	size      int64
 	werr      error
@@ -93,8 +97,9 @@ type packer struct {
 func newPacker(ctx context.Context, w io.Writer, workers int) *packer {
 	ctx, cancel := context.WithCancel(ctx)
 	p := &packer{ctx: ctx, cancel: cancel, w: w, art: sha256.New(),
-		jobs: make(chan *frameJob, workers), order: make(chan *frameJob, 2*workers+2),
-		wdone: make(chan struct{})}
+		jobs: make(chan *frameJob, workers), order: make(chan *frameJob, 256),
+		inflight: semaphore.NewWeighted(int64(workers+2) * 2 * ChunkSize),
+		wdone:    make(chan struct{})}
 	p.cur = p.newJob()
 	for range workers {
 		p.wg.Add(1)
@@ -125,11 +130,8 @@ func (p *packer) cut() error {
 }
 
 func (p *packer) send(j *frameJob) error {
-	p.nframe++
-	select {
-	case p.order <- j:
-	case <-p.ctx.Done():
-		return p.err()
+	if err := p.enqueue(j); err != nil {
+		return err
 	}
 	select {
 	case p.jobs <- j:
@@ -137,6 +139,24 @@ func (p *packer) send(j *frameJob) error {
 		return p.err()
 	}
 	return nil
+}
+
+// enqueue hands j to the writer, in frame order, once the frames between
+// the producer and the writer hold less than their byte budget. Bounding
+// bytes rather than frames lets small frames queue up behind a large one
+// still being compressed, so that no compressor waits for the writer.
+func (p *packer) enqueue(j *frameJob) error {
+	j.weight = max(1, int64(len(j.data)))
+	if err := p.inflight.Acquire(p.ctx, j.weight); err != nil {
+		return p.err()
+	}
+	p.nframe++
+	select {
+	case p.order <- j:
+		return nil
+	case <-p.ctx.Done():
+		return p.err()
+	}
 }
 
 func (p *packer) err() error {
@@ -200,6 +220,7 @@ func (p *packer) write() {
 		p.art.Write(j.out)
 		p.size += int64(len(j.out))
 		p.lens = append(p.lens, int64(len(j.out)))
+		p.inflight.Release(j.weight)
 		j.release()
 	}
 }
