@@ -1,18 +1,15 @@
-package sqlite
+package sqlstore
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
-	"slices"
-	"strings"
 
 	"github.com/cairnhq/cairn/internal/meta"
 )
 
 const ociManifestCols = `repository, digest, media_type, size, subject, artifact_type, annotations, created_at`
 
-func scanOCIManifest(row interface{ Scan(...any) error }) (*meta.OCIManifest, error) {
+func scanOCIManifest(row scanner) (*meta.OCIManifest, error) {
 	var (
 		m           meta.OCIManifest
 		annotations string
@@ -32,44 +29,44 @@ func scanOCIManifest(row interface{ Scan(...any) error }) (*meta.OCIManifest, er
 	return &m, nil
 }
 
-func (s *Store) ociManifest(ctx context.Context, q querier, repo, digest string) (*meta.OCIManifest, error) {
-	return scanOCIManifest(q.QueryRowContext(ctx, s.q(`SELECT `+ociManifestCols+`
-		FROM oci_manifests WHERE repository = ? AND digest = ?`), repo, digest))
-}
-
 // PutOCIManifest stores m unless its repository already has the digest, then
 // refreshes *m from the stored row and, when tag is not empty, points tag at
 // it, all in one transaction. Unknown repository: meta.ErrNotFound.
+//
+// The manifest row stays locked until commit, and DeleteOCIManifest locks it
+// before it removes the tags: a put and a delete of one manifest run one
+// after the other, and the tag never points at a deleted manifest. Puts of
+// one tag at once wait for each other (ON CONFLICT); the last one wins.
 func (s *Store) PutOCIManifest(ctx context.Context, m *meta.OCIManifest, tag string) error {
 	op := "put oci manifest " + quote(m.Digest) + " in " + quote(m.Repository)
 	if m.Digest == "" || m.MediaType == "" || m.Size < 0 {
-		return mapErr(op, invalid("empty digest or media type, or negative size"))
+		return s.mapErr(op, invalid("empty digest or media type, or negative size"))
 	}
 	annotations := ""
 	if len(m.Annotations) > 0 {
 		b, err := json.Marshal(m.Annotations)
 		if err != nil {
-			return mapErr(op, err)
+			return s.mapErr(op, err)
 		}
 		annotations = string(b)
 	}
 	var cur *meta.OCIManifest
-	err := s.update(ctx, func(tx *sql.Tx) error {
+	err := s.update(ctx, func(tx *wtx) error {
 		if err := s.requireRepository(ctx, tx, m.Repository); err != nil {
 			return err
 		}
 		now := s.stamp().UnixNano()
-		_, err := tx.ExecContext(ctx, s.q(`INSERT INTO oci_manifests (`+ociManifestCols+`)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (repository, digest) DO NOTHING`),
-			m.Repository, m.Digest, m.MediaType, m.Size, m.Subject, m.ArtifactType, annotations, now)
-		if err != nil {
+		// DO UPDATE that changes nothing, rather than DO NOTHING: it locks
+		// the row and returns it as stored; if a concurrent delete removed
+		// the conflicting row, PostgreSQL inserts instead.
+		var err error
+		cur, err = scanOCIManifest(tx.QueryRowContext(ctx, s.q(`INSERT INTO oci_manifests (`+ociManifestCols+`)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (repository, digest)
+			DO UPDATE SET created_at = oci_manifests.created_at
+			RETURNING `+ociManifestCols),
+			m.Repository, m.Digest, m.MediaType, m.Size, m.Subject, m.ArtifactType, annotations, now))
+		if err != nil || tag == "" {
 			return err
-		}
-		if cur, err = s.ociManifest(ctx, tx, m.Repository, m.Digest); err != nil {
-			return err
-		}
-		if tag == "" {
-			return nil
 		}
 		_, err = tx.ExecContext(ctx, s.q(`INSERT INTO oci_tags (repository, tag, digest, updated_at)
 			VALUES (?, ?, ?, ?) ON CONFLICT (repository, tag)
@@ -78,7 +75,7 @@ func (s *Store) PutOCIManifest(ctx context.Context, m *meta.OCIManifest, tag str
 		return err
 	})
 	if err != nil {
-		return mapErr(op, err)
+		return s.mapErr(op, err)
 	}
 	*m = *cur
 	return nil
@@ -87,96 +84,89 @@ func (s *Store) PutOCIManifest(ctx context.Context, m *meta.OCIManifest, tag str
 // GetOCIManifest finds a manifest by repository and digest. Missing:
 // meta.ErrNotFound.
 func (s *Store) GetOCIManifest(ctx context.Context, repo, digest string) (*meta.OCIManifest, error) {
-	m, err := s.ociManifest(ctx, s.r, repo, digest)
+	var m *meta.OCIManifest
+	err := s.read(ctx, func(q Querier) (err error) {
+		m, err = scanOCIManifest(q.QueryRowContext(ctx, s.q(`SELECT `+ociManifestCols+`
+			FROM oci_manifests WHERE repository = ? AND digest = ?`), repo, digest))
+		return err
+	})
 	if err != nil {
-		return nil, mapErr("get oci manifest "+quote(digest)+" in "+quote(repo), err)
+		return nil, s.mapErr("get oci manifest "+quote(digest)+" in "+quote(repo), err)
 	}
 	return m, nil
 }
 
 // DeleteOCIManifest removes the manifest and the tags pointing at it in one
-// transaction. Missing: meta.ErrNotFound.
+// transaction, locking the manifest row first (see PutOCIManifest). Missing:
+// meta.ErrNotFound.
 func (s *Store) DeleteOCIManifest(ctx context.Context, repo, digest string) error {
-	err := s.update(ctx, func(tx *sql.Tx) error {
+	err := s.update(ctx, func(tx *wtx) error {
+		var one int
+		if err := tx.QueryRowContext(ctx, s.q(`SELECT 1 FROM oci_manifests WHERE repository = ? AND digest = ?`+s.forUpdate), repo, digest).Scan(&one); err != nil {
+			return err
+		}
 		if _, err := tx.ExecContext(ctx, s.q(`DELETE FROM oci_tags WHERE repository = ? AND digest = ?`),
 			repo, digest); err != nil {
 			return err
 		}
-		res, err := tx.ExecContext(ctx, s.q(`DELETE FROM oci_manifests WHERE repository = ? AND digest = ?`),
+		tag, err := tx.ExecContext(ctx, s.q(`DELETE FROM oci_manifests WHERE repository = ? AND digest = ?`),
 			repo, digest)
-		return affected(res, err)
+		return rowsOrNotFound(affected(tag), err)
 	})
-	return mapErr("delete oci manifest "+quote(digest)+" in "+quote(repo), err)
+	return s.mapErr("delete oci manifest "+quote(digest)+" in "+quote(repo), err)
 }
 
 // OCIReferrers returns the manifests of repo whose subject is subject (and
 // whose artifact type is artifactType, unless that is ""), ordered by digest.
 func (s *Store) OCIReferrers(ctx context.Context, repo, subject, artifactType string) ([]meta.OCIManifest, error) {
-	op := "oci referrers of " + quote(subject) + " in " + quote(repo)
 	query := `SELECT ` + ociManifestCols + ` FROM oci_manifests WHERE repository = ? AND subject = ?`
 	args := []any{repo, subject}
 	if artifactType != "" {
 		query, args = query+` AND artifact_type = ?`, append(args, artifactType)
 	}
-	rows, err := s.r.QueryContext(ctx, s.q(query+` ORDER BY digest`), args...)
+	out, err := list(ctx, s, scanOCIManifest, query+` ORDER BY digest`+s.collateC, args...)
 	if err != nil {
-		return nil, mapErr(op, err)
+		return nil, s.mapErr("oci referrers of "+quote(subject)+" in "+quote(repo), err)
 	}
-	defer rows.Close()
-	out := []meta.OCIManifest{}
-	for rows.Next() {
-		m, err := scanOCIManifest(rows)
-		if err != nil {
-			return nil, mapErr(op, err)
-		}
-		out = append(out, *m)
+	if out == nil {
+		out = []meta.OCIManifest{}
 	}
-	return out, mapErr(op, rows.Err())
+	return out, nil
 }
 
 // ResolveOCITag returns the digest tag points at. Missing: meta.ErrNotFound.
 func (s *Store) ResolveOCITag(ctx context.Context, repo, tag string) (string, error) {
 	var d string
-	err := s.r.QueryRowContext(ctx, s.q(`SELECT digest FROM oci_tags WHERE repository = ? AND tag = ?`),
-		repo, tag).Scan(&d)
+	err := s.read(ctx, func(q Querier) error {
+		return q.QueryRowContext(ctx, s.q(`SELECT digest FROM oci_tags WHERE repository = ? AND tag = ?`),
+			repo, tag).Scan(&d)
+	})
 	if err != nil {
-		return "", mapErr("resolve oci tag "+quote(tag)+" in "+quote(repo), err)
+		return "", s.mapErr("resolve oci tag "+quote(tag)+" in "+quote(repo), err)
 	}
 	return d, nil
 }
 
 // ListOCITags returns at most n (n <= 0: all) tags of repo after last in
-// byte-wise lexical order. The order is applied here, not by the database,
-// so that it does not depend on a collation.
+// byte-wise lexical order (COLLATE "C", whatever the database's collation).
 func (s *Store) ListOCITags(ctx context.Context, repo, last string, n int) ([]string, error) {
-	op := "list oci tags of " + quote(repo)
-	rows, err := s.r.QueryContext(ctx, s.q(`SELECT tag FROM oci_tags WHERE repository = ?`), repo)
-	if err != nil {
-		return nil, mapErr(op, err)
-	}
-	tags, err := scanStrings(op, rows)
-	if err != nil {
-		return nil, err
-	}
-	slices.SortFunc(tags, strings.Compare)
+	query, args := `SELECT tag FROM oci_tags WHERE repository = ?`, []any{repo}
 	if last != "" {
-		i, found := slices.BinarySearch(tags, last)
-		if found {
-			i++
-		}
-		tags = tags[i:]
+		query, args = query+` AND tag`+s.collateC+` > ?`, append(args, last)
 	}
-	if n > 0 && len(tags) > n {
-		tags = tags[:n]
+	query += ` ORDER BY tag` + s.collateC
+	if n > 0 {
+		query, args = query+` LIMIT ?`, append(args, n)
 	}
-	return tags, nil
+	out, err := s.listStrings(ctx, query, args...)
+	return out, s.mapErr("list oci tags of "+quote(repo), err)
 }
 
 // DeleteOCITag removes a tag. Missing: meta.ErrNotFound.
 func (s *Store) DeleteOCITag(ctx context.Context, repo, tag string) error {
-	err := s.update(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, s.q(`DELETE FROM oci_tags WHERE repository = ? AND tag = ?`), repo, tag)
-		return affected(res, err)
+	err := s.update(ctx, func(tx *wtx) error {
+		t, err := tx.ExecContext(ctx, s.q(`DELETE FROM oci_tags WHERE repository = ? AND tag = ?`), repo, tag)
+		return rowsOrNotFound(affected(t), err)
 	})
-	return mapErr("delete oci tag "+quote(tag)+" in "+quote(repo), err)
+	return s.mapErr("delete oci tag "+quote(tag)+" in "+quote(repo), err)
 }

@@ -1,8 +1,7 @@
-package sqlite
+package sqlstore
 
 import (
 	"context"
-	"database/sql"
 
 	"github.com/cairnhq/cairn/internal/meta"
 )
@@ -12,11 +11,11 @@ import (
 func (s *Store) CreateDeploymentWithPolicy(ctx context.Context, d *meta.Deployment, actor string) error {
 	switch {
 	case d.Name == "":
-		return mapErr("create deployment", invalid("empty name"))
+		return s.mapErr("create deployment", invalid("empty name"))
 	case !validKind(d.Kind):
-		return mapErr("create deployment", invalid("unknown kind %q", d.Kind))
+		return s.mapErr("create deployment", invalid("unknown kind %q", d.Kind))
 	case d.RetentionDays < 0 || d.KeepVersions < 0:
-		return mapErr("create deployment", invalid("negative retention_days or keep_versions"))
+		return s.mapErr("create deployment", invalid("negative retention_days or keep_versions"))
 	}
 	nd := *d
 	if nd.ID == "" {
@@ -24,7 +23,7 @@ func (s *Store) CreateDeploymentWithPolicy(ctx context.Context, d *meta.Deployme
 	}
 	nd.ActiveVersionID = nil
 	nd.CreatedAt = s.stamp()
-	err := s.update(ctx, func(tx *sql.Tx) error {
+	err := s.update(ctx, func(tx *wtx) error {
 		_, err := tx.ExecContext(ctx, s.q(`INSERT INTO deployments (`+deploymentCols+`)
 			VALUES (?, ?, ?, NULL, ?, ?, ?)`),
 			nd.ID, nd.Name, nd.Kind, nd.RetentionDays, nd.KeepVersions, nd.CreatedAt.UnixNano())
@@ -37,23 +36,25 @@ func (s *Store) CreateDeploymentWithPolicy(ctx context.Context, d *meta.Deployme
 			"keep_versions": nd.KeepVersions})
 	})
 	if err != nil {
-		return mapErr("create deployment "+quote(d.Name), err)
+		return s.mapErr("create deployment "+quote(d.Name), err)
 	}
 	*d = nd
 	return nil
 }
 
 // SetPolicy changes the set fields of p for deployment id, with one
-// "deployment.update" event when something changed: see meta.Policies.
+// "deployment.update" event when something changed: see meta.Policies. It
+// holds the deployment's row lock, so it waits for a collection deciding
+// on the deployment's versions (see lockRoots), and it for it.
 func (s *Store) SetPolicy(ctx context.Context, id string, p meta.Policy, actor string) (*meta.Deployment, error) {
 	op := "set policy of " + quote(id)
 	if (p.RetentionDays != nil && *p.RetentionDays < 0) || (p.KeepVersions != nil && *p.KeepVersions < 0) {
-		return nil, mapErr(op, invalid("negative retention_days or keep_versions"))
+		return nil, s.mapErr(op, invalid("negative retention_days or keep_versions"))
 	}
 	var d *meta.Deployment
-	err := s.update(ctx, func(tx *sql.Tx) error {
+	err := s.update(ctx, func(tx *wtx) error {
 		var err error
-		if d, err = s.deploymentByID(ctx, tx, id); err != nil {
+		if d, err = s.lockDeployment(ctx, tx, id); err != nil {
 			return err
 		}
 		before, after := map[string]int{}, map[string]int{}
@@ -77,7 +78,7 @@ func (s *Store) SetPolicy(ctx context.Context, id string, p meta.Policy, actor s
 		}, map[string]any{"before": before, "after": after})
 	})
 	if err != nil {
-		return nil, mapErr(op, err)
+		return nil, s.mapErr(op, err)
 	}
 	return d, nil
 }

@@ -1,29 +1,30 @@
-package sqlite
+package sqlstore
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 	"time"
 
 	"github.com/cairnhq/cairn/internal/meta"
 )
 
-// CreateVersion publishes a version in one transaction: it inserts the release
-// unless one with that sha256 exists (an existing row is kept; if it had been
-// collected, its bytes were stored again, so it is revived with the new URI),
-// numbers the version max+1 within the deployment, inserts it (status ready)
-// with a "publish" event and, when nv.Activate, activates it as Activate does
-// (an "activate" event). Unknown deployment: meta.ErrNotFound. Malformed
-// sha256 or a release kind other than the deployment's: meta.ErrInvalid.
+// CreateVersion publishes a version in one transaction: it locks the
+// deployment's row, inserts the release unless one with that sha256 exists
+// (an existing row is kept; if it had been collected, its bytes were stored
+// again, so it is revived with the new URI), numbers the version max+1 within
+// the deployment (consecutive under concurrent publishes: they queue on the
+// lock), inserts it (status ready) with a "publish" event and, when
+// nv.Activate, activates it as Activate does (an "activate" event). Unknown
+// deployment: meta.ErrNotFound. Malformed sha256 or a release kind other than
+// the deployment's: meta.ErrInvalid.
 func (s *Store) CreateVersion(ctx context.Context, nv meta.NewVersion) (*meta.Version, error) {
 	op := "create version of " + quote(nv.DeploymentID)
 	if !isSHA256(nv.Release.SHA256) {
-		return nil, mapErr(op, invalid("release sha256 %q is not 64 lowercase hex digits", nv.Release.SHA256))
+		return nil, s.mapErr(op, invalid("release sha256 %q is not 64 lowercase hex digits", nv.Release.SHA256))
 	}
 	var v *meta.Version
-	err := s.update(ctx, func(tx *sql.Tx) error {
-		d, err := s.deploymentByID(ctx, tx, nv.DeploymentID)
+	err := s.update(ctx, func(tx *wtx) error {
+		d, err := s.lockDeployment(ctx, tx, nv.DeploymentID)
 		if err != nil {
 			return err
 		}
@@ -59,14 +60,15 @@ func (s *Store) CreateVersion(ctx context.Context, nv meta.NewVersion) (*meta.Ve
 		return s.activate(ctx, tx, d, v, now, nv.Actor, meta.ActionActivate)
 	})
 	if err != nil {
-		return nil, mapErr(op, err)
+		return nil, s.mapErr(op, err)
 	}
-	s.notify()
 	return v, nil
 }
 
-// putRelease inserts r unless its sha256 is known and returns the stored row.
-func (s *Store) putRelease(ctx context.Context, tx *sql.Tx, d *meta.Deployment, r meta.Release) (*meta.Release, error) {
+// putRelease inserts r unless its sha256 is known and returns the stored row,
+// locked until tx ends. Concurrent inserts of one sha256 wait for each other
+// (ON CONFLICT).
+func (s *Store) putRelease(ctx context.Context, tx *wtx, d *meta.Deployment, r meta.Release) (*meta.Release, error) {
 	if r.Kind == "" {
 		r.Kind = d.Kind
 	}
@@ -80,6 +82,11 @@ func (s *Store) putRelease(ctx context.Context, tx *sql.Tx, d *meta.Deployment, 
 	if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO releases (`+releaseCols+`)
 		VALUES (?, ?, ?, ?, ?, ?, NULL) ON CONFLICT (sha256) DO NOTHING`),
 		r.SHA256, r.Kind, r.SizeBytes, r.URI, r.TreeSHA256, now); err != nil {
+		return nil, err
+	}
+	// Lock the row (after the deployment's: see lockRoots), so that a
+	// collection of it in progress commits first and is revived here.
+	if _, err := tx.ExecContext(ctx, s.q(`SELECT 1 FROM releases WHERE sha256 = ?`+s.forUpdate), r.SHA256); err != nil {
 		return nil, err
 	}
 	if _, err := tx.ExecContext(ctx, s.q(`UPDATE releases SET collected_at = NULL, uri = ?
@@ -97,26 +104,24 @@ func (s *Store) putRelease(ctx context.Context, tx *sql.Tx, d *meta.Deployment, 
 }
 
 // Activate makes version n the deployment's active version, in one
-// transaction with its event; action is meta.ActionActivate (also when empty)
-// or meta.ActionRollback, anything else is meta.ErrInvalid. The previously
-// active version becomes archived. Activating the version that is already
-// active changes nothing and appends no event. Unknown deployment or version:
-// meta.ErrNotFound. Collected version: meta.ErrGone.
+// transaction (holding the deployment's row lock) with its event; action is
+// meta.ActionActivate (also when empty) or meta.ActionRollback, anything else
+// is meta.ErrInvalid. The previously active version becomes archived.
+// Activating the version that is already active changes nothing and appends
+// no event. Unknown deployment or version: meta.ErrNotFound. Collected
+// version: meta.ErrGone.
 func (s *Store) Activate(ctx context.Context, deploymentID string, n int64, actor, action string) (*meta.Deployment, error) {
 	if action == "" {
 		action = meta.ActionActivate
 	}
 	op := fmt.Sprintf("%s %q v%d", action, deploymentID, n)
 	if action != meta.ActionActivate && action != meta.ActionRollback {
-		return nil, mapErr(op, invalid("action %q is neither %q nor %q", action, meta.ActionActivate, meta.ActionRollback))
+		return nil, s.mapErr(op, invalid("action %q is neither %q nor %q", action, meta.ActionActivate, meta.ActionRollback))
 	}
-	var (
-		d       *meta.Deployment
-		changed bool
-	)
-	err := s.update(ctx, func(tx *sql.Tx) error {
+	var d *meta.Deployment
+	err := s.update(ctx, func(tx *wtx) error {
 		var err error
-		if d, err = s.deploymentByID(ctx, tx, deploymentID); err != nil {
+		if d, err = s.lockDeployment(ctx, tx, deploymentID); err != nil {
 			return err
 		}
 		v, err := s.versionByNumber(ctx, tx, d.ID, n)
@@ -129,21 +134,17 @@ func (s *Store) Activate(ctx context.Context, deploymentID string, n int64, acto
 		if d.ActiveVersionID != nil && *d.ActiveVersionID == v.ID {
 			return nil
 		}
-		changed = true
 		return s.activate(ctx, tx, d, v, s.stamp(), actor, action)
 	})
 	if err != nil {
-		return nil, mapErr(op, err)
-	}
-	if changed {
-		s.notify()
+		return nil, s.mapErr(op, err)
 	}
 	return d, nil
 }
 
-// activate points d at v inside tx, archives the version it replaces, appends
-// the event and updates d and v to match.
-func (s *Store) activate(ctx context.Context, tx *sql.Tx, d *meta.Deployment, v *meta.Version, now time.Time, actor, action string) error {
+// activate points d (locked by tx) at v inside tx, archives the version it
+// replaces, appends the event and updates d and v to match.
+func (s *Store) activate(ctx context.Context, tx *wtx, d *meta.Deployment, v *meta.Version, now time.Time, actor, action string) error {
 	before := d.ActiveVersionID
 	if before != nil {
 		if _, err := tx.ExecContext(ctx, s.q(`UPDATE versions SET status = ?, archived_at = ?
@@ -159,9 +160,15 @@ func (s *Store) activate(ctx context.Context, tx *sql.Tx, d *meta.Deployment, v 
 		FROM versions WHERE deployment_id = ?`), d.ID).Scan(&last); err != nil {
 		return err
 	}
-	if _, err := tx.ExecContext(ctx, s.q(`UPDATE versions SET status = ?, archived_at = NULL, activated_at = ?
-		WHERE id = ?`), meta.StatusActive, max(now.UnixNano(), last+1), v.ID); err != nil {
+	// Guarded by collected_at IS NULL (the meta.GC contract): a collection
+	// of v that committed meanwhile makes this answer meta.ErrGone.
+	tag, err := tx.ExecContext(ctx, s.q(`UPDATE versions SET status = ?, archived_at = NULL, activated_at = ?
+		WHERE id = ? AND collected_at IS NULL`), meta.StatusActive, max(now.UnixNano(), last+1), v.ID)
+	if err != nil {
 		return err
+	}
+	if affected(tag) == 0 {
+		return meta.ErrGone
 	}
 	if _, err := tx.ExecContext(ctx, s.q(`UPDATE deployments SET active_version_id = ? WHERE id = ?`),
 		v.ID, d.ID); err != nil {

@@ -1,4 +1,4 @@
-package sqlite
+package sqlstore
 
 import (
 	"context"
@@ -10,9 +10,11 @@ import (
 // Deletion claims are release_leases rows of purpose 'delete': a collector
 // holds one on a sha256 while it deletes the bytes, and HoldRelease reports
 // it to publishers, who wait for it to end before storing the bytes again.
+// A claim is recorded, and a lease taken, under the sha256's advisory lock
+// (lockSHAs), so one of them always sees the other.
 
 // claim records holder's deletion claim on sha until until.
-func (s *Store) claim(ctx context.Context, tx *sql.Tx, sha, holder string, until time.Time) error {
+func (s *Store) claim(ctx context.Context, tx *wtx, sha, holder string, until time.Time) error {
 	_, err := tx.ExecContext(ctx, s.q(`INSERT INTO release_leases (sha256, holder, purpose, expires_at)
 		VALUES (?, ?, ?, ?) ON CONFLICT (sha256, holder) DO UPDATE SET purpose = excluded.purpose,
 		expires_at = excluded.expires_at`), sha, holder, purposeDelete, until.UnixNano())
@@ -22,11 +24,14 @@ func (s *Store) claim(ctx context.Context, tx *sql.Tx, sha, holder string, until
 // ClaimOrphan records a deletion claim on an orphan blob: see meta.GC.
 func (s *Store) ClaimOrphan(ctx context.Context, sha, holder string, now time.Time, ttl time.Duration) (bool, error) {
 	ok := false
-	err := s.update(ctx, func(tx *sql.Tx) error {
+	err := s.update(ctx, func(tx *wtx) error {
 		ok = false
-		var n int
-		if err := tx.QueryRowContext(ctx, s.q(`SELECT COUNT(*) FROM release_leases
-			WHERE sha256 = ? AND holder <> ? AND expires_at > ?`), sha, holder, now.UnixNano()).Scan(&n); err != nil || n > 0 {
+		if err := s.lockSHAs(ctx, tx, []string{sha}); err != nil {
+			return err
+		}
+		var held bool
+		if err := tx.QueryRowContext(ctx, s.q(`SELECT EXISTS (SELECT 1 FROM release_leases
+			WHERE sha256 = ? AND holder <> ? AND expires_at > ?)`), sha, holder, now.UnixNano()).Scan(&held); err != nil || held {
 			return err
 		}
 		rel, err := s.releaseBySHA(ctx, tx, sha)
@@ -44,14 +49,17 @@ func (s *Store) ClaimOrphan(ctx context.Context, sha, holder string, now time.Ti
 		return s.claim(ctx, tx, sha, holder, now.Add(ttl))
 	})
 	if err != nil {
-		return false, mapErr("claim orphan "+quote(sha), err)
+		return false, s.mapErr("claim orphan "+quote(sha), err)
 	}
 	return ok, nil
 }
 
 // DropClaims ends holder's deletion claims on shas.
 func (s *Store) DropClaims(ctx context.Context, holder string, shas ...string) error {
-	err := s.update(ctx, func(tx *sql.Tx) error {
+	if len(shas) == 0 {
+		return nil
+	}
+	err := s.update(ctx, func(tx *wtx) error {
 		for _, sha := range shas {
 			if _, err := tx.ExecContext(ctx, s.q(`DELETE FROM release_leases WHERE sha256 = ? AND holder = ? AND purpose = ?`),
 				sha, holder, purposeDelete); err != nil {
@@ -60,5 +68,5 @@ func (s *Store) DropClaims(ctx context.Context, holder string, shas ...string) e
 		}
 		return nil
 	})
-	return mapErr("drop deletion claims", err)
+	return s.mapErr("drop deletion claims", err)
 }

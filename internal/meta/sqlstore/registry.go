@@ -1,0 +1,216 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+
+	"github.com/cairnhq/cairn/internal/meta"
+)
+
+// The registry tables (migration 0002) under PostgreSQL's concurrency.
+// Repositories are never deleted, so a row once read stays. Rows that two
+// writers may create at once (repositories, blob links, manifests, tags,
+// settings) are written with INSERT … ON CONFLICT, which waits for the other
+// writer instead of failing on the unique key. Names and digests are ordered
+// with COLLATE "C": byte-wise, as the SQLite backend orders them, whatever
+// the database's collation.
+
+var _ meta.Registry = (*Store)(nil)
+
+func (s *Store) ociRepository(ctx context.Context, q Querier, name string) (*meta.OCIRepository, error) {
+	var (
+		r       meta.OCIRepository
+		created int64
+	)
+	err := q.QueryRowContext(ctx, s.q(`SELECT name, deployment_id, created_at
+		FROM oci_repositories WHERE name = ?`), name).Scan(&r.Name, &r.DeploymentID, &created)
+	if err != nil {
+		return nil, err
+	}
+	r.CreatedAt = fromNanos(created)
+	return &r, nil
+}
+
+// PutOCIRepository creates r unless a repository of that name exists, and
+// refreshes *r from the stored row. Concurrent puts of a new name create it
+// once. Unknown deployment: meta.ErrNotFound. The name taken by another
+// deployment: meta.ErrConflict.
+func (s *Store) PutOCIRepository(ctx context.Context, r *meta.OCIRepository) error {
+	op := "put oci repository " + quote(r.Name)
+	if r.Name == "" {
+		return s.mapErr(op, invalid("empty repository name"))
+	}
+	var cur *meta.OCIRepository
+	err := s.update(ctx, func(tx *wtx) error {
+		var err error
+		cur, err = s.ociRepository(ctx, tx, r.Name)
+		if errors.Is(err, sql.ErrNoRows) {
+			if err := s.deploymentExists(ctx, tx, r.DeploymentID); err != nil {
+				return err
+			}
+			// Another transaction may be inserting the name: ON CONFLICT
+			// waits for it, and the next statement sees its row.
+			if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO oci_repositories (name, deployment_id, created_at)
+				VALUES (?, ?, ?) ON CONFLICT (name) DO NOTHING`),
+				r.Name, r.DeploymentID, s.stamp().UnixNano()); err != nil {
+				return err
+			}
+			cur, err = s.ociRepository(ctx, tx, r.Name)
+		}
+		if err != nil {
+			return err
+		}
+		if cur.DeploymentID != r.DeploymentID {
+			return meta.ErrConflict
+		}
+		return nil
+	})
+	if err != nil {
+		return s.mapErr(op, err)
+	}
+	*r = *cur
+	return nil
+}
+
+// deploymentExists answers sql.ErrNoRows unless deployment id exists
+// (deployments are never deleted).
+func (s *Store) deploymentExists(ctx context.Context, q Querier, id string) error {
+	var one int
+	return q.QueryRowContext(ctx, s.q(`SELECT 1 FROM deployments WHERE id = ?`), id).Scan(&one)
+}
+
+// GetOCIRepository finds a repository by name. Missing: meta.ErrNotFound.
+func (s *Store) GetOCIRepository(ctx context.Context, name string) (*meta.OCIRepository, error) {
+	var r *meta.OCIRepository
+	err := s.read(ctx, func(q Querier) (err error) {
+		r, err = s.ociRepository(ctx, q, name)
+		return err
+	})
+	if err != nil {
+		return nil, s.mapErr("get oci repository "+quote(name), err)
+	}
+	return r, nil
+}
+
+// requireRepository answers sql.ErrNoRows (meta.ErrNotFound) unless the
+// repository exists.
+func (s *Store) requireRepository(ctx context.Context, q Querier, name string) error {
+	var one int
+	return q.QueryRowContext(ctx, s.q(`SELECT 1 FROM oci_repositories WHERE name = ?`), name).Scan(&one)
+}
+
+// LinkOCIBlob lets repo serve b. Linking again, also concurrently, changes
+// nothing. Unknown repository: meta.ErrNotFound.
+func (s *Store) LinkOCIBlob(ctx context.Context, repo string, b meta.OCIBlob) error {
+	op := "link oci blob " + quote(b.Digest) + " to " + quote(repo)
+	if b.Digest == "" || b.Size < 0 {
+		return s.mapErr(op, invalid("empty digest or negative size"))
+	}
+	err := s.update(ctx, func(tx *wtx) error {
+		if err := s.requireRepository(ctx, tx, repo); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, s.q(`INSERT INTO oci_blobs (repository, digest, size, created_at)
+			VALUES (?, ?, ?, ?) ON CONFLICT (repository, digest) DO NOTHING`),
+			repo, b.Digest, b.Size, s.stamp().UnixNano())
+		return err
+	})
+	return s.mapErr(op, err)
+}
+
+// GetOCIBlob returns the blob if repo may serve it. Otherwise meta.ErrNotFound.
+func (s *Store) GetOCIBlob(ctx context.Context, repo, digest string) (*meta.OCIBlob, error) {
+	b := meta.OCIBlob{Digest: digest}
+	err := s.read(ctx, func(q Querier) error {
+		return q.QueryRowContext(ctx, s.q(`SELECT size FROM oci_blobs WHERE repository = ? AND digest = ?`),
+			repo, digest).Scan(&b.Size)
+	})
+	if err != nil {
+		return nil, s.mapErr("get oci blob "+quote(digest)+" in "+quote(repo), err)
+	}
+	return &b, nil
+}
+
+// OCIBlobRepositories lists, by name, the repositories that hold the digest
+// as a blob or as a manifest (one statement, one snapshot).
+func (s *Store) OCIBlobRepositories(ctx context.Context, digest string) ([]string, error) {
+	out, err := s.listStrings(ctx, `SELECT repository FROM (
+		SELECT repository FROM oci_blobs WHERE digest = ?
+		UNION SELECT repository FROM oci_manifests WHERE digest = ?) AS held
+		ORDER BY repository`+s.collateC, digest, digest)
+	return out, s.mapErr("repositories of oci blob "+quote(digest), err)
+}
+
+// UnlinkOCIBlob removes the link between repo and the blob. Not linked:
+// meta.ErrNotFound.
+func (s *Store) UnlinkOCIBlob(ctx context.Context, repo, digest string) error {
+	err := s.update(ctx, func(tx *wtx) error {
+		tag, err := tx.ExecContext(ctx, s.q(`DELETE FROM oci_blobs WHERE repository = ? AND digest = ?`),
+			repo, digest)
+		return rowsOrNotFound(affected(tag), err)
+	})
+	return s.mapErr("unlink oci blob "+quote(digest)+" from "+quote(repo), err)
+}
+
+// SetOCIAnonymousPull stores the deployment's anonymous-pull flag. Unknown
+// deployment: meta.ErrNotFound.
+func (s *Store) SetOCIAnonymousPull(ctx context.Context, deploymentID string, allow bool) error {
+	v := 0
+	if allow {
+		v = 1
+	}
+	err := s.update(ctx, func(tx *wtx) error {
+		if err := s.deploymentExists(ctx, tx, deploymentID); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, s.q(`INSERT INTO oci_deployment_settings (deployment_id, anonymous_pull)
+			VALUES (?, ?) ON CONFLICT (deployment_id) DO UPDATE SET anonymous_pull = excluded.anonymous_pull`),
+			deploymentID, v)
+		return err
+	})
+	return s.mapErr("set anonymous pull of "+quote(deploymentID), err)
+}
+
+// OCIAnonymousPull reports the deployment's anonymous-pull flag (false when
+// never set or for an unknown deployment).
+func (s *Store) OCIAnonymousPull(ctx context.Context, deploymentID string) (bool, error) {
+	var v int
+	err := s.read(ctx, func(q Querier) error {
+		return q.QueryRowContext(ctx, s.q(`SELECT anonymous_pull FROM oci_deployment_settings
+			WHERE deployment_id = ?`), deploymentID).Scan(&v)
+	})
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
+	if err != nil {
+		return false, s.mapErr("anonymous pull of "+quote(deploymentID), err)
+	}
+	return v == 1, nil
+}
+
+// rowsOrNotFound turns "no row changed" into sql.ErrNoRows (meta.ErrNotFound).
+func rowsOrNotFound(n int64, err error) error {
+	if err == nil && n == 0 {
+		return sql.ErrNoRows
+	}
+	return err
+}
+
+// listStrings runs query (with '?' placeholders) and returns its one text column
+// (no rows: an empty, non-nil list).
+func (s *Store) listStrings(ctx context.Context, query string, args ...any) ([]string, error) {
+	var out []string
+	err := s.read(ctx, func(q Querier) error {
+		rows, err := q.QueryContext(ctx, s.q(query), args...)
+		if err != nil {
+			return err
+		}
+		out, err = collectRows(rows, rowTo[string])
+		return err
+	})
+	if err == nil && out == nil {
+		out = []string{}
+	}
+	return out, err
+}
