@@ -1,6 +1,8 @@
 // Package postgres is the scale-out metadata backend: a meta.Store on a
 // PostgreSQL schema, through pgx (github.com/jackc/pgx/v5), shared by any
-// number of cairn processes.
+// number of cairn processes. The queries are sqlstore's, run through pgx's
+// database/sql driver on the pool; this package owns the connections, the
+// migrations, the locks and retries below, and Watch.
 //
 // The tables are those of the shared migrations (internal/meta/migrations),
 // created in the first schema of the connection's search_path; Open applies

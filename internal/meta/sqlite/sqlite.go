@@ -1,5 +1,6 @@
 // Package sqlite is the embedded metadata backend: a meta.Store on one SQLite
-// file, through the pure-Go driver modernc.org/sqlite (no cgo).
+// file, through the pure-Go driver modernc.org/sqlite (no cgo). The queries
+// are sqlstore's; this package owns the connections and Watch.
 //
 // The database runs in WAL mode. SQLite allows one writer at a time, so the
 // Store sends every write transaction through a single connection that begins

@@ -23,7 +23,8 @@ func scanDeployment(row scanner) (*meta.Deployment, error) {
 	return &d, nil
 }
 
-// lockDeployment reads one deployment by id and locks its row until tx ends.
+// lockDeployment reads one deployment by id and locks its row until tx ends
+// (FOR UPDATE on PostgreSQL; SQLite's single writer needs no row lock).
 // Every transaction that changes a deployment's versions, pointer or domains
 // takes this lock first: it is what serialises them.
 func (s *Store) lockDeployment(ctx context.Context, tx *wtx, id string) (*meta.Deployment, error) {

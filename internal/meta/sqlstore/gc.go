@@ -10,8 +10,9 @@ import (
 
 // Garbage collection (meta.GC, meta.Leases, meta.Policies; migration
 // 0003_gc) under PostgreSQL's concurrency. The SQLite backend gets its
-// serialisation from the single writer; here every decision about a
-// release's sha256 is made under locks taken in one order (see lockRoots),
+// serialisation from the single writer; on PostgreSQL every decision about a
+// release's sha256 is made under locks taken in one order (Hooks.LockRoots,
+// postgres/gc_lock.go),
 // and every pointer change writes or locks the version row it points at
 // with collected_at IS NULL (activate, checkPin), so a collection and an
 // activation, rollback, repoint, publish or lease of the same release never
@@ -29,7 +30,7 @@ const (
 	purposeDelete = "delete"
 )
 
-// GCSnapshot reads, in one read-only REPEATABLE READ transaction, every
+// GCSnapshot reads, in one read-only snapshot transaction, every
 // deployment's policy, every version not collected, every release, the
 // leases and deletion claims unexpired at now, the digests the registry
 // references and the orphans noted so far.

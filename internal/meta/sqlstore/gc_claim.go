@@ -10,8 +10,9 @@ import (
 // Deletion claims are release_leases rows of purpose 'delete': a collector
 // holds one on a sha256 while it deletes the bytes, and HoldRelease reports
 // it to publishers, who wait for it to end before storing the bytes again.
-// A claim is recorded, and a lease taken, under the sha256's advisory lock
-// (lockSHAs), so one of them always sees the other.
+// A claim is recorded, and a lease taken, under the sha256's lock
+// (Hooks.LockSHAs; SQLite: the single writer), so one of them always sees
+// the other.
 
 // claim records holder's deletion claim on sha until until.
 func (s *Store) claim(ctx context.Context, tx *wtx, sha, holder string, until time.Time) error {

@@ -7,9 +7,9 @@ import (
 
 // HoldRelease takes or renews holder's lease on release sha until the
 // store's now+ttl and clears the release's collecting mark, in one
-// transaction under sha's advisory lock (so a collection or orphan claim of
-// sha either sees the lease or committed its claim first); deleting reports
-// an unexpired deletion claim on sha.
+// transaction under sha's lock (Hooks.LockSHAs), so a collection or orphan
+// claim of sha either sees the lease or committed its claim first; deleting
+// reports an unexpired deletion claim on sha.
 func (s *Store) HoldRelease(ctx context.Context, sha, holder string, ttl time.Duration) (bool, error) {
 	if !isSHA256(sha) {
 		return false, s.mapErr("hold release", invalid("sha256 %q is not 64 lowercase hex digits", sha))
@@ -89,17 +89,18 @@ func (s *Store) NoteOrphans(ctx context.Context, digests []string, now time.Time
 	}
 	err := s.update(ctx, func(tx *wtx) error {
 		clear(seen)
-		var old []string
 		rows, err := tx.QueryContext(ctx, `SELECT digest FROM gc_orphans`)
 		if err != nil {
 			return err
 		}
-		if old, err = collectRows(rows, rowTo[string]); err != nil {
+		old, err := collectRows(rows, rowTo[string])
+		if err != nil {
 			return err
 		}
+		known := map[string]bool{}
 		for _, d := range old {
+			known[d] = true
 			if want[d] {
-				seen[d] = time.Time{} // known: keeps its first sighting
 				continue
 			}
 			if _, err := tx.ExecContext(ctx, s.q(`DELETE FROM gc_orphans WHERE digest = ?`), d); err != nil {
@@ -107,15 +108,14 @@ func (s *Store) NoteOrphans(ctx context.Context, digests []string, now time.Time
 			}
 		}
 		for d := range want {
-			if _, known := seen[d]; known {
-				continue
+			if known[d] {
+				continue // keeps its first sighting
 			}
 			if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO gc_orphans (digest, first_seen_at) VALUES (?, ?)
 				ON CONFLICT (digest) DO NOTHING`), d, now.UnixNano()); err != nil {
 				return err
 			}
 		}
-		clear(seen)
 		if rows, err = tx.QueryContext(ctx, `SELECT digest, first_seen_at FROM gc_orphans`); err != nil {
 			return err
 		}

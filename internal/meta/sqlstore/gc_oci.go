@@ -12,7 +12,7 @@ import (
 var _ meta.OCIGC = (*Store)(nil)
 
 // OCIGraph reads the registry's manifests, blob links and tags in one
-// read-only REPEATABLE READ transaction.
+// read-only snapshot transaction.
 func (s *Store) OCIGraph(ctx context.Context) (*meta.OCIGraph, error) {
 	g := &meta.OCIGraph{}
 	if err := s.snapshotTx(ctx, func(tx Querier) error { return s.ociGraph(ctx, tx, g) }); err != nil {

@@ -13,8 +13,8 @@ import (
 // writers may create at once (repositories, blob links, manifests, tags,
 // settings) are written with INSERT … ON CONFLICT, which waits for the other
 // writer instead of failing on the unique key. Names and digests are ordered
-// with COLLATE "C": byte-wise, as the SQLite backend orders them, whatever
-// the database's collation.
+// with COLLATE "C" on PostgreSQL: byte-wise, as SQLite orders them by
+// default, whatever the database's collation.
 
 var _ meta.Registry = (*Store)(nil)
 

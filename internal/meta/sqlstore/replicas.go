@@ -53,8 +53,9 @@ func (s *Store) DeleteReplicas(ctx context.Context, digest string, regions []str
 }
 
 // ClaimReplicas claims up to limit due rows for lease. Rows another
-// transaction is claiming are skipped (FOR UPDATE SKIP LOCKED), so
-// replicators in several processes share the queue.
+// transaction is claiming are skipped (FOR UPDATE SKIP LOCKED on
+// PostgreSQL; on SQLite claims run one at a time), so replicators in several
+// processes share the queue.
 func (s *Store) ClaimReplicas(ctx context.Context, lease time.Duration, limit int) ([]meta.Replica, error) {
 	if limit <= 0 {
 		limit = 100

@@ -17,17 +17,21 @@
 // versions, pointer or domains first locks the deployment's row (FOR
 // UPDATE; see lockDeployment), and garbage collection decides under the
 // locks of Hooks.LockSHAs and Hooks.LockRoots. On SQLite those are no-ops.
+//
+// The comments here speak of locks as PostgreSQL takes them: "locks the row"
+// is SELECT … FOR UPDATE, "the advisory lock" a Hooks lock, "waits" a writer
+// blocked on a lock or an ON CONFLICT. On SQLite the write transaction
+// already holds the whole database, so the same sentences hold with every
+// lock taken at BEGIN, and concurrent writers queue on the writer connection.
+// Snapshot transactions are REPEATABLE READ on PostgreSQL, a read
+// transaction (one WAL snapshot) on SQLite.
 package sqlstore
 
 import (
 	"context"
-	"crypto/rand"
 	"database/sql"
-	"encoding/base32"
 	"errors"
 	"fmt"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/cairnhq/cairn/internal/meta"
@@ -159,109 +163,6 @@ func (s *Store) lockRoots(ctx context.Context, tx *wtx, shas []string) error {
 
 // q rebinds a query written with '?' placeholders for the dialect.
 func (s *Store) q(query string) string { return s.h.Dialect.Rebind(query) }
-
-// in is "(?, ?, …)" with n placeholders (n > 0).
-func in(n int) string {
-	return "(" + strings.TrimSuffix(strings.Repeat("?, ", n), ", ") + ")"
-}
-
-// anys converts ss for use as query arguments.
-func anys(ss []string) []any {
-	out := make([]any, len(ss))
-	for i, s := range ss {
-		out[i] = s
-	}
-	return out
-}
-
-// stamp is the clock's time in UTC, truncated to what the database keeps.
-func (s *Store) stamp() time.Time {
-	return fromNanos(s.h.Now().UnixNano())
-}
-
-func fromNanos(ns int64) time.Time { return time.Unix(0, ns).UTC() }
-
-func nullTime(ns *int64) *time.Time {
-	if ns == nil {
-		return nil
-	}
-	t := fromNanos(*ns)
-	return &t
-}
-
-func deref(p *string) string {
-	if p == nil {
-		return ""
-	}
-	return *p
-}
-
-var idEncoding = base32.HexEncoding.WithPadding(base32.NoPadding)
-
-// newID is prefix + 20 random lowercase base32 characters (100 bits).
-func newID(prefix string) string {
-	var b [13]byte
-	rand.Read(b[:]) // never fails (crypto/rand)
-	return prefix + strings.ToLower(idEncoding.EncodeToString(b[:]))[:20]
-}
-
-// invalid is a meta.ErrInvalid with a reason.
-func invalid(format string, args ...any) error {
-	return fmt.Errorf("%w: %s", meta.ErrInvalid, fmt.Sprintf(format, args...))
-}
-
-func quote(s string) string { return strconv.Quote(s) }
-
-// scanner is what *sql.Row and *sql.Rows share.
-type scanner interface{ Scan(dest ...any) error }
-
-// collectRows scans every row of rows with fn and closes rows.
-func collectRows[T any](rows *sql.Rows, fn func(r scanner) (T, error)) ([]T, error) {
-	defer rows.Close()
-	out := []T{}
-	for rows.Next() {
-		v, err := fn(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, v)
-	}
-	return out, rows.Err()
-}
-
-// rowTo scans a row of one column.
-func rowTo[T any](r scanner) (T, error) {
-	var v T
-	err := r.Scan(&v)
-	return v, err
-}
-
-// forEachRow scans every row of rows into dest, calls fn after each, and
-// closes rows.
-func forEachRow(rows *sql.Rows, dest []any, fn func() error) (int, error) {
-	defer rows.Close()
-	n := 0
-	for rows.Next() {
-		if err := rows.Scan(dest...); err != nil {
-			return n, err
-		}
-		if err := fn(); err != nil {
-			return n, err
-		}
-		n++
-	}
-	return n, rows.Err()
-}
-
-// affected is the number of rows r changed (0 for a nil r: the statement
-// failed).
-func affected(r sql.Result) int64 {
-	if r == nil {
-		return 0
-	}
-	n, _ := r.RowsAffected()
-	return n
-}
 
 // mapErr wraps err with op, translating sql.ErrNoRows to meta.ErrNotFound and
 // unique-key violations (Hooks.Conflict) to meta.ErrConflict.

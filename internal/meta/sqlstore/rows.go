@@ -1,0 +1,102 @@
+package sqlstore
+
+import (
+	"crypto/rand"
+	"database/sql"
+	"encoding/base32"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/cairnhq/cairn/internal/meta"
+)
+
+// scanner is what *sql.Row and *sql.Rows share.
+type scanner interface{ Scan(dest ...any) error }
+
+// collectRows scans every row of rows with fn and closes rows.
+func collectRows[T any](rows *sql.Rows, fn func(r scanner) (T, error)) ([]T, error) {
+	defer rows.Close()
+	out := []T{}
+	for rows.Next() {
+		v, err := fn(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, rows.Err()
+}
+
+// rowTo scans a row of one column.
+func rowTo[T any](r scanner) (T, error) {
+	var v T
+	err := r.Scan(&v)
+	return v, err
+}
+
+// forEachRow scans every row of rows into dest, calls fn after each, and
+// closes rows.
+func forEachRow(rows *sql.Rows, dest []any, fn func() error) (int, error) {
+	defer rows.Close()
+	n := 0
+	for rows.Next() {
+		if err := rows.Scan(dest...); err != nil {
+			return n, err
+		}
+		if err := fn(); err != nil {
+			return n, err
+		}
+		n++
+	}
+	return n, rows.Err()
+}
+
+// affected is the number of rows r changed (0 for a nil r: the statement
+// failed).
+func affected(r sql.Result) int64 {
+	if r == nil {
+		return 0
+	}
+	n, _ := r.RowsAffected()
+	return n
+}
+
+// stamp is the clock's time in UTC, truncated to what the database keeps.
+func (s *Store) stamp() time.Time {
+	return fromNanos(s.h.Now().UnixNano())
+}
+
+func fromNanos(ns int64) time.Time { return time.Unix(0, ns).UTC() }
+
+func nullTime(ns *int64) *time.Time {
+	if ns == nil {
+		return nil
+	}
+	t := fromNanos(*ns)
+	return &t
+}
+
+func deref(p *string) string {
+	if p == nil {
+		return ""
+	}
+	return *p
+}
+
+var idEncoding = base32.HexEncoding.WithPadding(base32.NoPadding)
+
+// newID is prefix + 20 random lowercase base32 characters (100 bits).
+func newID(prefix string) string {
+	var b [13]byte
+	rand.Read(b[:]) // never fails (crypto/rand)
+	return prefix + strings.ToLower(idEncoding.EncodeToString(b[:]))[:20]
+}
+
+// invalid is a meta.ErrInvalid with a reason.
+func invalid(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", meta.ErrInvalid, fmt.Sprintf(format, args...))
+}
+
+func quote(s string) string { return strconv.Quote(s) }
