@@ -41,6 +41,13 @@ func validKind(k string) bool {
 // unknown kind or negative retention: meta.ErrInvalid. Name or id taken:
 // meta.ErrConflict.
 func (s *Store) CreateDeployment(ctx context.Context, d *meta.Deployment, actor string) error {
+	return s.createDeployment(ctx, d, actor, false)
+}
+
+// createDeployment is CreateDeployment; with policy (CreateDeploymentWithPolicy)
+// a zero d.RetentionDays is stored as given and the event records
+// keep_versions too.
+func (s *Store) createDeployment(ctx context.Context, d *meta.Deployment, actor string, policy bool) error {
 	switch {
 	case d.Name == "":
 		return s.mapErr("create deployment", invalid("empty name"))
@@ -55,11 +62,15 @@ func (s *Store) CreateDeployment(ctx context.Context, d *meta.Deployment, actor 
 	if nd.ID == "" {
 		nd.ID = newID("dep_")
 	}
-	if nd.RetentionDays == 0 {
+	if nd.RetentionDays == 0 && !policy {
 		nd.RetentionDays = DefaultRetentionDays
 	}
 	nd.ActiveVersionID = nil
 	nd.CreatedAt = s.stamp()
+	detail := map[string]any{"name": nd.Name, "kind": nd.Kind, "retention_days": nd.RetentionDays}
+	if policy {
+		detail["keep_versions"] = nd.KeepVersions
+	}
 	err := s.update(ctx, func(tx *wtx) error {
 		_, err := tx.ExecContext(ctx, s.q(`INSERT INTO deployments (`+deploymentCols+`)
 			VALUES (?, ?, ?, NULL, ?, ?, ?)`),
@@ -69,7 +80,7 @@ func (s *Store) CreateDeployment(ctx context.Context, d *meta.Deployment, actor 
 		}
 		return s.appendEvent(ctx, tx, meta.Event{
 			At: nd.CreatedAt, Actor: actor, Action: meta.ActionDeploymentCreate, DeploymentID: nd.ID,
-		}, map[string]any{"name": nd.Name, "kind": nd.Kind, "retention_days": nd.RetentionDays})
+		}, detail)
 	})
 	if err != nil {
 		return s.mapErr("create deployment "+quote(d.Name), err)
@@ -139,25 +150,4 @@ func (s *Store) UpdateDeployment(ctx context.Context, d *meta.Deployment, actor 
 	}
 	*d = *cur
 	return nil
-}
-
-// list runs query (with '?' placeholders) and scans every row.
-func list[T any](ctx context.Context, s *Store, scan func(scanner) (*T, error), query string, args ...any) ([]T, error) {
-	var out []T
-	err := s.read(ctx, func(q Querier) error {
-		rows, err := q.QueryContext(ctx, s.q(query), args...)
-		if err != nil {
-			return err
-		}
-		out, err = collectRows(rows, func(r scanner) (T, error) {
-			p, err := scan(r)
-			if err != nil {
-				var zero T
-				return zero, err
-			}
-			return *p, nil
-		})
-		return err
-	})
-	return out, err
 }

@@ -9,37 +9,7 @@ import (
 // CreateDeploymentWithPolicy is CreateDeployment with d.RetentionDays
 // stored as given (0 included) and d.KeepVersions: see meta.Policies.
 func (s *Store) CreateDeploymentWithPolicy(ctx context.Context, d *meta.Deployment, actor string) error {
-	switch {
-	case d.Name == "":
-		return s.mapErr("create deployment", invalid("empty name"))
-	case !validKind(d.Kind):
-		return s.mapErr("create deployment", invalid("unknown kind %q", d.Kind))
-	case d.RetentionDays < 0 || d.KeepVersions < 0:
-		return s.mapErr("create deployment", invalid("negative retention_days or keep_versions"))
-	}
-	nd := *d
-	if nd.ID == "" {
-		nd.ID = newID("dep_")
-	}
-	nd.ActiveVersionID = nil
-	nd.CreatedAt = s.stamp()
-	err := s.update(ctx, func(tx *wtx) error {
-		_, err := tx.ExecContext(ctx, s.q(`INSERT INTO deployments (`+deploymentCols+`)
-			VALUES (?, ?, ?, NULL, ?, ?, ?)`),
-			nd.ID, nd.Name, nd.Kind, nd.RetentionDays, nd.KeepVersions, nd.CreatedAt.UnixNano())
-		if err != nil {
-			return err
-		}
-		return s.appendEvent(ctx, tx, meta.Event{
-			At: nd.CreatedAt, Actor: actor, Action: meta.ActionDeploymentCreate, DeploymentID: nd.ID,
-		}, map[string]any{"name": nd.Name, "kind": nd.Kind, "retention_days": nd.RetentionDays,
-			"keep_versions": nd.KeepVersions})
-	})
-	if err != nil {
-		return s.mapErr("create deployment "+quote(d.Name), err)
-	}
-	*d = nd
-	return nil
+	return s.createDeployment(ctx, d, actor, true)
 }
 
 // SetPolicy changes the set fields of p for deployment id, with one

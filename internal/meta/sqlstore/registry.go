@@ -188,29 +188,3 @@ func (s *Store) OCIAnonymousPull(ctx context.Context, deploymentID string) (bool
 	}
 	return v == 1, nil
 }
-
-// rowsOrNotFound turns "no row changed" into sql.ErrNoRows (meta.ErrNotFound).
-func rowsOrNotFound(n int64, err error) error {
-	if err == nil && n == 0 {
-		return sql.ErrNoRows
-	}
-	return err
-}
-
-// listStrings runs query (with '?' placeholders) and returns its one text column
-// (no rows: an empty, non-nil list).
-func (s *Store) listStrings(ctx context.Context, query string, args ...any) ([]string, error) {
-	var out []string
-	err := s.read(ctx, func(q Querier) error {
-		rows, err := q.QueryContext(ctx, s.q(query), args...)
-		if err != nil {
-			return err
-		}
-		out, err = collectRows(rows, rowTo[string])
-		return err
-	})
-	if err == nil && out == nil {
-		out = []string{}
-	}
-	return out, err
-}

@@ -1,6 +1,7 @@
 package sqlstore
 
 import (
+	"context"
 	"crypto/rand"
 	"database/sql"
 	"encoding/base32"
@@ -61,6 +62,53 @@ func affected(r sql.Result) int64 {
 	}
 	n, _ := r.RowsAffected()
 	return n
+}
+
+// list runs query (with '?' placeholders) and scans every row.
+func list[T any](ctx context.Context, s *Store, scan func(scanner) (*T, error), query string, args ...any) ([]T, error) {
+	var out []T
+	err := s.read(ctx, func(q Querier) error {
+		rows, err := q.QueryContext(ctx, s.q(query), args...)
+		if err != nil {
+			return err
+		}
+		out, err = collectRows(rows, func(r scanner) (T, error) {
+			p, err := scan(r)
+			if err != nil {
+				var zero T
+				return zero, err
+			}
+			return *p, nil
+		})
+		return err
+	})
+	return out, err
+}
+
+// rowsOrNotFound turns "no row changed" into sql.ErrNoRows (meta.ErrNotFound).
+func rowsOrNotFound(n int64, err error) error {
+	if err == nil && n == 0 {
+		return sql.ErrNoRows
+	}
+	return err
+}
+
+// listStrings runs query (with '?' placeholders) and returns its one text column
+// (no rows: an empty, non-nil list).
+func (s *Store) listStrings(ctx context.Context, query string, args ...any) ([]string, error) {
+	var out []string
+	err := s.read(ctx, func(q Querier) error {
+		rows, err := q.QueryContext(ctx, s.q(query), args...)
+		if err != nil {
+			return err
+		}
+		out, err = collectRows(rows, rowTo[string])
+		return err
+	})
+	if err == nil && out == nil {
+		out = []string{}
+	}
+	return out, err
 }
 
 // stamp is the clock's time in UTC, truncated to what the database keeps.
