@@ -32,6 +32,13 @@ func (s *Store) lockDeployment(ctx context.Context, tx *wtx, id string) (*meta.D
 		s.q(`SELECT `+deploymentCols+` FROM deployments WHERE id = ?`+s.forUpdate), id))
 }
 
+// deploymentExists answers sql.ErrNoRows unless deployment id exists
+// (deployments are never deleted).
+func (s *Store) deploymentExists(ctx context.Context, q Querier, id string) error {
+	var one int
+	return q.QueryRowContext(ctx, s.q(`SELECT 1 FROM deployments WHERE id = ?`), id).Scan(&one)
+}
+
 func validKind(k string) bool {
 	return k == meta.KindStatic || k == meta.KindOCI || k == meta.KindRootfs
 }

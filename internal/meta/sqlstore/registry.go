@@ -73,13 +73,6 @@ func (s *Store) PutOCIRepository(ctx context.Context, r *meta.OCIRepository) err
 	return nil
 }
 
-// deploymentExists answers sql.ErrNoRows unless deployment id exists
-// (deployments are never deleted).
-func (s *Store) deploymentExists(ctx context.Context, q Querier, id string) error {
-	var one int
-	return q.QueryRowContext(ctx, s.q(`SELECT 1 FROM deployments WHERE id = ?`), id).Scan(&one)
-}
-
 // GetOCIRepository finds a repository by name. Missing: meta.ErrNotFound.
 func (s *Store) GetOCIRepository(ctx context.Context, name string) (*meta.OCIRepository, error) {
 	var r *meta.OCIRepository

@@ -67,20 +67,12 @@ func (s *Store) GetVersionByNumber(ctx context.Context, deploymentID string, n i
 	return v, nil
 }
 
-// exists answers meta.ErrNotFound unless deployment id exists.
-func (s *Store) exists(ctx context.Context, id string) error {
-	return s.read(ctx, func(q Querier) error {
-		var one int
-		return q.QueryRowContext(ctx, s.q(`SELECT 1 FROM deployments WHERE id = ?`), id).Scan(&one)
-	})
-}
-
 // ListVersions returns the deployment's versions newest first, with
 // version_number < before (before <= 0: no bound), at most limit (<= 0:
 // DefaultVersionLimit). Unknown deployment: meta.ErrNotFound.
 func (s *Store) ListVersions(ctx context.Context, deploymentID string, limit int, before int64) ([]meta.Version, error) {
 	op := "list versions " + quote(deploymentID)
-	if err := s.exists(ctx, deploymentID); err != nil {
+	if err := s.read(ctx, func(q Querier) error { return s.deploymentExists(ctx, q, deploymentID) }); err != nil {
 		return nil, s.mapErr(op, err)
 	}
 	if limit <= 0 {
