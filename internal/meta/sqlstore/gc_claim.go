@@ -61,13 +61,12 @@ func (s *Store) DropClaims(ctx context.Context, holder string, shas ...string) e
 		return nil
 	}
 	err := s.update(ctx, func(tx *wtx) error {
-		for _, sha := range shas {
-			if _, err := tx.ExecContext(ctx, s.q(`DELETE FROM release_leases WHERE sha256 = ? AND holder = ? AND purpose = ?`),
-				sha, holder, purposeDelete); err != nil {
-				return err
-			}
-		}
-		return nil
+		return batches(shas, "?", func(list string, batch []string) error {
+			args := append(anys(batch), holder, purposeDelete)
+			_, err := tx.ExecContext(ctx, s.q(`DELETE FROM release_leases
+				WHERE sha256 IN (`+list+`) AND holder = ? AND purpose = ?`), args...)
+			return err
+		})
 	})
 	return s.mapErr("drop deletion claims", err)
 }

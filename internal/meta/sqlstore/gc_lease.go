@@ -2,6 +2,7 @@ package sqlstore
 
 import (
 	"context"
+	"slices"
 	"time"
 )
 
@@ -98,23 +99,37 @@ func (s *Store) NoteOrphans(ctx context.Context, digests []string, now time.Time
 			return err
 		}
 		known := map[string]bool{}
+		var gone, added []string
 		for _, d := range old {
-			known[d] = true
-			if want[d] {
-				continue
-			}
-			if _, err := tx.ExecContext(ctx, s.q(`DELETE FROM gc_orphans WHERE digest = ?`), d); err != nil {
-				return err
+			if known[d] = true; !want[d] {
+				gone = append(gone, d)
 			}
 		}
 		for d := range want {
-			if known[d] {
-				continue // keeps its first sighting
+			if !known[d] { // a known one keeps its first sighting
+				added = append(added, d)
 			}
-			if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO gc_orphans (digest, first_seen_at) VALUES (?, ?)
-				ON CONFLICT (digest) DO NOTHING`), d, now.UnixNano()); err != nil {
-				return err
+		}
+		slices.Sort(gone)
+		slices.Sort(added)
+		err = batches(gone, "?", func(list string, batch []string) error {
+			_, err := tx.ExecContext(ctx, s.q(`DELETE FROM gc_orphans WHERE digest IN (`+list+`)`), anys(batch)...)
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		err = batches(added, "(?, ?)", func(list string, batch []string) error {
+			args := make([]any, 0, 2*len(batch))
+			for _, d := range batch {
+				args = append(args, d, now.UnixNano())
 			}
+			_, err := tx.ExecContext(ctx, s.q(`INSERT INTO gc_orphans (digest, first_seen_at) VALUES `+list+`
+				ON CONFLICT (digest) DO NOTHING`), args...)
+			return err
+		})
+		if err != nil {
+			return err
 		}
 		if rows, err = tx.QueryContext(ctx, `SELECT digest, first_seen_at FROM gc_orphans`); err != nil {
 			return err

@@ -111,6 +111,34 @@ func (s *Store) listStrings(ctx context.Context, query string, args ...any) ([]s
 	return out, err
 }
 
+// batchSize bounds the values of one statement, far below the placeholder
+// limits (SQLite 32766, PostgreSQL 65535).
+const batchSize = 500
+
+// batches calls fn for ss cut, in order, into batches of at most batchSize,
+// with list the placeholder group each repeated once per value of batch and
+// joined by ", " (each "?" for an IN list, "(?, ?)" for VALUES rows).
+func batches(ss []string, each string, fn func(list string, batch []string) error) error {
+	for len(ss) > 0 {
+		n := min(len(ss), batchSize)
+		list := strings.TrimSuffix(strings.Repeat(each+", ", n), ", ")
+		if err := fn(list, ss[:n]); err != nil {
+			return err
+		}
+		ss = ss[n:]
+	}
+	return nil
+}
+
+// anys converts ss for use as query arguments.
+func anys(ss []string) []any {
+	out := make([]any, len(ss))
+	for i, s := range ss {
+		out[i] = s
+	}
+	return out
+}
+
 // stamp is the clock's time in UTC, truncated to what the database keeps.
 func (s *Store) stamp() time.Time {
 	return fromNanos(s.h.Now().UnixNano())
