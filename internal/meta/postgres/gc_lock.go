@@ -11,17 +11,17 @@ import (
 //
 //  1. the sha256 advisory locks (lockSHAs), sorted by key;
 //  2. deployment rows, sorted by id: FOR SHARE by the collector, FOR UPDATE
-//     (lockDeployment, one row) by every writer of a deployment's versions,
-//     pointer, domains or policy;
+//     (sqlstore's lockDeployment, one row) by every writer of a
+//     deployment's versions, pointer, domains or policy;
 //  3. release rows, then version rows;
-//  4. the event lock (appendEvent).
+//  4. the event lock (lockEvents).
 //
 // A writer holds its deployment row before it touches a release row, a
 // version row of that deployment or the event lock, and the collector locks
 // version rows only of deployments it holds FOR SHARE, so neither waits for
 // the other in a cycle. The one exception, a version committed into another
 // deployment while the collector waited for a release row, is a deadlock
-// PostgreSQL detects; the transaction is then retried (see update).
+// PostgreSQL detects; the transaction is then retried (see inTx).
 
 // eventLockKey, with the schema's hash, names the transaction advisory lock
 // under which events are appended (see sqlstore's appendEvent).

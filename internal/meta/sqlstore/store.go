@@ -65,9 +65,9 @@ type Hooks struct {
 	// sees the same snapshot.
 	Snapshot func(ctx context.Context, fn func(tx *sql.Tx) error) error
 
-	// RowLocks: the database has SELECT … FOR UPDATE / FOR SHARE / SKIP
-	// LOCKED and COLLATE "C" (PostgreSQL). Without them (SQLite) the
-	// single writer serialises, and the default collation is bytewise.
+	// RowLocks: the database has SELECT … FOR UPDATE … SKIP LOCKED and
+	// COLLATE "C" (PostgreSQL). Without them (SQLite) the single writer
+	// serialises, and the default collation is bytewise.
 	RowLocks bool
 
 	// LockEvents, if set, runs in tx before an event is appended; it must
@@ -100,14 +100,14 @@ type Hooks struct {
 type Store struct {
 	h Hooks
 	// SQL fragments that exist only with Hooks.RowLocks ("" otherwise).
-	forUpdate, forShare, skipLocked, collateC string
+	forUpdate, skipLocked, collateC string
 }
 
 // New returns a Store on the database behind h.
 func New(h Hooks) *Store {
 	s := &Store{h: h}
 	if h.RowLocks {
-		s.forUpdate, s.forShare, s.skipLocked, s.collateC = " FOR UPDATE", " FOR SHARE", " SKIP LOCKED", ` COLLATE "C"`
+		s.forUpdate, s.skipLocked, s.collateC = " FOR UPDATE", " SKIP LOCKED", ` COLLATE "C"`
 	}
 	return s
 }
