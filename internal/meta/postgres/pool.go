@@ -2,8 +2,8 @@ package postgres
 
 import (
 	"context"
+	"database/sql"
 	"errors"
-	"fmt"
 	"math/rand/v2"
 	"strings"
 	"time"
@@ -11,29 +11,48 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
-	"github.com/cairnhq/cairn/internal/meta"
+	"github.com/cairnhq/cairn/internal/meta/sqlstore"
 )
 
-// querier is what *pgx.Conn and pgx.Tx share.
-type querier interface {
-	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
-	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
-	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+// hooks are what PostgreSQL does differently from SQLite: concurrent
+// writers, each transaction retried when it fails retryably; row locks
+// (FOR UPDATE, FOR SHARE); the event, sha256 and root locks of gc_lock.go;
+// pg_notify inside the transaction (see announce).
+func (s *Store) hooks() sqlstore.Hooks {
+	return sqlstore.Hooks{
+		Name:    "postgres",
+		Dialect: s.d,
+		Now:     s.now,
+		Read: func(ctx context.Context, fn func(q sqlstore.Querier) error) error {
+			return s.retry(ctx, func() error { return fn(s.db) })
+		},
+		Update: func(ctx context.Context, fn func(tx *sql.Tx) error) error {
+			return s.inTx(ctx, nil, fn)
+		},
+		Snapshot: func(ctx context.Context, fn func(tx *sql.Tx) error) error {
+			return s.inTx(ctx, &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true}, fn)
+		},
+		RowLocks:   true,
+		LockEvents: lockEvents,
+		LockSHAs:   lockSHAs,
+		LockRoots:  lockRoots,
+		LockRegistry: func(ctx context.Context, tx *sql.Tx) error {
+			_, err := tx.ExecContext(ctx, `LOCK TABLE oci_manifests, oci_tags, oci_blobs IN SHARE ROW EXCLUSIVE MODE`)
+			return err
+		},
+		Announce: s.announce,
+		Conflict: conflict,
+	}
 }
 
 // maxAttempts bounds the tries of one call when it fails retryably.
 const maxAttempts = 5
 
-// withConn runs fn on a pooled connection, again (up to maxAttempts in all,
-// after a short random pause) when it fails retryably. fn must be safe to
-// run again.
-func (s *Store) withConn(ctx context.Context, fn func(c *pgx.Conn) error) error {
+// retry runs fn, again (up to maxAttempts in all, after a short random
+// pause) when it fails retryably. fn must be safe to run again.
+func (s *Store) retry(ctx context.Context, fn func() error) error {
 	for attempt := 1; ; attempt++ {
-		c, err := s.pool.Acquire(ctx)
-		if err == nil {
-			err = fn(c.Conn())
-			c.Release()
-		}
+		err := fn()
 		if err == nil || attempt == maxAttempts || !retryable(err) {
 			return err
 		}
@@ -46,15 +65,21 @@ func (s *Store) withConn(ctx context.Context, fn func(c *pgx.Conn) error) error 
 	}
 }
 
-// read runs fn on a pooled connection outside a transaction.
-func (s *Store) read(ctx context.Context, fn func(q querier) error) error {
-	return s.withConn(ctx, func(c *pgx.Conn) error { return fn(c) })
-}
-
-// update runs fn in one READ COMMITTED transaction and commits it if fn
-// succeeds; retryable failures run the whole transaction again.
-func (s *Store) update(ctx context.Context, fn func(tx pgx.Tx) error) error {
-	return s.withConn(ctx, func(c *pgx.Conn) error { return pgx.BeginFunc(ctx, c, fn) })
+// inTx runs fn in one transaction (READ COMMITTED unless opts say otherwise)
+// and commits it if fn succeeds; retryable failures run the whole
+// transaction again.
+func (s *Store) inTx(ctx context.Context, opts *sql.TxOptions, fn func(tx *sql.Tx) error) error {
+	return s.retry(ctx, func() error {
+		tx, err := s.db.BeginTx(ctx, opts)
+		if err != nil {
+			return err
+		}
+		defer tx.Rollback() // no-op after Commit
+		if err := fn(tx); err != nil {
+			return err
+		}
+		return tx.Commit()
+	})
 }
 
 // SQLSTATEs the Store acts on.
@@ -78,20 +103,10 @@ func retryable(err error) bool {
 	return pgconn.SafeToRetry(err)
 }
 
-// mapErr wraps err with op, translating pgx.ErrNoRows to meta.ErrNotFound and
-// unique-key violations to meta.ErrConflict.
-func mapErr(op string, err error) error {
-	if err == nil {
-		return nil
-	}
+// conflict reports unique-key violations.
+func conflict(err error) bool {
 	var pe *pgconn.PgError
-	switch {
-	case errors.Is(err, pgx.ErrNoRows):
-		err = meta.ErrNotFound
-	case errors.As(err, &pe) && pe.Code == codeUnique:
-		err = fmt.Errorf("%w: %w", meta.ErrConflict, err)
-	}
-	return fmt.Errorf("postgres: %s: %w", op, err)
+	return errors.As(err, &pe) && pe.Code == codeUnique
 }
 
 // closeConn closes a connection that is not pooled (migration, LISTEN).

@@ -1,6 +1,8 @@
 // Package postgres is the scale-out metadata backend: a meta.Store on a
 // PostgreSQL schema, through pgx (github.com/jackc/pgx/v5), shared by any
-// number of cairn processes.
+// number of cairn processes. The queries are sqlstore's, run through pgx's
+// database/sql driver on the pool; this package owns the connections, the
+// migrations, the locks and retries below, and Watch.
 //
 // The tables are those of the shared migrations (internal/meta/migrations),
 // created in the first schema of the connection's search_path; Open applies
@@ -25,37 +27,45 @@ package postgres
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/base32"
+	"database/sql"
 	"fmt"
 	"log/slog"
 	"runtime"
-	"strconv"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jackc/pgx/v5/stdlib"
 
 	"github.com/cairnhq/cairn/internal/meta"
 	"github.com/cairnhq/cairn/internal/meta/migrations"
+	"github.com/cairnhq/cairn/internal/meta/sqlstore"
 )
 
 var (
-	_ meta.Store   = (*Store)(nil)
-	_ meta.Watcher = (*Store)(nil)
+	_ meta.Store    = (*Store)(nil)
+	_ meta.Watcher  = (*Store)(nil)
+	_ meta.Leases   = (*Store)(nil)
+	_ meta.GC       = (*Store)(nil)
+	_ meta.Policies = (*Store)(nil)
+	_ meta.OCIGC    = (*Store)(nil)
+	_ meta.Registry = (*Store)(nil)
+	_ meta.Replicas = (*Store)(nil)
 )
 
 // Store is a meta.Store and meta.Watcher on PostgreSQL. It is safe for
-// concurrent use; Close releases its connections.
+// concurrent use; Close releases its connections. The queries are
+// sqlstore's, run through database/sql (pgx's stdlib) on the pool.
 type Store struct {
+	*sqlstore.Store
 	now    func() time.Time
 	log    *slog.Logger
 	d      migrations.Dialect
 	cfg    *pgx.ConnConfig
 	pool   *pgxpool.Pool
-	schema string // current_schema() of every connection: where the tables are
+	db     *sql.DB // database/sql over pool
+	schema string  // current_schema() of every connection: where the tables are
 
 	ctx    context.Context // ends when the Store is closed; ends every Watch
 	cancel context.CancelFunc
@@ -114,6 +124,8 @@ func Open(ctx context.Context, url string, opts ...Option) (*Store, error) {
 	if s.pool, err = pgxpool.NewWithConfig(ctx, pcfg); err != nil {
 		return nil, fmt.Errorf("postgres: open %s: %w", where, err)
 	}
+	s.db = stdlib.OpenDBFromPool(s.pool)
+	s.Store = sqlstore.New(s.hooks())
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	return s, nil
 }
@@ -131,8 +143,9 @@ func (s *Store) Close() error {
 	s.mu.Unlock()
 	s.cancel()
 	s.wg.Wait()
+	err := s.db.Close()
 	s.pool.Close()
-	return nil
+	return err
 }
 
 // q rebinds a query written with '?' placeholders for the dialect.
@@ -140,38 +153,5 @@ func (s *Store) q(query string) string { return s.d.Rebind(query) }
 
 // stamp is the clock's time in UTC, truncated to what the database keeps.
 func (s *Store) stamp() time.Time {
-	return fromNanos(s.now().UnixNano())
+	return time.Unix(0, s.now().UnixNano()).UTC()
 }
-
-func fromNanos(ns int64) time.Time { return time.Unix(0, ns).UTC() }
-
-func nullTime(ns *int64) *time.Time {
-	if ns == nil {
-		return nil
-	}
-	t := fromNanos(*ns)
-	return &t
-}
-
-func deref(p *string) string {
-	if p == nil {
-		return ""
-	}
-	return *p
-}
-
-var idEncoding = base32.HexEncoding.WithPadding(base32.NoPadding)
-
-// newID is prefix + 20 random lowercase base32 characters (100 bits).
-func newID(prefix string) string {
-	var b [13]byte
-	rand.Read(b[:]) // never fails (crypto/rand)
-	return prefix + strings.ToLower(idEncoding.EncodeToString(b[:]))[:20]
-}
-
-// invalid is a meta.ErrInvalid with a reason.
-func invalid(format string, args ...any) error {
-	return fmt.Errorf("%w: %s", meta.ErrInvalid, fmt.Sprintf(format, args...))
-}
-
-func quote(s string) string { return strconv.Quote(s) }

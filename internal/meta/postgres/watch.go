@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"math/rand/v2"
 	"time"
@@ -24,20 +25,15 @@ type notice struct {
 }
 
 // announce queues, inside tx, the notification of an event that moves a
-// pointer or adds a version; PostgreSQL delivers it on commit, never on
-// rollback, and folds identical ones of one transaction into one.
-func (s *Store) announce(ctx context.Context, tx pgx.Tx, e meta.Event) error {
-	switch e.Action {
-	case meta.ActionPublish, meta.ActionActivate, meta.ActionRollback,
-		meta.ActionDomainAdd, meta.ActionDomainRepoint, meta.ActionCollect:
-	default:
-		return nil
-	}
+// pointer or adds a version (sqlstore calls it for those only); PostgreSQL
+// delivers it on commit, never on rollback, and folds identical ones of one
+// transaction into one.
+func (s *Store) announce(ctx context.Context, tx *sql.Tx, e meta.Event) error {
 	b, err := json.Marshal(notice{Schema: s.schema, DeploymentID: e.DeploymentID, Hostname: e.Hostname})
 	if err != nil {
 		return err
 	}
-	_, err = tx.Exec(ctx, `SELECT pg_notify($1, $2)`, Channel, string(b))
+	_, err = tx.ExecContext(ctx, `SELECT pg_notify($1, $2)`, Channel, string(b))
 	return err
 }
 

@@ -1,5 +1,6 @@
 // Package sqlite is the embedded metadata backend: a meta.Store on one SQLite
-// file, through the pure-Go driver modernc.org/sqlite (no cgo).
+// file, through the pure-Go driver modernc.org/sqlite (no cgo). The queries
+// are sqlstore's; this package owns the connections and Watch.
 //
 // The database runs in WAL mode. SQLite allows one writer at a time, so the
 // Store sends every write transaction through a single connection that begins
@@ -13,15 +14,12 @@ package sqlite
 
 import (
 	"context"
-	"crypto/rand"
 	"database/sql"
-	"encoding/base32"
 	"errors"
 	"fmt"
 	"net/url"
 	"path/filepath"
 	"runtime"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -31,19 +29,27 @@ import (
 
 	"github.com/cairnhq/cairn/internal/meta"
 	"github.com/cairnhq/cairn/internal/meta/migrations"
+	"github.com/cairnhq/cairn/internal/meta/sqlstore"
 )
 
 var (
-	_ meta.Store   = (*Store)(nil)
-	_ meta.Watcher = (*Store)(nil)
+	_ meta.Store    = (*Store)(nil)
+	_ meta.Watcher  = (*Store)(nil)
+	_ meta.GC       = (*Store)(nil)
+	_ meta.Policies = (*Store)(nil)
+	_ meta.Leases   = (*Store)(nil)
+	_ meta.OCIGC    = (*Store)(nil)
+	_ meta.Registry = (*Store)(nil)
+	_ meta.Replicas = (*Store)(nil)
 )
 
-// Store is a meta.Store (and meta.Watcher) on one SQLite file.
+// Store is a meta.Store (and meta.Watcher) on one SQLite file. The queries
+// are sqlstore's.
 type Store struct {
+	*sqlstore.Store
 	w       *sql.DB // one connection, BEGIN IMMEDIATE: all writes
 	r       *sql.DB // read-only pool
 	now     func() time.Time
-	d       migrations.Dialect
 	watch   watchers
 	closed  chan struct{}
 	closeMu sync.Once
@@ -74,7 +80,8 @@ func Open(path string, opts ...Option) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
-	s := &Store{now: o.now, d: migrations.SQLite, closed: make(chan struct{})}
+	s := &Store{now: o.now, closed: make(chan struct{})}
+	s.Store = sqlstore.New(s.hooks())
 	s.w, err = sql.Open("sqlite", dsn(abs, "_txlock=immediate", "_pragma=journal_mode(WAL)"))
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
@@ -82,7 +89,7 @@ func Open(path string, opts ...Option) (*Store, error) {
 	s.w.SetMaxOpenConns(1)
 	s.w.SetMaxIdleConns(1)
 	ctx := context.Background()
-	if _, err := migrations.Apply(ctx, s.w, s.d, func() int64 { return s.stamp().UnixNano() }); err != nil {
+	if _, err := migrations.Apply(ctx, s.w, migrations.SQLite, func() int64 { return s.stamp().UnixNano() }); err != nil {
 		s.w.Close()
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
@@ -119,19 +126,32 @@ func (s *Store) Close() error {
 	return err
 }
 
-// querier is what *sql.DB and *sql.Tx share.
-type querier interface {
-	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
-	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
-	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+// hooks are what SQLite does differently from PostgreSQL: one writer
+// connection that begins with BEGIN IMMEDIATE (so a read-then-write needs no
+// row lock), reads on the read-only pool, watchers woken in this process
+// after a commit.
+func (s *Store) hooks() sqlstore.Hooks {
+	return sqlstore.Hooks{
+		Name:    "sqlite",
+		Dialect: migrations.SQLite,
+		Now:     s.now,
+		Read: func(ctx context.Context, fn func(q sqlstore.Querier) error) error {
+			return fn(s.r)
+		},
+		Update: func(ctx context.Context, fn func(tx *sql.Tx) error) error {
+			return inTx(ctx, s.w, nil, fn)
+		},
+		Snapshot: func(ctx context.Context, fn func(tx *sql.Tx) error) error {
+			return inTx(ctx, s.r, &sql.TxOptions{ReadOnly: true}, fn)
+		},
+		Changed:  s.notify,
+		Conflict: conflict,
+	}
 }
 
-// q rebinds a query written with '?' placeholders for the dialect.
-func (s *Store) q(query string) string { return s.d.Rebind(query) }
-
-// update runs fn in one write transaction and commits it if fn succeeds.
-func (s *Store) update(ctx context.Context, fn func(tx *sql.Tx) error) error {
-	tx, err := s.w.BeginTx(ctx, nil)
+// inTx runs fn in one transaction of db and commits it if fn succeeds.
+func inTx(ctx context.Context, db *sql.DB, opts *sql.TxOptions, fn func(tx *sql.Tx) error) error {
+	tx, err := db.BeginTx(ctx, opts)
 	if err != nil {
 		return err
 	}
@@ -144,69 +164,12 @@ func (s *Store) update(ctx context.Context, fn func(tx *sql.Tx) error) error {
 
 // stamp is the clock's time in UTC, truncated to what the database keeps.
 func (s *Store) stamp() time.Time {
-	return fromNanos(s.now().UnixNano())
+	return time.Unix(0, s.now().UnixNano()).UTC()
 }
 
-func fromNanos(ns int64) time.Time { return time.Unix(0, ns).UTC() }
-
-func nullTime(n sql.NullInt64) *time.Time {
-	if !n.Valid {
-		return nil
-	}
-	t := fromNanos(n.Int64)
-	return &t
-}
-
-func timeArg(t *time.Time) any {
-	if t == nil {
-		return nil
-	}
-	return t.UnixNano()
-}
-
-func strArg(p *string) any {
-	if p == nil {
-		return nil
-	}
-	return *p
-}
-
-func nullStr(n sql.NullString) *string {
-	if !n.Valid {
-		return nil
-	}
-	return &n.String
-}
-
-var idEncoding = base32.HexEncoding.WithPadding(base32.NoPadding)
-
-// newID is prefix + 20 random lowercase base32 characters (100 bits).
-func newID(prefix string) string {
-	var b [13]byte
-	rand.Read(b[:]) // never fails (crypto/rand)
-	return prefix + strings.ToLower(idEncoding.EncodeToString(b[:]))[:20]
-}
-
-// mapErr wraps err with op, translating sql.ErrNoRows to meta.ErrNotFound and
-// unique-key violations to meta.ErrConflict.
-func mapErr(op string, err error) error {
-	if err == nil {
-		return nil
-	}
+// conflict reports unique-key violations.
+func conflict(err error) bool {
 	var se *sqlite.Error
-	switch {
-	case errors.Is(err, sql.ErrNoRows):
-		err = meta.ErrNotFound
-	case errors.As(err, &se) && (se.Code() == sqlite3.SQLITE_CONSTRAINT_UNIQUE ||
-		se.Code() == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY):
-		err = fmt.Errorf("%w: %w", meta.ErrConflict, err)
-	}
-	return fmt.Errorf("sqlite: %s: %w", op, err)
+	return errors.As(err, &se) && (se.Code() == sqlite3.SQLITE_CONSTRAINT_UNIQUE ||
+		se.Code() == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY)
 }
-
-// invalid is a meta.ErrInvalid with a reason.
-func invalid(format string, args ...any) error {
-	return fmt.Errorf("%w: %s", meta.ErrInvalid, fmt.Sprintf(format, args...))
-}
-
-func quote(s string) string { return strconv.Quote(s) }

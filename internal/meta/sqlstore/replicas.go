@@ -1,8 +1,9 @@
-package sqlite
+package sqlstore
 
 import (
 	"context"
 	"database/sql"
+	"slices"
 	"time"
 
 	"github.com/cairnhq/cairn/internal/meta"
@@ -10,11 +11,12 @@ import (
 
 var _ meta.Replicas = (*Store)(nil)
 
-// AddReplicas records that digest must be copied to each region.
+// AddReplicas records that digest must be copied to each region. Rows are
+// written in region order, so concurrent calls do not deadlock.
 func (s *Store) AddReplicas(ctx context.Context, digest string, regions []string) error {
-	err := s.update(ctx, func(tx *sql.Tx) error {
+	err := s.update(ctx, func(tx *wtx) error {
 		now := s.stamp().UnixNano()
-		for _, r := range regions {
+		for _, r := range sorted(regions) {
 			_, err := tx.ExecContext(ctx, s.q(`INSERT INTO blob_replicas
 				(digest, region, state, attempts, reason, claim, next_try_at, created_at, updated_at)
 				VALUES (?, ?, 'pending', 0, '', '', ?, ?, ?)
@@ -27,14 +29,14 @@ func (s *Store) AddReplicas(ctx context.Context, digest string, regions []string
 		}
 		return nil
 	})
-	return mapErr("add replicas of "+quote(digest), err)
+	return s.mapErr("add replicas of "+quote(digest), err)
 }
 
 // DeleteReplicas marks digest's row in each region deleting.
 func (s *Store) DeleteReplicas(ctx context.Context, digest string, regions []string) error {
-	err := s.update(ctx, func(tx *sql.Tx) error {
+	err := s.update(ctx, func(tx *wtx) error {
 		now := s.stamp().UnixNano()
-		for _, r := range regions {
+		for _, r := range sorted(regions) {
 			_, err := tx.ExecContext(ctx, s.q(`INSERT INTO blob_replicas
 				(digest, region, state, attempts, reason, claim, next_try_at, created_at, updated_at)
 				VALUES (?, ?, 'deleting', 0, '', '', ?, ?, ?)
@@ -47,21 +49,24 @@ func (s *Store) DeleteReplicas(ctx context.Context, digest string, regions []str
 		}
 		return nil
 	})
-	return mapErr("delete replicas of "+quote(digest), err)
+	return s.mapErr("delete replicas of "+quote(digest), err)
 }
 
-// ClaimReplicas claims up to limit due rows for lease.
+// ClaimReplicas claims up to limit due rows for lease. Rows another
+// transaction is claiming are skipped (FOR UPDATE SKIP LOCKED on
+// PostgreSQL; on SQLite claims run one at a time), so replicators in several
+// processes share the queue.
 func (s *Store) ClaimReplicas(ctx context.Context, lease time.Duration, limit int) ([]meta.Replica, error) {
 	if limit <= 0 {
 		limit = 100
 	}
 	var out []meta.Replica
-	err := s.update(ctx, func(tx *sql.Tx) error {
+	err := s.update(ctx, func(tx *wtx) error {
 		out = out[:0]
 		now := s.stamp()
 		rows, err := tx.QueryContext(ctx, s.q(replicaSelect+`
 			WHERE state IN ('pending', 'failed', 'deleting') AND next_try_at <= ?
-			ORDER BY next_try_at, digest, region LIMIT ?`), now.UnixNano(), limit)
+			ORDER BY next_try_at, digest, region LIMIT ?`+s.forUpdate+s.skipLocked), now.UnixNano(), limit)
 		if err != nil {
 			return err
 		}
@@ -81,54 +86,63 @@ func (s *Store) ClaimReplicas(ctx context.Context, lease time.Duration, limit in
 		return nil
 	})
 	if err != nil {
-		return nil, mapErr("claim replicas", err)
+		return nil, s.mapErr("claim replicas", err)
 	}
 	return out, nil
 }
 
 // FinishReplica records the outcome of the work on claimed row r.
 func (s *Store) FinishReplica(ctx context.Context, r meta.Replica, state, reason string, retryIn time.Duration) (bool, error) {
-	if err := checkReplicaState(state); err != nil {
-		return false, mapErr("finish replica", err)
+	switch state {
+	case "", meta.ReplicaPending, meta.ReplicaReady, meta.ReplicaFailed, meta.ReplicaDeleting:
+	default:
+		return false, s.mapErr("finish replica", invalid("replica state %q", state))
 	}
 	done := false
-	err := s.update(ctx, func(tx *sql.Tx) error {
+	err := s.update(ctx, func(tx *wtx) error {
 		now := s.stamp()
-		var res sql.Result
-		var err error
+		var n int64
 		if state == "" {
-			res, err = tx.ExecContext(ctx, s.q(`DELETE FROM blob_replicas
+			tag, err := tx.ExecContext(ctx, s.q(`DELETE FROM blob_replicas
 				WHERE digest = ? AND region = ? AND state = ? AND claim = ?`), r.Digest, r.Region, r.State, r.Claim)
+			if err != nil {
+				return err
+			}
+			n = affected(tag)
 		} else {
 			if state == meta.ReplicaReady {
 				reason, retryIn = "", 0
 			}
-			res, err = tx.ExecContext(ctx, s.q(`UPDATE blob_replicas SET state = ?, reason = ?, claim = '',
+			tag, err := tx.ExecContext(ctx, s.q(`UPDATE blob_replicas SET state = ?, reason = ?, claim = '',
 				next_try_at = ?, updated_at = ? WHERE digest = ? AND region = ? AND state = ? AND claim = ?`),
 				state, reason, now.Add(retryIn).UnixNano(), now.UnixNano(), r.Digest, r.Region, r.State, r.Claim)
+			if err != nil {
+				return err
+			}
+			n = affected(tag)
 		}
-		if err != nil {
-			return err
-		}
-		n, err := res.RowsAffected()
 		done = n == 1
-		return err
+		return nil
 	})
 	if err != nil {
-		return false, mapErr("finish replica "+quote(r.Digest)+" in "+quote(r.Region), err)
+		return false, s.mapErr("finish replica "+quote(r.Digest)+" in "+quote(r.Region), err)
 	}
 	return done, nil
 }
 
 // ReplicaStatuses returns digest's rows by region.
 func (s *Store) ReplicaStatuses(ctx context.Context, digest string) (map[string]meta.ReplicaStatus, error) {
-	rows, err := s.r.QueryContext(ctx, s.q(replicaSelect+` WHERE digest = ?`), digest)
+	var rs []meta.Replica
+	err := s.read(ctx, func(q Querier) error {
+		rows, err := q.QueryContext(ctx, s.q(replicaSelect+` WHERE digest = ?`), digest)
+		if err != nil {
+			return err
+		}
+		rs, err = scanReplicas(rows, rs[:0])
+		return err
+	})
 	if err != nil {
-		return nil, mapErr("replica statuses of "+quote(digest), err)
-	}
-	rs, err := scanReplicas(rows, nil)
-	if err != nil {
-		return nil, mapErr("replica statuses of "+quote(digest), err)
+		return nil, s.mapErr("replica statuses of "+quote(digest), err)
 	}
 	out := make(map[string]meta.ReplicaStatus, len(rs))
 	for _, r := range rs {
@@ -145,10 +159,11 @@ func scanReplicas(rows *sql.Rows, out []meta.Replica) ([]meta.Replica, error) {
 	for rows.Next() {
 		var r meta.Replica
 		var next, updated int64
-		if err := rows.Scan(&r.Digest, &r.Region, &r.State, &r.Attempts, &r.Error, &r.Claim, &next, &updated); err != nil {
+		var attempts int32
+		if err := rows.Scan(&r.Digest, &r.Region, &r.State, &attempts, &r.Error, &r.Claim, &next, &updated); err != nil {
 			return nil, err
 		}
-		r.UpdatedAt = fromNanos(updated)
+		r.Attempts, r.UpdatedAt = int(attempts), fromNanos(updated)
 		if r.State != meta.ReplicaReady {
 			t := fromNanos(next)
 			r.NextTryAt = &t
@@ -158,10 +173,8 @@ func scanReplicas(rows *sql.Rows, out []meta.Replica) ([]meta.Replica, error) {
 	return out, rows.Err()
 }
 
-func checkReplicaState(state string) error {
-	switch state {
-	case "", meta.ReplicaPending, meta.ReplicaReady, meta.ReplicaFailed, meta.ReplicaDeleting:
-		return nil
-	}
-	return invalid("replica state %q", state)
+func sorted(ss []string) []string {
+	out := slices.Clone(ss)
+	slices.Sort(out)
+	return out
 }

@@ -1,19 +1,18 @@
-package postgres
+package sqlstore
 
 import (
 	"context"
 	"strings"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/cairnhq/cairn/internal/meta"
 )
 
 // Garbage collection (meta.GC, meta.Leases, meta.Policies; migration
 // 0003_gc) under PostgreSQL's concurrency. The SQLite backend gets its
-// serialisation from the single writer; here every decision about a
-// release's sha256 is made under locks taken in one order (see lockRoots),
+// serialisation from the single writer; on PostgreSQL every decision about a
+// release's sha256 is made under locks taken in one order (Hooks.LockRoots,
+// postgres/gc_lock.go),
 // and every pointer change writes or locks the version row it points at
 // with collected_at IS NULL (activate, checkPin), so a collection and an
 // activation, rollback, repoint, publish or lease of the same release never
@@ -31,42 +30,35 @@ const (
 	purposeDelete = "delete"
 )
 
-// snapshotTx runs fn in one read-only REPEATABLE READ transaction: every
-// statement sees the same snapshot.
-func (s *Store) snapshotTx(ctx context.Context, fn func(tx pgx.Tx) error) error {
-	opts := pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}
-	return s.withConn(ctx, func(c *pgx.Conn) error { return pgx.BeginTxFunc(ctx, c, opts, fn) })
-}
-
-// GCSnapshot reads, in one read-only REPEATABLE READ transaction, every
+// GCSnapshot reads, in one read-only snapshot transaction, every
 // deployment's policy, every version not collected, every release, the
 // leases and deletion claims unexpired at now, the digests the registry
 // references and the orphans noted so far.
 func (s *Store) GCSnapshot(ctx context.Context, now time.Time) (*meta.GCSnapshot, error) {
 	var snap *meta.GCSnapshot
-	err := s.snapshotTx(ctx, func(tx pgx.Tx) error {
+	err := s.snapshotTx(ctx, func(tx Querier) error {
 		snap = &meta.GCSnapshot{Leased: map[string]bool{}, Claimed: map[string]bool{},
 			External: map[string]bool{}, Orphans: map[string]time.Time{}}
 		return s.snapshot(ctx, tx, snap, now)
 	})
 	if err != nil {
-		return nil, mapErr("gc snapshot", err)
+		return nil, s.mapErr("gc snapshot", err)
 	}
 	return snap, nil
 }
 
-func (s *Store) snapshot(ctx context.Context, tx pgx.Tx, snap *meta.GCSnapshot, now time.Time) error {
+func (s *Store) snapshot(ctx context.Context, tx Querier, snap *meta.GCSnapshot, now time.Time) error {
 	if err := s.gcDeployments(ctx, tx, &snap.Deployments, ``); err != nil {
 		return err
 	}
 	if err := s.gcVersions(ctx, tx, &snap.Versions, `collected_at IS NULL`); err != nil {
 		return err
 	}
-	rows, err := tx.Query(ctx, `SELECT sha256, kind, size_bytes, collected_at, collecting_at FROM releases`)
+	rows, err := tx.QueryContext(ctx, `SELECT sha256, kind, size_bytes, collected_at, collecting_at FROM releases`)
 	if err != nil {
 		return err
 	}
-	snap.Releases, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (meta.GCRelease, error) {
+	snap.Releases, err = collectRows(rows, func(row scanner) (meta.GCRelease, error) {
 		var (
 			r                     meta.GCRelease
 			collected, collecting *int64
@@ -88,7 +80,7 @@ func (s *Store) snapshot(ctx context.Context, tx pgx.Tx, snap *meta.GCSnapshot, 
 	if err := s.registryDigests(ctx, tx, snap.External); err != nil {
 		return err
 	}
-	orows, err := tx.Query(ctx, `SELECT digest, first_seen_at FROM gc_orphans`)
+	orows, err := tx.QueryContext(ctx, `SELECT digest, first_seen_at FROM gc_orphans`)
 	if err != nil {
 		return err
 	}
@@ -96,7 +88,7 @@ func (s *Store) snapshot(ctx context.Context, tx pgx.Tx, snap *meta.GCSnapshot, 
 		d  string
 		at int64
 	)
-	_, err = pgx.ForEachRow(orows, []any{&d, &at}, func() error {
+	_, err = forEachRow(orows, []any{&d, &at}, func() error {
 		snap.Orphans[d] = fromNanos(at)
 		return nil
 	})
@@ -104,17 +96,17 @@ func (s *Store) snapshot(ctx context.Context, tx pgx.Tx, snap *meta.GCSnapshot, 
 }
 
 // gcDeployments appends the deployments matching where (empty: all).
-func (s *Store) gcDeployments(ctx context.Context, q querier, out *[]meta.GCDeployment, where string, args ...any) error {
+func (s *Store) gcDeployments(ctx context.Context, q Querier, out *[]meta.GCDeployment, where string, args ...any) error {
 	query := `SELECT id, active_version_id, retention_days, keep_versions FROM deployments`
 	if where != "" {
 		query += " WHERE " + where
 	}
-	rows, err := q.Query(ctx, s.q(query), args...)
+	rows, err := q.QueryContext(ctx, s.q(query), args...)
 	if err != nil {
 		return err
 	}
 	var d meta.GCDeployment
-	_, err = pgx.ForEachRow(rows, []any{&d.ID, &d.ActiveVersionID, &d.RetentionDays, &d.KeepVersions}, func() error {
+	_, err = forEachRow(rows, []any{&d.ID, &d.ActiveVersionID, &d.RetentionDays, &d.KeepVersions}, func() error {
 		*out = append(*out, d) // Scan allocates a fresh ActiveVersionID per row
 		return nil
 	})
@@ -122,8 +114,8 @@ func (s *Store) gcDeployments(ctx context.Context, q querier, out *[]meta.GCDepl
 }
 
 // gcVersions appends the versions matching where, with Pinned set.
-func (s *Store) gcVersions(ctx context.Context, q querier, out *[]meta.GCVersion, where string, args ...any) error {
-	rows, err := q.Query(ctx, s.q(`SELECT id, deployment_id, version_number, artifact_sha256,
+func (s *Store) gcVersions(ctx context.Context, q Querier, out *[]meta.GCVersion, where string, args ...any) error {
+	rows, err := q.QueryContext(ctx, s.q(`SELECT id, deployment_id, version_number, artifact_sha256,
 		created_at, archived_at, EXISTS (SELECT 1 FROM domains WHERE domains.version_id = versions.id)
 		FROM versions WHERE `+where), args...)
 	if err != nil {
@@ -134,7 +126,7 @@ func (s *Store) gcVersions(ctx context.Context, q querier, out *[]meta.GCVersion
 		created  int64
 		archived *int64
 	)
-	_, err = pgx.ForEachRow(rows, []any{&v.ID, &v.DeploymentID, &v.VersionNumber, &v.SHA256, &created, &archived, &v.Pinned},
+	_, err = forEachRow(rows, []any{&v.ID, &v.DeploymentID, &v.VersionNumber, &v.SHA256, &created, &archived, &v.Pinned},
 		func() error {
 			v.CreatedAt, v.ArchivedAt = fromNanos(created), nullTime(archived)
 			*out = append(*out, v)
@@ -144,13 +136,13 @@ func (s *Store) gcVersions(ctx context.Context, q querier, out *[]meta.GCVersion
 }
 
 // strings calls fn with each value of a one-column query.
-func (s *Store) strings(ctx context.Context, q querier, fn func(string), query string, args ...any) error {
-	rows, err := q.Query(ctx, s.q(query), args...)
+func (s *Store) strings(ctx context.Context, q Querier, fn func(string), query string, args ...any) error {
+	rows, err := q.QueryContext(ctx, s.q(query), args...)
 	if err != nil {
 		return err
 	}
 	var v string
-	_, err = pgx.ForEachRow(rows, []any{&v}, func() error {
+	_, err = forEachRow(rows, []any{&v}, func() error {
 		fn(v)
 		return nil
 	})
@@ -159,7 +151,7 @@ func (s *Store) strings(ctx context.Context, q querier, fn func(string), query s
 
 // registryDigests adds the hex of every sha256 digest the registry
 // references. (Its tables exist: Open applies every migration.)
-func (s *Store) registryDigests(ctx context.Context, q querier, into map[string]bool) error {
+func (s *Store) registryDigests(ctx context.Context, q Querier, into map[string]bool) error {
 	return s.strings(ctx, q, func(d string) {
 		if hex, ok := strings.CutPrefix(d, "sha256:"); ok {
 			into[hex] = true
@@ -168,10 +160,10 @@ func (s *Store) registryDigests(ctx context.Context, q querier, into map[string]
 }
 
 // registryRefers reports whether the registry references sha256:sha.
-func (s *Store) registryRefers(ctx context.Context, q querier, sha string) (bool, error) {
+func (s *Store) registryRefers(ctx context.Context, q Querier, sha string) (bool, error) {
 	var ok bool
 	d := "sha256:" + sha
-	err := q.QueryRow(ctx, s.q(`SELECT EXISTS (SELECT 1 FROM oci_blobs WHERE digest = ?)
+	err := q.QueryRowContext(ctx, s.q(`SELECT EXISTS (SELECT 1 FROM oci_blobs WHERE digest = ?)
 		OR EXISTS (SELECT 1 FROM oci_manifests WHERE digest = ?)`), d, d).Scan(&ok)
 	return ok, err
 }

@@ -1,4 +1,4 @@
-package sqlite
+package sqlstore
 
 import (
 	"context"
@@ -9,20 +9,19 @@ import (
 	"github.com/cairnhq/cairn/internal/meta"
 )
 
-// rootFinder finds roots inside one write transaction. It caches what
-// several releases of a batch share (deployments, the versions ranked for
-// keep_versions, whether the registry's tables exist); collected removes a
-// version the transaction collected from the ranking.
+// rootFinder finds roots inside one write transaction that holds lockRoots
+// of every release it is asked about. It caches what several releases of a
+// batch share (deployments, the versions ranked for keep_versions);
+// collected removes a version the transaction collected from the ranking.
 type rootFinder struct {
-	s        *Store
-	tx       *sql.Tx
-	now      time.Time
-	registry *bool
-	deps     map[string][]meta.GCDeployment // id → the deployment (none: not found)
-	ranked   map[string][]meta.GCVersion    // deployment with keep_versions → its versions
+	s      *Store
+	tx     *wtx
+	now    time.Time
+	deps   map[string][]meta.GCDeployment // id → the deployment (none: not found)
+	ranked map[string][]meta.GCVersion    // deployment with keep_versions → its versions
 }
 
-func (s *Store) rootFinder(tx *sql.Tx, now time.Time) *rootFinder {
+func (s *Store) rootFinder(tx *wtx, now time.Time) *rootFinder {
 	return &rootFinder{s: s, tx: tx, now: now, deps: map[string][]meta.GCDeployment{}, ranked: map[string][]meta.GCVersion{}}
 }
 
@@ -42,25 +41,16 @@ func (f *rootFinder) collected(v *meta.Version) {
 // deployments. nil: unrooted.
 func (f *rootFinder) rootOf(ctx context.Context, sha string) (*meta.Root, error) {
 	s, tx := f.s, f.tx
-	var n int
-	if err := tx.QueryRowContext(ctx, s.q(`SELECT COUNT(*) FROM release_leases
-		WHERE sha256 = ? AND purpose = ? AND expires_at > ?`), sha, purposeUse, f.now.UnixNano()).Scan(&n); err != nil {
+	var leased bool
+	if err := tx.QueryRowContext(ctx, s.q(`SELECT EXISTS (SELECT 1 FROM release_leases
+		WHERE sha256 = ? AND purpose = ? AND expires_at > ?)`), sha, purposeUse, f.now.UnixNano()).Scan(&leased); err != nil {
 		return nil, err
 	}
-	if n > 0 {
+	if leased {
 		return &meta.Root{Reason: meta.RootLease}, nil
 	}
-	if f.registry == nil {
-		ok, err := s.registryTables(ctx, tx)
-		if err != nil {
-			return nil, err
-		}
-		f.registry = &ok
-	}
-	if *f.registry {
-		if ext, err := s.registryHas(ctx, tx, sha); err != nil || ext {
-			return &meta.Root{Reason: meta.RootRegistry}, err
-		}
+	if ext, err := s.registryRefers(ctx, tx, sha); err != nil || ext {
+		return &meta.Root{Reason: meta.RootRegistry}, err
 	}
 	var mine []meta.GCVersion
 	if err := s.gcVersions(ctx, tx, &mine, `artifact_sha256 = ? AND collected_at IS NULL`, sha); err != nil {
@@ -105,11 +95,15 @@ func (f *rootFinder) rootOf(ctx context.Context, sha string) (*meta.Root, error)
 }
 
 // MarkCollecting marks each unrooted release of shas collecting at now and
-// unmarks the rooted ones, in one transaction; it returns their roots.
+// unmarks the rooted ones, in one transaction holding their lockRoots; it
+// returns their roots.
 func (s *Store) MarkCollecting(ctx context.Context, shas []string, now time.Time) (map[string]meta.Root, error) {
 	kept := map[string]meta.Root{}
-	err := s.update(ctx, func(tx *sql.Tx) error {
+	err := s.update(ctx, func(tx *wtx) error {
 		clear(kept)
+		if err := s.lockRoots(ctx, tx, shas); err != nil {
+			return err
+		}
 		f := s.rootFinder(tx, now)
 		for _, sha := range shas {
 			r, err := f.rootOf(ctx, sha)
@@ -128,16 +122,21 @@ func (s *Store) MarkCollecting(ctx context.Context, shas []string, now time.Time
 		return nil
 	})
 	if err != nil {
-		return nil, mapErr("mark releases collecting", err)
+		return nil, s.mapErr("mark releases collecting", err)
 	}
 	return kept, nil
 }
 
-// CollectReleases is the second phase of a collection: see meta.GC.
+// CollectReleases is the second phase of a collection: see meta.GC. It
+// holds the lockRoots of shas, so its decisions stand until it commits;
+// its "collect" events notify every process's watchers on commit.
 func (s *Store) CollectReleases(ctx context.Context, shas []string, markedBefore, now time.Time, holder string, ttl time.Duration) ([]meta.Collection, error) {
 	var out []meta.Collection
-	err := s.update(ctx, func(tx *sql.Tx) error {
+	err := s.update(ctx, func(tx *wtx) error {
 		out = nil
+		if err := s.lockRoots(ctx, tx, shas); err != nil {
+			return err
+		}
 		f := s.rootFinder(tx, now)
 		for _, sha := range shas {
 			c, err := s.collect(ctx, f, sha, markedBefore, holder, now.Add(ttl))
@@ -151,13 +150,7 @@ func (s *Store) CollectReleases(ctx context.Context, shas []string, markedBefore
 		return nil
 	})
 	if err != nil {
-		return nil, mapErr("collect releases", err)
-	}
-	for _, c := range out {
-		if c.Root == nil {
-			s.notify()
-			break
-		}
+		return nil, s.mapErr("collect releases", err)
 	}
 	return out, nil
 }
@@ -168,7 +161,7 @@ func (s *Store) collect(ctx context.Context, f *rootFinder, sha string, markedBe
 	tx, at := f.tx, fromNanos(f.now.UnixNano())
 	var (
 		size                  int64
-		collected, collecting sql.NullInt64
+		collected, collecting *int64
 	)
 	err := tx.QueryRowContext(ctx, s.q(`SELECT size_bytes, collected_at, collecting_at FROM releases WHERE sha256 = ?`),
 		sha).Scan(&size, &collected, &collecting)
@@ -177,7 +170,7 @@ func (s *Store) collect(ctx context.Context, f *rootFinder, sha string, markedBe
 		return nil, nil
 	case err != nil:
 		return nil, err
-	case collected.Valid || !collecting.Valid || collecting.Int64 > markedBefore.UnixNano():
+	case collected != nil || collecting == nil || *collecting > markedBefore.UnixNano():
 		return nil, nil
 	}
 	root, err := f.rootOf(ctx, sha)
@@ -191,23 +184,22 @@ func (s *Store) collect(ctx context.Context, f *rootFinder, sha string, markedBe
 		WHERE sha256 = ?`), at.UnixNano(), sha); err != nil {
 		return nil, err
 	}
-	c := &meta.Collection{SHA256: sha, Versions: []meta.Version{}}
 	rows, err := tx.QueryContext(ctx, s.q(`SELECT `+versionCols+` FROM versions
 		WHERE artifact_sha256 = ? AND collected_at IS NULL ORDER BY deployment_id, version_number`), sha)
 	if err != nil {
 		return nil, err
 	}
-	for rows.Next() {
-		v, err := scanVersion(rows)
+	vs, err := collectRows(rows, func(r scanner) (meta.Version, error) {
+		v, err := scanVersion(r)
 		if err != nil {
-			rows.Close()
-			return nil, err
+			return meta.Version{}, err
 		}
-		c.Versions = append(c.Versions, *v)
-	}
-	if err := rows.Close(); err != nil {
+		return *v, nil
+	})
+	if err != nil {
 		return nil, err
 	}
+	c := &meta.Collection{SHA256: sha, Versions: append([]meta.Version{}, vs...)}
 	for i := range c.Versions {
 		v := &c.Versions[i]
 		v.Status, v.CollectedAt = meta.StatusCollected, &at

@@ -1,10 +1,9 @@
-package postgres
+package sqlstore
 
 import (
 	"context"
+	"database/sql"
 	"errors"
-
-	"github.com/jackc/pgx/v5"
 
 	"github.com/cairnhq/cairn/internal/meta"
 )
@@ -12,12 +11,12 @@ import (
 // ociDelete deletes the rows c names inside tx and collects each release of
 // c.Releases the registry no longer references. A release not marked for
 // the grace period, or rooted by its versions or a lease, cancels it all.
-func (s *Store) ociDelete(ctx context.Context, tx pgx.Tx, c meta.OCICollect, out *meta.OCICollection) error {
+func (s *Store) ociDelete(ctx context.Context, tx *wtx, c meta.OCICollect, out *meta.OCICollection) error {
 	for _, sha := range c.Releases {
 		var collecting *int64
-		err := tx.QueryRow(ctx, s.q(`SELECT collecting_at FROM releases WHERE sha256 = ? AND collected_at IS NULL`),
+		err := tx.QueryRowContext(ctx, s.q(`SELECT collecting_at FROM releases WHERE sha256 = ? AND collected_at IS NULL`),
 			sha).Scan(&collecting)
-		if errors.Is(err, pgx.ErrNoRows) {
+		if errors.Is(err, sql.ErrNoRows) {
 			continue
 		}
 		if err != nil {
@@ -28,23 +27,23 @@ func (s *Store) ociDelete(ctx context.Context, tx pgx.Tx, c meta.OCICollect, out
 		}
 	}
 	for _, m := range c.Manifests {
-		tag, err := tx.Exec(ctx, s.q(`DELETE FROM oci_tags WHERE repository = ? AND digest = ?`), m.Repository, m.Digest)
+		tag, err := tx.ExecContext(ctx, s.q(`DELETE FROM oci_tags WHERE repository = ? AND digest = ?`), m.Repository, m.Digest)
 		if err != nil {
 			return err
 		}
-		out.Tags += int(tag.RowsAffected())
-		if tag, err = tx.Exec(ctx, s.q(`DELETE FROM oci_manifests WHERE repository = ? AND digest = ?`),
+		out.Tags += int(affected(tag))
+		if tag, err = tx.ExecContext(ctx, s.q(`DELETE FROM oci_manifests WHERE repository = ? AND digest = ?`),
 			m.Repository, m.Digest); err != nil {
 			return err
 		}
-		out.Manifests += int(tag.RowsAffected())
+		out.Manifests += int(affected(tag))
 	}
 	for _, b := range c.Blobs {
-		tag, err := tx.Exec(ctx, s.q(`DELETE FROM oci_blobs WHERE repository = ? AND digest = ?`), b.Repository, b.Digest)
+		tag, err := tx.ExecContext(ctx, s.q(`DELETE FROM oci_blobs WHERE repository = ? AND digest = ?`), b.Repository, b.Digest)
 		if err != nil {
 			return err
 		}
-		out.Blobs += int(tag.RowsAffected())
+		out.Blobs += int(affected(tag))
 	}
 	f := s.rootFinder(tx, c.Now)
 	for _, sha := range c.Releases {

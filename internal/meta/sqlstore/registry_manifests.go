@@ -1,17 +1,15 @@
-package postgres
+package sqlstore
 
 import (
 	"context"
 	"encoding/json"
-
-	"github.com/jackc/pgx/v5"
 
 	"github.com/cairnhq/cairn/internal/meta"
 )
 
 const ociManifestCols = `repository, digest, media_type, size, subject, artifact_type, annotations, created_at`
 
-func scanOCIManifest(row pgx.Row) (*meta.OCIManifest, error) {
+func scanOCIManifest(row scanner) (*meta.OCIManifest, error) {
 	var (
 		m           meta.OCIManifest
 		annotations string
@@ -42,18 +40,18 @@ func scanOCIManifest(row pgx.Row) (*meta.OCIManifest, error) {
 func (s *Store) PutOCIManifest(ctx context.Context, m *meta.OCIManifest, tag string) error {
 	op := "put oci manifest " + quote(m.Digest) + " in " + quote(m.Repository)
 	if m.Digest == "" || m.MediaType == "" || m.Size < 0 {
-		return mapErr(op, invalid("empty digest or media type, or negative size"))
+		return s.mapErr(op, invalid("empty digest or media type, or negative size"))
 	}
 	annotations := ""
 	if len(m.Annotations) > 0 {
 		b, err := json.Marshal(m.Annotations)
 		if err != nil {
-			return mapErr(op, err)
+			return s.mapErr(op, err)
 		}
 		annotations = string(b)
 	}
 	var cur *meta.OCIManifest
-	err := s.update(ctx, func(tx pgx.Tx) error {
+	err := s.update(ctx, func(tx *wtx) error {
 		if err := s.requireRepository(ctx, tx, m.Repository); err != nil {
 			return err
 		}
@@ -62,7 +60,7 @@ func (s *Store) PutOCIManifest(ctx context.Context, m *meta.OCIManifest, tag str
 		// the row and returns it as stored; if a concurrent delete removed
 		// the conflicting row, PostgreSQL inserts instead.
 		var err error
-		cur, err = scanOCIManifest(tx.QueryRow(ctx, s.q(`INSERT INTO oci_manifests (`+ociManifestCols+`)
+		cur, err = scanOCIManifest(tx.QueryRowContext(ctx, s.q(`INSERT INTO oci_manifests (`+ociManifestCols+`)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (repository, digest)
 			DO UPDATE SET created_at = oci_manifests.created_at
 			RETURNING `+ociManifestCols),
@@ -70,14 +68,14 @@ func (s *Store) PutOCIManifest(ctx context.Context, m *meta.OCIManifest, tag str
 		if err != nil || tag == "" {
 			return err
 		}
-		_, err = tx.Exec(ctx, s.q(`INSERT INTO oci_tags (repository, tag, digest, updated_at)
+		_, err = tx.ExecContext(ctx, s.q(`INSERT INTO oci_tags (repository, tag, digest, updated_at)
 			VALUES (?, ?, ?, ?) ON CONFLICT (repository, tag)
 			DO UPDATE SET digest = excluded.digest, updated_at = excluded.updated_at`),
 			m.Repository, tag, m.Digest, now)
 		return err
 	})
 	if err != nil {
-		return mapErr(op, err)
+		return s.mapErr(op, err)
 	}
 	*m = *cur
 	return nil
@@ -87,13 +85,13 @@ func (s *Store) PutOCIManifest(ctx context.Context, m *meta.OCIManifest, tag str
 // meta.ErrNotFound.
 func (s *Store) GetOCIManifest(ctx context.Context, repo, digest string) (*meta.OCIManifest, error) {
 	var m *meta.OCIManifest
-	err := s.read(ctx, func(q querier) (err error) {
-		m, err = scanOCIManifest(q.QueryRow(ctx, s.q(`SELECT `+ociManifestCols+`
+	err := s.read(ctx, func(q Querier) (err error) {
+		m, err = scanOCIManifest(q.QueryRowContext(ctx, s.q(`SELECT `+ociManifestCols+`
 			FROM oci_manifests WHERE repository = ? AND digest = ?`), repo, digest))
 		return err
 	})
 	if err != nil {
-		return nil, mapErr("get oci manifest "+quote(digest)+" in "+quote(repo), err)
+		return nil, s.mapErr("get oci manifest "+quote(digest)+" in "+quote(repo), err)
 	}
 	return m, nil
 }
@@ -102,21 +100,20 @@ func (s *Store) GetOCIManifest(ctx context.Context, repo, digest string) (*meta.
 // transaction, locking the manifest row first (see PutOCIManifest). Missing:
 // meta.ErrNotFound.
 func (s *Store) DeleteOCIManifest(ctx context.Context, repo, digest string) error {
-	err := s.update(ctx, func(tx pgx.Tx) error {
+	err := s.update(ctx, func(tx *wtx) error {
 		var one int
-		if err := tx.QueryRow(ctx, s.q(`SELECT 1 FROM oci_manifests WHERE repository = ? AND digest = ?
-			FOR UPDATE`), repo, digest).Scan(&one); err != nil {
+		if err := tx.QueryRowContext(ctx, s.q(`SELECT 1 FROM oci_manifests WHERE repository = ? AND digest = ?`+s.forUpdate), repo, digest).Scan(&one); err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, s.q(`DELETE FROM oci_tags WHERE repository = ? AND digest = ?`),
+		if _, err := tx.ExecContext(ctx, s.q(`DELETE FROM oci_tags WHERE repository = ? AND digest = ?`),
 			repo, digest); err != nil {
 			return err
 		}
-		tag, err := tx.Exec(ctx, s.q(`DELETE FROM oci_manifests WHERE repository = ? AND digest = ?`),
+		tag, err := tx.ExecContext(ctx, s.q(`DELETE FROM oci_manifests WHERE repository = ? AND digest = ?`),
 			repo, digest)
-		return rowsOrNotFound(tag.RowsAffected(), err)
+		return rowsOrNotFound(affected(tag), err)
 	})
-	return mapErr("delete oci manifest "+quote(digest)+" in "+quote(repo), err)
+	return s.mapErr("delete oci manifest "+quote(digest)+" in "+quote(repo), err)
 }
 
 // OCIReferrers returns the manifests of repo whose subject is subject (and
@@ -127,9 +124,9 @@ func (s *Store) OCIReferrers(ctx context.Context, repo, subject, artifactType st
 	if artifactType != "" {
 		query, args = query+` AND artifact_type = ?`, append(args, artifactType)
 	}
-	out, err := list(ctx, s, scanOCIManifest, query+` ORDER BY digest COLLATE "C"`, args...)
+	out, err := list(ctx, s, scanOCIManifest, query+` ORDER BY digest`+s.collateC, args...)
 	if err != nil {
-		return nil, mapErr("oci referrers of "+quote(subject)+" in "+quote(repo), err)
+		return nil, s.mapErr("oci referrers of "+quote(subject)+" in "+quote(repo), err)
 	}
 	if out == nil {
 		out = []meta.OCIManifest{}
@@ -140,12 +137,12 @@ func (s *Store) OCIReferrers(ctx context.Context, repo, subject, artifactType st
 // ResolveOCITag returns the digest tag points at. Missing: meta.ErrNotFound.
 func (s *Store) ResolveOCITag(ctx context.Context, repo, tag string) (string, error) {
 	var d string
-	err := s.read(ctx, func(q querier) error {
-		return q.QueryRow(ctx, s.q(`SELECT digest FROM oci_tags WHERE repository = ? AND tag = ?`),
+	err := s.read(ctx, func(q Querier) error {
+		return q.QueryRowContext(ctx, s.q(`SELECT digest FROM oci_tags WHERE repository = ? AND tag = ?`),
 			repo, tag).Scan(&d)
 	})
 	if err != nil {
-		return "", mapErr("resolve oci tag "+quote(tag)+" in "+quote(repo), err)
+		return "", s.mapErr("resolve oci tag "+quote(tag)+" in "+quote(repo), err)
 	}
 	return d, nil
 }
@@ -155,21 +152,21 @@ func (s *Store) ResolveOCITag(ctx context.Context, repo, tag string) (string, er
 func (s *Store) ListOCITags(ctx context.Context, repo, last string, n int) ([]string, error) {
 	query, args := `SELECT tag FROM oci_tags WHERE repository = ?`, []any{repo}
 	if last != "" {
-		query, args = query+` AND tag COLLATE "C" > ?`, append(args, last)
+		query, args = query+` AND tag`+s.collateC+` > ?`, append(args, last)
 	}
-	query += ` ORDER BY tag COLLATE "C"`
+	query += ` ORDER BY tag` + s.collateC
 	if n > 0 {
 		query, args = query+` LIMIT ?`, append(args, n)
 	}
 	out, err := s.listStrings(ctx, query, args...)
-	return out, mapErr("list oci tags of "+quote(repo), err)
+	return out, s.mapErr("list oci tags of "+quote(repo), err)
 }
 
 // DeleteOCITag removes a tag. Missing: meta.ErrNotFound.
 func (s *Store) DeleteOCITag(ctx context.Context, repo, tag string) error {
-	err := s.update(ctx, func(tx pgx.Tx) error {
-		t, err := tx.Exec(ctx, s.q(`DELETE FROM oci_tags WHERE repository = ? AND tag = ?`), repo, tag)
-		return rowsOrNotFound(t.RowsAffected(), err)
+	err := s.update(ctx, func(tx *wtx) error {
+		t, err := tx.ExecContext(ctx, s.q(`DELETE FROM oci_tags WHERE repository = ? AND tag = ?`), repo, tag)
+		return rowsOrNotFound(affected(t), err)
 	})
-	return mapErr("delete oci tag "+quote(tag)+" in "+quote(repo), err)
+	return s.mapErr("delete oci tag "+quote(tag)+" in "+quote(repo), err)
 }

@@ -1,22 +1,17 @@
-package postgres
+package sqlstore
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"strings"
-
-	"github.com/jackc/pgx/v5"
 
 	"github.com/cairnhq/cairn/internal/meta"
 )
 
 // DefaultEventLimit is the page size of ListEvents when the filter sets none.
 const DefaultEventLimit = 1000
-
-// eventLockKey, with the schema's hash, names the transaction advisory lock
-// under which events are appended (see appendEvent).
-const eventLockKey = 7801
 
 // change is the detail of a pointer move.
 type change struct {
@@ -32,9 +27,11 @@ const eventCols = `id, at, actor, action, deployment_id, version_id, hostname, r
 // marshalled as JSON (nil: no detail), chained to the newest event: it
 // stores that event's hash as prev_hash and its own meta.EventHash, which
 // covers the assigned id. For an action that moves a pointer or adds a
-// version it queues its notification (see announce).
+// version it announces the change (see announce).
 //
-// It first takes a per-schema transaction advisory lock, held until commit:
+// "Newest" must be exact and ids must become visible in order. On SQLite
+// the one write connection makes it so. On PostgreSQL Hooks.LockEvents
+// first takes a per-schema transaction advisory lock, held until commit:
 // identity values are handed out at insert time but become visible at
 // commit, so without it a reader paging by id could see event n+1 before n
 // commits and skip n for good; and the newest event read under it is the
@@ -43,7 +40,7 @@ const eventCols = `id, at, actor, action, deployment_id, version_id, hostname, r
 // already holds, so the lock adds no deadlock; it does serialise writers
 // from their first event to their commit. (READ COMMITTED: the read of the
 // newest event, after the lock, sees every earlier holder's commit.)
-func (s *Store) appendEvent(ctx context.Context, tx pgx.Tx, e meta.Event, detail any) error {
+func (s *Store) appendEvent(ctx context.Context, tx *wtx, e meta.Event, detail any) error {
 	var d *string
 	e.Detail = nil
 	if detail != nil {
@@ -54,15 +51,17 @@ func (s *Store) appendEvent(ctx context.Context, tx pgx.Tx, e meta.Event, detail
 		text := string(b)
 		d, e.Detail = &text, b
 	}
-	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1, hashtext(current_schema()))`, eventLockKey); err != nil {
-		return err
+	if s.h.LockEvents != nil {
+		if err := s.h.LockEvents(ctx, tx.Tx); err != nil {
+			return err
+		}
 	}
-	err := tx.QueryRow(ctx, `SELECT hash FROM events ORDER BY id DESC LIMIT 1`).Scan(&e.PrevHash)
-	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+	err := tx.QueryRowContext(ctx, `SELECT hash FROM events ORDER BY id DESC LIMIT 1`).Scan(&e.PrevHash)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return err
 	}
 	e.At = fromNanos(e.At.UnixNano()) // as stored
-	err = tx.QueryRow(ctx, s.q(`INSERT INTO events
+	err = tx.QueryRowContext(ctx, s.q(`INSERT INTO events
 		(at, actor, action, deployment_id, version_id, hostname, release_sha256, detail, prev_hash)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`),
 		e.At.UnixNano(), e.Actor, e.Action, e.DeploymentID, e.VersionID, e.Hostname, e.ReleaseSHA256, d,
@@ -70,10 +69,27 @@ func (s *Store) appendEvent(ctx context.Context, tx pgx.Tx, e meta.Event, detail
 	if err != nil {
 		return err
 	}
-	if _, err := tx.Exec(ctx, s.q(`UPDATE events SET hash = ? WHERE id = ?`), meta.EventHash(e), e.ID); err != nil {
+	if _, err := tx.ExecContext(ctx, s.q(`UPDATE events SET hash = ? WHERE id = ?`), meta.EventHash(e), e.ID); err != nil {
 		return err
 	}
 	return s.announce(ctx, tx, e)
+}
+
+// announce marks tx as announcing a change when e moves a pointer or adds a
+// version (Hooks.Changed runs after commit) and runs Hooks.Announce in tx.
+// Watchers hear of a change on commit, never of a rolled-back one.
+func (s *Store) announce(ctx context.Context, tx *wtx, e meta.Event) error {
+	switch e.Action {
+	case meta.ActionPublish, meta.ActionActivate, meta.ActionRollback,
+		meta.ActionDomainAdd, meta.ActionDomainRepoint, meta.ActionCollect:
+	default:
+		return nil
+	}
+	tx.announced = true
+	if s.h.Announce == nil {
+		return nil
+	}
+	return s.h.Announce(ctx, tx.Tx, e)
 }
 
 // ListEvents returns the events matching f in id order (oldest first), at
@@ -101,23 +117,23 @@ func (s *Store) ListEvents(ctx context.Context, f meta.EventFilter) ([]meta.Even
 		limit = DefaultEventLimit
 	}
 	out, err := list(ctx, s, scanEvent, query+" ORDER BY id LIMIT ?", append(args, limit)...)
-	return out, mapErr("list events", err)
+	return out, s.mapErr("list events", err)
 }
 
 // LastEvent returns the newest event (the head of the chain).
 func (s *Store) LastEvent(ctx context.Context) (*meta.Event, error) {
 	var e *meta.Event
-	err := s.read(ctx, func(q querier) (err error) {
-		e, err = scanEvent(q.QueryRow(ctx, `SELECT `+eventCols+` FROM events ORDER BY id DESC LIMIT 1`))
+	err := s.read(ctx, func(q Querier) (err error) {
+		e, err = scanEvent(q.QueryRowContext(ctx, `SELECT `+eventCols+` FROM events ORDER BY id DESC LIMIT 1`))
 		return err
 	})
 	if err != nil {
-		return nil, mapErr("last event", err)
+		return nil, s.mapErr("last event", err)
 	}
 	return e, nil
 }
 
-func scanEvent(row pgx.Row) (*meta.Event, error) {
+func scanEvent(row scanner) (*meta.Event, error) {
 	var (
 		e      meta.Event
 		at     int64

@@ -1,4 +1,4 @@
-package postgres
+package sqlstore
 
 import (
 	"context"
@@ -6,55 +6,53 @@ import (
 	"strings"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/cairnhq/cairn/internal/meta"
 )
 
 var _ meta.OCIGC = (*Store)(nil)
 
 // OCIGraph reads the registry's manifests, blob links and tags in one
-// read-only REPEATABLE READ transaction.
+// read-only snapshot transaction.
 func (s *Store) OCIGraph(ctx context.Context) (*meta.OCIGraph, error) {
 	g := &meta.OCIGraph{}
-	if err := s.snapshotTx(ctx, func(tx pgx.Tx) error { return s.ociGraph(ctx, tx, g) }); err != nil {
-		return nil, mapErr("oci graph", err)
+	if err := s.snapshotTx(ctx, func(tx Querier) error { return s.ociGraph(ctx, tx, g) }); err != nil {
+		return nil, s.mapErr("oci graph", err)
 	}
 	return g, nil
 }
 
-func (s *Store) ociGraph(ctx context.Context, q querier, g *meta.OCIGraph) error {
+func (s *Store) ociGraph(ctx context.Context, q Querier, g *meta.OCIGraph) error {
 	var (
 		m  meta.OCIGCManifest
 		b  meta.OCIGCBlob
 		t  meta.OCIGCTag
 		at int64
 	)
-	rows, err := q.Query(ctx, `SELECT repository, digest, media_type, subject, created_at FROM oci_manifests`)
+	rows, err := q.QueryContext(ctx, `SELECT repository, digest, media_type, subject, created_at FROM oci_manifests`)
 	if err != nil {
 		return err
 	}
-	if _, err := pgx.ForEachRow(rows, []any{&m.Repository, &m.Digest, &m.MediaType, &m.Subject, &at}, func() error {
+	if _, err := forEachRow(rows, []any{&m.Repository, &m.Digest, &m.MediaType, &m.Subject, &at}, func() error {
 		m.CreatedAt = fromNanos(at)
 		g.Manifests = append(g.Manifests, m)
 		return nil
 	}); err != nil {
 		return err
 	}
-	if rows, err = q.Query(ctx, `SELECT repository, digest, size, created_at FROM oci_blobs`); err != nil {
+	if rows, err = q.QueryContext(ctx, `SELECT repository, digest, size, created_at FROM oci_blobs`); err != nil {
 		return err
 	}
-	if _, err := pgx.ForEachRow(rows, []any{&b.Repository, &b.Digest, &b.Size, &at}, func() error {
+	if _, err := forEachRow(rows, []any{&b.Repository, &b.Digest, &b.Size, &at}, func() error {
 		b.CreatedAt = fromNanos(at)
 		g.Blobs = append(g.Blobs, b)
 		return nil
 	}); err != nil {
 		return err
 	}
-	if rows, err = q.Query(ctx, `SELECT repository, tag, digest FROM oci_tags`); err != nil {
+	if rows, err = q.QueryContext(ctx, `SELECT repository, tag, digest FROM oci_tags`); err != nil {
 		return err
 	}
-	_, err = pgx.ForEachRow(rows, []any{&t.Repository, &t.Tag, &t.Digest}, func() error {
+	_, err = forEachRow(rows, []any{&t.Repository, &t.Tag, &t.Digest}, func() error {
 		g.Tags = append(g.Tags, t)
 		return nil
 	})
@@ -68,7 +66,7 @@ func (s *Store) ociGraph(ctx context.Context, q querier, g *meta.OCIGraph) error
 // once the rows are gone, so an early mark only waits longer.
 func (s *Store) MarkOCIReleases(ctx context.Context, shas, unmark []string, now time.Time) (map[string]meta.Root, error) {
 	kept := map[string]meta.Root{}
-	err := s.update(ctx, func(tx pgx.Tx) error {
+	err := s.update(ctx, func(tx *wtx) error {
 		clear(kept)
 		if err := s.lockRoots(ctx, tx, append(append([]string{}, shas...), unmark...)); err != nil {
 			return err
@@ -85,13 +83,13 @@ func (s *Store) MarkOCIReleases(ctx context.Context, shas, unmark []string, now 
 				clearing = append(clearing, sha)
 				continue
 			}
-			if _, err := tx.Exec(ctx, s.q(`UPDATE releases SET collecting_at = ?
+			if _, err := tx.ExecContext(ctx, s.q(`UPDATE releases SET collecting_at = ?
 				WHERE sha256 = ? AND collected_at IS NULL AND collecting_at IS NULL`), now.UnixNano(), sha); err != nil {
 				return err
 			}
 		}
 		for _, sha := range clearing {
-			if _, err := tx.Exec(ctx, s.q(`UPDATE releases SET collecting_at = NULL
+			if _, err := tx.ExecContext(ctx, s.q(`UPDATE releases SET collecting_at = NULL
 				WHERE sha256 = ? AND collected_at IS NULL`), sha); err != nil {
 				return err
 			}
@@ -99,7 +97,7 @@ func (s *Store) MarkOCIReleases(ctx context.Context, shas, unmark []string, now 
 		return nil
 	})
 	if err != nil {
-		return nil, mapErr("mark oci releases collecting", err)
+		return nil, s.mapErr("mark oci releases collecting", err)
 	}
 	return kept, nil
 }
@@ -110,14 +108,17 @@ type ociCancel struct{ why string }
 func (c *ociCancel) Error() string { return "oci collection cancelled: " + c.why }
 
 // CollectOCI re-checks and deletes what c names: see meta.OCIGC. It locks
-// the registry's tables against writes (pushes wait for it) and the
-// lockRoots of c.Releases, so its re-checks stand until it commits.
+// the registry's tables against writes (Hooks.LockRegistry; pushes wait for
+// it) and the lockRoots of c.Releases, so its re-checks stand until it
+// commits.
 func (s *Store) CollectOCI(ctx context.Context, c meta.OCICollect) (*meta.OCICollection, error) {
 	var out *meta.OCICollection
-	err := s.update(ctx, func(tx pgx.Tx) error {
+	err := s.update(ctx, func(tx *wtx) error {
 		out = &meta.OCICollection{}
-		if _, err := tx.Exec(ctx, `LOCK TABLE oci_manifests, oci_tags, oci_blobs IN SHARE ROW EXCLUSIVE MODE`); err != nil {
-			return err
+		if s.h.LockRegistry != nil {
+			if err := s.h.LockRegistry(ctx, tx.Tx); err != nil {
+				return err
+			}
 		}
 		if len(c.Releases) > 0 {
 			if err := s.lockRoots(ctx, tx, c.Releases); err != nil {
@@ -136,13 +137,13 @@ func (s *Store) CollectOCI(ctx context.Context, c meta.OCICollect) (*meta.OCICol
 		return &meta.OCICollection{Cancelled: cancel.why}, nil
 	}
 	if err != nil {
-		return nil, mapErr("collect oci", err)
+		return nil, s.mapErr("collect oci", err)
 	}
 	return out, nil
 }
 
 // ociRecheck returns why c must not be carried out now ("" when it may).
-func (s *Store) ociRecheck(ctx context.Context, tx pgx.Tx, c meta.OCICollect) (string, error) {
+func (s *Store) ociRecheck(ctx context.Context, tx *wtx, c meta.OCICollect) (string, error) {
 	now := &meta.OCIGraph{}
 	if err := s.ociGraph(ctx, tx, now); err != nil {
 		return "", err
@@ -152,7 +153,7 @@ func (s *Store) ociRecheck(ctx context.Context, tx pgx.Tx, c meta.OCICollect) (s
 	}
 	for _, b := range c.Blobs {
 		var again bool
-		if err := tx.QueryRow(ctx, s.q(`SELECT EXISTS (SELECT 1 FROM oci_blobs
+		if err := tx.QueryRowContext(ctx, s.q(`SELECT EXISTS (SELECT 1 FROM oci_blobs
 			WHERE repository = ? AND digest = ? AND created_at > ?)`), b.Repository, b.Digest, c.Cutoff.UnixNano()).Scan(&again); err != nil {
 			return "", err
 		}
@@ -166,7 +167,7 @@ func (s *Store) ociRecheck(ctx context.Context, tx pgx.Tx, c meta.OCICollect) (s
 			continue
 		}
 		var leased bool
-		if err := tx.QueryRow(ctx, s.q(`SELECT EXISTS (SELECT 1 FROM release_leases
+		if err := tx.QueryRowContext(ctx, s.q(`SELECT EXISTS (SELECT 1 FROM release_leases
 			WHERE sha256 = ? AND purpose = ? AND expires_at > ?)`), hex, purposeUse, c.Now.UnixNano()).Scan(&leased); err != nil {
 			return "", err
 		}

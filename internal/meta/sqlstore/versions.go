@@ -1,8 +1,7 @@
-package sqlite
+package sqlstore
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 
 	"github.com/cairnhq/cairn/internal/meta"
@@ -15,11 +14,11 @@ const versionCols = `id, deployment_id, version_number, status, source_sha256, a
 	artifact_sha256, manifest_files, manifest_total_bytes, manifest_entrypoint,
 	created_at, archived_at, collected_at`
 
-func scanVersion(row interface{ Scan(...any) error }) (*meta.Version, error) {
+func scanVersion(row scanner) (*meta.Version, error) {
 	var (
 		v                   meta.Version
 		created             int64
-		archived, collected sql.NullInt64
+		archived, collected *int64
 	)
 	err := row.Scan(&v.ID, &v.DeploymentID, &v.VersionNumber, &v.Status, &v.SourceSHA256,
 		&v.ArtifactURI, &v.ArtifactSHA256, &v.ArtifactManifest.Files, &v.ArtifactManifest.TotalBytes,
@@ -33,29 +32,37 @@ func scanVersion(row interface{ Scan(...any) error }) (*meta.Version, error) {
 	return &v, nil
 }
 
-func (s *Store) versionByID(ctx context.Context, q querier, id string) (*meta.Version, error) {
+func (s *Store) versionByID(ctx context.Context, q Querier, id string) (*meta.Version, error) {
 	return scanVersion(q.QueryRowContext(ctx, s.q(`SELECT `+versionCols+` FROM versions WHERE id = ?`), id))
 }
 
-func (s *Store) versionByNumber(ctx context.Context, q querier, depID string, n int64) (*meta.Version, error) {
+func (s *Store) versionByNumber(ctx context.Context, q Querier, depID string, n int64) (*meta.Version, error) {
 	return scanVersion(q.QueryRowContext(ctx, s.q(`SELECT `+versionCols+`
 		FROM versions WHERE deployment_id = ? AND version_number = ?`), depID, n))
 }
 
 // GetVersion finds a version by id. Missing: meta.ErrNotFound.
 func (s *Store) GetVersion(ctx context.Context, id string) (*meta.Version, error) {
-	v, err := s.versionByID(ctx, s.r, id)
+	var v *meta.Version
+	err := s.read(ctx, func(q Querier) (err error) {
+		v, err = s.versionByID(ctx, q, id)
+		return err
+	})
 	if err != nil {
-		return nil, mapErr("get version "+quote(id), err)
+		return nil, s.mapErr("get version "+quote(id), err)
 	}
 	return v, nil
 }
 
 // GetVersionByNumber finds version n of a deployment. Missing: meta.ErrNotFound.
 func (s *Store) GetVersionByNumber(ctx context.Context, deploymentID string, n int64) (*meta.Version, error) {
-	v, err := s.versionByNumber(ctx, s.r, deploymentID, n)
+	var v *meta.Version
+	err := s.read(ctx, func(q Querier) (err error) {
+		v, err = s.versionByNumber(ctx, q, deploymentID, n)
+		return err
+	})
 	if err != nil {
-		return nil, mapErr(fmt.Sprintf("get version %q v%d", deploymentID, n), err)
+		return nil, s.mapErr(fmt.Sprintf("get version %q v%d", deploymentID, n), err)
 	}
 	return v, nil
 }
@@ -65,8 +72,8 @@ func (s *Store) GetVersionByNumber(ctx context.Context, deploymentID string, n i
 // DefaultVersionLimit). Unknown deployment: meta.ErrNotFound.
 func (s *Store) ListVersions(ctx context.Context, deploymentID string, limit int, before int64) ([]meta.Version, error) {
 	op := "list versions " + quote(deploymentID)
-	if _, err := s.deploymentByID(ctx, s.r, deploymentID); err != nil {
-		return nil, mapErr(op, err)
+	if err := s.read(ctx, func(q Querier) error { return s.deploymentExists(ctx, q, deploymentID) }); err != nil {
+		return nil, s.mapErr(op, err)
 	}
 	if limit <= 0 {
 		limit = DefaultVersionLimit
@@ -75,52 +82,37 @@ func (s *Store) ListVersions(ctx context.Context, deploymentID string, limit int
 	if before > 0 {
 		query, args = query+` AND version_number < ?`, append(args, before)
 	}
-	rows, err := s.r.QueryContext(ctx, s.q(query+` ORDER BY version_number DESC LIMIT ?`), append(args, limit)...)
-	if err != nil {
-		return nil, mapErr(op, err)
-	}
-	defer rows.Close()
-	out := []meta.Version{}
-	for rows.Next() {
-		v, err := scanVersion(rows)
-		if err != nil {
-			return nil, mapErr(op, err)
-		}
-		out = append(out, *v)
-	}
-	return out, mapErr(op, rows.Err())
+	out, err := list(ctx, s, scanVersion, query+` ORDER BY version_number DESC LIMIT ?`, append(args, limit)...)
+	return out, s.mapErr(op, err)
 }
 
 // PreviousActive returns the version activated most recently, other than the
 // current active one, even if it has since been collected (activating it then
 // answers meta.ErrGone). Unknown deployment or no such version: meta.ErrNotFound.
 func (s *Store) PreviousActive(ctx context.Context, deploymentID string) (*meta.Version, error) {
-	op := "previous active version of " + quote(deploymentID)
-	d, err := s.deploymentByID(ctx, s.r, deploymentID)
+	var v *meta.Version
+	err := s.read(ctx, func(q Querier) (err error) {
+		// One statement, one snapshot. activated_at is strictly increasing
+		// per deployment (see activate).
+		v, err = scanVersion(q.QueryRowContext(ctx, s.q(`SELECT `+versionCols+` FROM versions
+			WHERE deployment_id = ? AND activated_at IS NOT NULL
+			  AND id <> COALESCE((SELECT active_version_id FROM deployments WHERE id = ?), '')
+			ORDER BY activated_at DESC LIMIT 1`), deploymentID, deploymentID))
+		return err
+	})
 	if err != nil {
-		return nil, mapErr(op, err)
-	}
-	current := ""
-	if d.ActiveVersionID != nil {
-		current = *d.ActiveVersionID
-	}
-	// activated_at is strictly increasing per deployment (see activate).
-	v, err := scanVersion(s.r.QueryRowContext(ctx, s.q(`SELECT `+versionCols+` FROM versions
-		WHERE deployment_id = ? AND activated_at IS NOT NULL AND id <> ?
-		ORDER BY activated_at DESC LIMIT 1`), d.ID, current))
-	if err != nil {
-		return nil, mapErr(op, err)
+		return nil, s.mapErr("previous active version of "+quote(deploymentID), err)
 	}
 	return v, nil
 }
 
 const releaseCols = `sha256, kind, size_bytes, uri, tree_sha256, created_at, collected_at`
 
-func (s *Store) releaseBySHA(ctx context.Context, q querier, sha string) (*meta.Release, error) {
+func (s *Store) releaseBySHA(ctx context.Context, q Querier, sha string) (*meta.Release, error) {
 	var (
 		r         meta.Release
 		created   int64
-		collected sql.NullInt64
+		collected *int64
 	)
 	err := q.QueryRowContext(ctx, s.q(`SELECT `+releaseCols+` FROM releases WHERE sha256 = ?`), sha).
 		Scan(&r.SHA256, &r.Kind, &r.SizeBytes, &r.URI, &r.TreeSHA256, &created, &collected)
@@ -134,9 +126,13 @@ func (s *Store) releaseBySHA(ctx context.Context, q querier, sha string) (*meta.
 
 // GetRelease finds a release by its sha256 (hex). Missing: meta.ErrNotFound.
 func (s *Store) GetRelease(ctx context.Context, sha256 string) (*meta.Release, error) {
-	r, err := s.releaseBySHA(ctx, s.r, sha256)
+	var r *meta.Release
+	err := s.read(ctx, func(q Querier) (err error) {
+		r, err = s.releaseBySHA(ctx, q, sha256)
+		return err
+	})
 	if err != nil {
-		return nil, mapErr("get release "+quote(sha256), err)
+		return nil, s.mapErr("get release "+quote(sha256), err)
 	}
 	return r, nil
 }

@@ -1,8 +1,7 @@
-package sqlite
+package sqlstore
 
 import (
 	"context"
-	"database/sql"
 	"time"
 
 	"github.com/cairnhq/cairn/internal/meta"
@@ -10,7 +9,8 @@ import (
 
 // MarkCollected records that the release bytes of version versionID were
 // collected at at: the version keeps its row and hashes but gets status
-// "collected" and collected_at, in one transaction with a "collect" event.
+// "collected" and collected_at, in one transaction (holding the deployment's
+// row lock, so no activation or pin can slip in) with a "collect" event.
 // Marking a collected version again changes nothing. The active version or a
 // version a domain is pinned to: meta.ErrInvalid (they are never collected).
 // Unknown version: meta.ErrNotFound. The release row is left alone: whether
@@ -18,10 +18,15 @@ import (
 //
 // It implements metatest.Collector.
 func (s *Store) MarkCollected(ctx context.Context, versionID string, at time.Time) error {
-	changed := false
-	err := s.update(ctx, func(tx *sql.Tx) error {
+	err := s.update(ctx, func(tx *wtx) error {
 		v, err := s.versionByID(ctx, tx, versionID)
 		if err != nil {
+			return err
+		}
+		if _, err := s.lockDeployment(ctx, tx, v.DeploymentID); err != nil {
+			return err
+		}
+		if v, err = s.versionByID(ctx, tx, versionID); err != nil { // as of the lock
 			return err
 		}
 		if v.CollectedAt != nil {
@@ -38,22 +43,15 @@ func (s *Store) MarkCollected(ctx context.Context, versionID string, at time.Tim
 		if pins > 0 {
 			return invalid("version %s is pinned by %d domain(s)", v.ID, pins)
 		}
-		at = fromNanos(at.UnixNano())
+		at := fromNanos(at.UnixNano())
 		if _, err := tx.ExecContext(ctx, s.q(`UPDATE versions SET status = ?, collected_at = ? WHERE id = ?`),
 			meta.StatusCollected, at.UnixNano(), v.ID); err != nil {
 			return err
 		}
-		changed = true
 		return s.appendEvent(ctx, tx, meta.Event{
 			At: s.stamp(), Actor: "gc", Action: meta.ActionCollect, DeploymentID: v.DeploymentID,
 			VersionID: v.ID, ReleaseSHA256: v.ArtifactSHA256,
 		}, map[string]any{"version_number": v.VersionNumber, "collected_at": at})
 	})
-	if err != nil {
-		return mapErr("mark version "+quote(versionID)+" collected", err)
-	}
-	if changed {
-		s.notify()
-	}
-	return nil
+	return s.mapErr("mark version "+quote(versionID)+" collected", err)
 }

@@ -1,10 +1,9 @@
-package postgres
+package sqlstore
 
 import (
 	"context"
+	"database/sql"
 	"errors"
-
-	"github.com/jackc/pgx/v5"
 
 	"github.com/cairnhq/cairn/internal/meta"
 )
@@ -14,17 +13,17 @@ import (
 // writers may create at once (repositories, blob links, manifests, tags,
 // settings) are written with INSERT … ON CONFLICT, which waits for the other
 // writer instead of failing on the unique key. Names and digests are ordered
-// with COLLATE "C": byte-wise, as the SQLite backend orders them, whatever
-// the database's collation.
+// with COLLATE "C" on PostgreSQL: byte-wise, as SQLite orders them by
+// default, whatever the database's collation.
 
 var _ meta.Registry = (*Store)(nil)
 
-func (s *Store) ociRepository(ctx context.Context, q querier, name string) (*meta.OCIRepository, error) {
+func (s *Store) ociRepository(ctx context.Context, q Querier, name string) (*meta.OCIRepository, error) {
 	var (
 		r       meta.OCIRepository
 		created int64
 	)
-	err := q.QueryRow(ctx, s.q(`SELECT name, deployment_id, created_at
+	err := q.QueryRowContext(ctx, s.q(`SELECT name, deployment_id, created_at
 		FROM oci_repositories WHERE name = ?`), name).Scan(&r.Name, &r.DeploymentID, &created)
 	if err != nil {
 		return nil, err
@@ -40,19 +39,19 @@ func (s *Store) ociRepository(ctx context.Context, q querier, name string) (*met
 func (s *Store) PutOCIRepository(ctx context.Context, r *meta.OCIRepository) error {
 	op := "put oci repository " + quote(r.Name)
 	if r.Name == "" {
-		return mapErr(op, invalid("empty repository name"))
+		return s.mapErr(op, invalid("empty repository name"))
 	}
 	var cur *meta.OCIRepository
-	err := s.update(ctx, func(tx pgx.Tx) error {
+	err := s.update(ctx, func(tx *wtx) error {
 		var err error
 		cur, err = s.ociRepository(ctx, tx, r.Name)
-		if errors.Is(err, pgx.ErrNoRows) {
+		if errors.Is(err, sql.ErrNoRows) {
 			if err := s.deploymentExists(ctx, tx, r.DeploymentID); err != nil {
 				return err
 			}
 			// Another transaction may be inserting the name: ON CONFLICT
 			// waits for it, and the next statement sees its row.
-			if _, err := tx.Exec(ctx, s.q(`INSERT INTO oci_repositories (name, deployment_id, created_at)
+			if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO oci_repositories (name, deployment_id, created_at)
 				VALUES (?, ?, ?) ON CONFLICT (name) DO NOTHING`),
 				r.Name, r.DeploymentID, s.stamp().UnixNano()); err != nil {
 				return err
@@ -68,37 +67,30 @@ func (s *Store) PutOCIRepository(ctx context.Context, r *meta.OCIRepository) err
 		return nil
 	})
 	if err != nil {
-		return mapErr(op, err)
+		return s.mapErr(op, err)
 	}
 	*r = *cur
 	return nil
 }
 
-// deploymentExists answers pgx.ErrNoRows unless deployment id exists
-// (deployments are never deleted).
-func (s *Store) deploymentExists(ctx context.Context, q querier, id string) error {
-	var one int
-	return q.QueryRow(ctx, s.q(`SELECT 1 FROM deployments WHERE id = ?`), id).Scan(&one)
-}
-
 // GetOCIRepository finds a repository by name. Missing: meta.ErrNotFound.
 func (s *Store) GetOCIRepository(ctx context.Context, name string) (*meta.OCIRepository, error) {
 	var r *meta.OCIRepository
-	err := s.read(ctx, func(q querier) (err error) {
+	err := s.read(ctx, func(q Querier) (err error) {
 		r, err = s.ociRepository(ctx, q, name)
 		return err
 	})
 	if err != nil {
-		return nil, mapErr("get oci repository "+quote(name), err)
+		return nil, s.mapErr("get oci repository "+quote(name), err)
 	}
 	return r, nil
 }
 
-// requireRepository answers pgx.ErrNoRows (meta.ErrNotFound) unless the
+// requireRepository answers sql.ErrNoRows (meta.ErrNotFound) unless the
 // repository exists.
-func (s *Store) requireRepository(ctx context.Context, q querier, name string) error {
+func (s *Store) requireRepository(ctx context.Context, q Querier, name string) error {
 	var one int
-	return q.QueryRow(ctx, s.q(`SELECT 1 FROM oci_repositories WHERE name = ?`), name).Scan(&one)
+	return q.QueryRowContext(ctx, s.q(`SELECT 1 FROM oci_repositories WHERE name = ?`), name).Scan(&one)
 }
 
 // LinkOCIBlob lets repo serve b. Linking again, also concurrently, changes
@@ -106,29 +98,29 @@ func (s *Store) requireRepository(ctx context.Context, q querier, name string) e
 func (s *Store) LinkOCIBlob(ctx context.Context, repo string, b meta.OCIBlob) error {
 	op := "link oci blob " + quote(b.Digest) + " to " + quote(repo)
 	if b.Digest == "" || b.Size < 0 {
-		return mapErr(op, invalid("empty digest or negative size"))
+		return s.mapErr(op, invalid("empty digest or negative size"))
 	}
-	err := s.update(ctx, func(tx pgx.Tx) error {
+	err := s.update(ctx, func(tx *wtx) error {
 		if err := s.requireRepository(ctx, tx, repo); err != nil {
 			return err
 		}
-		_, err := tx.Exec(ctx, s.q(`INSERT INTO oci_blobs (repository, digest, size, created_at)
+		_, err := tx.ExecContext(ctx, s.q(`INSERT INTO oci_blobs (repository, digest, size, created_at)
 			VALUES (?, ?, ?, ?) ON CONFLICT (repository, digest) DO NOTHING`),
 			repo, b.Digest, b.Size, s.stamp().UnixNano())
 		return err
 	})
-	return mapErr(op, err)
+	return s.mapErr(op, err)
 }
 
 // GetOCIBlob returns the blob if repo may serve it. Otherwise meta.ErrNotFound.
 func (s *Store) GetOCIBlob(ctx context.Context, repo, digest string) (*meta.OCIBlob, error) {
 	b := meta.OCIBlob{Digest: digest}
-	err := s.read(ctx, func(q querier) error {
-		return q.QueryRow(ctx, s.q(`SELECT size FROM oci_blobs WHERE repository = ? AND digest = ?`),
+	err := s.read(ctx, func(q Querier) error {
+		return q.QueryRowContext(ctx, s.q(`SELECT size FROM oci_blobs WHERE repository = ? AND digest = ?`),
 			repo, digest).Scan(&b.Size)
 	})
 	if err != nil {
-		return nil, mapErr("get oci blob "+quote(digest)+" in "+quote(repo), err)
+		return nil, s.mapErr("get oci blob "+quote(digest)+" in "+quote(repo), err)
 	}
 	return &b, nil
 }
@@ -139,19 +131,19 @@ func (s *Store) OCIBlobRepositories(ctx context.Context, digest string) ([]strin
 	out, err := s.listStrings(ctx, `SELECT repository FROM (
 		SELECT repository FROM oci_blobs WHERE digest = ?
 		UNION SELECT repository FROM oci_manifests WHERE digest = ?) AS held
-		ORDER BY repository COLLATE "C"`, digest, digest)
-	return out, mapErr("repositories of oci blob "+quote(digest), err)
+		ORDER BY repository`+s.collateC, digest, digest)
+	return out, s.mapErr("repositories of oci blob "+quote(digest), err)
 }
 
 // UnlinkOCIBlob removes the link between repo and the blob. Not linked:
 // meta.ErrNotFound.
 func (s *Store) UnlinkOCIBlob(ctx context.Context, repo, digest string) error {
-	err := s.update(ctx, func(tx pgx.Tx) error {
-		tag, err := tx.Exec(ctx, s.q(`DELETE FROM oci_blobs WHERE repository = ? AND digest = ?`),
+	err := s.update(ctx, func(tx *wtx) error {
+		tag, err := tx.ExecContext(ctx, s.q(`DELETE FROM oci_blobs WHERE repository = ? AND digest = ?`),
 			repo, digest)
-		return rowsOrNotFound(tag.RowsAffected(), err)
+		return rowsOrNotFound(affected(tag), err)
 	})
-	return mapErr("unlink oci blob "+quote(digest)+" from "+quote(repo), err)
+	return s.mapErr("unlink oci blob "+quote(digest)+" from "+quote(repo), err)
 }
 
 // SetOCIAnonymousPull stores the deployment's anonymous-pull flag. Unknown
@@ -161,57 +153,31 @@ func (s *Store) SetOCIAnonymousPull(ctx context.Context, deploymentID string, al
 	if allow {
 		v = 1
 	}
-	err := s.update(ctx, func(tx pgx.Tx) error {
+	err := s.update(ctx, func(tx *wtx) error {
 		if err := s.deploymentExists(ctx, tx, deploymentID); err != nil {
 			return err
 		}
-		_, err := tx.Exec(ctx, s.q(`INSERT INTO oci_deployment_settings (deployment_id, anonymous_pull)
+		_, err := tx.ExecContext(ctx, s.q(`INSERT INTO oci_deployment_settings (deployment_id, anonymous_pull)
 			VALUES (?, ?) ON CONFLICT (deployment_id) DO UPDATE SET anonymous_pull = excluded.anonymous_pull`),
 			deploymentID, v)
 		return err
 	})
-	return mapErr("set anonymous pull of "+quote(deploymentID), err)
+	return s.mapErr("set anonymous pull of "+quote(deploymentID), err)
 }
 
 // OCIAnonymousPull reports the deployment's anonymous-pull flag (false when
 // never set or for an unknown deployment).
 func (s *Store) OCIAnonymousPull(ctx context.Context, deploymentID string) (bool, error) {
 	var v int
-	err := s.read(ctx, func(q querier) error {
-		return q.QueryRow(ctx, s.q(`SELECT anonymous_pull FROM oci_deployment_settings
+	err := s.read(ctx, func(q Querier) error {
+		return q.QueryRowContext(ctx, s.q(`SELECT anonymous_pull FROM oci_deployment_settings
 			WHERE deployment_id = ?`), deploymentID).Scan(&v)
 	})
-	if errors.Is(err, pgx.ErrNoRows) {
+	if errors.Is(err, sql.ErrNoRows) {
 		return false, nil
 	}
 	if err != nil {
-		return false, mapErr("anonymous pull of "+quote(deploymentID), err)
+		return false, s.mapErr("anonymous pull of "+quote(deploymentID), err)
 	}
 	return v == 1, nil
-}
-
-// rowsOrNotFound turns "no row changed" into pgx.ErrNoRows (meta.ErrNotFound).
-func rowsOrNotFound(n int64, err error) error {
-	if err == nil && n == 0 {
-		return pgx.ErrNoRows
-	}
-	return err
-}
-
-// listStrings runs query (with '?' placeholders) and returns its one text column
-// (no rows: an empty, non-nil list).
-func (s *Store) listStrings(ctx context.Context, query string, args ...any) ([]string, error) {
-	var out []string
-	err := s.read(ctx, func(q querier) error {
-		rows, err := q.Query(ctx, s.q(query), args...)
-		if err != nil {
-			return err
-		}
-		out, err = pgx.CollectRows(rows, pgx.RowTo[string])
-		return err
-	})
-	if err == nil && out == nil {
-		out = []string{}
-	}
-	return out, err
 }

@@ -1,11 +1,9 @@
-package postgres
+package sqlstore
 
 import (
 	"context"
 	"fmt"
 	"time"
-
-	"github.com/jackc/pgx/v5"
 
 	"github.com/cairnhq/cairn/internal/meta"
 )
@@ -22,10 +20,10 @@ import (
 func (s *Store) CreateVersion(ctx context.Context, nv meta.NewVersion) (*meta.Version, error) {
 	op := "create version of " + quote(nv.DeploymentID)
 	if !isSHA256(nv.Release.SHA256) {
-		return nil, mapErr(op, invalid("release sha256 %q is not 64 lowercase hex digits", nv.Release.SHA256))
+		return nil, s.mapErr(op, invalid("release sha256 %q is not 64 lowercase hex digits", nv.Release.SHA256))
 	}
 	var v *meta.Version
-	err := s.update(ctx, func(tx pgx.Tx) error {
+	err := s.update(ctx, func(tx *wtx) error {
 		d, err := s.lockDeployment(ctx, tx, nv.DeploymentID)
 		if err != nil {
 			return err
@@ -35,7 +33,7 @@ func (s *Store) CreateVersion(ctx context.Context, nv meta.NewVersion) (*meta.Ve
 			return err
 		}
 		var n int64
-		if err := tx.QueryRow(ctx, s.q(`SELECT COALESCE(MAX(version_number), 0) + 1
+		if err := tx.QueryRowContext(ctx, s.q(`SELECT COALESCE(MAX(version_number), 0) + 1
 			FROM versions WHERE deployment_id = ?`), d.ID).Scan(&n); err != nil {
 			return err
 		}
@@ -46,7 +44,7 @@ func (s *Store) CreateVersion(ctx context.Context, nv meta.NewVersion) (*meta.Ve
 			ArtifactManifest: nv.Manifest, CreatedAt: now, ArchivedAt: &now,
 		}
 		m := v.ArtifactManifest
-		if _, err := tx.Exec(ctx, s.q(`INSERT INTO versions (`+versionCols+`)
+		if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO versions (`+versionCols+`)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL)`),
 			v.ID, v.DeploymentID, v.VersionNumber, v.Status, v.SourceSHA256, v.ArtifactURI,
 			v.ArtifactSHA256, m.Files, m.TotalBytes, m.Entrypoint, now.UnixNano(), now.UnixNano()); err != nil {
@@ -62,7 +60,7 @@ func (s *Store) CreateVersion(ctx context.Context, nv meta.NewVersion) (*meta.Ve
 		return s.activate(ctx, tx, d, v, now, nv.Actor, meta.ActionActivate)
 	})
 	if err != nil {
-		return nil, mapErr(op, err)
+		return nil, s.mapErr(op, err)
 	}
 	return v, nil
 }
@@ -70,7 +68,7 @@ func (s *Store) CreateVersion(ctx context.Context, nv meta.NewVersion) (*meta.Ve
 // putRelease inserts r unless its sha256 is known and returns the stored row,
 // locked until tx ends. Concurrent inserts of one sha256 wait for each other
 // (ON CONFLICT).
-func (s *Store) putRelease(ctx context.Context, tx pgx.Tx, d *meta.Deployment, r meta.Release) (*meta.Release, error) {
+func (s *Store) putRelease(ctx context.Context, tx *wtx, d *meta.Deployment, r meta.Release) (*meta.Release, error) {
 	if r.Kind == "" {
 		r.Kind = d.Kind
 	}
@@ -81,17 +79,17 @@ func (s *Store) putRelease(ctx context.Context, tx pgx.Tx, d *meta.Deployment, r
 		return nil, invalid("tree sha256 %q is not 64 lowercase hex digits", r.TreeSHA256)
 	}
 	now := s.stamp().UnixNano()
-	if _, err := tx.Exec(ctx, s.q(`INSERT INTO releases (`+releaseCols+`)
+	if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO releases (`+releaseCols+`)
 		VALUES (?, ?, ?, ?, ?, ?, NULL) ON CONFLICT (sha256) DO NOTHING`),
 		r.SHA256, r.Kind, r.SizeBytes, r.URI, r.TreeSHA256, now); err != nil {
 		return nil, err
 	}
 	// Lock the row (after the deployment's: see lockRoots), so that a
 	// collection of it in progress commits first and is revived here.
-	if _, err := tx.Exec(ctx, s.q(`SELECT 1 FROM releases WHERE sha256 = ? FOR UPDATE`), r.SHA256); err != nil {
+	if _, err := tx.ExecContext(ctx, s.q(`SELECT 1 FROM releases WHERE sha256 = ?`+s.forUpdate), r.SHA256); err != nil {
 		return nil, err
 	}
-	if _, err := tx.Exec(ctx, s.q(`UPDATE releases SET collected_at = NULL, uri = ?
+	if _, err := tx.ExecContext(ctx, s.q(`UPDATE releases SET collected_at = NULL, uri = ?
 		WHERE sha256 = ? AND collected_at IS NOT NULL`), r.URI, r.SHA256); err != nil {
 		return nil, err
 	}
@@ -118,10 +116,10 @@ func (s *Store) Activate(ctx context.Context, deploymentID string, n int64, acto
 	}
 	op := fmt.Sprintf("%s %q v%d", action, deploymentID, n)
 	if action != meta.ActionActivate && action != meta.ActionRollback {
-		return nil, mapErr(op, invalid("action %q is neither %q nor %q", action, meta.ActionActivate, meta.ActionRollback))
+		return nil, s.mapErr(op, invalid("action %q is neither %q nor %q", action, meta.ActionActivate, meta.ActionRollback))
 	}
 	var d *meta.Deployment
-	err := s.update(ctx, func(tx pgx.Tx) error {
+	err := s.update(ctx, func(tx *wtx) error {
 		var err error
 		if d, err = s.lockDeployment(ctx, tx, deploymentID); err != nil {
 			return err
@@ -139,17 +137,17 @@ func (s *Store) Activate(ctx context.Context, deploymentID string, n int64, acto
 		return s.activate(ctx, tx, d, v, s.stamp(), actor, action)
 	})
 	if err != nil {
-		return nil, mapErr(op, err)
+		return nil, s.mapErr(op, err)
 	}
 	return d, nil
 }
 
 // activate points d (locked by tx) at v inside tx, archives the version it
 // replaces, appends the event and updates d and v to match.
-func (s *Store) activate(ctx context.Context, tx pgx.Tx, d *meta.Deployment, v *meta.Version, now time.Time, actor, action string) error {
+func (s *Store) activate(ctx context.Context, tx *wtx, d *meta.Deployment, v *meta.Version, now time.Time, actor, action string) error {
 	before := d.ActiveVersionID
 	if before != nil {
-		if _, err := tx.Exec(ctx, s.q(`UPDATE versions SET status = ?, archived_at = ?
+		if _, err := tx.ExecContext(ctx, s.q(`UPDATE versions SET status = ?, archived_at = ?
 			WHERE id = ? AND status = ?`),
 			meta.StatusArchived, now.UnixNano(), *before, meta.StatusActive); err != nil {
 			return err
@@ -158,21 +156,21 @@ func (s *Store) activate(ctx context.Context, tx pgx.Tx, d *meta.Deployment, v *
 	// activated_at orders activations for PreviousActive: keep it strictly
 	// increasing even when the clock stands still or steps back.
 	var last int64
-	if err := tx.QueryRow(ctx, s.q(`SELECT COALESCE(MAX(activated_at), 0)
+	if err := tx.QueryRowContext(ctx, s.q(`SELECT COALESCE(MAX(activated_at), 0)
 		FROM versions WHERE deployment_id = ?`), d.ID).Scan(&last); err != nil {
 		return err
 	}
 	// Guarded by collected_at IS NULL (the meta.GC contract): a collection
 	// of v that committed meanwhile makes this answer meta.ErrGone.
-	tag, err := tx.Exec(ctx, s.q(`UPDATE versions SET status = ?, archived_at = NULL, activated_at = ?
+	tag, err := tx.ExecContext(ctx, s.q(`UPDATE versions SET status = ?, archived_at = NULL, activated_at = ?
 		WHERE id = ? AND collected_at IS NULL`), meta.StatusActive, max(now.UnixNano(), last+1), v.ID)
 	if err != nil {
 		return err
 	}
-	if tag.RowsAffected() == 0 {
+	if affected(tag) == 0 {
 		return meta.ErrGone
 	}
-	if _, err := tx.Exec(ctx, s.q(`UPDATE deployments SET active_version_id = ? WHERE id = ?`),
+	if _, err := tx.ExecContext(ctx, s.q(`UPDATE deployments SET active_version_id = ? WHERE id = ?`),
 		v.ID, d.ID); err != nil {
 		return err
 	}

@@ -1,9 +1,7 @@
-package postgres
+package sqlstore
 
 import (
 	"context"
-
-	"github.com/jackc/pgx/v5"
 
 	"github.com/cairnhq/cairn/internal/meta"
 )
@@ -11,37 +9,7 @@ import (
 // CreateDeploymentWithPolicy is CreateDeployment with d.RetentionDays
 // stored as given (0 included) and d.KeepVersions: see meta.Policies.
 func (s *Store) CreateDeploymentWithPolicy(ctx context.Context, d *meta.Deployment, actor string) error {
-	switch {
-	case d.Name == "":
-		return mapErr("create deployment", invalid("empty name"))
-	case !validKind(d.Kind):
-		return mapErr("create deployment", invalid("unknown kind %q", d.Kind))
-	case d.RetentionDays < 0 || d.KeepVersions < 0:
-		return mapErr("create deployment", invalid("negative retention_days or keep_versions"))
-	}
-	nd := *d
-	if nd.ID == "" {
-		nd.ID = newID("dep_")
-	}
-	nd.ActiveVersionID = nil
-	nd.CreatedAt = s.stamp()
-	err := s.update(ctx, func(tx pgx.Tx) error {
-		_, err := tx.Exec(ctx, s.q(`INSERT INTO deployments (`+deploymentCols+`)
-			VALUES (?, ?, ?, NULL, ?, ?, ?)`),
-			nd.ID, nd.Name, nd.Kind, nd.RetentionDays, nd.KeepVersions, nd.CreatedAt.UnixNano())
-		if err != nil {
-			return err
-		}
-		return s.appendEvent(ctx, tx, meta.Event{
-			At: nd.CreatedAt, Actor: actor, Action: meta.ActionDeploymentCreate, DeploymentID: nd.ID,
-		}, map[string]any{"name": nd.Name, "kind": nd.Kind, "retention_days": nd.RetentionDays,
-			"keep_versions": nd.KeepVersions})
-	})
-	if err != nil {
-		return mapErr("create deployment "+quote(d.Name), err)
-	}
-	*d = nd
-	return nil
+	return s.createDeployment(ctx, d, actor, true)
 }
 
 // SetPolicy changes the set fields of p for deployment id, with one
@@ -51,10 +19,10 @@ func (s *Store) CreateDeploymentWithPolicy(ctx context.Context, d *meta.Deployme
 func (s *Store) SetPolicy(ctx context.Context, id string, p meta.Policy, actor string) (*meta.Deployment, error) {
 	op := "set policy of " + quote(id)
 	if (p.RetentionDays != nil && *p.RetentionDays < 0) || (p.KeepVersions != nil && *p.KeepVersions < 0) {
-		return nil, mapErr(op, invalid("negative retention_days or keep_versions"))
+		return nil, s.mapErr(op, invalid("negative retention_days or keep_versions"))
 	}
 	var d *meta.Deployment
-	err := s.update(ctx, func(tx pgx.Tx) error {
+	err := s.update(ctx, func(tx *wtx) error {
 		var err error
 		if d, err = s.lockDeployment(ctx, tx, id); err != nil {
 			return err
@@ -71,7 +39,7 @@ func (s *Store) SetPolicy(ctx context.Context, id string, p meta.Policy, actor s
 		if len(after) == 0 {
 			return nil
 		}
-		if _, err := tx.Exec(ctx, s.q(`UPDATE deployments SET retention_days = ?, keep_versions = ? WHERE id = ?`),
+		if _, err := tx.ExecContext(ctx, s.q(`UPDATE deployments SET retention_days = ?, keep_versions = ? WHERE id = ?`),
 			d.RetentionDays, d.KeepVersions, d.ID); err != nil {
 			return err
 		}
@@ -80,7 +48,7 @@ func (s *Store) SetPolicy(ctx context.Context, id string, p meta.Policy, actor s
 		}, map[string]any{"before": before, "after": after})
 	})
 	if err != nil {
-		return nil, mapErr(op, err)
+		return nil, s.mapErr(op, err)
 	}
 	return d, nil
 }

@@ -1,8 +1,9 @@
-package sqlite
+package sqlstore
 
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"strings"
 
 	"github.com/cairnhq/cairn/internal/meta"
@@ -10,29 +11,29 @@ import (
 
 const domainCols = `hostname, deployment_id, version_id, created_at, updated_at`
 
-func scanDomain(row interface{ Scan(...any) error }) (*meta.Domain, error) {
+func scanDomain(row scanner) (*meta.Domain, error) {
 	var (
 		d                meta.Domain
-		version          sql.NullString
 		created, updated int64
 	)
-	if err := row.Scan(&d.Hostname, &d.DeploymentID, &version, &created, &updated); err != nil {
+	if err := row.Scan(&d.Hostname, &d.DeploymentID, &d.VersionID, &created, &updated); err != nil {
 		return nil, err
 	}
-	d.VersionID = nullStr(version)
 	d.CreatedAt, d.UpdatedAt = fromNanos(created), fromNanos(updated)
 	return &d, nil
 }
 
-func (s *Store) domainByHost(ctx context.Context, q querier, hostname string) (*meta.Domain, error) {
+func (s *Store) domainByHost(ctx context.Context, q Querier, hostname string) (*meta.Domain, error) {
 	return scanDomain(q.QueryRowContext(ctx, s.q(`SELECT `+domainCols+` FROM domains WHERE hostname = ?`),
 		strings.ToLower(hostname)))
 }
 
-// checkPin reports whether a domain of deployment depID may be pinned to
-// versionID: meta.ErrNotFound if there is no such version, meta.ErrInvalid if
-// it belongs to another deployment, meta.ErrGone if it was collected.
-func (s *Store) checkPin(ctx context.Context, tx *sql.Tx, depID, versionID string) error {
+// checkPin reports whether a domain of deployment depID, whose row tx has
+// locked, may be pinned to versionID: meta.ErrNotFound if there is no such
+// version, meta.ErrInvalid if it belongs to another deployment, meta.ErrGone
+// if it was collected. It locks the version row, guarded by collected_at IS
+// NULL (the meta.GC contract), so the answer holds until tx ends.
+func (s *Store) checkPin(ctx context.Context, tx *wtx, depID, versionID string) error {
 	v, err := s.versionByID(ctx, tx, versionID)
 	switch {
 	case err != nil:
@@ -42,7 +43,13 @@ func (s *Store) checkPin(ctx context.Context, tx *sql.Tx, depID, versionID strin
 	case v.CollectedAt != nil:
 		return meta.ErrGone
 	}
-	return nil
+	var one int
+	err = tx.QueryRowContext(ctx, s.q(`SELECT 1 FROM versions WHERE id = ? AND collected_at IS NULL`+s.forUpdate),
+		versionID).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		return meta.ErrGone
+	}
+	return err
 }
 
 // CreateDomain inserts d (its hostname lower-cased), filling CreatedAt and
@@ -55,10 +62,10 @@ func (s *Store) CreateDomain(ctx context.Context, d *meta.Domain, actor string) 
 	nd.Hostname = strings.ToLower(nd.Hostname)
 	op := "create domain " + quote(nd.Hostname)
 	if nd.Hostname == "" {
-		return mapErr(op, invalid("empty hostname"))
+		return s.mapErr(op, invalid("empty hostname"))
 	}
-	err := s.update(ctx, func(tx *sql.Tx) error {
-		if _, err := s.deploymentByID(ctx, tx, nd.DeploymentID); err != nil {
+	err := s.update(ctx, func(tx *wtx) error {
+		if _, err := s.lockDeployment(ctx, tx, nd.DeploymentID); err != nil {
 			return err
 		}
 		if nd.VersionID != nil {
@@ -69,7 +76,7 @@ func (s *Store) CreateDomain(ctx context.Context, d *meta.Domain, actor string) 
 		nd.CreatedAt = s.stamp()
 		nd.UpdatedAt = nd.CreatedAt
 		if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO domains (`+domainCols+`) VALUES (?, ?, ?, ?, ?)`),
-			nd.Hostname, nd.DeploymentID, strArg(nd.VersionID), nd.CreatedAt.UnixNano(),
+			nd.Hostname, nd.DeploymentID, nd.VersionID, nd.CreatedAt.UnixNano(),
 			nd.UpdatedAt.UnixNano()); err != nil {
 			return err
 		}
@@ -79,53 +86,50 @@ func (s *Store) CreateDomain(ctx context.Context, d *meta.Domain, actor string) 
 		}, map[string]*string{"version_id": nd.VersionID})
 	})
 	if err != nil {
-		return mapErr(op, err)
+		return s.mapErr(op, err)
 	}
 	*d = nd
-	s.notify()
 	return nil
 }
 
 // GetDomain finds a domain by hostname (compared lower-cased). Missing: meta.ErrNotFound.
 func (s *Store) GetDomain(ctx context.Context, hostname string) (*meta.Domain, error) {
-	d, err := s.domainByHost(ctx, s.r, hostname)
+	var d *meta.Domain
+	err := s.read(ctx, func(q Querier) (err error) {
+		d, err = s.domainByHost(ctx, q, hostname)
+		return err
+	})
 	if err != nil {
-		return nil, mapErr("get domain "+quote(hostname), err)
+		return nil, s.mapErr("get domain "+quote(hostname), err)
 	}
 	return d, nil
 }
 
 // ListDomains returns every domain, ordered by hostname.
 func (s *Store) ListDomains(ctx context.Context) ([]meta.Domain, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT `+domainCols+` FROM domains ORDER BY hostname`)
-	if err != nil {
-		return nil, mapErr("list domains", err)
-	}
-	defer rows.Close()
-	out := []meta.Domain{}
-	for rows.Next() {
-		d, err := scanDomain(rows)
-		if err != nil {
-			return nil, mapErr("list domains", err)
-		}
-		out = append(out, *d)
-	}
-	return out, mapErr("list domains", rows.Err())
+	out, err := list(ctx, s, scanDomain, `SELECT `+domainCols+` FROM domains ORDER BY hostname`)
+	return out, s.mapErr("list domains", err)
 }
 
 // SetDomainVersion pins the domain to versionID, or makes it follow the
-// deployment's active version when versionID is nil, in one transaction with
-// a "domain.repoint" event (detail: before/after version ids, null meaning
-// "follows the active version"). Setting the current value changes nothing and
-// appends no event. Errors as for CreateDomain; unknown hostname: meta.ErrNotFound.
+// deployment's active version when versionID is nil, in one transaction
+// (holding its deployment's row lock) with a "domain.repoint" event (detail:
+// before/after version ids, null meaning "follows the active version").
+// Setting the current value changes nothing and appends no event. Errors as
+// for CreateDomain; unknown hostname: meta.ErrNotFound.
 func (s *Store) SetDomainVersion(ctx context.Context, hostname string, versionID *string, actor string) (*meta.Domain, error) {
 	op := "repoint domain " + quote(hostname)
-	var (
-		d       *meta.Domain
-		changed bool
-	)
-	err := s.update(ctx, func(tx *sql.Tx) error {
+	var d *meta.Domain
+	err := s.update(ctx, func(tx *wtx) error {
 		var err error
+		if d, err = s.domainByHost(ctx, tx, hostname); err != nil {
+			return err
+		}
+		// A domain never changes deployment: lock that, then read the domain
+		// again as the last writer left it.
+		if _, err := s.lockDeployment(ctx, tx, d.DeploymentID); err != nil {
+			return err
+		}
 		if d, err = s.domainByHost(ctx, tx, hostname); err != nil {
 			return err
 		}
@@ -137,11 +141,10 @@ func (s *Store) SetDomainVersion(ctx context.Context, hostname string, versionID
 		if deref(d.VersionID) == deref(versionID) && (d.VersionID == nil) == (versionID == nil) {
 			return nil
 		}
-		changed = true
 		before := d.VersionID
 		d.VersionID, d.UpdatedAt = versionID, s.stamp()
 		if _, err := tx.ExecContext(ctx, s.q(`UPDATE domains SET version_id = ?, updated_at = ? WHERE hostname = ?`),
-			strArg(versionID), d.UpdatedAt.UnixNano(), d.Hostname); err != nil {
+			versionID, d.UpdatedAt.UnixNano(), d.Hostname); err != nil {
 			return err
 		}
 		return s.appendEvent(ctx, tx, meta.Event{
@@ -150,17 +153,7 @@ func (s *Store) SetDomainVersion(ctx context.Context, hostname string, versionID
 		}, change{Before: before, After: versionID})
 	})
 	if err != nil {
-		return nil, mapErr(op, err)
-	}
-	if changed {
-		s.notify()
+		return nil, s.mapErr(op, err)
 	}
 	return d, nil
-}
-
-func deref(p *string) string {
-	if p == nil {
-		return ""
-	}
-	return *p
 }

@@ -1,8 +1,7 @@
-package sqlite
+package sqlstore
 
 import (
 	"context"
-	"database/sql"
 
 	"github.com/cairnhq/cairn/internal/meta"
 )
@@ -12,24 +11,32 @@ const DefaultRetentionDays = 30
 
 const deploymentCols = `id, name, kind, active_version_id, retention_days, keep_versions, created_at`
 
-func scanDeployment(row interface{ Scan(...any) error }) (*meta.Deployment, error) {
+func scanDeployment(row scanner) (*meta.Deployment, error) {
 	var (
 		d       meta.Deployment
-		active  sql.NullString
 		created int64
 	)
-	if err := row.Scan(&d.ID, &d.Name, &d.Kind, &active, &d.RetentionDays, &d.KeepVersions, &created); err != nil {
+	if err := row.Scan(&d.ID, &d.Name, &d.Kind, &d.ActiveVersionID, &d.RetentionDays, &d.KeepVersions, &created); err != nil {
 		return nil, err
 	}
-	d.ActiveVersionID = nullStr(active)
 	d.CreatedAt = fromNanos(created)
 	return &d, nil
 }
 
-// deploymentByID reads one deployment by id.
-func (s *Store) deploymentByID(ctx context.Context, q querier, id string) (*meta.Deployment, error) {
-	return scanDeployment(q.QueryRowContext(ctx,
-		s.q(`SELECT `+deploymentCols+` FROM deployments WHERE id = ?`), id))
+// lockDeployment reads one deployment by id and locks its row until tx ends
+// (FOR UPDATE on PostgreSQL; SQLite's single writer needs no row lock).
+// Every transaction that changes a deployment's versions, pointer or domains
+// takes this lock first: it is what serialises them.
+func (s *Store) lockDeployment(ctx context.Context, tx *wtx, id string) (*meta.Deployment, error) {
+	return scanDeployment(tx.QueryRowContext(ctx,
+		s.q(`SELECT `+deploymentCols+` FROM deployments WHERE id = ?`+s.forUpdate), id))
+}
+
+// deploymentExists answers sql.ErrNoRows unless deployment id exists
+// (deployments are never deleted).
+func (s *Store) deploymentExists(ctx context.Context, q Querier, id string) error {
+	var one int
+	return q.QueryRowContext(ctx, s.q(`SELECT 1 FROM deployments WHERE id = ?`), id).Scan(&one)
 }
 
 func validKind(k string) bool {
@@ -38,28 +45,40 @@ func validKind(k string) bool {
 
 // CreateDeployment fills d.ID (when empty), d.CreatedAt and, when zero,
 // d.RetentionDays (30), and appends a "deployment.create" event. Empty name,
-// unknown kind or negative retention: meta.ErrInvalid. Name taken: meta.ErrConflict.
+// unknown kind or negative retention: meta.ErrInvalid. Name or id taken:
+// meta.ErrConflict.
 func (s *Store) CreateDeployment(ctx context.Context, d *meta.Deployment, actor string) error {
+	return s.createDeployment(ctx, d, actor, false)
+}
+
+// createDeployment is CreateDeployment; with policy (CreateDeploymentWithPolicy)
+// a zero d.RetentionDays is stored as given and the event records
+// keep_versions too.
+func (s *Store) createDeployment(ctx context.Context, d *meta.Deployment, actor string, policy bool) error {
 	switch {
 	case d.Name == "":
-		return mapErr("create deployment", invalid("empty name"))
+		return s.mapErr("create deployment", invalid("empty name"))
 	case !validKind(d.Kind):
-		return mapErr("create deployment", invalid("unknown kind %q", d.Kind))
+		return s.mapErr("create deployment", invalid("unknown kind %q", d.Kind))
 	case d.RetentionDays < 0:
-		return mapErr("create deployment", invalid("negative retention_days"))
+		return s.mapErr("create deployment", invalid("negative retention_days"))
 	case d.KeepVersions < 0:
-		return mapErr("create deployment", invalid("negative keep_versions"))
+		return s.mapErr("create deployment", invalid("negative keep_versions"))
 	}
 	nd := *d
 	if nd.ID == "" {
 		nd.ID = newID("dep_")
 	}
-	if nd.RetentionDays == 0 {
+	if nd.RetentionDays == 0 && !policy {
 		nd.RetentionDays = DefaultRetentionDays
 	}
 	nd.ActiveVersionID = nil
 	nd.CreatedAt = s.stamp()
-	err := s.update(ctx, func(tx *sql.Tx) error {
+	detail := map[string]any{"name": nd.Name, "kind": nd.Kind, "retention_days": nd.RetentionDays}
+	if policy {
+		detail["keep_versions"] = nd.KeepVersions
+	}
+	err := s.update(ctx, func(tx *wtx) error {
 		_, err := tx.ExecContext(ctx, s.q(`INSERT INTO deployments (`+deploymentCols+`)
 			VALUES (?, ?, ?, NULL, ?, ?, ?)`),
 			nd.ID, nd.Name, nd.Kind, nd.RetentionDays, nd.KeepVersions, nd.CreatedAt.UnixNano())
@@ -68,10 +87,10 @@ func (s *Store) CreateDeployment(ctx context.Context, d *meta.Deployment, actor 
 		}
 		return s.appendEvent(ctx, tx, meta.Event{
 			At: nd.CreatedAt, Actor: actor, Action: meta.ActionDeploymentCreate, DeploymentID: nd.ID,
-		}, map[string]any{"name": nd.Name, "kind": nd.Kind, "retention_days": nd.RetentionDays})
+		}, detail)
 	})
 	if err != nil {
-		return mapErr("create deployment "+quote(d.Name), err)
+		return s.mapErr("create deployment "+quote(d.Name), err)
 	}
 	*d = nd
 	return nil
@@ -79,50 +98,42 @@ func (s *Store) CreateDeployment(ctx context.Context, d *meta.Deployment, actor 
 
 // GetDeployment finds a deployment by id or, failing that, by name.
 func (s *Store) GetDeployment(ctx context.Context, idOrName string) (*meta.Deployment, error) {
-	d, err := scanDeployment(s.r.QueryRowContext(ctx, s.q(`SELECT `+deploymentCols+`
-		FROM deployments WHERE id = ? OR name = ?
-		ORDER BY CASE WHEN id = ? THEN 0 ELSE 1 END LIMIT 1`), idOrName, idOrName, idOrName))
+	var d *meta.Deployment
+	err := s.read(ctx, func(q Querier) (err error) {
+		d, err = scanDeployment(q.QueryRowContext(ctx, s.q(`SELECT `+deploymentCols+`
+			FROM deployments WHERE id = ? OR name = ?
+			ORDER BY CASE WHEN id = ? THEN 0 ELSE 1 END LIMIT 1`), idOrName, idOrName, idOrName))
+		return err
+	})
 	if err != nil {
-		return nil, mapErr("get deployment "+quote(idOrName), err)
+		return nil, s.mapErr("get deployment "+quote(idOrName), err)
 	}
 	return d, nil
 }
 
 // ListDeployments returns every deployment, ordered by name.
 func (s *Store) ListDeployments(ctx context.Context) ([]meta.Deployment, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT `+deploymentCols+` FROM deployments ORDER BY name`)
-	if err != nil {
-		return nil, mapErr("list deployments", err)
-	}
-	defer rows.Close()
-	out := []meta.Deployment{}
-	for rows.Next() {
-		d, err := scanDeployment(rows)
-		if err != nil {
-			return nil, mapErr("list deployments", err)
-		}
-		out = append(out, *d)
-	}
-	return out, mapErr("list deployments", rows.Err())
+	out, err := list(ctx, s, scanDeployment, `SELECT `+deploymentCols+` FROM deployments ORDER BY name`)
+	return out, s.mapErr("list deployments", err)
 }
 
 // UpdateDeployment stores d.RetentionDays (zero means 30, negative is
 // meta.ErrInvalid) for the deployment d.ID and refreshes *d from the stored
 // record: other fields are not mutable and are overwritten. A change appends a
-// "deployment.update" event with before/after.
+// "deployment.update" event with before/after. Unknown id: meta.ErrNotFound.
 func (s *Store) UpdateDeployment(ctx context.Context, d *meta.Deployment, actor string) error {
 	op := "update deployment " + quote(d.ID)
 	if d.RetentionDays < 0 {
-		return mapErr(op, invalid("negative retention_days"))
+		return s.mapErr(op, invalid("negative retention_days"))
 	}
 	days := d.RetentionDays
 	if days == 0 {
 		days = DefaultRetentionDays
 	}
 	var cur *meta.Deployment
-	err := s.update(ctx, func(tx *sql.Tx) error {
+	err := s.update(ctx, func(tx *wtx) error {
 		var err error
-		if cur, err = s.deploymentByID(ctx, tx, d.ID); err != nil {
+		if cur, err = s.lockDeployment(ctx, tx, d.ID); err != nil {
 			return err
 		}
 		if cur.RetentionDays == days {
@@ -142,7 +153,7 @@ func (s *Store) UpdateDeployment(ctx context.Context, d *meta.Deployment, actor 
 		})
 	})
 	if err != nil {
-		return mapErr(op, err)
+		return s.mapErr(op, err)
 	}
 	*d = *cur
 	return nil
