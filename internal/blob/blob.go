@@ -58,3 +58,11 @@ type Store interface {
 type Locator interface {
 	URI(d digest.Digest) string
 }
+
+// StrayLister is implemented by stores that keep copies in several places
+// (replica.Store). ListStrays calls fn for blobs that List does not report
+// but that still take space somewhere, such as a copy left in a secondary
+// region; Delete removes them. The GC's orphan sweep lists them too.
+type StrayLister interface {
+	ListStrays(ctx context.Context, fn func(Info) error) error
+}

@@ -40,14 +40,16 @@ func (r *run) deleteBlob(ctx context.Context, sha string, deadline time.Time) (i
 
 // orphans deletes blobs with no live release that were seen as orphans for
 // longer than the grace period. Only sha256 blobs are considered; those the
-// registry references, leased or claimed are not orphans.
+// registry references, leased or claimed are not orphans. A store with
+// copies in several regions also lists the copies its primary does not hold
+// (blob.StrayLister).
 func (r *run) orphans(ctx context.Context) error {
 	type cand struct {
 		sha, reason string
 		size        int64
 	}
 	var cands []cand
-	err := r.c.cfg.Blobs.List(ctx, func(info blob.Info) error {
+	consider := func(info blob.Info) error {
 		if info.Digest.Algorithm() != digest.SHA256 {
 			return nil
 		}
@@ -64,9 +66,14 @@ func (r *run) orphans(ctx context.Context) error {
 		}
 		cands = append(cands, cand{sha, reason, info.Size})
 		return nil
-	})
-	if err != nil {
+	}
+	if err := r.c.cfg.Blobs.List(ctx, consider); err != nil {
 		return err
+	}
+	if sl, ok := r.c.cfg.Blobs.(blob.StrayLister); ok {
+		if err := sl.ListStrays(ctx, consider); err != nil {
+			return err
+		}
 	}
 	sort.Slice(cands, func(i, j int) bool { return cands[i].sha < cands[j].sha })
 	digests := make([]string, len(cands))
@@ -74,6 +81,7 @@ func (r *run) orphans(ctx context.Context) error {
 		digests[i] = "sha256:" + c.sha
 	}
 	seen := r.snap.Orphans
+	var err error
 	if !r.dry {
 		if seen, err = r.c.g.NoteOrphans(ctx, digests, r.now); err != nil {
 			return err
@@ -94,8 +102,10 @@ func (r *run) orphans(ctx context.Context) error {
 			if !claimed {
 				continue
 			}
-			var done bool
-			c.size, done = r.deleteBlob(ctx, c.sha, deadline)
+			size, done := r.deleteBlob(ctx, c.sha, deadline)
+			if size > 0 { // a stray copy has no size to Stat: keep the listed one
+				c.size = size
+			}
 			if err := r.c.g.DropClaims(context.WithoutCancel(ctx), r.holder, c.sha); err != nil {
 				return err
 			}

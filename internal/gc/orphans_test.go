@@ -2,11 +2,17 @@ package gc_test
 
 import (
 	"bytes"
+	"errors"
+	"io"
+	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/opencontainers/go-digest"
 
+	"github.com/cairnhq/cairn/internal/blob"
+	"github.com/cairnhq/cairn/internal/blob/fs"
+	"github.com/cairnhq/cairn/internal/blob/replica"
 	"github.com/cairnhq/cairn/internal/gc"
 )
 
@@ -74,4 +80,56 @@ func TestOrphans(t *testing.T) {
 func (e *env) blobExists(sha string) bool {
 	_, err := e.blobs.Stat(e.t.Context(), digest.NewDigestFromEncoded(digest.SHA256, sha))
 	return err == nil
+}
+
+// TestOrphanStrays: with several regions, a copy that only a secondary
+// region holds (its primary blob gone, no release) is swept like any orphan,
+// while the copies of a live release are not.
+func TestOrphanStrays(t *testing.T) {
+	e := newEnv(t)
+	ctx := t.Context()
+	eu, err := fs.New(filepath.Join(t.TempDir(), "eu"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rs, err := replica.New(replica.Region{Name: "us", Store: e.blobs}, []replica.Region{{Name: "eu", Store: eu}}, e.meta, replica.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := e.deployment("site", 0, 0)
+	live := e.publish(d, "live", true)
+	for _, b := range [][]byte{[]byte("stray copy"), nil} {
+		dg := digest.FromBytes(b)
+		if b == nil { // a live release's copy
+			dg = digest.NewDigestFromEncoded(digest.SHA256, live.ArtifactSHA256)
+			rc, err := e.blobs.Open(ctx, dg, 0, -1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ = io.ReadAll(rc)
+			rc.Close()
+		}
+		if err := eu.Put(ctx, dg, int64(len(b)), bytes.NewReader(b)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stray := digest.FromBytes([]byte("stray copy"))
+	c, err := gc.New(gc.Config{Meta: e.meta, Blobs: rs, Grace: time.Hour, Now: e.clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep := e.run(c, false); len(rep.Orphans) != 0 {
+		t.Fatalf("first sighting deleted %+v", rep.Orphans)
+	}
+	e.clock.Add(2 * time.Hour)
+	rep := e.run(c, false)
+	if len(rep.Orphans) != 1 || rep.Orphans[0].Digest != stray.String() || rep.Orphans[0].SizeBytes != int64(len("stray copy")) {
+		t.Fatalf("orphans %+v, want only the stray %s", rep.Orphans, stray)
+	}
+	if _, err := eu.Stat(ctx, stray); !errors.Is(err, blob.ErrNotFound) {
+		t.Errorf("the stray is still in eu: %v", err)
+	}
+	if _, err := eu.Stat(ctx, digest.NewDigestFromEncoded(digest.SHA256, live.ArtifactSHA256)); err != nil {
+		t.Errorf("the live release's copy was deleted: %v", err)
+	}
 }

@@ -57,6 +57,13 @@ func (f *faulty) Stat(ctx context.Context, d digest.Digest) (blob.Info, error) {
 	return f.Store.Stat(ctx, d)
 }
 
+func (f *faulty) List(ctx context.Context, fn func(blob.Info) error) error {
+	if f.broken.Load() {
+		return errDown
+	}
+	return f.Store.List(ctx, fn)
+}
+
 func (f *faulty) Delete(ctx context.Context, d digest.Digest) error {
 	if f.broken.Load() {
 		return errDown

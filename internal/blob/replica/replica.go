@@ -16,7 +16,7 @@
 //     is tried. A region whose read failed is passed over for a few seconds.
 //   - Delete deletes in every region; a region that cannot be reached keeps
 //     a "deleting" row and the Replicator deletes its copy later.
-//   - List lists the primary.
+//   - List lists the primary; ListStrays the copies only other regions hold.
 //
 // Replica states are cached in memory for a short TTL (Options.StateTTL).
 package replica
@@ -36,8 +36,9 @@ import (
 )
 
 var (
-	_ blob.Store   = (*Store)(nil)
-	_ blob.Locator = (*Store)(nil)
+	_ blob.Store       = (*Store)(nil)
+	_ blob.Locator     = (*Store)(nil)
+	_ blob.StrayLister = (*Store)(nil)
 )
 
 // DefaultStateTTL is how long replica states are cached by default.
@@ -196,6 +197,44 @@ func (s *Store) Delete(ctx context.Context, d digest.Digest) error {
 // List lists the primary's blobs.
 func (s *Store) List(ctx context.Context, fn func(blob.Info) error) error {
 	return s.primary.Store.List(ctx, fn)
+}
+
+// ListStrays lists the blobs that only regions other than the primary hold:
+// a copy whose deletion there failed without a record, or one that landed
+// after its blob was deleted and is not deleted again yet. Delete removes
+// them. A region that cannot be listed is logged and passed over; errors
+// from the primary's listing and from fn are returned.
+func (s *Store) ListStrays(ctx context.Context, fn func(blob.Info) error) error {
+	if len(s.others) == 0 {
+		return nil
+	}
+	seen := map[digest.Digest]bool{}
+	if err := s.primary.Store.List(ctx, func(info blob.Info) error {
+		seen[info.Digest] = true
+		return nil
+	}); err != nil {
+		return err
+	}
+	var fnErr error
+	for _, r := range s.others {
+		err := r.Store.List(ctx, func(info blob.Info) error {
+			if seen[info.Digest] {
+				return nil
+			}
+			seen[info.Digest] = true
+			fnErr = fn(info)
+			return fnErr
+		})
+		switch {
+		case fnErr != nil:
+			return fnErr
+		case ctx.Err() != nil:
+			return ctx.Err()
+		case err != nil:
+			s.log.Warn("blob/replica: listing a region failed, its strays wait for the next listing", "region", r.Name, "err", err)
+		}
+	}
+	return nil
 }
 
 // URI names the primary's copy, if the primary is a blob.Locator.

@@ -1,6 +1,7 @@
 package replica
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"os"
@@ -225,5 +226,49 @@ func TestCopyRacesDelete(t *testing.T) {
 	syncAll(t, r)
 	if e.count("eu") != 0 || e.rows() != 0 {
 		t.Errorf("the late copy was not deleted: %d blobs, %d rows", e.count("eu"), e.rows())
+	}
+}
+
+// TestListStrays: ListStrays lists, once, the copies that only regions other
+// than the primary hold, passes over a region that cannot be listed, and
+// Delete removes such a stray.
+func TestListStrays(t *testing.T) {
+	e := newEnv(t, "us", "eu", "ap")
+	s := e.store("")
+	d := put(t, s, "in every region")
+	syncAll(t, fastReplicator(s))
+	stray := []byte("left behind in eu and ap")
+	sd := digest.FromBytes(stray)
+	for _, r := range []string{"eu", "ap"} {
+		if err := e.regions[r].Store.Put(t.Context(), sd, int64(len(stray)), bytes.NewReader(stray)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	strays := func() map[digest.Digest]int {
+		got := map[digest.Digest]int{}
+		if err := s.ListStrays(t.Context(), func(i blob.Info) error { got[i.Digest]++; return nil }); err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	if got := strays(); len(got) != 1 || got[sd] != 1 {
+		t.Fatalf("ListStrays: %v, want the stray %s once (not %s)", got, sd, d)
+	}
+	e.regions["eu"].broken.Store(true)
+	e.regions["ap"].broken.Store(true)
+	if got := strays(); len(got) != 0 {
+		t.Fatalf("ListStrays with eu and ap down: %v, want none", got)
+	}
+	e.regions["eu"].broken.Store(false)
+	e.regions["ap"].broken.Store(false)
+	stop := errors.New("stop")
+	if err := s.ListStrays(t.Context(), func(blob.Info) error { return stop }); !errors.Is(err, stop) {
+		t.Errorf("ListStrays returned %v, want fn's error", err)
+	}
+	if err := s.Delete(t.Context(), sd); err != nil {
+		t.Fatalf("Delete of the stray: %v", err)
+	}
+	if got := strays(); len(got) != 0 || e.count("eu") != 1 || e.count("ap") != 1 {
+		t.Fatalf("after Delete: strays %v, eu holds %d, ap %d", got, e.count("eu"), e.count("ap"))
 	}
 }
