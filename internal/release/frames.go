@@ -98,7 +98,7 @@ func newPacker(ctx context.Context, w io.Writer, workers int) *packer {
 	ctx, cancel := context.WithCancel(ctx)
 	p := &packer{ctx: ctx, cancel: cancel, w: w, art: sha256.New(),
 		jobs: make(chan *frameJob, workers), order: make(chan *frameJob, 256),
-		inflight: semaphore.NewWeighted(int64(workers+2) * 2 * ChunkSize),
+		inflight: semaphore.NewWeighted(inflightBytes(workers)),
 		wdone:    make(chan struct{})}
 	p.cur = p.newJob()
 	for range workers {
@@ -108,6 +108,11 @@ func newPacker(ctx context.Context, w io.Writer, workers int) *packer {
 	go p.write()
 	return p
 }
+
+// inflightBytes bounds the uncompressed bytes of the frames handed on but not
+// yet written: two chunks per compressor and two more, so that every
+// compressor has work while the writer waits for the frame at the head.
+func inflightBytes(workers int) int64 { return int64(workers+2) * 2 * ChunkSize }
 
 func (p *packer) newJob() *frameJob {
 	return &frameJob{data: getBuf(&groupBufs, GroupSize+SmallFile+4096)[:0], chunk: -1, done: make(chan struct{})}
