@@ -1,0 +1,122 @@
+package release
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"syscall"
+)
+
+const blockSize = 512
+
+func (p *packer) content(i int, abs string, progress func(int64)) error {
+	e, l := &p.entries[i], &p.locs[i]
+	f, err := openFile(abs)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if e.Size < SmallFile {
+		l.first, l.n = p.nframe, 1
+		e.Shared, e.InFrame = true, int64(len(p.cur.data))
+		start := len(p.cur.data)
+		p.cur.data = slices.Grow(p.cur.data, int(e.Size))[:start+int(e.Size)]
+		if err := readFull(f, p.cur.data[start:], abs); err != nil {
+			return err
+		}
+		p.tarLen += e.Size
+		p.cur.spans = append(p.cur.spans, span{entry: i, start: start, end: len(p.cur.data)})
+		if progress != nil {
+			progress(e.Size)
+		}
+		if len(p.cur.data) >= GroupSize {
+			return p.cut()
+		}
+		return nil
+	}
+	if err := p.cut(); err != nil {
+		return err
+	}
+	l.first = p.nframe
+	if e.Size <= dedupMax {
+		err = p.dedupFile(i, f, abs, progress)
+	} else {
+		err = p.ownFrames(i, f, abs, progress)
+	}
+	if err != nil {
+		return err
+	}
+	l.n = p.nframe - l.first
+	if k, _ := f.Read(make([]byte, 1)); k != 0 {
+		return fmt.Errorf("%s grew while packing", abs)
+	}
+	return nil
+}
+
+// ownFrames sends a large file's chunks to the compressors as they are read.
+func (p *packer) ownFrames(i int, f srcFile, abs string, progress func(int64)) error {
+	for left := p.entries[i].Size; left > 0; {
+		j, err := p.readChunk(i, f, abs, &left, progress)
+		if err != nil {
+			return err
+		}
+		if err := p.send(j); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// readChunk reads the next chunk of a file into a new frame job.
+func (p *packer) readChunk(i int, f srcFile, abs string, left *int64, progress func(int64)) (*frameJob, error) {
+	j := &frameJob{data: getBuf(&chunkBufs, ChunkSize)[:min(ChunkSize, *left)], chunk: i, done: make(chan struct{})}
+	if err := readFull(f, j.data, abs); err != nil {
+		putBuf(&chunkBufs, j.data)
+		return nil, err
+	}
+	*left -= int64(len(j.data))
+	j.last = *left == 0
+	p.tarLen += int64(len(j.data))
+	if progress != nil {
+		progress(int64(len(j.data)))
+	}
+	return j, nil
+}
+
+func readFull(f srcFile, b []byte, name string) error {
+	if _, err := io.ReadFull(f, b); err != nil {
+		return fmt.Errorf("%s changed while packing: %w", name, err)
+	}
+	return nil
+}
+
+// srcFile is a tree file open for reading: a bare descriptor, with neither
+// the runtime poller nor an *os.File (and its fcntl and cleanup) per file.
+type srcFile int
+
+// openFile opens a regular file for reading.
+func openFile(name string) (srcFile, error) {
+	fd, err := syscall.Open(name, syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
+	if err != nil {
+		return -1, &os.PathError{Op: "open", Path: name, Err: err}
+	}
+	return srcFile(fd), nil
+}
+
+func (f srcFile) Read(b []byte) (int, error) {
+	for {
+		n, err := syscall.Read(int(f), b)
+		switch {
+		case err == syscall.EINTR:
+			continue
+		case err != nil:
+			return 0, err
+		case n == 0 && len(b) > 0:
+			return 0, io.EOF
+		}
+		return n, nil
+	}
+}
+
+func (f srcFile) Close() error { return syscall.Close(int(f)) }
