@@ -10,6 +10,10 @@ import (
 
 const blockSize = 512
 
+// content reads the file of entry i: a small file into the current shared
+// frame, a larger one into frames of its own (through dedupFile up to
+// dedupMax). A file that is shorter or longer than its scanned size fails
+// the pack.
 func (p *packer) content(i int, abs string, progress func(int64)) error {
 	e, l := &p.entries[i], &p.locs[i]
 	f, err := openFile(abs)
