@@ -4,31 +4,24 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"slices"
 	"syscall"
 )
 
 const blockSize = 512
 
-// content reads the file of entry i: a small file into the current shared
-// frame, a larger one into frames of its own (through dedupFile up to
-// dedupMax). A file that is shorter or longer than its scanned size fails
-// the pack.
-func (p *packer) content(i int, abs string, progress func(int64)) error {
+// content lays out the content of entry i: a small file's (read by the
+// walk) into the current shared frame, a larger one's into frames of its own
+// (through dedupFile up to dedupMax). A file that is shorter or longer than
+// its scanned size fails the pack.
+func (p *packer) content(i int, src *srcEntry, progress func(int64)) error {
 	e, l := &p.entries[i], &p.locs[i]
-	f, err := openFile(abs)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
 	if e.Size < SmallFile {
 		l.first, l.n = p.nframe, 1
 		e.Shared, e.InFrame = true, int64(len(p.cur.data))
 		start := len(p.cur.data)
-		p.cur.data = slices.Grow(p.cur.data, int(e.Size))[:start+int(e.Size)]
-		if err := readFull(f, p.cur.data[start:], abs); err != nil {
-			return err
-		}
+		p.cur.data = append(p.cur.data, src.data...)
+		putBuf(&smallBufs, src.data)
+		src.data = nil
 		p.tarLen += e.Size
 		p.cur.spans = append(p.cur.spans, span{entry: i, start: start, end: len(p.cur.data)})
 		if progress != nil {
@@ -39,6 +32,12 @@ func (p *packer) content(i int, abs string, progress func(int64)) error {
 		}
 		return nil
 	}
+	abs := src.abs
+	f, err := openFile(abs)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
 	if err := p.cut(); err != nil {
 		return err
 	}

@@ -263,7 +263,7 @@ func (j *frameJob) release() {
 type loc struct{ first, n int }
 
 // walkFunc calls its argument with each entry of a tree, in path order.
-type walkFunc func(func(srcEntry) error) error
+type walkFunc func(func(*srcEntry) error) error
 
 func (p *packer) run(walk walkFunc, progress func(int64)) (*Result, error) {
 	defer p.cancel()
@@ -288,7 +288,7 @@ func (p *packer) run(walk walkFunc, progress func(int64)) (*Result, error) {
 func (p *packer) pack(walk walkFunc, progress func(int64)) (*TOC, error) {
 	var hdr bytes.Buffer
 	p.entries = []Entry{} // an empty tree's TOC has "entries":[]
-	err := walk(func(src srcEntry) error {
+	err := walk(func(src *srcEntry) error {
 		if err := p.ctx.Err(); err != nil {
 			return err
 		}
@@ -304,7 +304,7 @@ func (p *packer) pack(walk walkFunc, progress func(int64)) (*TOC, error) {
 		}
 		p.emit(hdr.Bytes())
 		if e.Type == TypeFile && e.Size > 0 {
-			if err := p.content(i, src.abs, progress); err != nil {
+			if err := p.content(i, src, progress); err != nil {
 				return err
 			}
 			p.emit(zeros[:(blockSize-e.Size%blockSize)%blockSize])

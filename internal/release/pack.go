@@ -3,13 +3,9 @@ package release
 import (
 	"archive/tar"
 	"context"
-	"fmt"
 	"io"
-	"io/fs"
-	"os"
 	"path/filepath"
 	"runtime"
-	"slices"
 	"strings"
 	"time"
 )
@@ -34,9 +30,11 @@ type Result struct {
 	TOC    *TOC
 }
 
+// srcEntry is a walked entry: where it is, and the content of a small file.
 type srcEntry struct {
 	Entry
-	abs string
+	abs  string
+	data []byte // a small file's content, from smallBufs
 }
 
 // PackDir packs the tree rooted at dir into w. The bytes depend only on the
@@ -49,97 +47,9 @@ func PackDir(ctx context.Context, dir string, w io.Writer, opts PackOptions) (*R
 		opts.Concurrency = runtime.GOMAXPROCS(0)
 	}
 	p := newPacker(ctx, w, opts.Concurrency)
-	return p.run(func(fn func(srcEntry) error) error {
-		wk := walker{lim: opts.Limits, fn: fn}
-		return wk.dir(dir, "")
+	return p.run(func(fn func(*srcEntry) error) error {
+		return walkTree(p.ctx, dir, opts.Limits, opts.Concurrency, fn)
 	}, opts.Progress)
-}
-
-// walker lists a tree in path order (the byte order of the slash-separated
-// relative paths), one directory at a time, and checks the limits as it goes.
-type walker struct {
-	lim          Limits
-	fn           func(srcEntry) error
-	files, total int64
-}
-
-// walkItem is a directory entry, or (contents) the entries below it.
-type walkItem struct {
-	key      string
-	d        fs.DirEntry
-	contents bool
-}
-
-func (w *walker) dir(abs, rel string) error {
-	des, err := os.ReadDir(abs)
-	if err != nil {
-		return err
-	}
-	// The paths below a subdirectory "d" all start with "d/", so they sort
-	// as the key "d/" among the siblings: after "d" itself but also after
-	// siblings such as "d-x" or "d.js".
-	items := make([]walkItem, 0, len(des)+len(des)/2)
-	for _, d := range des {
-		items = append(items, walkItem{key: d.Name(), d: d})
-		if d.IsDir() {
-			items = append(items, walkItem{key: d.Name() + "/", d: d, contents: true})
-		}
-	}
-	slices.SortFunc(items, func(a, b walkItem) int { return strings.Compare(a.key, b.key) })
-	for _, it := range items {
-		name := it.d.Name()
-		childAbs, childRel := filepath.Join(abs, name), name
-		if rel != "" {
-			childRel = rel + "/" + name
-		}
-		if it.contents {
-			err = w.dir(childAbs, childRel)
-		} else {
-			err = w.entry(childAbs, childRel, it.d)
-		}
-		if err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func (w *walker) entry(abs, rel string, d fs.DirEntry) error {
-	if err := checkRelPath(rel); err != nil {
-		return err
-	}
-	info, err := d.Info()
-	if err != nil {
-		return err
-	}
-	e := srcEntry{Entry: Entry{Path: rel}, abs: abs}
-	switch m := info.Mode(); {
-	case m.IsRegular():
-		e.Type, e.Mode, e.Size = TypeFile, fileMode(uint32(m.Perm())), info.Size()
-		e.ContentType = ContentType(rel)
-		w.total += e.Size
-	case m.IsDir():
-		e.Type, e.Mode = TypeDir, 0o755
-	case m&fs.ModeSymlink != 0:
-		target, err := os.Readlink(abs)
-		if err != nil {
-			return err
-		}
-		if err := checkLink(rel, target); err != nil {
-			return err
-		}
-		e.Type, e.Mode, e.Link = TypeSymlink, 0o777, target
-	default:
-		return invalidf("%q is not a regular file, directory or symlink", rel)
-	}
-	w.files++
-	if w.lim.MaxFiles > 0 && w.files > w.lim.MaxFiles {
-		return fmt.Errorf("%w: more than %d entries", ErrTooLarge, w.lim.MaxFiles)
-	}
-	if w.lim.MaxBytes > 0 && w.total > w.lim.MaxBytes {
-		return fmt.Errorf("%w: more than %d bytes", ErrTooLarge, w.lim.MaxBytes)
-	}
-	return w.fn(e)
 }
 
 // fileMode normalises a regular file's permissions to 0644 or 0755.
