@@ -191,7 +191,9 @@ func (p *packer) write() {
 		select {
 		case <-j.done:
 		case <-p.ctx.Done():
-			p.werr = p.ctx.Err()
+		}
+		if err := p.ctx.Err(); err != nil {
+			p.werr = err
 			return
 		}
 		if _, err := p.w.Write(j.out); err != nil {
@@ -268,14 +270,17 @@ type walkFunc func(func(*srcEntry) error) error
 func (p *packer) run(walk walkFunc, progress func(int64)) (*Result, error) {
 	defer p.cancel()
 	toc, err := p.pack(walk, progress)
+	if err != nil {
+		p.cancel() // the compressors drain, the writer stops
+	}
+	// Every goroutine of the pack ends before it returns.
 	close(p.jobs)
 	p.wg.Wait()
-	if err != nil {
-		p.cancel()
-		return nil, err
-	}
 	close(p.order)
 	<-p.wdone
+	if err != nil {
+		return nil, err
+	}
 	if p.werr != nil {
 		return nil, p.werr
 	}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -14,6 +15,7 @@ import (
 	"runtime"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -314,3 +316,42 @@ const (
 	goldenEmpty = "142a77ba0ddab5b51891677d0364cd47ed379887e17b3602b627fb6bca8efbc8"
 	goldenTree  = "e5717135dde5dad49dce72cd9b062035b7f54f511aefe82469229616e5382a2c"
 )
+
+// TestPackStopsCleanly: an entry the format rejects, a limit reached and a
+// cancelled context stop the pack with their error, in path order, and leave
+// no goroutine of the walk, the readers or the compressors behind.
+func TestPackStopsCleanly(t *testing.T) {
+	dir := t.TempDir()
+	for i := range 3 * aheadEntries {
+		name := filepath.Join(dir, fmt.Sprintf("d%d", i%7), fmt.Sprintf("f%04d.txt", i))
+		os.MkdirAll(filepath.Dir(name), 0o755)
+		if err := os.WriteFile(name, []byte(strings.Repeat("x", i)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := syscall.Mkfifo(filepath.Join(dir, "d3", "f0100.fifo"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	before := runtime.NumGoroutine()
+	_, err := PackDir(context.Background(), dir, io.Discard, PackOptions{})
+	if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "d3/f0100.fifo") {
+		t.Fatalf("fifo: %v", err)
+	}
+	os.Remove(filepath.Join(dir, "d3", "f0100.fifo"))
+	_, err = PackDir(context.Background(), dir, io.Discard, PackOptions{Limits: Limits{MaxFiles: 100}})
+	if !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("limit: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err = PackDir(ctx, dir, io.Discard, PackOptions{}); !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled: %v", err)
+	}
+	deadline := time.Now().Add(2 * time.Second)
+	for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := runtime.NumGoroutine(); n > before {
+		t.Fatalf("%d goroutines left behind", n-before)
+	}
+}
