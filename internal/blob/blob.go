@@ -60,9 +60,11 @@ type Locator interface {
 }
 
 // StrayLister is implemented by stores that keep copies in several places
-// (replica.Store). ListStrays calls fn for blobs that List does not report
-// but that still take space somewhere, such as a copy left in a secondary
-// region; Delete removes them. The GC's orphan sweep lists them too.
+// (replica.Store). ListStrays calls fn once for each blob that a copy other
+// than the one List reads holds and that known does not report, such as a
+// copy left in a secondary region; Delete removes them. known is what the
+// caller already has from List (the GC's orphan sweep passes that), so List's
+// own copy is not listed twice.
 type StrayLister interface {
-	ListStrays(ctx context.Context, fn func(Info) error) error
+	ListStrays(ctx context.Context, known func(digest.Digest) bool, fn func(Info) error) error
 }

@@ -34,12 +34,16 @@ type file struct {
 const fileOverhead = 512
 
 func newFile(e *release.Entry, data []byte, raw bool) *file {
-	etag := `"` + e.SHA256 + `"`
-	if raw {
-		etag = `"` + e.SHA256 + `-zstd"`
-	}
-	return &file{data: data, etag: []string{etag}, ctype: []string{contentType(e)},
+	return &file{data: data, etag: []string{etag(e, raw)}, ctype: []string{contentType(e)},
 		clen: []string{strconv.Itoa(len(data))}}
+}
+
+// etag is the strong ETag of a file's content, or of its stored frames.
+func etag(e *release.Entry, raw bool) string {
+	if raw {
+		return `"` + e.SHA256 + `-zstd"`
+	}
+	return `"` + e.SHA256 + `"`
 }
 
 func contentType(e *release.Entry) string {

@@ -97,11 +97,9 @@ func (e *Edge) serveStream(w http.ResponseWriter, r *http.Request, rt *route, en
 	s := newStream(r.Context(), rt.rr, ent, raw)
 	defer s.Close()
 	h := w.Header()
+	h["Etag"] = []string{etag(ent, raw)}
 	if raw {
-		h["Etag"] = []string{`"` + ent.SHA256 + `-zstd"`}
 		h["Content-Length"] = []string{strconv.FormatInt(ent.FrameLength, 10)}
-	} else {
-		h["Etag"] = []string{`"` + ent.SHA256 + `"`}
 	}
 	h["Content-Type"] = []string{contentType(ent)}
 	if rng := r.Header.Get("Range"); strings.Contains(rng, ",") {

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -16,30 +15,13 @@ import (
 
 	"github.com/cairnhq/cairn/internal/blob"
 	"github.com/cairnhq/cairn/internal/blob/fs"
+	"github.com/cairnhq/cairn/internal/fakeclock"
 	"github.com/cairnhq/cairn/internal/gc"
 	"github.com/cairnhq/cairn/internal/meta"
 	"github.com/cairnhq/cairn/internal/meta/sqlite"
 	"github.com/cairnhq/cairn/internal/publish"
 	"github.com/cairnhq/cairn/internal/release"
 )
-
-// clock is a fake clock that only moves when told.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
 
 const day = 24 * time.Hour
 
@@ -60,7 +42,7 @@ func (s *store) HoldRelease(ctx context.Context, sha, holder string, ttl time.Du
 // env is real SQLite metadata and filesystem blobs on a fake clock.
 type env struct {
 	t     *testing.T
-	clock *clock
+	clock *fakeclock.Clock
 	meta  *store
 	blobs *fs.Store
 	pub   *publish.Publisher
@@ -69,7 +51,7 @@ type env struct {
 func newEnv(t *testing.T) *env {
 	t.Helper()
 	dir := t.TempDir()
-	c := &clock{now: time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)}
+	c := fakeclock.New(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC))
 	m, err := sqlite.Open(filepath.Join(dir, "meta.db"), sqlite.WithClock(c.Now))
 	if err != nil {
 		t.Fatal(err)

@@ -49,7 +49,9 @@ func (r *run) orphans(ctx context.Context) error {
 		size        int64
 	}
 	var cands []cand
+	listed := map[digest.Digest]bool{} // by List, for ListStrays
 	consider := func(info blob.Info) error {
+		listed[info.Digest] = true
 		if info.Digest.Algorithm() != digest.SHA256 {
 			return nil
 		}
@@ -71,7 +73,8 @@ func (r *run) orphans(ctx context.Context) error {
 		return err
 	}
 	if sl, ok := r.c.cfg.Blobs.(blob.StrayLister); ok {
-		if err := sl.ListStrays(ctx, consider); err != nil {
+		known := func(d digest.Digest) bool { return listed[d] }
+		if err := sl.ListStrays(ctx, known, consider); err != nil {
 			return err
 		}
 	}

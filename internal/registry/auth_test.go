@@ -3,10 +3,10 @@ package registry_test
 import (
 	"encoding/base64"
 	"os"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/cairnhq/cairn/internal/fakeclock"
 	"github.com/cairnhq/cairn/internal/meta"
 	"github.com/cairnhq/cairn/internal/registry"
 )
@@ -89,33 +89,15 @@ func TestEmptyTokenAuthorisesNothing(t *testing.T) {
 	}
 }
 
-// clock is a settable clock.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) add(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
-
 func TestUploadsExpire(t *testing.T) {
-	c := &clock{now: time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)}
+	c := fakeclock.New(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC))
 	e := newEnv(t, func(cfg *registry.Config) { cfg.Now = c.Now; cfg.UploadTTL = time.Minute })
 	idle := e.startUpload(t, "app")
 	busy := e.startUpload(t, "app")
-	c.add(50 * time.Second)
+	c.Add(50 * time.Second)
 	resp, body := e.do(t, "PATCH", busy, []byte("data"))
 	wantCode(t, "patch", resp, body, 202, "")
-	c.add(20 * time.Second) // idle: 70s, busy: 20s since its last chunk
+	c.Add(20 * time.Second) // idle: 70s, busy: 20s since its last chunk
 	resp, body = e.do(t, "GET", idle, nil)
 	wantCode(t, "expired upload", resp, body, 404, "BLOB_UPLOAD_UNKNOWN")
 	resp, body = e.do(t, "GET", busy, nil)
@@ -123,7 +105,7 @@ func TestUploadsExpire(t *testing.T) {
 	if n, err := e.reg.SweepUploads(t.Context()); err != nil || n != 1 {
 		t.Errorf("sweep removed %d (%v), want 1", n, err)
 	}
-	c.add(2 * time.Minute)
+	c.Add(2 * time.Minute)
 	if n, err := e.reg.SweepUploads(t.Context()); err != nil || n != 1 {
 		t.Errorf("second sweep removed %d (%v), want 1", n, err)
 	}

@@ -5,48 +5,30 @@ import (
 	"errors"
 	"net/http"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/opencontainers/go-digest"
 
 	"github.com/cairnhq/cairn/internal/blob"
+	"github.com/cairnhq/cairn/internal/fakeclock"
 	"github.com/cairnhq/cairn/internal/gc"
 	"github.com/cairnhq/cairn/internal/meta"
 	"github.com/cairnhq/cairn/internal/meta/sqlite"
 	"github.com/cairnhq/cairn/internal/registry"
 )
 
-// fakeClock only moves when told.
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) Add(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
-
 // gcEnv is a registry on SQLite with a fake clock shared by the store, the
 // registry and the collector.
 type gcEnv struct {
 	*env
-	clock *fakeClock
+	clock *fakeclock.Clock
 }
 
 func newGCEnv(t *testing.T) *gcEnv {
 	t.Helper()
 	dir := t.TempDir()
-	c := &fakeClock{now: time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)}
+	c := fakeclock.New(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC))
 	m, err := sqlite.Open(filepath.Join(dir, "meta.db"), sqlite.WithClock(c.Now))
 	if err != nil {
 		t.Fatal(err)

@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cairnhq/cairn/internal/fakeclock"
 	"github.com/cairnhq/cairn/internal/meta/postgres"
 	"github.com/cairnhq/cairn/internal/registry"
 )
@@ -11,7 +12,7 @@ import (
 // newPostgresGCEnv is newGCEnv on a PostgreSQL store in a fresh schema.
 func newPostgresGCEnv(t *testing.T) *gcEnv {
 	t.Helper()
-	c := &fakeClock{now: time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)}
+	c := fakeclock.New(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC))
 	m, err := postgres.Open(t.Context(), freshSchema(t), postgres.WithClock(c.Now))
 	if err != nil {
 		t.Fatal(err)

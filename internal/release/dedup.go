@@ -31,9 +31,6 @@ type kept struct {
 // dedupFile packs the content of a file of its own frames up to dedupMax.
 func (p *packer) dedupFile(i int, f srcFile, abs string, progress func(int64)) error {
 	size := p.entries[i].Size
-	if p.kept == nil {
-		p.kept = make(map[int64][]*kept)
-	}
 	earlier := p.kept[size]
 	if len(earlier) == 0 { // the first file of its size: compress it as it is read
 		k := &kept{done: make(chan struct{})}
@@ -83,7 +80,7 @@ func (p *packer) dedupFile(i int, f srcFile, abs string, progress func(int64)) e
 			putBuf(&chunkBufs, j.data)
 			j.data, j.out, j.borrowed = nil, k.outs[n], true
 			close(j.done)
-			if err := p.sendWritten(j); err != nil {
+			if err := p.enqueue(j); err != nil { // written as is, not compressed
 				return err
 			}
 		}
@@ -101,9 +98,6 @@ func (p *packer) dedupFile(i int, f srcFile, abs string, progress func(int64)) e
 	}
 	return nil
 }
-
-// sendWritten hands a frame that needs no compression to the writer.
-func (p *packer) sendWritten(j *frameJob) error { return p.enqueue(j) }
 
 // keepFrame copies a written frame of a kept file, within the budget; it
 // runs on the writer, after the file's digest is known on its last frame.

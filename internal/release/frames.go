@@ -95,6 +95,7 @@ func newPacker(ctx context.Context, w io.Writer, workers int) *packer {
 	p := &packer{ctx: ctx, cancel: cancel, w: w, art: sha256.New(),
 		jobs: make(chan *frameJob, workers), order: make(chan *frameJob, 256),
 		inflight: semaphore.NewWeighted(inflightBytes(workers)),
+		kept:     map[int64][]*kept{},
 		wdone:    make(chan struct{})}
 	p.cur = p.newJob()
 	for range workers {
@@ -352,10 +353,7 @@ func (p *packer) finish(toc *TOC) (*Result, error) {
 	}
 	toc.DataLength = p.size
 	toc.TreeSHA256 = TreeDigest(toc.Entries)
-	frame, err := encodeTOC(toc)
-	if err != nil {
-		return nil, err
-	}
+	frame := encodeTOC(toc)
 	tail := append(frame, encodeFooter(Footer{Version: FormatVersion, TOCOffset: p.size, TOCLength: int64(len(frame))})...)
 	if _, err := p.w.Write(tail); err != nil {
 		return nil, err

@@ -106,10 +106,9 @@ func tocCodec() (*zstd.Encoder, *zstd.Decoder) {
 }
 
 // encodeTOC returns the TOC skippable frame.
-func encodeTOC(t *TOC) ([]byte, error) {
-	js := appendTOCJSON(nil, t)
+func encodeTOC(t *TOC) []byte {
 	enc, _ := tocCodec()
-	return appendSkippable(nil, tocMagic, enc.EncodeAll(js, nil)), nil
+	return appendSkippable(nil, tocMagic, enc.EncodeAll(appendTOCJSON(nil, t), nil))
 }
 
 // ParseTOC decodes and validates a TOC frame of an artifact of dataLength

@@ -199,26 +199,18 @@ func (s *Store) List(ctx context.Context, fn func(blob.Info) error) error {
 	return s.primary.Store.List(ctx, fn)
 }
 
-// ListStrays lists the blobs that only regions other than the primary hold:
-// a copy whose deletion there failed without a record, or one that landed
-// after its blob was deleted and is not deleted again yet. Delete removes
-// them. A region that cannot be listed is logged and passed over; errors
-// from the primary's listing and from fn are returned.
-func (s *Store) ListStrays(ctx context.Context, fn func(blob.Info) error) error {
-	if len(s.others) == 0 {
-		return nil
-	}
+// ListStrays lists, once each, the blobs that regions other than the
+// primary hold and known does not report (known is what List gave the
+// caller): a copy whose deletion there failed without a record, or one that
+// landed after its blob was deleted and is not deleted again yet. Delete
+// removes them. A region that cannot be listed is logged and passed over;
+// errors from fn are returned.
+func (s *Store) ListStrays(ctx context.Context, known func(digest.Digest) bool, fn func(blob.Info) error) error {
 	seen := map[digest.Digest]bool{}
-	if err := s.primary.Store.List(ctx, func(info blob.Info) error {
-		seen[info.Digest] = true
-		return nil
-	}); err != nil {
-		return err
-	}
 	var fnErr error
 	for _, r := range s.others {
 		err := r.Store.List(ctx, func(info blob.Info) error {
-			if seen[info.Digest] {
+			if seen[info.Digest] || known(info.Digest) {
 				return nil
 			}
 			seen[info.Digest] = true

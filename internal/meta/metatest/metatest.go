@@ -37,7 +37,13 @@ func Run(t *testing.T, newStore func(t *testing.T) meta.Store) {
 		all = append(all, group...)
 	}
 	all = append(all, test{"Watch", testWatch})
-	for _, tc := range all {
+	runTests(t, newStore, all)
+}
+
+// runTests runs each test on a fresh store from newStore, closed when the
+// subtest ends.
+func runTests(t *testing.T, newStore func(t *testing.T) meta.Store, tests []test) {
+	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			s := newStore(t)
 			t.Cleanup(func() {

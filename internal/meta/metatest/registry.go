@@ -15,7 +15,7 @@ import (
 // for Run. Backends that implement meta.Registry call it next to Run; unlike
 // the optional parts of Run, it fails when the store does not implement it.
 func RunRegistry(t *testing.T, newStore func(t *testing.T) meta.Store) {
-	for _, tc := range []test{
+	runTests(t, newStore, []test{
 		{"Registry/Repositories", testOCIRepositories},
 		{"Registry/Blobs", testOCIBlobs},
 		{"Registry/ManifestsAndTags", testOCIManifestsAndTags},
@@ -23,17 +23,7 @@ func RunRegistry(t *testing.T, newStore func(t *testing.T) meta.Store) {
 		{"Registry/AnonymousPull", testOCIAnonymousPull},
 		{"Registry/ConcurrentPuts", testOCIConcurrentPuts},
 		{"Registry/ConcurrentDeletes", testOCIConcurrentDeletes},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			s := newStore(t)
-			t.Cleanup(func() {
-				if err := s.Close(); err != nil {
-					t.Errorf("Close: %v", err)
-				}
-			})
-			tc.fn(t, s)
-		})
-	}
+	})
 }
 
 // registryStore returns s as a meta.Registry with an oci deployment "app".

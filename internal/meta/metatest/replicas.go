@@ -12,22 +12,12 @@ import (
 // RunReplicas runs the conformance tests of meta.Replicas; newStore is as
 // for Run. Backends that implement meta.Replicas call it next to Run.
 func RunReplicas(t *testing.T, newStore func(t *testing.T) meta.Store) {
-	for _, tc := range []test{
+	runTests(t, newStore, []test{
 		{"Replicas/Lifecycle", testReplicaLifecycle},
 		{"Replicas/Retry", testReplicaRetry},
 		{"Replicas/Delete", testReplicaDelete},
 		{"Replicas/ConcurrentClaims", testReplicaConcurrentClaims},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			s := newStore(t)
-			t.Cleanup(func() {
-				if err := s.Close(); err != nil {
-					t.Errorf("Close: %v", err)
-				}
-			})
-			tc.fn(t, s)
-		})
-	}
+	})
 }
 
 func replicaStore(t *testing.T, s meta.Store) meta.Replicas {

@@ -43,15 +43,12 @@ import (
 	"github.com/cairnhq/cairn/internal/meta/sqlstore"
 )
 
+// The optional interfaces (meta.GC, meta.Leases, meta.Policies, meta.OCIGC,
+// meta.Registry, meta.Replicas) come with the embedded *sqlstore.Store and
+// are guarded there.
 var (
-	_ meta.Store    = (*Store)(nil)
-	_ meta.Watcher  = (*Store)(nil)
-	_ meta.Leases   = (*Store)(nil)
-	_ meta.GC       = (*Store)(nil)
-	_ meta.Policies = (*Store)(nil)
-	_ meta.OCIGC    = (*Store)(nil)
-	_ meta.Registry = (*Store)(nil)
-	_ meta.Replicas = (*Store)(nil)
+	_ meta.Store   = (*Store)(nil)
+	_ meta.Watcher = (*Store)(nil)
 )
 
 // Store is a meta.Store and meta.Watcher on PostgreSQL. It is safe for

@@ -9,6 +9,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/cairnhq/cairn/internal/fakeclock"
 	"github.com/cairnhq/cairn/internal/meta"
 	"github.com/cairnhq/cairn/internal/meta/metatest"
 	"github.com/cairnhq/cairn/internal/meta/migrations"
@@ -54,21 +55,6 @@ func TestRegistry(t *testing.T) {
 	metatest.RunRegistry(t, func(t *testing.T) meta.Store { u, _ := freshSchema(t); return open(t, u) })
 }
 
-// fakeClock advances by step on every reading (step 0: a frozen clock).
-type fakeClock struct {
-	mu   sync.Mutex
-	now  time.Time
-	step time.Duration
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	t := c.now
-	c.now = c.now.Add(c.step)
-	return t
-}
-
 // TestConformanceFakeClock runs the suite with a ticking and a frozen clock in
 // a non-UTC zone: nothing may depend on time passing between calls.
 func TestConformanceFakeClock(t *testing.T) {
@@ -77,7 +63,7 @@ func TestConformanceFakeClock(t *testing.T) {
 	for name, step := range map[string]time.Duration{"ticking": time.Microsecond, "frozen": 0} {
 		t.Run(name, func(t *testing.T) {
 			metatest.Run(t, func(t *testing.T) meta.Store {
-				c := &fakeClock{now: time.Date(2030, 1, 2, 3, 4, 5, 6, zone), step: step}
+				c := fakeclock.Ticking(time.Date(2030, 1, 2, 3, 4, 5, 6, zone), step)
 				u, _ := freshSchema(t)
 				return open(t, u, postgres.WithClock(c.Now))
 			})

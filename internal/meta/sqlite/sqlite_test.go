@@ -5,29 +5,14 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/cairnhq/cairn/internal/fakeclock"
 	"github.com/cairnhq/cairn/internal/meta"
 	"github.com/cairnhq/cairn/internal/meta/metatest"
 	"github.com/cairnhq/cairn/internal/meta/sqlite"
 )
-
-// fakeClock advances by step on every reading (step 0: a frozen clock).
-type fakeClock struct {
-	mu   sync.Mutex
-	now  time.Time
-	step time.Duration
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	t := c.now
-	c.now = c.now.Add(c.step)
-	return t
-}
 
 func open(t *testing.T, path string, opts ...sqlite.Option) *sqlite.Store {
 	t.Helper()
@@ -55,7 +40,7 @@ func TestConformanceFakeClock(t *testing.T) {
 	for name, step := range map[string]time.Duration{"ticking": time.Microsecond, "frozen": 0} {
 		t.Run(name, func(t *testing.T) {
 			metatest.Run(t, func(t *testing.T) meta.Store {
-				c := &fakeClock{now: time.Date(2030, 1, 2, 3, 4, 5, 6, zone), step: step}
+				c := fakeclock.Ticking(time.Date(2030, 1, 2, 3, 4, 5, 6, zone), step)
 				return open(t, filepath.Join(t.TempDir(), "meta.db"), sqlite.WithClock(c.Now))
 			})
 		})
