@@ -69,7 +69,8 @@ func Run(ctx context.Context, cfg Config) error {
 			return fmt.Errorf("--edge-addr: %w", err)
 		}
 		edgeAddr = ln.Addr().String()
-		servers, lns = append(servers, newHTTPServer(ed, log)), append(lns, ln)
+		srv := newHTTPServer(ed, log)
+		servers, lns = append(servers, srv), append(lns, edge.Coalesce(srv, ln))
 	}
 	gcRunner := startGC(ctx, cfg, store, blobs, ed, log)
 	if cfg.HasRole(RoleAPI) {

@@ -1,0 +1,163 @@
+package edge
+
+import (
+	"io"
+	"net"
+	"net/http"
+	"sync"
+)
+
+// Coalesce makes srv send each small response in one write. net/http writes
+// a response through a 4 KiB buffer, so a response of a few KiB (a typical
+// hot file) costs two write calls, and on a busy edge the second one is as
+// dear as the first: each runs the TCP send path and wakes the client.
+// The connections Coalesce's listener accepts hold writes (up to
+// coalesceLimit bytes) until the response is complete, which net/http
+// reports through srv.ConnState (StateIdle), and send them in one call.
+//
+// Held bytes also go out, before anything else, when more than
+// coalesceLimit bytes are written (one writev of held and new bytes), on
+// sendfile, and on close. A hijacked connection holds nothing.
+//
+// Two rules for srv: its handler never reads a request body (the edge
+// serves GET and HEAD only), since a 100 Continue would be held while the
+// server waits for the body; and it speaks HTTP/1.1 only, since HTTP/2 does
+// not report the end of each response. Reads do not send held bytes:
+// net/http's background reader may enter Read in the middle of a response.
+func Coalesce(srv *http.Server, ln net.Listener) net.Listener {
+	prev := srv.ConnState
+	srv.ConnState = func(c net.Conn, s http.ConnState) {
+		if cc, ok := c.(*coalescedConn); ok {
+			switch s {
+			case http.StateIdle:
+				cc.flush()
+			case http.StateHijacked:
+				cc.hijacked()
+			}
+		}
+		if prev != nil {
+			prev(c, s)
+		}
+	}
+	return coalescingListener{ln}
+}
+
+// coalesceLimit is the most a connection holds: responses up to about this
+// size (headers included) go out in one write.
+const coalesceLimit = 32 << 10
+
+var heldBufs = sync.Pool{New: func() any { b := make([]byte, 0, coalesceLimit); return &b }}
+
+type coalescingListener struct{ net.Listener }
+
+func (l coalescingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	tc, ok := c.(*net.TCPConn)
+	if !ok {
+		return c, nil
+	}
+	return &coalescedConn{TCPConn: tc}, nil
+}
+
+type coalescedConn struct {
+	*net.TCPConn
+	mu     sync.Mutex // held across writes, to keep the bytes in order
+	held   *[]byte    // pooled; nil while nothing is held
+	direct bool       // hijacked: writes go straight out
+	err    error      // a failed send of held bytes, returned by later calls
+	sends  int        // write calls made, for tests
+}
+
+func (c *coalescedConn) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.err != nil {
+		return 0, c.err
+	}
+	if c.held == nil {
+		if c.direct || len(p) >= coalesceLimit {
+			c.sends++
+			return c.TCPConn.Write(p)
+		}
+		c.held = heldBufs.Get().(*[]byte)
+	}
+	if len(*c.held)+len(p) <= coalesceLimit {
+		*c.held = append(*c.held, p...)
+		return len(p), nil
+	}
+	n := len(*c.held)
+	bufs := net.Buffers{*c.held, p}
+	c.sends++
+	w, err := bufs.WriteTo(c.TCPConn) // one writev
+	c.release()
+	if err != nil {
+		c.err = err
+	}
+	return max(0, int(w)-n), err
+}
+
+// flush sends what the connection holds.
+func (c *coalescedConn) flush() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.flushLocked()
+}
+
+func (c *coalescedConn) flushLocked() error {
+	if c.err != nil || c.held == nil {
+		return c.err
+	}
+	c.sends++
+	_, err := c.TCPConn.Write(*c.held)
+	c.release()
+	if err != nil {
+		// The response is lost: close the connection so that the server's
+		// next read fails and the client sees a reset, not a hang.
+		c.err = err
+		c.TCPConn.Close()
+	}
+	return err
+}
+
+func (c *coalescedConn) release() {
+	*c.held = (*c.held)[:0]
+	heldBufs.Put(c.held)
+	c.held = nil
+}
+
+func (c *coalescedConn) hijacked() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.flushLocked()
+	c.direct = true
+}
+
+// ReadFrom keeps sendfile for large files, after what is held.
+func (c *coalescedConn) ReadFrom(r io.Reader) (int64, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err := c.flushLocked(); err != nil {
+		return 0, err
+	}
+	return c.TCPConn.ReadFrom(r)
+}
+
+func (c *coalescedConn) CloseWrite() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.flushLocked()
+	return c.TCPConn.CloseWrite()
+}
+
+// Close sends what is held unless a write is under way on another goroutine
+// (a server closing its connections): closing the socket ends that write.
+func (c *coalescedConn) Close() error {
+	if c.mu.TryLock() {
+		c.flushLocked()
+		c.mu.Unlock()
+	}
+	return c.TCPConn.Close()
+}
