@@ -142,7 +142,7 @@ func benchEdge(bin, work string, sites []site, results map[string]any) error {
 			return err
 		}
 	}
-	fmt.Printf("\n== edge: cairn vs nginx (wrk -t2 -c32 keep-alive, 8 s, median of 3 alternating rounds)\n")
+	fmt.Printf("\n== edge: cairn vs nginx (wrk -t2 -c32 keep-alive, 8 s, median of 5 alternating rounds)\n")
 	for _, c := range []struct {
 		label string
 		size  int64
@@ -158,7 +158,7 @@ func benchEdge(bin, work string, sites []site, results map[string]any) error {
 			return err
 		}
 		var cr, nr, cm, nm []float64
-		for round := range 4 { // round 0 warms both up
+		for round := range 6 { // round 0 warms both up
 			nrps, nmbs, err := wrk("http://"+nginxAddr+"/"+rel, "")
 			if err != nil {
 				stop()
@@ -177,6 +177,11 @@ func benchEdge(bin, work string, sites []site, results map[string]any) error {
 		fmt.Printf("%-6s %s/%s (%d bytes)\n", c.label, s.name, rel, size)
 		fmt.Printf("       nginx %10.0f req/s %9.1f MB/s\n", median(nr), median(nm))
 		fmt.Printf("       cairn %10.0f req/s %9.1f MB/s   ratio %.2f×\n", median(cr), median(cm), median(cr)/median(nr))
+		fmt.Printf("       rounds (cairn/nginx):")
+		for i := range cr {
+			fmt.Printf(" %.2f", cr[i]/nr[i])
+		}
+		fmt.Println()
 		results["edge_"+c.label] = map[string]any{"file": s.name + "/" + rel, "bytes": size,
 			"nginx_rps": median(nr), "cairn_rps": median(cr), "nginx_mbps": median(nm), "cairn_mbps": median(cm),
 			"ratio": median(cr) / median(nr)}
