@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"time"
 )
 
 // Coalesce makes srv send each small response in one write. net/http writes
@@ -13,7 +14,8 @@ import (
 // dear as the first: each runs the TCP send path and wakes the client.
 // The connections Coalesce's listener accepts hold writes (up to
 // coalesceLimit bytes) until the response is complete, which net/http
-// reports through srv.ConnState (StateIdle), and send them in one call.
+// shows by setting the write deadline and reports through srv.ConnState
+// (StateIdle), and send them in one call.
 //
 // Held bytes also go out, before anything else, when more than
 // coalesceLimit bytes are written (one writev of held and new bytes), on
@@ -133,6 +135,17 @@ func (c *coalescedConn) hijacked() {
 	defer c.mu.Unlock()
 	c.flushLocked()
 	c.direct = true
+}
+
+// SetWriteDeadline sends what is held first. net/http sets the write
+// deadline right after it finishes a response, while the connection still
+// counts as active, so a graceful shutdown waits for the held bytes instead
+// of closing the connection under them (the StateIdle hook, which net/http
+// documents, is the fallback). Sending early is always correct: it only
+// coalesces less.
+func (c *coalescedConn) SetWriteDeadline(t time.Time) error {
+	c.flush()
+	return c.TCPConn.SetWriteDeadline(t)
 }
 
 // ReadFrom keeps sendfile for large files, after what is held.

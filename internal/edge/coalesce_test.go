@@ -3,6 +3,7 @@ package edge
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"io"
 	"net"
 	"net/http"
@@ -206,5 +207,54 @@ func TestCoalesceCloseDuringWrite(t *testing.T) {
 	case <-done:
 	case <-time.After(5 * time.Second):
 		t.Fatal("Server.Close blocked behind a stalled write")
+	}
+}
+
+// TestCoalesceShutdown: a graceful shutdown in the middle of traffic cuts
+// no response short: every response a client gets is whole.
+func TestCoalesceShutdown(t *testing.T) {
+	addr, srv, _ := coalescedServer(t, http.HandlerFunc(bodyOfSize))
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	whole := 0
+	for range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c, err := net.Dial("tcp", addr)
+			if err != nil {
+				return
+			}
+			defer c.Close()
+			c.SetDeadline(time.Now().Add(10 * time.Second))
+			br := bufio.NewReader(c)
+			for {
+				if _, err := io.WriteString(c, "GET /4098 HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+					return
+				}
+				resp, err := http.ReadResponse(br, nil)
+				if err != nil {
+					return // closed between responses
+				}
+				b, err := io.ReadAll(resp.Body)
+				if err != nil || !bytes.Equal(b, pattern(4098)) {
+					t.Errorf("a response cut short: %d bytes, %v", len(b), err)
+					return
+				}
+				mu.Lock()
+				whole++
+				mu.Unlock()
+			}
+		}()
+	}
+	time.Sleep(200 * time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	if whole == 0 {
+		t.Fatal("no response before the shutdown")
 	}
 }
