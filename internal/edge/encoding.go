@@ -6,13 +6,21 @@ import "strings"
 // with a non-zero quality. Only an explicit "zstd" counts: "*" is not taken
 // as consent, since a client that names no zstd most likely cannot decode
 // it. A malformed q value counts as q=0. It does not allocate.
-func acceptsZstd(values []string) bool {
+func acceptsZstd(values []string) bool { return accepts(values, "zstd", "") }
+
+// acceptsGzip is acceptsZstd for gzip (or its alias x-gzip).
+func acceptsGzip(values []string) bool { return accepts(values, "gzip", "x-gzip") }
+
+// accepts reports whether the first of the codings named (name, or alias
+// unless empty) that values list has a non-zero quality.
+func accepts(values []string, name, alias string) bool {
 	for _, v := range values {
 		for v != "" {
 			var elem string
 			elem, v, _ = strings.Cut(v, ",")
 			coding, params, _ := strings.Cut(elem, ";")
-			if strings.EqualFold(strings.TrimSpace(coding), "zstd") {
+			coding = strings.TrimSpace(coding)
+			if strings.EqualFold(coding, name) || alias != "" && strings.EqualFold(coding, alias) {
 				return qNonZero(params)
 			}
 		}

@@ -14,36 +14,54 @@ import (
 	"github.com/cairnhq/cairn/internal/release"
 )
 
+// coding is a representation of a file: its content, its stored zstd
+// frames, or its content gzipped by the edge.
+type coding uint8
+
+const (
+	identity coding = iota
+	zstdFrames
+	gzipped
+)
+
 // fileKey names one representation of a file of a release.
 type fileKey struct {
-	sha  string // release sha256
-	path string // TOC path
-	raw  bool   // the stored zstd frames rather than the content
+	sha    string // release sha256
+	path   string // TOC path
+	coding coding
 }
 
 // file is a verified representation held in the hot cache, with its
 // response headers precomputed. Immutable.
 type file struct {
-	data  []byte
-	etag  []string
-	ctype []string
-	clen  []string
+	data     []byte
+	etag     []string
+	ctype    []string
+	clen     []string
+	encoding []string // Content-Encoding; nil for the content itself
 }
 
 // fileOverhead approximates the memory of a cached file beyond its bytes.
 const fileOverhead = 512
 
-func newFile(e *release.Entry, data []byte, raw bool) *file {
-	return &file{data: data, etag: []string{etag(e, raw)}, ctype: []string{contentType(e)},
+var codingNames = [...]string{identity: "", zstdFrames: "zstd", gzipped: "gzip"}
+
+func newFile(e *release.Entry, data []byte, c coding) *file {
+	f := &file{data: data, etag: []string{etag(e, c)}, ctype: []string{contentType(e)},
 		clen: []string{strconv.Itoa(len(data))}}
+	if c != identity {
+		f.encoding = []string{codingNames[c]}
+	}
+	return f
 }
 
-// etag is the strong ETag of a file's content, or of its stored frames.
-func etag(e *release.Entry, raw bool) string {
-	if raw {
-		return `"` + e.SHA256 + `-zstd"`
+// etag is the strong ETag of a representation of a file: its content hash,
+// suffixed by the coding for the encoded ones.
+func etag(e *release.Entry, c coding) string {
+	if c == identity {
+		return `"` + e.SHA256 + `"`
 	}
-	return `"` + e.SHA256 + `"`
+	return `"` + e.SHA256 + "-" + codingNames[c] + `"`
 }
 
 func contentType(e *release.Entry) string {
@@ -54,15 +72,17 @@ func contentType(e *release.Entry) string {
 }
 
 // cacheable reports whether a representation is small enough for the hot
-// cache; others are streamed.
-func (e *Edge) cacheable(ent *release.Entry, raw bool) bool {
-	return ent.Size <= e.maxFile && (!raw || ent.FrameLength <= e.maxFile)
+// cache; others are streamed (and never gzipped).
+func (e *Edge) cacheable(ent *release.Entry, c coding) bool {
+	return ent.Size <= e.maxFile && (c != zstdFrames || ent.FrameLength <= e.maxFile)
 }
 
 // loadFile returns a verified, cached representation of ent, reading it on
-// a miss (once for concurrent misses). ent must be cacheable.
-func (e *Edge) loadFile(ctx context.Context, rt *route, ent *release.Entry, raw bool) (*file, error) {
-	k := fileKey{rt.sha, ent.Path, raw}
+// a miss (once for concurrent misses). ent must be cacheable. The gzipped
+// representation is made once from the content; where gzip would not save
+// a tenth of the bytes, the content itself is cached and returned for it.
+func (e *Edge) loadFile(ctx context.Context, rt *route, ent *release.Entry, c coding) (*file, error) {
+	k := fileKey{rt.sha, ent.Path, c}
 	if f, ok := e.files.get(k); ok {
 		return f, nil
 	}
@@ -70,18 +90,35 @@ func (e *Edge) loadFile(ctx context.Context, rt *route, ent *release.Entry, raw 
 		if f, ok := e.files.get(k); ok { // loaded by a flight that just ended
 			return f, nil
 		}
-		var data []byte
-		var err error
-		if raw {
-			data, err = readRaw(ctx, rt.rr, ent)
-		} else {
-			data, err = release.ReadFile(ctx, rt.rr, ent)
+		var f *file
+		switch c {
+		case gzipped:
+			id, err := e.loadFile(ctx, rt, ent, identity)
+			if err != nil {
+				return nil, err
+			}
+			f = id
+			if gz := gzipBytes(id.data); len(gz) < len(id.data)-len(id.data)/10 {
+				f = newFile(ent, gz, gzipped)
+			}
+		case zstdFrames:
+			data, err := readRaw(ctx, rt.rr, ent)
+			if err != nil {
+				return nil, fmt.Errorf("release %s, %q: %w", rt.sha, ent.Path, err)
+			}
+			f = newFile(ent, data, c)
+		default:
+			data, err := release.ReadFile(ctx, rt.rr, ent)
+			if err != nil {
+				return nil, fmt.Errorf("release %s, %q: %w", rt.sha, ent.Path, err)
+			}
+			f = newFile(ent, data, c)
 		}
-		if err != nil {
-			return nil, fmt.Errorf("release %s, %q: %w", rt.sha, ent.Path, err)
-		}
-		f := newFile(ent, data, raw)
-		e.files.add(k, f, int64(len(data)+len(ent.Path))+fileOverhead)
+		cost := int64(len(ent.Path)) + fileOverhead
+		if f.encoding != nil || c == identity {
+			cost += int64(len(f.data))
+		} // else: the identity file, counted under its own key
+		e.files.add(k, f, cost)
 		return f, nil
 	})
 }

@@ -144,5 +144,8 @@ func FuzzAcceptsZstd(f *testing.F) {
 		if !strings.Contains(strings.ToLower(in), "zstd") && got {
 			t.Fatalf("%q accepted without zstd", in)
 		}
+		if acceptsGzip([]string{in}) && !strings.Contains(strings.ToLower(in), "gzip") {
+			t.Fatalf("%q accepted without gzip", in)
+		}
 	})
 }

@@ -50,28 +50,39 @@ func (e *Edge) serve(w http.ResponseWriter, r *http.Request, rt *route) {
 }
 
 // serveFile sends a file entry with status 200 (or 206, 304, 416 as the
-// request's Range and preconditions ask).
+// request's Range and preconditions ask). A client that accepts them gets
+// the stored zstd frames of a file with frames of its own, else a gzipped
+// text file; a Range request always gets the content itself.
 func (e *Edge) serveFile(w http.ResponseWriter, r *http.Request, rt *route, ent *release.Entry) {
 	h := w.Header()
 	h["Cache-Control"] = rt.cache
 	h["Accept-Ranges"] = acceptRanges
 	_, _, passable := ent.RawSpan()
-	if passable {
+	gz := gzippable(ent)
+	if passable || gz {
 		h["Vary"] = varyAE
 	}
 	noRange := len(r.Header["Range"]) == 0
-	raw := passable && noRange && acceptsZstd(r.Header["Accept-Encoding"])
-	if raw {
-		h["Content-Encoding"] = zstdHdr
+	c := identity
+	if ae := r.Header["Accept-Encoding"]; noRange && len(ae) > 0 {
+		switch {
+		case passable && acceptsZstd(ae):
+			c = zstdFrames
+		case gz && e.cacheable(ent, gzipped) && acceptsGzip(ae):
+			c = gzipped
+		}
 	}
-	if !e.cacheable(ent, raw) {
-		e.serveStream(w, r, rt, ent, raw)
+	if !e.cacheable(ent, c) {
+		e.serveStream(w, r, rt, ent, c == zstdFrames)
 		return
 	}
-	f, err := e.loadFile(r.Context(), rt, ent, raw)
+	f, err := e.loadFile(r.Context(), rt, ent, c)
 	if err != nil {
 		e.upstreamError(w, r, err)
 		return
+	}
+	if f.encoding != nil {
+		h["Content-Encoding"] = f.encoding
 	}
 	h["Etag"] = f.etag
 	h["Content-Type"] = f.ctype
@@ -84,7 +95,7 @@ func (e *Edge) serveFile(w http.ResponseWriter, r *http.Request, rt *route, ent 
 		}
 		return
 	}
-	if raw {
+	if f.encoding != nil {
 		h["Content-Length"] = f.clen // ServeContent leaves it to us with Content-Encoding
 	}
 	http.ServeContent(w, r, "", zeroTime, bytes.NewReader(f.data))
@@ -97,10 +108,13 @@ func (e *Edge) serveStream(w http.ResponseWriter, r *http.Request, rt *route, en
 	s := newStream(r.Context(), rt.rr, ent, raw)
 	defer s.Close()
 	h := w.Header()
-	h["Etag"] = []string{etag(ent, raw)}
+	c := identity
 	if raw {
+		c = zstdFrames
+		h["Content-Encoding"] = zstdHdr
 		h["Content-Length"] = []string{strconv.FormatInt(ent.FrameLength, 10)}
 	}
+	h["Etag"] = []string{etag(ent, c)}
 	h["Content-Type"] = []string{contentType(ent)}
 	if rng := r.Header.Get("Range"); strings.Contains(rng, ",") {
 		// Multipart ranges read the stream from a goroutine that may outlive
@@ -124,11 +138,11 @@ func (e *Edge) serveStream(w http.ResponseWriter, r *http.Request, rt *route, en
 // notFound serves the release's 404.html with status 404, or a plain 404.
 func (e *Edge) notFound(w http.ResponseWriter, r *http.Request, rt *route) {
 	ent, _, ok := lookup(rt.toc, "404.html")
-	if !ok || ent.Type != release.TypeFile || !e.cacheable(ent, false) {
+	if !ok || ent.Type != release.TypeFile || !e.cacheable(ent, identity) {
 		page(w, r, http.StatusNotFound)
 		return
 	}
-	f, err := e.loadFile(r.Context(), rt, ent, false)
+	f, err := e.loadFile(r.Context(), rt, ent, identity)
 	if err != nil {
 		e.upstreamError(w, r, err)
 		return

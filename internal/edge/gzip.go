@@ -1,0 +1,56 @@
+package edge
+
+import (
+	"bytes"
+	"strings"
+	"sync"
+
+	"github.com/klauspost/compress/gzip"
+
+	"github.com/cairnhq/cairn/internal/release"
+)
+
+// minGzip: smaller files are sent as they are (the gzip header and trailer
+// alone are 18 bytes, and a tiny response costs the same either way).
+const minGzip = 256
+
+// gzippable reports whether the edge offers ent gzipped to clients that
+// accept gzip: text-like content of at least minGzip bytes. Images, fonts
+// in compressed formats, archives and media are compressed already.
+func gzippable(ent *release.Entry) bool {
+	if ent.Size < minGzip {
+		return false
+	}
+	t, _, _ := strings.Cut(ent.ContentType, ";")
+	switch {
+	case strings.HasPrefix(t, "text/"), strings.HasSuffix(t, "+json"), strings.HasSuffix(t, "+xml"):
+		return true
+	}
+	switch t {
+	case "application/javascript", "application/json", "application/xml", "application/wasm",
+		"image/svg+xml", "image/x-icon", "image/vnd.microsoft.icon", "image/bmp",
+		"font/ttf", "font/otf", "application/vnd.ms-fontobject", "application/x-font-ttf":
+		return true
+	}
+	return false
+}
+
+var gzipWriters = sync.Pool{New: func() any {
+	w, err := gzip.NewWriterLevel(nil, gzip.DefaultCompression)
+	if err != nil {
+		panic(err) // only on an invalid level
+	}
+	return w
+}}
+
+// gzipBytes returns data gzipped (writing to memory cannot fail).
+func gzipBytes(data []byte) []byte {
+	var b bytes.Buffer
+	b.Grow(len(data)/3 + 64)
+	w := gzipWriters.Get().(*gzip.Writer)
+	w.Reset(&b)
+	w.Write(data)
+	w.Close()
+	gzipWriters.Put(w)
+	return b.Bytes()
+}

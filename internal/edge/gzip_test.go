@@ -1,0 +1,130 @@
+package edge
+
+import (
+	"bytes"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/klauspost/compress/gzip"
+)
+
+func gunzip(t *testing.T, b []byte) string {
+	t.Helper()
+	r, err := gzip.NewReader(bytes.NewReader(b))
+	if err != nil {
+		t.Fatalf("gzip body: %v", err)
+	}
+	out, err := io.ReadAll(r)
+	if err != nil {
+		t.Fatalf("gzip body: %v", err)
+	}
+	return string(out)
+}
+
+// TestGzip: text files are sent gzipped to clients that accept gzip (and,
+// for files without frames of their own, to zstd clients that also accept
+// gzip), compressed once and cached; Range, incompressible, tiny and
+// already-compressed files are sent as they are.
+func TestGzip(t *testing.T) {
+	v := newEnv(t, Config{})
+	page := "<!doctype html>" + strings.Repeat("<p>hello, gzip</p>\n", 400) // shares a frame
+	big := text(7, 300<<10)                                                 // frames of its own
+	tree := map[string]string{"index.html": page, "big.txt": big, "app.js": strings.Repeat("let x = 1;\n", 100),
+		"noise.txt": noise(8, 4096), "tiny.css": "a{}", "logo.png": strings.Repeat("png", 500)}
+	_, res := v.publish(v.deploy("site"), tree, true)
+	const host = "site.localhost"
+	sum := func(p string) string { e, _ := res.TOC.Lookup(p); return e.SHA256 }
+
+	for _, c := range []struct {
+		path, ae string
+		want     string // Content-Encoding
+	}{
+		{"/index.html", "gzip, deflate, br", "gzip"},
+		{"/index.html", "x-gzip", "gzip"},
+		{"/index.html", "gzip, zstd", "gzip"}, // shares a frame: no zstd to pass through
+		{"/app.js", "gzip", "gzip"},
+		{"/big.txt", "gzip", "gzip"},
+		{"/big.txt", "gzip, zstd", "zstd"}, // the stored frames win: nothing to compress
+		{"/index.html", "gzip;q=0, br", ""},
+		{"/index.html", "*", ""},
+		{"/noise.txt", "gzip", ""}, // gzip would not save a tenth
+		{"/tiny.css", "gzip", ""},
+		{"/logo.png", "gzip", ""},
+	} {
+		resp, body := v.mustGet(host, c.path, 200, "Accept-Encoding: "+c.ae)
+		got := resp.Header.Get("Content-Encoding")
+		var content string
+		switch got {
+		case "gzip":
+			content = gunzip(t, body)
+		case "zstd":
+			content = decodeZstd(t, body)
+		default:
+			content = string(body)
+		}
+		wantETag := `"` + sum(c.path[1:]) + `"`
+		if c.want != "" {
+			wantETag = `"` + sum(c.path[1:]) + "-" + c.want + `"`
+		}
+		if got != c.want || content != tree[c.path[1:]] || resp.Header.Get("Etag") != wantETag ||
+			resp.ContentLength != int64(len(body)) {
+			t.Errorf("%s with %q: encoding %q (want %q), ETag %s, Content-Length %d for %d bytes, content ok %v",
+				c.path, c.ae, got, c.want, resp.Header.Get("Etag"), resp.ContentLength, len(body), content == tree[c.path[1:]])
+		}
+		if vary := resp.Header.Get("Vary"); (vary == "Accept-Encoding") != (c.path != "/tiny.css" && c.path != "/logo.png") {
+			t.Errorf("%s: Vary %q", c.path, vary)
+		}
+	}
+
+	// Conditional requests and HEAD on the gzipped representation.
+	resp, body := v.mustGet(host, "/index.html", 200, "Accept-Encoding: gzip")
+	gzETag, gzLen := resp.Header.Get("Etag"), len(body)
+	if gzLen >= len(page)/2 {
+		t.Errorf("gzipped page: %d bytes of %d", gzLen, len(page))
+	}
+	v.mustGet(host, "/index.html", 304, "Accept-Encoding: gzip", "If-None-Match: "+gzETag)
+	resp, body = v.mustGet(host, "/index.html", 200, "Accept-Encoding: gzip", `If-None-Match: "other"`)
+	if resp.Header.Get("Content-Encoding") != "gzip" || resp.ContentLength != int64(gzLen) || gunzip(t, body) != page {
+		t.Errorf("gzip through ServeContent: %v", resp.Header)
+	}
+	// The identity ETag does not match the gzipped representation.
+	v.mustGet(host, "/index.html", 200, "Accept-Encoding: gzip", `If-None-Match: "`+sum("index.html")+`"`)
+	resp, body = v.get(http.MethodHead, host, "/index.html", "Accept-Encoding: gzip")
+	if resp.StatusCode != 200 || len(body) != 0 || resp.ContentLength != int64(gzLen) || resp.Header.Get("Content-Encoding") != "gzip" {
+		t.Errorf("HEAD: %d %d %v", resp.StatusCode, resp.ContentLength, resp.Header)
+	}
+	// A Range is served from the content, whatever is accepted.
+	resp, body = v.mustGet(host, "/index.html", 206, "Accept-Encoding: gzip", "Range: bytes=5-14")
+	if resp.Header.Get("Content-Encoding") != "" || string(body) != page[5:15] {
+		t.Errorf("range: %v %q", resp.Header, body)
+	}
+	// The root serves the entrypoint gzipped too.
+	if resp, body := v.mustGet(host, "/", 200, "Accept-Encoding: gzip"); resp.Header.Get("Content-Encoding") != "gzip" || gunzip(t, body) != page {
+		t.Errorf("/: %v", resp.Header)
+	}
+}
+
+// TestGzipStreamed: a file too large for the hot cache is streamed as it
+// is (or as its stored frames), never compressed on the fly.
+func TestGzipStreamed(t *testing.T) {
+	v := newEnv(t, Config{MaxCachedFile: 100 << 10})
+	big := text(9, 300<<10)
+	v.publish(v.deploy("site"), map[string]string{"big.txt": big}, true)
+	resp, body := v.mustGet("site.localhost", "/big.txt", 200, "Accept-Encoding: gzip")
+	if resp.Header.Get("Content-Encoding") != "" || string(body) != big {
+		t.Errorf("streamed: %v", resp.Header)
+	}
+}
+
+func TestAcceptsGzip(t *testing.T) {
+	for ae, want := range map[string]bool{
+		"gzip": true, "GZIP;q=0.5": true, "br, x-gzip": true, "deflate, gzip;q=1.0": true,
+		"": false, "*": false, "gzip;q=0": false, "br": false, "gzipx": false, "x-gzip;q=0, gzip": false,
+	} {
+		if got := acceptsGzip([]string{ae}); got != want {
+			t.Errorf("%q: %v, want %v", ae, got, want)
+		}
+	}
+}
