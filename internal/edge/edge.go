@@ -62,6 +62,8 @@ type Edge struct {
 	tocFl  flight[string, *tocEntry]
 	files  *lru[fileKey, *file]
 	fileFl flight[fileKey, *file]
+	// gzipping holds a token while a file is gzipped in the background.
+	gzipping chan struct{}
 }
 
 // New returns an Edge. It does no I/O.
@@ -77,15 +79,16 @@ func New(cfg Config) *Edge {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	return &Edge{
-		meta:    cfg.Meta,
-		blobs:   cfg.Blobs,
-		base:    strings.Trim(strings.ToLower(cfg.BaseDomain), "."),
-		maxFile: cfg.MaxCachedFile,
-		log:     cfg.Logger,
-		resync:  resyncEvery,
-		routes:  routeTable{m: map[string]*route{}},
-		tocs:    newLRU[string, *tocEntry](maxTOCs),
-		files:   newLRU[fileKey, *file](cfg.CacheBytes),
+		meta:     cfg.Meta,
+		blobs:    cfg.Blobs,
+		base:     strings.Trim(strings.ToLower(cfg.BaseDomain), "."),
+		maxFile:  cfg.MaxCachedFile,
+		log:      cfg.Logger,
+		resync:   resyncEvery,
+		routes:   routeTable{m: map[string]*route{}},
+		tocs:     newLRU[string, *tocEntry](maxTOCs),
+		files:    newLRU[fileKey, *file](cfg.CacheBytes),
+		gzipping: make(chan struct{}, 1),
 	}
 }
 

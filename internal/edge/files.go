@@ -77,10 +77,9 @@ func (e *Edge) cacheable(ent *release.Entry, c coding) bool {
 	return ent.Size <= e.maxFile && (c != zstdFrames || ent.FrameLength <= e.maxFile)
 }
 
-// loadFile returns a verified, cached representation of ent, reading it on
-// a miss (once for concurrent misses). ent must be cacheable. The gzipped
-// representation is made once from the content; where gzip would not save
-// a tenth of the bytes, the content itself is cached and returned for it.
+// loadFile returns a verified, cached representation of ent (its content
+// or its stored frames), reading it on a miss (once for concurrent misses).
+// ent must be cacheable.
 func (e *Edge) loadFile(ctx context.Context, rt *route, ent *release.Entry, c coding) (*file, error) {
 	k := fileKey{rt.sha, ent.Path, c}
 	if f, ok := e.files.get(k); ok {
@@ -90,37 +89,62 @@ func (e *Edge) loadFile(ctx context.Context, rt *route, ent *release.Entry, c co
 		if f, ok := e.files.get(k); ok { // loaded by a flight that just ended
 			return f, nil
 		}
-		var f *file
-		switch c {
-		case gzipped:
-			id, err := e.loadFile(ctx, rt, ent, identity)
-			if err != nil {
-				return nil, err
-			}
-			f = id
-			if gz := gzipBytes(id.data); len(gz) < len(id.data)-len(id.data)/10 {
-				f = newFile(ent, gz, gzipped)
-			}
-		case zstdFrames:
-			data, err := readRaw(ctx, rt.rr, ent)
-			if err != nil {
-				return nil, fmt.Errorf("release %s, %q: %w", rt.sha, ent.Path, err)
-			}
-			f = newFile(ent, data, c)
-		default:
-			data, err := release.ReadFile(ctx, rt.rr, ent)
-			if err != nil {
-				return nil, fmt.Errorf("release %s, %q: %w", rt.sha, ent.Path, err)
-			}
-			f = newFile(ent, data, c)
+		read := release.ReadFile
+		if c == zstdFrames {
+			read = readRaw
 		}
-		cost := int64(len(ent.Path)) + fileOverhead
-		if f.encoding != nil || c == identity {
-			cost += int64(len(f.data))
-		} // else: the identity file, counted under its own key
-		e.files.add(k, f, cost)
+		data, err := read(ctx, rt.rr, ent)
+		if err != nil {
+			return nil, fmt.Errorf("release %s, %q: %w", rt.sha, ent.Path, err)
+		}
+		f := newFile(ent, data, c)
+		e.files.add(k, f, int64(len(data)+len(ent.Path))+fileOverhead)
 		return f, nil
 	})
+}
+
+// inlineGzip: files up to this size are gzipped on their first request
+// (well under a millisecond); larger ones in the background.
+const inlineGzip = 64 << 10
+
+// gzipFile returns the gzipped representation of ent once it is made (and
+// cached). A file of up to inlineGzip bytes is gzipped at once; for a larger
+// one the content is returned, and the file is gzipped in the background
+// for later requests unless another file is being gzipped, so that gzip
+// never holds up a response. ent must be cacheable.
+func (e *Edge) gzipFile(ctx context.Context, rt *route, ent *release.Entry) (*file, error) {
+	k := fileKey{rt.sha, ent.Path, gzipped}
+	if f, ok := e.files.get(k); ok {
+		return f, nil
+	}
+	id, err := e.loadFile(ctx, rt, ent, identity)
+	if err != nil {
+		return nil, err
+	}
+	if ent.Size <= inlineGzip {
+		return e.makeGzip(k, ent, id), nil
+	}
+	select {
+	case e.gzipping <- struct{}{}:
+		go func() {
+			defer func() { <-e.gzipping }()
+			e.makeGzip(k, ent, id)
+		}()
+	default:
+	}
+	return id, nil
+}
+
+// makeGzip gzips the content id of ent and caches the result under k; where
+// gzip would not save a tenth of the bytes it caches (and returns) id.
+func (e *Edge) makeGzip(k fileKey, ent *release.Entry, id *file) *file {
+	f, cost := id, int64(len(ent.Path))+fileOverhead
+	if gz := gzipBytes(id.data); len(gz) < len(id.data)-len(id.data)/10 {
+		f = newFile(ent, gz, gzipped)
+		cost += int64(len(gz))
+	}
+	e.files.add(k, f, cost)
+	return f
 }
 
 // readRaw reads the stored frames of a file with frames of its own and

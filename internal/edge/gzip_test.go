@@ -37,6 +37,17 @@ func TestGzip(t *testing.T) {
 	const host = "site.localhost"
 	sum := func(p string) string { e, _ := res.TOC.Lookup(p); return e.SHA256 }
 
+	// A file over inlineGzip is sent as it is until its gzipped form, made
+	// in the background after the first request, is ready.
+	resp, body := v.mustGet(host, "/big.txt", 200, "Accept-Encoding: gzip")
+	if resp.Header.Get("Content-Encoding") != "" || string(body) != big || resp.Header.Get("Vary") != "Accept-Encoding" {
+		t.Errorf("big.txt, first request: %v", resp.Header)
+	}
+	waitFor(t, func() bool {
+		_, ok := v.edge.files.get(fileKey{res.SHA256, "big.txt", gzipped})
+		return ok
+	})
+
 	for _, c := range []struct {
 		path, ae string
 		want     string // Content-Encoding
@@ -79,7 +90,7 @@ func TestGzip(t *testing.T) {
 	}
 
 	// Conditional requests and HEAD on the gzipped representation.
-	resp, body := v.mustGet(host, "/index.html", 200, "Accept-Encoding: gzip")
+	resp, body = v.mustGet(host, "/index.html", 200, "Accept-Encoding: gzip")
 	gzETag, gzLen := resp.Header.Get("Etag"), len(body)
 	if gzLen >= len(page)/2 {
 		t.Errorf("gzipped page: %d bytes of %d", gzLen, len(page))

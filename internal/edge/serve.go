@@ -76,7 +76,13 @@ func (e *Edge) serveFile(w http.ResponseWriter, r *http.Request, rt *route, ent 
 		e.serveStream(w, r, rt, ent, c == zstdFrames)
 		return
 	}
-	f, err := e.loadFile(r.Context(), rt, ent, c)
+	var f *file
+	var err error
+	if c == gzipped {
+		f, err = e.gzipFile(r.Context(), rt, ent)
+	} else {
+		f, err = e.loadFile(r.Context(), rt, ent, c)
+	}
 	if err != nil {
 		e.upstreamError(w, r, err)
 		return
