@@ -30,6 +30,7 @@ func BenchmarkWarm(b *testing.B) {
 		{"small", "/style.css", ""},
 		{"5MB", "/big.bin", ""},
 		{"passthrough", "/big.bin", "gzip, zstd"},
+		{"gzip", "/style.css", "gzip, deflate, br"},
 	} {
 		b.Run(c.name, func(b *testing.B) {
 			req := httptest.NewRequest(http.MethodGet, c.path, nil)
