@@ -96,10 +96,7 @@ func (r *Registry) addPart(ctx context.Context, ss *meta.Upload, body io.Reader,
 		if err := r.renew(ctx, ss, p.Digest); err != nil {
 			return err
 		}
-		if _, err := f.Seek(0, io.SeekStart); err != nil {
-			return err
-		}
-		if err := r.blobs.Put(ctx, digest.Digest(p.Digest), n, f); err != nil {
+		if err := r.storePart(ctx, ss, p, f); err != nil {
 			return err
 		}
 	}
@@ -114,6 +111,19 @@ func (r *Registry) addPart(ctx context.Context, ss *meta.Upload, body io.Reader,
 		ss.Parts = append(ss.Parts, p)
 	}
 	return nil
+}
+
+// storePart stores the spooled chunk f as part p of ss; on failure p's
+// lease is dropped unless ss has the same bytes already.
+func (r *Registry) storePart(ctx context.Context, ss *meta.Upload, p meta.UploadPart, f *os.File) error {
+	_, err := f.Seek(0, io.SeekStart)
+	if err == nil {
+		err = r.blobs.Put(ctx, digest.Digest(p.Digest), p.Size, f)
+	}
+	if err != nil && !hasPart(ss, p.Digest) {
+		r.dropLeases(ctx, ss.ID, p.Digest)
+	}
+	return err
 }
 
 // lostPart handles an append of p to ss that failed with err: the session
