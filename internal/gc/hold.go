@@ -26,18 +26,9 @@ func Hold(ctx context.Context, m meta.Store, sha string) (drop func(), err error
 		return func() {}, nil
 	}
 	holder := "publish-" + randomID()
-	for {
-		deleting, err := l.HoldRelease(ctx, sha, holder, LeaseTTL)
-		if err != nil {
-			return nil, err
-		}
-		if !deleting {
-			break
-		}
-		if err := sleep(ctx, holdPoll); err != nil {
-			l.DropRelease(context.WithoutCancel(ctx), sha, holder)
-			return nil, err
-		}
+	if err := Lease(ctx, m, sha, holder, LeaseTTL); err != nil {
+		l.DropRelease(context.WithoutCancel(ctx), sha, holder)
+		return nil, err
 	}
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
@@ -65,4 +56,26 @@ func Hold(ctx context.Context, m meta.Store, sha string) (drop func(), err error
 			l.DropRelease(bg, sha, holder)
 		})
 	}, nil
+}
+
+// Lease takes, or renews, holder's lease on release sha until the store's
+// now+ttl, and like Hold waits while the bytes of sha are being deleted. It
+// is not renewed by itself: the caller calls Lease again before ttl ends,
+// and ends it with meta.Leases.DropRelease or lets it expire. A store
+// without meta.Leases needs no lease. Errors: ctx ending while waiting (a
+// lease taken stays until it expires), or the store's.
+func Lease(ctx context.Context, m meta.Store, sha, holder string, ttl time.Duration) error {
+	l, ok := m.(meta.Leases)
+	if !ok {
+		return nil
+	}
+	for {
+		deleting, err := l.HoldRelease(ctx, sha, holder, ttl)
+		if err != nil || !deleting {
+			return err
+		}
+		if err := sleep(ctx, holdPoll); err != nil {
+			return err
+		}
+	}
 }

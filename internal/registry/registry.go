@@ -7,8 +7,9 @@
 // blob, manifests, tags and referrers are metadata (meta.Registry). A
 // repository is "<deployment>" or "<deployment>/<path>"; pushing creates the
 // deployment (kind oci), and pushing a tag to "<deployment>" itself publishes
-// a version whose release is the image manifest. Upload sessions are staged
-// in a local directory and expire. Every digest is verified server-side by
+// a version whose release is the image manifest. Upload sessions are shared
+// by every process on the same stores (meta.Uploads, parts as blobs; see
+// session.go) and expire. Every digest is verified server-side by
 // blob.Store.Put; errors become OCI error JSON in one place (errors.go).
 package registry
 
@@ -18,6 +19,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"os"
 	"time"
 
 	"github.com/cairnhq/cairn/internal/blob"
@@ -36,12 +38,13 @@ const actor = "token:admin"
 
 // Config holds what the registry needs.
 type Config struct {
-	Meta  meta.Store // must also implement meta.Registry
+	Meta  meta.Store // must also implement meta.Registry and meta.Uploads
 	Blobs blob.Store
 	// Token is the secret that authorises pushes and pulls, sent as
 	// "Authorization: Bearer <token>" or as the Basic password (any user).
 	Token string
-	// StageDir holds upload sessions; created if missing.
+	// StageDir holds the chunks being received, on local disk (unlinked at
+	// once); created if missing, emptied at start.
 	StageDir string
 	// Host is the registry's host[:port] as clients name it; it goes into
 	// artifact URIs (oci://<host>/<repo>@sha256:…).
@@ -58,19 +61,19 @@ type Config struct {
 // Registry is the /v2/ handler. It expects full request paths ("/v2/…"):
 // mount it with mux.Handle("/v2/", r), without stripping the prefix.
 type Registry struct {
-	cfg   Config
-	meta  meta.Store
-	reg   meta.Registry
-	blobs blob.Store
-	stage *stage
-	log   *slog.Logger
-	now   func() time.Time
+	cfg     Config
+	meta    meta.Store
+	reg     meta.Registry
+	uploads meta.Uploads
+	blobs   blob.Store
+	log     *slog.Logger
+	now     func() time.Time
 }
 
 var _ http.Handler = (*Registry)(nil)
 
-// New checks cfg, prepares the staging directory (removing expired
-// sessions) and returns the handler.
+// New checks cfg, empties the staging directory, removes expired upload
+// sessions and returns the handler.
 func New(cfg Config) (*Registry, error) {
 	if cfg.Meta == nil || cfg.Blobs == nil {
 		return nil, errors.New("registry: Meta and Blobs are required")
@@ -78,6 +81,10 @@ func New(cfg Config) (*Registry, error) {
 	reg, ok := cfg.Meta.(meta.Registry)
 	if !ok {
 		return nil, fmt.Errorf("registry: the metadata store %T does not implement meta.Registry", cfg.Meta)
+	}
+	uploads, ok := cfg.Meta.(meta.Uploads)
+	if !ok {
+		return nil, fmt.Errorf("registry: the metadata store %T does not implement meta.Uploads", cfg.Meta)
 	}
 	switch {
 	case cfg.StageDir == "":
@@ -105,22 +112,19 @@ func New(cfg Config) (*Registry, error) {
 	if cfg.Changed == nil {
 		cfg.Changed = func() {}
 	}
-	st, err := newStage(cfg.StageDir, cfg.UploadTTL, cfg.Now)
-	if err != nil {
-		return nil, fmt.Errorf("registry: %w", err)
+	// Chunks are unlinked as soon as they are created: what is left is
+	// from an older version, which kept its sessions here.
+	if err := os.RemoveAll(cfg.StageDir); err != nil {
+		return nil, fmt.Errorf("registry: staging directory: %w", err)
 	}
-	r := &Registry{cfg: cfg, meta: cfg.Meta, reg: reg, blobs: cfg.Blobs, stage: st, log: cfg.Log, now: cfg.Now}
+	if err := os.MkdirAll(cfg.StageDir, 0o700); err != nil {
+		return nil, fmt.Errorf("registry: staging directory: %w", err)
+	}
+	r := &Registry{cfg: cfg, meta: cfg.Meta, reg: reg, uploads: uploads, blobs: cfg.Blobs, log: cfg.Log, now: cfg.Now}
 	if _, err := r.SweepUploads(context.Background()); err != nil {
 		return nil, fmt.Errorf("registry: %w", err)
 	}
 	return r, nil
-}
-
-// SweepUploads removes upload sessions idle for longer than UploadTTL and
-// returns how many it removed. Expired sessions are refused even before a
-// sweep; sweeping only frees their disk space. Call it periodically.
-func (r *Registry) SweepUploads(ctx context.Context) (int, error) {
-	return r.stage.sweep(ctx)
 }
 
 // SetAnonymousPull allows or forbids pulls without credentials from every

@@ -42,7 +42,7 @@ func (r *Registry) startUpload(w http.ResponseWriter, req *http.Request, rt rout
 		}
 		return blobCreated(w, rt.name, d)
 	}
-	ss, err := r.stage.create(rt.name)
+	ss, err := r.createSession(ctx, rt.name)
 	if err != nil {
 		return err
 	}
@@ -67,24 +67,12 @@ func (r *Registry) putBlob(ctx context.Context, req *http.Request, repo string, 
 	return r.reg.LinkOCIBlob(ctx, repo, meta.OCIBlob{Digest: d.String(), Size: body.read()})
 }
 
-// session opens the upload of rt and locks it; the caller unlocks.
-func (r *Registry) session(rt route) (*session, func(), error) {
-	unlock := r.stage.lock(rt.ref)
-	ss, err := r.stage.open(rt.ref, rt.name)
-	if err != nil {
-		unlock()
-		return nil, nil, err
-	}
-	return ss, unlock, nil
-}
-
 // uploadStatus answers GET on an upload: 204 with Location and Range.
 func (r *Registry) uploadStatus(w http.ResponseWriter, req *http.Request, rt route) error {
-	ss, unlock, err := r.session(rt)
+	ss, err := r.session(req.Context(), rt)
 	if err != nil {
 		return err
 	}
-	defer unlock()
 	return uploadProgress(w, http.StatusNoContent, rt.name, ss)
 }
 
@@ -92,23 +80,22 @@ func (r *Registry) uploadStatus(w http.ResponseWriter, req *http.Request, rt rou
 // must start where the upload ends (else 416, with the current Range, and
 // nothing appended); without it the whole body is appended (streamed upload).
 func (r *Registry) patchUpload(w http.ResponseWriter, req *http.Request, rt route) error {
-	ss, unlock, err := r.session(rt)
+	ss, err := r.session(req.Context(), rt)
 	if err != nil {
 		return err
 	}
-	defer unlock()
 	if err := r.appendChunk(w, req, rt, ss); err != nil {
 		return err
 	}
 	return uploadProgress(w, http.StatusAccepted, rt.name, ss)
 }
 
-// appendChunk appends the request body to ss, checking Content-Range and the
-// size limit. On error the session is as it was, and the response headers
-// carry the session's Location and Range.
-func (r *Registry) appendChunk(w http.ResponseWriter, req *http.Request, rt route, ss *session) error {
+// appendChunk appends the request body to ss as a part, checking
+// Content-Range and the size limit. On error the session is as it was, and
+// the response headers carry the session's Location and (current) Range.
+func (r *Registry) appendChunk(w http.ResponseWriter, req *http.Request, rt route, ss *meta.Upload) error {
 	setProgress(w, rt.name, ss)
-	before, want := ss.Size, int64(-1)
+	want := int64(-1)
 	if h := req.Header.Get("Content-Range"); h != "" {
 		start, end, err := parseContentRange(h)
 		if err != nil {
@@ -129,55 +116,54 @@ func (r *Registry) appendChunk(w http.ResponseWriter, req *http.Request, rt rout
 	if req.ContentLength > left {
 		return public(errBlobTooLarge, "the blob would exceed the limit of %d bytes", r.cfg.MaxBlobBytes)
 	}
-	n, err := r.stage.appendFrom(ss, req.Body, left)
-	if err != nil {
-		return bodyErr(err)
-	}
-	if want >= 0 && n != want {
-		if err := r.stage.truncate(ss, before); err != nil {
-			return err
-		}
-		return public(errSizeInvalid, "received %d bytes, Content-Range announced %d", n, want)
-	}
+	err := r.addPart(req.Context(), ss, req.Body, left, want)
 	setProgress(w, rt.name, ss)
-	return nil
+	return err
 }
 
 // finishUpload answers PUT ?digest=: appends the body (a last chunk, checked
 // like a PATCH), verifies the whole upload against the digest while storing
 // it (a mismatch stores nothing and keeps the session), links the blob and
-// ends the session: 201 with the blob's Location.
+// ends the session: 201 with the blob's Location. A session of one part with
+// that digest is stored already: it is only linked.
 func (r *Registry) finishUpload(w http.ResponseWriter, req *http.Request, rt route) error {
 	d, err := parseDigest(req.URL.Query().Get("digest"))
 	if err != nil {
 		return err
 	}
-	ss, unlock, err := r.session(rt)
+	ctx := req.Context()
+	ss, err := r.session(ctx, rt)
 	if err != nil {
 		return err
 	}
-	defer unlock()
 	if err := r.appendChunk(w, req, rt, ss); err != nil {
 		return err
 	}
-	f, err := r.stage.data(ss)
-	if err != nil {
+	if err := r.renew(ctx, ss); err != nil { // the parts outlast the copy
 		return err
 	}
-	defer f.Close()
-	ctx := req.Context()
-	drop, err := r.hold(ctx, d)
-	if err != nil {
-		return err
-	}
-	defer drop()
-	if err := r.blobs.Put(ctx, d, ss.Size, f); err != nil {
-		return err
+	if len(ss.Parts) == 1 && ss.Parts[0].Digest == d.String() {
+		// Leased since it was stored, unless the session idled past its
+		// lease: then the GC may have deleted it.
+		if _, err := r.blobs.Stat(ctx, d); err != nil {
+			return fmt.Errorf("upload %s: part %s: %v", ss.ID, d, err)
+		}
+	} else {
+		drop, err := r.hold(ctx, d)
+		if err != nil {
+			return err
+		}
+		defer drop()
+		parts := &partsReader{ctx: ctx, blobs: r.blobs, parts: ss.Parts}
+		defer parts.Close()
+		if err := r.blobs.Put(ctx, d, ss.Size, parts); err != nil {
+			return err
+		}
 	}
 	if err := r.reg.LinkOCIBlob(ctx, rt.name, meta.OCIBlob{Digest: d.String(), Size: ss.Size}); err != nil {
 		return err
 	}
-	if err := r.stage.remove(ss.ID); err != nil {
+	if err := r.endSession(ctx, ss); err != nil {
 		r.log.Warn("registry: removing a finished upload", "upload", ss.ID, "err", err)
 	}
 	for _, k := range []string{"Range", "Docker-Upload-UUID"} {
@@ -188,12 +174,11 @@ func (r *Registry) finishUpload(w http.ResponseWriter, req *http.Request, rt rou
 
 // cancelUpload answers DELETE on an upload: 204.
 func (r *Registry) cancelUpload(w http.ResponseWriter, req *http.Request, rt route) error {
-	ss, unlock, err := r.session(rt)
+	ss, err := r.session(req.Context(), rt)
 	if err != nil {
 		return err
 	}
-	defer unlock()
-	if err := r.stage.remove(ss.ID); err != nil {
+	if err := r.endSession(req.Context(), ss); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Length", "0")
@@ -203,14 +188,14 @@ func (r *Registry) cancelUpload(w http.ResponseWriter, req *http.Request, rt rou
 
 // setProgress sets the Location and Range headers of a session. Range is
 // "0-<last byte>", and "0-0" for an empty upload as other registries answer.
-func setProgress(w http.ResponseWriter, repo string, ss *session) {
+func setProgress(w http.ResponseWriter, repo string, ss *meta.Upload) {
 	h := w.Header()
 	h.Set("Location", fmt.Sprintf("/v2/%s/blobs/uploads/%s", repo, ss.ID))
 	h.Set("Range", "0-"+strconv.FormatInt(max(ss.Size-1, 0), 10))
 	h.Set("Docker-Upload-UUID", ss.ID)
 }
 
-func uploadProgress(w http.ResponseWriter, status int, repo string, ss *session) error {
+func uploadProgress(w http.ResponseWriter, status int, repo string, ss *meta.Upload) error {
 	setProgress(w, repo, ss)
 	w.Header().Set("Content-Length", "0")
 	w.WriteHeader(status)

@@ -16,7 +16,9 @@ import (
 // newRegistry builds the OCI registry served at /v2/ on the API listener,
 // or returns nil when the metadata store has no registry tables.
 func newRegistry(cfg Config, store meta.Store, blobs blob.Store, token, host string, log *slog.Logger, changed func()) (*registry.Registry, error) {
-	if _, ok := store.(meta.Registry); !ok {
+	_, reg := store.(meta.Registry)
+	_, uploads := store.(meta.Uploads)
+	if !reg || !uploads {
 		log.Warn("this metadata store does not support the OCI registry yet; /v2/ is off")
 		return nil, nil
 	}
