@@ -1,6 +1,7 @@
 package edge
 
 import (
+	"context"
 	"io"
 	"net"
 	"net/http"
@@ -19,30 +20,54 @@ import (
 //
 // Held bytes also go out, before anything else, when more than
 // coalesceLimit bytes are written (one writev of held and new bytes), on
-// sendfile, and on close. A hijacked connection holds nothing.
+// sendfile, and on close. A hijacked connection holds nothing, and neither
+// does the response to a request with a body: net/http may read that body
+// after the response (and a client waiting for 100 Continue sends it only
+// once it sees one or the response), so holding would stall both sides.
+// Reads do not send held bytes: net/http's background reader may enter
+// Read in the middle of a response.
 //
-// Two rules for srv: its handler never reads a request body (the edge
-// serves GET and HEAD only), since a 100 Continue would be held while the
-// server waits for the body; and it speaks HTTP/1.1 only, since HTTP/2 does
-// not report the end of each response. Reads do not send held bytes:
-// net/http's background reader may enter Read in the middle of a response.
+// Call Coalesce once srv.Handler is set (it wraps it), and serve srv over
+// HTTP/1.1 only: HTTP/2 does not report the end of each response.
 func Coalesce(srv *http.Server, ln net.Listener) net.Listener {
-	prev := srv.ConnState
+	prevState, prevCtx, h := srv.ConnState, srv.ConnContext, srv.Handler
+	if h == nil {
+		h = http.DefaultServeMux
+	}
 	srv.ConnState = func(c net.Conn, s http.ConnState) {
 		if cc, ok := c.(*coalescedConn); ok {
 			switch s {
 			case http.StateIdle:
-				cc.flush()
+				cc.responseDone()
 			case http.StateHijacked:
 				cc.hijacked()
 			}
 		}
-		if prev != nil {
-			prev(c, s)
+		if prevState != nil {
+			prevState(c, s)
 		}
 	}
+	srv.ConnContext = func(ctx context.Context, c net.Conn) context.Context {
+		if prevCtx != nil {
+			ctx = prevCtx(ctx, c)
+		}
+		if cc, ok := c.(*coalescedConn); ok {
+			ctx = context.WithValue(ctx, connKey{}, cc)
+		}
+		return ctx
+	}
+	srv.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Body != nil && r.Body != http.NoBody {
+			if cc, ok := r.Context().Value(connKey{}).(*coalescedConn); ok {
+				cc.writeThrough()
+			}
+		}
+		h.ServeHTTP(w, r)
+	})
 	return coalescingListener{ln}
 }
+
+type connKey struct{}
 
 // coalesceLimit is the most a connection holds: responses up to about this
 // size (headers included) go out in one write.
@@ -66,11 +91,12 @@ func (l coalescingListener) Accept() (net.Conn, error) {
 
 type coalescedConn struct {
 	*net.TCPConn
-	mu     sync.Mutex // held across writes, to keep the bytes in order
-	held   *[]byte    // pooled; nil while nothing is held
-	direct bool       // hijacked: writes go straight out
-	err    error      // a failed send of held bytes, returned by later calls
-	sends  int        // write calls made, for tests
+	mu      sync.Mutex // held across writes, to keep the bytes in order
+	held    *[]byte    // pooled; nil while nothing is held
+	direct  bool       // hijacked: writes go straight out
+	through bool       // this response writes straight out (its request has a body)
+	err     error      // a failed send of held bytes, returned by later calls
+	sends   int        // write calls made, for tests
 }
 
 func (c *coalescedConn) Write(p []byte) (int, error) {
@@ -80,7 +106,7 @@ func (c *coalescedConn) Write(p []byte) (int, error) {
 		return 0, c.err
 	}
 	if c.held == nil {
-		if c.direct || len(p) >= coalesceLimit {
+		if c.direct || c.through || len(p) >= coalesceLimit {
 			c.sends++
 			return c.TCPConn.Write(p)
 		}
@@ -130,6 +156,23 @@ func (c *coalescedConn) release() {
 	c.held = nil
 }
 
+// responseDone sends what is held; the next response is held again.
+func (c *coalescedConn) responseDone() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.flushLocked()
+	c.through = false
+}
+
+// writeThrough sends what is held and lets the rest of the response go
+// straight out.
+func (c *coalescedConn) writeThrough() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.flushLocked()
+	c.through = true
+}
+
 func (c *coalescedConn) hijacked() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -165,11 +208,18 @@ func (c *coalescedConn) CloseWrite() error {
 	return c.TCPConn.CloseWrite()
 }
 
-// Close sends what is held unless a write is under way on another goroutine
-// (a server closing its connections): closing the socket ends that write.
+// closeFlush bounds how long Close waits for a client to take held bytes.
+const closeFlush = 5 * time.Second
+
+// Close sends what is held, waiting at most closeFlush for the client,
+// unless a write is under way on another goroutine (a server closing its
+// connections): closing the socket ends that write.
 func (c *coalescedConn) Close() error {
 	if c.mu.TryLock() {
-		c.flushLocked()
+		if c.held != nil {
+			c.TCPConn.SetWriteDeadline(time.Now().Add(closeFlush))
+			c.flushLocked()
+		}
 		c.mu.Unlock()
 	}
 	return c.TCPConn.Close()

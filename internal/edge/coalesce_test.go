@@ -251,3 +251,48 @@ func TestCoalesceShutdown(t *testing.T) {
 		t.Fatal("no response before the shutdown")
 	}
 }
+
+// TestCoalesceRequestBody: the response to a request with a body is not
+// held, since net/http reads that body after the handler: a client waiting
+// for 100 Continue gets the response at once, and the next request on the
+// connection is held again.
+func TestCoalesceRequestBody(t *testing.T) {
+	addr, _, conns := coalescedServer(t, http.HandlerFunc(bodyOfSize))
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(3 * time.Second))
+	br := bufio.NewReader(c)
+	// Unread body, Expect: 100-continue: the client waits for the response.
+	io.WriteString(c, "GET /100 HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\nExpect: 100-continue\r\n\r\n")
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatalf("response to a request waiting for 100 Continue: %v", err)
+	}
+	io.ReadAll(resp.Body)
+	// A body sent whole, then a request without one, on a new connection
+	// (net/http closes the first: its body was never read).
+	c2, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c2.Close()
+	c2.SetDeadline(time.Now().Add(3 * time.Second))
+	br = bufio.NewReader(c2)
+	io.WriteString(c2, "GET /4098 HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello")
+	io.WriteString(c2, "GET /4098 HTTP/1.1\r\nHost: x\r\n\r\n")
+	for i := range 2 {
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if b, _ := io.ReadAll(resp.Body); !bytes.Equal(b, pattern(4098)) {
+			t.Fatalf("response %d: %d bytes", i, len(b))
+		}
+	}
+	waitFor(t, func() bool { return len(conns()) == 2 })
+	cc := conns()[1]
+	waitFor(t, func() bool { return sends(cc) == 3 }) // two for the first response, one for the second
+}

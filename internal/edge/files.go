@@ -107,38 +107,56 @@ func (e *Edge) loadFile(ctx context.Context, rt *route, ent *release.Entry, c co
 // (well under a millisecond); larger ones in the background.
 const inlineGzip = 64 << 10
 
+// noGzip is cached under the gzip key of a file that gzip would not shrink
+// by a tenth: its content is sent instead.
+var noGzip = &file{}
+
 // gzipFile returns the gzipped representation of ent once it is made (and
-// cached). A file of up to inlineGzip bytes is gzipped at once; for a larger
-// one the content is returned, and the file is gzipped in the background
-// for later requests unless another file is being gzipped, so that gzip
-// never holds up a response. ent must be cacheable.
+// cached), else its content. A file of up to inlineGzip bytes is gzipped at
+// once (once for concurrent requests); a larger one is gzipped in the
+// background for later requests unless another file is being gzipped, so
+// that gzip never holds up a response. ent must be cacheable.
 func (e *Edge) gzipFile(ctx context.Context, rt *route, ent *release.Entry) (*file, error) {
 	k := fileKey{rt.sha, ent.Path, gzipped}
-	if f, ok := e.files.get(k); ok {
+	if f, ok := e.files.get(k); ok && f != noGzip {
 		return f, nil
 	}
 	id, err := e.loadFile(ctx, rt, ent, identity)
 	if err != nil {
 		return nil, err
 	}
+	if _, ok := e.files.get(k); ok { // noGzip
+		return id, nil
+	}
 	if ent.Size <= inlineGzip {
-		return e.makeGzip(k, ent, id), nil
+		f, err := e.fileFl.do(ctx, k, func(context.Context) (*file, error) {
+			if f, ok := e.files.get(k); ok { // made by a flight that just ended
+				return f, nil
+			}
+			return e.makeGzip(k, ent, id), nil
+		})
+		if err != nil || f == noGzip {
+			return id, err
+		}
+		return f, nil
 	}
 	select {
 	case e.gzipping <- struct{}{}:
 		go func() {
 			defer func() { <-e.gzipping }()
-			e.makeGzip(k, ent, id)
+			if _, ok := e.files.get(k); !ok {
+				e.makeGzip(k, ent, id)
+			}
 		}()
 	default:
 	}
 	return id, nil
 }
 
-// makeGzip gzips the content id of ent and caches the result under k; where
-// gzip would not save a tenth of the bytes it caches (and returns) id.
+// makeGzip gzips the content id of ent and caches the result under k, or
+// noGzip where gzip would not save a tenth of the bytes.
 func (e *Edge) makeGzip(k fileKey, ent *release.Entry, id *file) *file {
-	f, cost := id, int64(len(ent.Path))+fileOverhead
+	f, cost := noGzip, int64(len(ent.Path))+fileOverhead
 	if gz := gzipBytes(id.data); len(gz) < len(id.data)-len(id.data)/10 {
 		f = newFile(ent, gz, gzipped)
 		cost += int64(len(gz))

@@ -43,14 +43,14 @@ var gzipWriters = sync.Pool{New: func() any {
 	return w
 }}
 
-// gzipBytes returns data gzipped (writing to memory cannot fail).
+// gzipBytes returns data gzipped, in a slice of its own length (it is
+// cached, and counted by its length). Writing to memory cannot fail.
 func gzipBytes(data []byte) []byte {
 	var b bytes.Buffer
-	b.Grow(len(data)/3 + 64)
 	w := gzipWriters.Get().(*gzip.Writer)
 	w.Reset(&b)
 	w.Write(data)
 	w.Close()
 	gzipWriters.Put(w)
-	return b.Bytes()
+	return bytes.Clone(b.Bytes())
 }

@@ -2,6 +2,7 @@ package edge
 
 import (
 	"bytes"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -137,5 +138,40 @@ func TestAcceptsGzip(t *testing.T) {
 		if got := acceptsGzip([]string{ae}); got != want {
 			t.Errorf("%q: %v, want %v", ae, got, want)
 		}
+	}
+}
+
+// TestGzipCacheBound: files gzip does not pay for hold no bytes under their
+// gzip key, so the hot cache stays within its bound however browsers ask.
+func TestGzipCacheBound(t *testing.T) {
+	const limit = 1 << 20
+	v := newEnv(t, Config{CacheBytes: limit})
+	tree := map[string]string{}
+	for i := range 60 {
+		tree[fmt.Sprintf("f%02d.txt", i)] = noise(uint64(i), 40<<10)
+	}
+	v.publish(v.deploy("site"), tree, true)
+	// Earlier files are asked for again and again (their gzip keys stay
+	// recent), while their content entries age out.
+	for i := range 60 {
+		for j := 0; j <= i; j++ {
+			v.mustGet("site.localhost", fmt.Sprintf("/f%02d.txt", j), 200, "Accept-Encoding: gzip")
+		}
+	}
+	c := v.edge.files
+	c.mu.Lock()
+	held := map[*byte]int{}
+	for _, n := range c.items {
+		if len(n.val.data) > 0 {
+			held[&n.val.data[0]] = cap(n.val.data)
+		}
+	}
+	c.mu.Unlock()
+	total := 0
+	for _, n := range held {
+		total += n
+	}
+	if total > limit {
+		t.Errorf("the hot cache holds %d bytes of files, bound %d", total, limit)
 	}
 }
