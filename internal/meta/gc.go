@@ -158,6 +158,14 @@ type Leases interface {
 	HoldRelease(ctx context.Context, sha256, holder string, ttl time.Duration) (deleting bool, err error)
 	// DropRelease ends holder's lease; no lease is not an error.
 	DropRelease(ctx context.Context, sha256, holder string) error
+	// RenewLeases extends every lease of holder that is unexpired at now
+	// to now+ttl, in one statement, and returns how many it extended. An
+	// expired lease is left alone: its bytes may be deleted meanwhile, so
+	// it is taken again with HoldRelease, which reports that. Unlike
+	// HoldRelease it takes no lock on the sha256s, so a lease renewed in
+	// its last moments may race a deletion claim: renew well before the
+	// leases end.
+	RenewLeases(ctx context.Context, holder string, ttl time.Duration) (int64, error)
 	// AcquireLock takes, or renews, the exclusive lock name for holder until
 	// now+ttl. Held by another holder and not expired: false, nil.
 	AcquireLock(ctx context.Context, name, holder string, ttl time.Duration) (bool, error)

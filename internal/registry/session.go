@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/opencontainers/go-digest"
 
@@ -25,17 +26,27 @@ import (
 //
 //   - A chunk (a PATCH body, a PUT's last one) is spooled to an unlinked
 //     file in StageDir while it is hashed and limited. Its digest is leased
-//     for the session (holder "upload-<id>", UploadTTL; gc.Lease waits out a
-//     deletion of the same bytes in progress), then stored with blobs.Put,
-//     and only then appended to the session, guarded by the size read: a
-//     lost race answers 416 with the current Range.
-//   - Each request that uses a session renews the leases of all its parts;
+//     for the session (holder "upload-<id>"; gc.Lease waits out a deletion
+//     of the same bytes in progress), then stored with blobs.Put, and only
+//     then appended to the session, guarded by the size read: a lost race
+//     answers 416 with the current Range.
+//   - Every request that refreshes the session's Updated (a PATCH, even an
+//     empty one; a PUT) renews the leases of all its parts first, in one
+//     statement (meta.Leases.RenewLeases). Leases last UploadTTL plus
+//     leaseMargin, so they outlive the session they were renewed for;
 //     finishing or cancelling it drops them. The leases of an expired
-//     session end with it, and its parts become orphans that the GC's
-//     orphan sweep removes after its grace period.
+//     session end soon after it, and its parts become orphans that the
+//     GC's orphan sweep removes after its grace period.
 //   - Finishing: a single part with the wanted digest already is the blob
 //     (the usual push: one PATCH with the layer, then an empty PUT); other
 //     sessions are read part by part into blobs.Put, which verifies them.
+//     A part gone from the blob store (it should not be, while leased)
+//     ends the session: BLOB_UPLOAD_UNKNOWN, the client starts again.
+
+// leaseMargin is how much longer than UploadTTL a part's lease lasts, so
+// that the leases renewed for a request end after the session it refreshed,
+// even though they are renewed a little before Updated is set.
+const leaseMargin = 5 * time.Minute
 
 // createSession starts an empty session for repo.
 func (r *Registry) createSession(ctx context.Context, repo string) (*meta.Upload, error) {
@@ -73,8 +84,9 @@ func (r *Registry) session(ctx context.Context, rt route) (*meta.Upload, error) 
 // addPart appends what body yields to ss as a new part: at most limit bytes
 // (more wraps errBlobTooLarge) and, if want >= 0, exactly want bytes (else
 // errSizeInvalid). An empty body adds no part and only marks the session
-// active. On error the session is as it was; after a lost race ss holds
-// the session as the winner left it.
+// active. Either way the leases of the session's parts are renewed. On
+// error the session is as it was; after a lost race ss holds the session
+// as the winner left it.
 func (r *Registry) addPart(ctx context.Context, ss *meta.Upload, body io.Reader, limit, want int64) error {
 	f, err := os.CreateTemp(r.cfg.StageDir, "part-")
 	if err != nil {
@@ -93,12 +105,20 @@ func (r *Registry) addPart(ctx context.Context, ss *meta.Upload, body io.Reader,
 	p := meta.UploadPart{Size: n}
 	if n > 0 {
 		p.Digest = "sha256:" + hex.EncodeToString(h.Sum(nil))
-		if err := r.renew(ctx, ss, p.Digest); err != nil {
+		err := gc.Lease(ctx, r.meta, digest.Digest(p.Digest).Encoded(), holder(ss.ID), r.leaseTTL())
+		if err != nil {
 			return err
 		}
 		if err := r.storePart(ctx, ss, p, f); err != nil {
 			return err
 		}
+	}
+	// The append refreshes Updated: the leases must outlive the session.
+	if err := r.renew(ctx, ss, p.Digest); err != nil {
+		if p.Size > 0 && !hasPart(ss, p.Digest) {
+			r.dropLeases(ctx, ss.ID, p.Digest)
+		}
+		return err
 	}
 	now := r.now()
 	err = r.uploads.AppendUpload(ctx, ss.ID, ss.Size, p, now)
@@ -129,7 +149,12 @@ func (r *Registry) storePart(ctx context.Context, ss *meta.Upload, p meta.Upload
 // lostPart handles an append of p to ss that failed with err: the session
 // was deleted or grew meanwhile. Unless the session (reloaded into ss) holds
 // the same bytes, p's lease is dropped and its blob left to the GC's orphan
-// sweep.
+// sweep. The session holds one lease per digest: another request of it in
+// flight with the same bytes (stored, not yet appended) shares this lease
+// and loses it too. That is accepted: if that request's append wins, its
+// lease comes back with the next renewal of the session (renew re-leases
+// a part whose lease is gone), and a part lost meanwhile ends the session
+// at its PUT with BLOB_UPLOAD_UNKNOWN instead of corrupting the blob.
 func (r *Registry) lostPart(ctx context.Context, ss *meta.Upload, p meta.UploadPart, err error) error {
 	cur, gerr := r.uploads.GetUpload(ctx, ss.ID)
 	switch {
@@ -159,11 +184,29 @@ func hasPart(ss *meta.Upload, d string) bool {
 // holder names the leases of session id.
 func holder(id string) string { return "upload-" + id }
 
-// renew takes or renews the session's leases on each of its parts and on
-// the digests more, for UploadTTL from now.
+// leaseTTL is how long a lease of an upload lasts from its renewal.
+func (r *Registry) leaseTTL() time.Duration { return r.cfg.UploadTTL + leaseMargin }
+
+// renew extends the session's leases on its parts and on the digests more
+// ("" is skipped) to leaseTTL from now, all in one statement. If fewer
+// leases were held than there are digests (a lease lapsed, or was dropped
+// by lostPart for a request that won after all), each digest is leased
+// again with gc.Lease, which waits out a deletion of its bytes in progress.
 func (r *Registry) renew(ctx context.Context, ss *meta.Upload, more ...string) error {
-	for _, d := range partDigests(ss, more...) {
-		if err := gc.Lease(ctx, r.meta, digest.Digest(d).Encoded(), holder(ss.ID), r.cfg.UploadTTL); err != nil {
+	l, ok := r.meta.(meta.Leases)
+	if !ok {
+		return nil
+	}
+	n, err := l.RenewLeases(ctx, holder(ss.ID), r.leaseTTL())
+	if err != nil {
+		return err
+	}
+	ds := partDigests(ss, more...)
+	if n >= int64(len(ds)) {
+		return nil
+	}
+	for _, d := range ds {
+		if err := gc.Lease(ctx, r.meta, digest.Digest(d).Encoded(), holder(ss.ID), r.leaseTTL()); err != nil {
 			return err
 		}
 	}
@@ -185,20 +228,34 @@ func (r *Registry) dropLeases(ctx context.Context, id string, ds ...string) {
 	}
 }
 
-// partDigests lists the distinct digests of ss's parts and of more.
+// partDigests lists the distinct digests of more and of ss's parts, ""
+// left out. It does not write to more.
 func partDigests(ss *meta.Upload, more ...string) []string {
-	var ds []string
-	seen := map[string]bool{}
+	all := make([]string, 0, len(more)+len(ss.Parts))
+	all = append(all, more...)
 	for _, p := range ss.Parts {
-		more = append(more, p.Digest)
+		all = append(all, p.Digest)
 	}
-	for _, d := range more {
+	var ds []string
+	seen := map[string]bool{"": true}
+	for _, d := range all {
 		if !seen[d] {
 			seen[d] = true
 			ds = append(ds, d)
 		}
 	}
 	return ds
+}
+
+// partLost ends session ss, whose part d is gone from the blob store (its
+// lease lapsed and the GC took it, or someone deleted it): the client must
+// start the upload again, so it gets BLOB_UPLOAD_UNKNOWN, not a 500.
+func (r *Registry) partLost(ctx context.Context, ss *meta.Upload, d string) error {
+	r.log.Warn("registry: an upload lost a part; ending it", "upload", ss.ID, "digest", d)
+	if err := r.endSession(ctx, ss); err != nil {
+		return err
+	}
+	return public(errUploadUnknown, "upload %s lost a part; start the upload again", ss.ID)
 }
 
 // endSession deletes the session and drops its leases.
@@ -234,12 +291,13 @@ func (r *Registry) SweepUploads(ctx context.Context) (int, error) {
 }
 
 // partsReader yields the bytes of parts in order, opening each from the
-// blob store when it is reached.
+// blob store when it is reached. lost names a part that was not found.
 type partsReader struct {
 	ctx   context.Context
 	blobs blob.Store
 	parts []meta.UploadPart
 	cur   io.ReadCloser
+	lost  string
 }
 
 func (p *partsReader) Read(b []byte) (int, error) {
@@ -250,6 +308,9 @@ func (p *partsReader) Read(b []byte) (int, error) {
 			}
 			rc, err := p.blobs.Open(p.ctx, digest.Digest(p.parts[0].Digest), 0, -1)
 			if err != nil { // not the client's error, even blob.ErrNotFound
+				if errors.Is(err, blob.ErrNotFound) {
+					p.lost = p.parts[0].Digest
+				}
 				return 0, fmt.Errorf("upload part %s: %v", p.parts[0].Digest, err)
 			}
 			p.cur, p.parts = rc, p.parts[1:]

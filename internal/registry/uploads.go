@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strconv"
 
+	"github.com/cairnhq/cairn/internal/blob"
 	"github.com/cairnhq/cairn/internal/meta"
 	"github.com/opencontainers/go-digest"
 )
@@ -139,13 +140,12 @@ func (r *Registry) finishUpload(w http.ResponseWriter, req *http.Request, rt rou
 	if err := r.appendChunk(w, req, rt, ss); err != nil {
 		return err
 	}
-	if err := r.renew(ctx, ss); err != nil { // the parts outlast the copy
-		return err
-	}
+	// appendChunk renewed the parts' leases: they outlast the copy.
 	if len(ss.Parts) == 1 && ss.Parts[0].Digest == d.String() {
-		// Leased since it was stored, unless the session idled past its
-		// lease: then the GC may have deleted it.
-		if _, err := r.blobs.Stat(ctx, d); err != nil {
+		// Leased since it was stored; gone only if someone deleted it.
+		if _, err := r.blobs.Stat(ctx, d); errors.Is(err, blob.ErrNotFound) {
+			return r.partLost(ctx, ss, d.String())
+		} else if err != nil {
 			return fmt.Errorf("upload %s: part %s: %v", ss.ID, d, err)
 		}
 	} else {
@@ -157,6 +157,9 @@ func (r *Registry) finishUpload(w http.ResponseWriter, req *http.Request, rt rou
 		parts := &partsReader{ctx: ctx, blobs: r.blobs, parts: ss.Parts}
 		defer parts.Close()
 		if err := r.blobs.Put(ctx, d, ss.Size, parts); err != nil {
+			if parts.lost != "" {
+				return r.partLost(ctx, ss, parts.lost)
+			}
 			return err
 		}
 	}

@@ -14,6 +14,7 @@ var gcTests = []test{
 	{"GC/Collect", testGCCollect},
 	{"GC/Cancel", testGCCancel},
 	{"GC/Leases", testGCLeases},
+	{"GC/RenewLeases", testGCRenewLeases},
 	{"GC/Lock", testGCLock},
 	{"GC/Orphans", testGCOrphans},
 	{"GC/Policy", testGCPolicy},

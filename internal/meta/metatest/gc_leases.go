@@ -58,6 +58,50 @@ func testGCLeases(t *testing.T, s meta.Store) {
 	}
 }
 
+// testGCRenewLeases: RenewLeases extends a holder's unexpired leases, and
+// only those.
+func testGCRenewLeases(t *testing.T, s meta.Store) {
+	ctx := t.Context()
+	g := gcStore(t, s)
+	base := newDeployment(t, s, "site").CreatedAt // the store's clock
+	hold := func(content, holder string, ttl time.Duration) string {
+		t.Helper()
+		if _, err := g.HoldRelease(ctx, sha(content), holder, ttl); err != nil {
+			t.Fatal(err)
+		}
+		return sha(content)
+	}
+	a, b := hold("a", "upload-1", time.Hour), hold("b", "upload-1", time.Hour)
+	hold("b", "upload-2", time.Hour)
+	expired := hold("c", "upload-1", -time.Second)
+	stray := sha("stray")
+	if ok, err := g.ClaimOrphan(ctx, stray, "upload-1", base, time.Hour); !ok || err != nil {
+		t.Fatalf("ClaimOrphan = %v, %v", ok, err)
+	}
+	n, err := g.RenewLeases(ctx, "upload-1", 30*day)
+	if err != nil || n != 2 {
+		t.Errorf("RenewLeases = %d, %v; want 2 (a and b, not the expired c)", n, err)
+	}
+	if n, err := g.RenewLeases(ctx, "nobody", 30*day); err != nil || n != 0 {
+		t.Errorf("RenewLeases of a holder without leases = %d, %v", n, err)
+	}
+	snap, err := g.GCSnapshot(ctx, base.Add(29*day))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameJSON(t, "leased after the renewal", snap.Leased, map[string]bool{a: true, b: true})
+	sameJSON(t, "claimed after the renewal", snap.Claimed, map[string]bool{})
+	if snap, _ := g.GCSnapshot(ctx, base.Add(31*day)); len(snap.Leased) != 0 {
+		t.Errorf("leases outlived their renewal: %v", snap.Leased)
+	}
+	if snap, _ := g.GCSnapshot(ctx, base); snap.Leased[expired] || !snap.Claimed[stray] {
+		t.Errorf("at the start: leased %v, claimed %v", snap.Leased, snap.Claimed)
+	}
+	if err := g.PruneLeases(ctx, base.Add(365*day)); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func testGCLock(t *testing.T, s meta.Store) {
 	ctx := t.Context()
 	g := gcStore(t, s)

@@ -2,6 +2,7 @@ package metatest
 
 import (
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -16,6 +17,7 @@ func RunUploads(t *testing.T, newStore func(t *testing.T) meta.Store) {
 		{"Uploads/Lifecycle", testUploadLifecycle},
 		{"Uploads/Expired", testUploadsExpired},
 		{"Uploads/ConcurrentAppends", testUploadConcurrentAppends},
+		{"Uploads/DeleteRacesAppend", testUploadDeleteRacesAppend},
 	})
 }
 
@@ -173,5 +175,46 @@ func testUploadConcurrentAppends(t *testing.T, s meta.Store) {
 	}
 	if err := u.DeleteUpload(ctx, "race"); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// testUploadDeleteRacesAppend: deleting an upload while a part is appended
+// to it succeeds, whichever comes first; the append then finds no upload.
+func testUploadDeleteRacesAppend(t *testing.T, s meta.Store) {
+	u, ctx := uploadStore(t, s), t.Context()
+	const n = 150
+	for i := range n {
+		newUpload(t, u, fmt.Sprintf("del-%03d", i), uploadT0)
+	}
+	var (
+		wg    sync.WaitGroup
+		start = make(chan struct{})
+	)
+	for i := range n {
+		id := fmt.Sprintf("del-%03d", i)
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			<-start
+			err := u.AppendUpload(ctx, id, 0, part(id), uploadT0.Add(time.Second))
+			if err != nil && !errors.Is(err, meta.ErrNotFound) && !errors.Is(err, meta.ErrUploadMoved) {
+				t.Errorf("AppendUpload(%s) racing a delete: %v", id, err)
+			}
+		}()
+		go func() {
+			defer wg.Done()
+			<-start
+			if err := u.DeleteUpload(ctx, id); err != nil {
+				t.Errorf("DeleteUpload(%s) racing an append: %v", id, err)
+			}
+		}()
+	}
+	close(start)
+	wg.Wait()
+	for i := range n {
+		id := fmt.Sprintf("del-%03d", i)
+		if _, err := u.GetUpload(ctx, id); !errors.Is(err, meta.ErrNotFound) {
+			t.Errorf("GetUpload(%s) after the delete: %v", id, err)
+		}
 	}
 }

@@ -17,10 +17,17 @@ CREATE TABLE uploads (
 -- the sweep: sessions idle for longer than the upload TTL
 CREATE INDEX uploads_updated_at ON uploads (updated_at);
 
+-- Deleting an upload deletes its parts with it, in the same statement:
+-- a part appended concurrently (PostgreSQL, READ COMMITTED) is either
+-- seen by the cascade or refused by its upload's missing row.
 CREATE TABLE upload_parts (
-    upload_id TEXT NOT NULL REFERENCES uploads (id),
+    upload_id TEXT NOT NULL REFERENCES uploads (id) ON DELETE CASCADE,
     seq       BIGINT NOT NULL,
     digest    TEXT NOT NULL,
     size      BIGINT NOT NULL,
     PRIMARY KEY (upload_id, seq)
 );
+
+-- a session renews the leases of all its parts at once (holder
+-- "upload-<id>", meta.Leases.RenewLeases)
+CREATE INDEX release_leases_holder ON release_leases (holder);

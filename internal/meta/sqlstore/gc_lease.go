@@ -49,6 +49,24 @@ func (s *Store) DropRelease(ctx context.Context, sha, holder string) error {
 	return s.mapErr("drop lease on "+quote(sha), err)
 }
 
+// RenewLeases extends holder's unexpired leases (not its deletion claims)
+// to the store's now+ttl in one statement.
+func (s *Store) RenewLeases(ctx context.Context, holder string, ttl time.Duration) (int64, error) {
+	var n int64
+	err := s.update(ctx, func(tx *wtx) error {
+		now := s.stamp()
+		res, err := tx.ExecContext(ctx, s.q(`UPDATE release_leases SET expires_at = ?
+			WHERE holder = ? AND purpose = ? AND expires_at > ?`),
+			now.Add(ttl).UnixNano(), holder, purposeUse, now.UnixNano())
+		n = affected(res)
+		return err
+	})
+	if err != nil {
+		return 0, s.mapErr("renew leases of "+quote(holder), err)
+	}
+	return n, nil
+}
+
 // AcquireLock takes or renews the exclusive lock name for holder until the
 // store's now+ttl; another holder's unexpired lock: false. Concurrent
 // callers queue on the row (ON CONFLICT), and each decides on the row the
