@@ -110,16 +110,16 @@ func scaleout() error {
 	}
 	var rs3, rfs []float64
 	for round := range 4 {
-		a, _, err := wrk("http://"+edgeAddr+"/"+small, "monaco.localhost")
+		a, err := wrk("http://"+edgeAddr+"/"+small, "monaco.localhost")
 		if err != nil {
 			return err
 		}
-		b, _, err := wrk("http://"+fsEdge+"/"+small, "monaco.localhost")
+		b, err := wrk("http://"+fsEdge+"/"+small, "monaco.localhost")
 		if err != nil {
 			return err
 		}
 		if round > 0 {
-			rs3, rfs = append(rs3, a), append(rfs, b)
+			rs3, rfs = append(rs3, a.rps), append(rfs, b.rps)
 		}
 	}
 	stopS3Edge()
