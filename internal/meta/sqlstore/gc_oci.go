@@ -120,6 +120,15 @@ func (s *Store) CollectOCI(ctx context.Context, c meta.OCICollect) (*meta.OCICol
 				return err
 			}
 		}
+		// The sha256 locks of everything to delete: a push's lease on one
+		// (HoldRelease takes the same lock) either commits before, and the
+		// re-check below sees it, or waits until this commits, and the push
+		// then finds the link gone. Without them a push could take its
+		// lease after the re-check, find the link still there, and commit
+		// a manifest that refers to a blob this deletes.
+		if err := s.lockSHAs(ctx, tx, ociSHAs(c)); err != nil {
+			return err
+		}
 		if len(c.Releases) > 0 {
 			if err := s.lockRoots(ctx, tx, c.Releases); err != nil {
 				return err
@@ -140,6 +149,18 @@ func (s *Store) CollectOCI(ctx context.Context, c meta.OCICollect) (*meta.OCICol
 		return nil, s.mapErr("collect oci", err)
 	}
 	return out, nil
+}
+
+// ociSHAs lists the sha256 (hex) of the releases, manifests and blobs c
+// deletes.
+func ociSHAs(c meta.OCICollect) []string {
+	shas := append([]string(nil), c.Releases...)
+	for _, r := range append(append([]meta.OCIRef{}, c.Manifests...), c.Blobs...) {
+		if hex, ok := strings.CutPrefix(r.Digest, "sha256:"); ok {
+			shas = append(shas, hex)
+		}
+	}
+	return shas
 }
 
 // ociRecheck returns why c must not be carried out now ("" when it may).
