@@ -38,9 +38,9 @@ func Coalesce(srv *http.Server, ln net.Listener) net.Listener {
 		if cc, ok := c.(*coalescedConn); ok {
 			switch s {
 			case http.StateIdle:
-				cc.responseDone()
+				cc.writeThrough(false)
 			case http.StateHijacked:
-				cc.hijacked()
+				cc.writeThrough(true)
 			}
 		}
 		if prevState != nil {
@@ -59,7 +59,7 @@ func Coalesce(srv *http.Server, ln net.Listener) net.Listener {
 	srv.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Body != nil && r.Body != http.NoBody {
 			if cc, ok := r.Context().Value(connKey{}).(*coalescedConn); ok {
-				cc.writeThrough()
+				cc.writeThrough(true)
 			}
 		}
 		h.ServeHTTP(w, r)
@@ -93,8 +93,7 @@ type coalescedConn struct {
 	*net.TCPConn
 	mu      sync.Mutex // held across writes, to keep the bytes in order
 	held    *[]byte    // pooled; nil while nothing is held
-	direct  bool       // hijacked: writes go straight out
-	through bool       // this response writes straight out (its request has a body)
+	through bool       // writes go straight out: a request with a body, or a hijack
 	err     error      // a failed send of held bytes, returned by later calls
 	sends   int        // write calls made, for tests
 }
@@ -106,7 +105,7 @@ func (c *coalescedConn) Write(p []byte) (int, error) {
 		return 0, c.err
 	}
 	if c.held == nil {
-		if c.direct || c.through || len(p) >= coalesceLimit {
+		if c.through || len(p) >= coalesceLimit {
 			c.sends++
 			return c.TCPConn.Write(p)
 		}
@@ -156,28 +155,15 @@ func (c *coalescedConn) release() {
 	c.held = nil
 }
 
-// responseDone sends what is held; the next response is held again.
-func (c *coalescedConn) responseDone() {
+// writeThrough sends what is held and, with on, lets the rest of the
+// response go straight out; with off, the next response is held again.
+// net/http reports no end of response on a hijacked connection, so one
+// set on by its hijack stays on.
+func (c *coalescedConn) writeThrough(on bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.flushLocked()
-	c.through = false
-}
-
-// writeThrough sends what is held and lets the rest of the response go
-// straight out.
-func (c *coalescedConn) writeThrough() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.flushLocked()
-	c.through = true
-}
-
-func (c *coalescedConn) hijacked() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.flushLocked()
-	c.direct = true
+	c.through = on
 }
 
 // SetWriteDeadline sends what is held first. net/http sets the write

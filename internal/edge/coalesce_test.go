@@ -70,11 +70,7 @@ func sends(c *coalescedConn) int {
 // on every request of a keep-alive connection; larger ones arrive whole.
 func TestCoalesceOneWrite(t *testing.T) {
 	addr, _, conns := coalescedServer(t, http.HandlerFunc(bodyOfSize))
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := dial(t, addr)
 	br := bufio.NewReader(c)
 	get := func(n int) {
 		t.Helper()
@@ -98,6 +94,19 @@ func TestCoalesceOneWrite(t *testing.T) {
 	get(3 << 20)
 }
 
+// dial connects to addr; the connection gives up after 5 s and closes
+// when the test ends.
+func dial(t *testing.T, addr string) net.Conn {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
 func waitFor(t *testing.T, ok func() bool) {
 	t.Helper()
 	for deadline := time.Now().Add(5 * time.Second); !ok(); time.Sleep(time.Millisecond) {
@@ -111,13 +120,8 @@ func waitFor(t *testing.T, ok func() bool) {
 // order, and a response that closes the connection is sent before it is.
 func TestCoalescePipelinedAndClose(t *testing.T) {
 	addr, _, _ := coalescedServer(t, http.HandlerFunc(bodyOfSize))
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := dial(t, addr)
 	io.WriteString(c, "GET /10 HTTP/1.1\r\nHost: x\r\n\r\nGET /7000 HTTP/1.1\r\nHost: x\r\n\r\nHEAD /30 HTTP/1.1\r\nHost: x\r\n\r\nGET /3 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-	c.SetReadDeadline(time.Now().Add(5 * time.Second))
 	br := bufio.NewReader(c)
 	for _, n := range []int{10, 7000, -30, 3} {
 		req := &http.Request{Method: "GET"}
@@ -154,12 +158,7 @@ func TestCoalesceHijack(t *testing.T) {
 		c.Write(b) // echo, with the connection still open
 		io.ReadFull(bw.Reader, b[:1])
 	}))
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(5 * time.Second))
+	c := dial(t, addr)
 	io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: echo\r\nConnection: Upgrade\r\n\r\n")
 	br := bufio.NewReader(c)
 	resp, err := http.ReadResponse(br, nil)
@@ -186,11 +185,7 @@ func TestCoalesceCloseDuringWrite(t *testing.T) {
 			}
 		}
 	}))
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := dial(t, addr)
 	io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
 	<-started
 	time.Sleep(50 * time.Millisecond) // the write blocks
@@ -258,12 +253,7 @@ func TestCoalesceShutdown(t *testing.T) {
 // connection is held again.
 func TestCoalesceRequestBody(t *testing.T) {
 	addr, _, conns := coalescedServer(t, http.HandlerFunc(bodyOfSize))
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(3 * time.Second))
+	c := dial(t, addr)
 	br := bufio.NewReader(c)
 	// Unread body, Expect: 100-continue: the client waits for the response.
 	io.WriteString(c, "GET /100 HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\nExpect: 100-continue\r\n\r\n")
@@ -274,12 +264,7 @@ func TestCoalesceRequestBody(t *testing.T) {
 	io.ReadAll(resp.Body)
 	// A body sent whole, then a request without one, on a new connection
 	// (net/http closes the first: its body was never read).
-	c2, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c2.Close()
-	c2.SetDeadline(time.Now().Add(3 * time.Second))
+	c2 := dial(t, addr)
 	br = bufio.NewReader(c2)
 	io.WriteString(c2, "GET /4098 HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello")
 	io.WriteString(c2, "GET /4098 HTTP/1.1\r\nHost: x\r\n\r\n")

@@ -118,15 +118,13 @@ var noGzip = &file{}
 // that gzip never holds up a response. ent must be cacheable.
 func (e *Edge) gzipFile(ctx context.Context, rt *route, ent *release.Entry) (*file, error) {
 	k := fileKey{rt.sha, ent.Path, gzipped}
-	if f, ok := e.files.get(k); ok && f != noGzip {
+	f, known := e.files.get(k)
+	if known && f != noGzip {
 		return f, nil
 	}
 	id, err := e.loadFile(ctx, rt, ent, identity)
-	if err != nil {
-		return nil, err
-	}
-	if _, ok := e.files.get(k); ok { // noGzip
-		return id, nil
+	if err != nil || known { // known: noGzip
+		return id, err
 	}
 	if ent.Size <= inlineGzip {
 		f, err := e.fileFl.do(ctx, k, func(context.Context) (*file, error) {

@@ -98,17 +98,11 @@ func (s *Store) createDeployment(ctx context.Context, d *meta.Deployment, actor 
 
 // GetDeployment finds a deployment by id or, failing that, by name.
 func (s *Store) GetDeployment(ctx context.Context, idOrName string) (*meta.Deployment, error) {
-	var d *meta.Deployment
-	err := s.read(ctx, func(q Querier) (err error) {
-		d, err = scanDeployment(q.QueryRowContext(ctx, s.q(`SELECT `+deploymentCols+`
+	return readRow(ctx, s, "get deployment "+quote(idOrName), func(q Querier) (*meta.Deployment, error) {
+		return scanDeployment(q.QueryRowContext(ctx, s.q(`SELECT `+deploymentCols+`
 			FROM deployments WHERE id = ? OR name = ?
 			ORDER BY CASE WHEN id = ? THEN 0 ELSE 1 END LIMIT 1`), idOrName, idOrName, idOrName))
-		return err
 	})
-	if err != nil {
-		return nil, s.mapErr("get deployment "+quote(idOrName), err)
-	}
-	return d, nil
 }
 
 // ListDeployments returns every deployment, ordered by name.

@@ -94,15 +94,9 @@ func (s *Store) CreateDomain(ctx context.Context, d *meta.Domain, actor string) 
 
 // GetDomain finds a domain by hostname (compared lower-cased). Missing: meta.ErrNotFound.
 func (s *Store) GetDomain(ctx context.Context, hostname string) (*meta.Domain, error) {
-	var d *meta.Domain
-	err := s.read(ctx, func(q Querier) (err error) {
-		d, err = s.domainByHost(ctx, q, hostname)
-		return err
+	return readRow(ctx, s, "get domain "+quote(hostname), func(q Querier) (*meta.Domain, error) {
+		return s.domainByHost(ctx, q, hostname)
 	})
-	if err != nil {
-		return nil, s.mapErr("get domain "+quote(hostname), err)
-	}
-	return d, nil
 }
 
 // ListDomains returns every domain, ordered by hostname.

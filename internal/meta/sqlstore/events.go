@@ -122,15 +122,9 @@ func (s *Store) ListEvents(ctx context.Context, f meta.EventFilter) ([]meta.Even
 
 // LastEvent returns the newest event (the head of the chain).
 func (s *Store) LastEvent(ctx context.Context) (*meta.Event, error) {
-	var e *meta.Event
-	err := s.read(ctx, func(q Querier) (err error) {
-		e, err = scanEvent(q.QueryRowContext(ctx, `SELECT `+eventCols+` FROM events ORDER BY id DESC LIMIT 1`))
-		return err
+	return readRow(ctx, s, "last event", func(q Querier) (*meta.Event, error) {
+		return scanEvent(q.QueryRowContext(ctx, `SELECT `+eventCols+` FROM events ORDER BY id DESC LIMIT 1`))
 	})
-	if err != nil {
-		return nil, s.mapErr("last event", err)
-	}
-	return e, nil
 }
 
 func scanEvent(row scanner) (*meta.Event, error) {

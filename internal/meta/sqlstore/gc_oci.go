@@ -126,7 +126,7 @@ func (s *Store) CollectOCI(ctx context.Context, c meta.OCICollect) (*meta.OCICol
 		// then finds the link gone. Without them a push could take its
 		// lease after the re-check, find the link still there, and commit
 		// a manifest that refers to a blob this deletes.
-		if err := s.lockSHAs(ctx, tx, ociSHAs(c)); err != nil {
+		if err := s.lockSHAs(ctx, tx, append(ociSHAs(c), c.Releases...)); err != nil {
 			return err
 		}
 		if len(c.Releases) > 0 {
@@ -151,10 +151,10 @@ func (s *Store) CollectOCI(ctx context.Context, c meta.OCICollect) (*meta.OCICol
 	return out, nil
 }
 
-// ociSHAs lists the sha256 (hex) of the releases, manifests and blobs c
-// deletes.
+// ociSHAs lists the sha256 (hex) of the manifests and blobs c deletes
+// (other algorithms are neither leased nor locked).
 func ociSHAs(c meta.OCICollect) []string {
-	shas := append([]string(nil), c.Releases...)
+	var shas []string
 	for _, r := range append(append([]meta.OCIRef{}, c.Manifests...), c.Blobs...) {
 		if hex, ok := strings.CutPrefix(r.Digest, "sha256:"); ok {
 			shas = append(shas, hex)
@@ -182,18 +182,14 @@ func (s *Store) ociRecheck(ctx context.Context, tx *wtx, c meta.OCICollect) (str
 			return "blob " + b.Digest + " was linked again", nil
 		}
 	}
-	for _, r := range append(append([]meta.OCIRef{}, c.Manifests...), c.Blobs...) {
-		hex, ok := strings.CutPrefix(r.Digest, "sha256:")
-		if !ok {
-			continue
-		}
+	for _, hex := range ociSHAs(c) {
 		var leased bool
 		if err := tx.QueryRowContext(ctx, s.q(`SELECT EXISTS (SELECT 1 FROM release_leases
 			WHERE sha256 = ? AND purpose = ? AND expires_at > ?)`), hex, purposeUse, c.Now.UnixNano()).Scan(&leased); err != nil {
 			return "", err
 		}
 		if leased {
-			return r.Digest + " is leased", nil
+			return "sha256:" + hex + " is leased", nil
 		}
 	}
 	return "", nil

@@ -75,15 +75,9 @@ func (s *Store) PutOCIRepository(ctx context.Context, r *meta.OCIRepository) err
 
 // GetOCIRepository finds a repository by name. Missing: meta.ErrNotFound.
 func (s *Store) GetOCIRepository(ctx context.Context, name string) (*meta.OCIRepository, error) {
-	var r *meta.OCIRepository
-	err := s.read(ctx, func(q Querier) (err error) {
-		r, err = s.ociRepository(ctx, q, name)
-		return err
+	return readRow(ctx, s, "get oci repository "+quote(name), func(q Querier) (*meta.OCIRepository, error) {
+		return s.ociRepository(ctx, q, name)
 	})
-	if err != nil {
-		return nil, s.mapErr("get oci repository "+quote(name), err)
-	}
-	return r, nil
 }
 
 // requireRepository answers sql.ErrNoRows (meta.ErrNotFound) unless the

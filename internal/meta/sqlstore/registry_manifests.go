@@ -84,16 +84,10 @@ func (s *Store) PutOCIManifest(ctx context.Context, m *meta.OCIManifest, tag str
 // GetOCIManifest finds a manifest by repository and digest. Missing:
 // meta.ErrNotFound.
 func (s *Store) GetOCIManifest(ctx context.Context, repo, digest string) (*meta.OCIManifest, error) {
-	var m *meta.OCIManifest
-	err := s.read(ctx, func(q Querier) (err error) {
-		m, err = scanOCIManifest(q.QueryRowContext(ctx, s.q(`SELECT `+ociManifestCols+`
+	return readRow(ctx, s, "get oci manifest "+quote(digest)+" in "+quote(repo), func(q Querier) (*meta.OCIManifest, error) {
+		return scanOCIManifest(q.QueryRowContext(ctx, s.q(`SELECT `+ociManifestCols+`
 			FROM oci_manifests WHERE repository = ? AND digest = ?`), repo, digest))
-		return err
 	})
-	if err != nil {
-		return nil, s.mapErr("get oci manifest "+quote(digest)+" in "+quote(repo), err)
-	}
-	return m, nil
 }
 
 // DeleteOCIManifest removes the manifest and the tags pointing at it in one

@@ -178,3 +178,17 @@ func (s *Store) mapErr(op string, err error) error {
 	}
 	return fmt.Errorf("%s: %s: %w", s.h.Name, op, err)
 }
+
+// readRow runs get in one read and maps its error, if any, for op.
+func readRow[T any](ctx context.Context, s *Store, op string, get func(Querier) (T, error)) (T, error) {
+	var v T
+	err := s.read(ctx, func(q Querier) (err error) {
+		v, err = get(q)
+		return err
+	})
+	if err != nil {
+		var zero T
+		return zero, s.mapErr(op, err)
+	}
+	return v, nil
+}

@@ -43,28 +43,16 @@ func (s *Store) versionByNumber(ctx context.Context, q Querier, depID string, n 
 
 // GetVersion finds a version by id. Missing: meta.ErrNotFound.
 func (s *Store) GetVersion(ctx context.Context, id string) (*meta.Version, error) {
-	var v *meta.Version
-	err := s.read(ctx, func(q Querier) (err error) {
-		v, err = s.versionByID(ctx, q, id)
-		return err
+	return readRow(ctx, s, "get version "+quote(id), func(q Querier) (*meta.Version, error) {
+		return s.versionByID(ctx, q, id)
 	})
-	if err != nil {
-		return nil, s.mapErr("get version "+quote(id), err)
-	}
-	return v, nil
 }
 
 // GetVersionByNumber finds version n of a deployment. Missing: meta.ErrNotFound.
 func (s *Store) GetVersionByNumber(ctx context.Context, deploymentID string, n int64) (*meta.Version, error) {
-	var v *meta.Version
-	err := s.read(ctx, func(q Querier) (err error) {
-		v, err = s.versionByNumber(ctx, q, deploymentID, n)
-		return err
+	return readRow(ctx, s, fmt.Sprintf("get version %q v%d", deploymentID, n), func(q Querier) (*meta.Version, error) {
+		return s.versionByNumber(ctx, q, deploymentID, n)
 	})
-	if err != nil {
-		return nil, s.mapErr(fmt.Sprintf("get version %q v%d", deploymentID, n), err)
-	}
-	return v, nil
 }
 
 // ListVersions returns the deployment's versions newest first, with
@@ -90,20 +78,14 @@ func (s *Store) ListVersions(ctx context.Context, deploymentID string, limit int
 // current active one, even if it has since been collected (activating it then
 // answers meta.ErrGone). Unknown deployment or no such version: meta.ErrNotFound.
 func (s *Store) PreviousActive(ctx context.Context, deploymentID string) (*meta.Version, error) {
-	var v *meta.Version
-	err := s.read(ctx, func(q Querier) (err error) {
+	return readRow(ctx, s, "previous active version of "+quote(deploymentID), func(q Querier) (*meta.Version, error) {
 		// One statement, one snapshot. activated_at is strictly increasing
 		// per deployment (see activate).
-		v, err = scanVersion(q.QueryRowContext(ctx, s.q(`SELECT `+versionCols+` FROM versions
+		return scanVersion(q.QueryRowContext(ctx, s.q(`SELECT `+versionCols+` FROM versions
 			WHERE deployment_id = ? AND activated_at IS NOT NULL
 			  AND id <> COALESCE((SELECT active_version_id FROM deployments WHERE id = ?), '')
 			ORDER BY activated_at DESC LIMIT 1`), deploymentID, deploymentID))
-		return err
 	})
-	if err != nil {
-		return nil, s.mapErr("previous active version of "+quote(deploymentID), err)
-	}
-	return v, nil
 }
 
 const releaseCols = `sha256, kind, size_bytes, uri, tree_sha256, created_at, collected_at`
@@ -126,13 +108,7 @@ func (s *Store) releaseBySHA(ctx context.Context, q Querier, sha string) (*meta.
 
 // GetRelease finds a release by its sha256 (hex). Missing: meta.ErrNotFound.
 func (s *Store) GetRelease(ctx context.Context, sha256 string) (*meta.Release, error) {
-	var r *meta.Release
-	err := s.read(ctx, func(q Querier) (err error) {
-		r, err = s.releaseBySHA(ctx, q, sha256)
-		return err
+	return readRow(ctx, s, "get release "+quote(sha256), func(q Querier) (*meta.Release, error) {
+		return s.releaseBySHA(ctx, q, sha256)
 	})
-	if err != nil {
-		return nil, s.mapErr("get release "+quote(sha256), err)
-	}
-	return r, nil
 }
