@@ -265,6 +265,9 @@ type Registry interface {
 	PutOCIRepository(ctx context.Context, r *OCIRepository) error
 	// GetOCIRepository finds a repository by name. ErrNotFound.
 	GetOCIRepository(ctx context.Context, name string) (*OCIRepository, error)
+	// ListOCIRepositories returns at most n repository names (n <= 0: all)
+	// after last, in byte-wise lexical order.
+	ListOCIRepositories(ctx context.Context, last string, n int) ([]string, error)
 
 	// LinkOCIBlob lets repo serve b; linking a linked blob changes nothing.
 	LinkOCIBlob(ctx context.Context, repo string, b OCIBlob) error

@@ -43,14 +43,15 @@ func (r *Registry) credentials(req *http.Request) (presented, valid bool) {
 // authorize lets the token holder do anything. Without credentials, reads
 // (GET, HEAD) are allowed from repositories of deployments that allow
 // anonymous pulls; everything else, and wrong credentials, is unauthorised.
-// Upload status (GET on an upload) is part of a push and needs the token.
+// Upload status (GET on an upload) is part of a push and needs the token;
+// so does the catalog, which names every repository.
 func (r *Registry) authorize(req *http.Request, rt route) error {
 	presented, valid := r.credentials(req)
 	if valid {
 		return nil
 	}
 	read := req.Method == http.MethodGet || req.Method == http.MethodHead
-	if !presented && read && rt.kind != routePing && rt.kind != routeUpload &&
+	if !presented && read && rt.kind != routePing && rt.kind != routeUpload && rt.kind != routeCatalog &&
 		r.anonymousPull(req.Context(), rt.name) {
 		return nil
 	}

@@ -62,6 +62,9 @@ func TestAuth(t *testing.T) {
 		wantCode(t, "anonymous DELETE", resp, body, 401, "UNAUTHORIZED")
 		resp, body = e.do(t, "GET", "/v2/", nil, "Authorization", "")
 		wantCode(t, "anonymous ping", resp, body, 401, "UNAUTHORIZED")
+		// The catalog names every repository: never anonymous.
+		resp, body = e.do(t, "GET", "/v2/_catalog", nil, "Authorization", "")
+		wantCode(t, "anonymous catalog", resp, body, 401, "UNAUTHORIZED")
 	}
 	anonymous(401)
 	dep, err := e.meta.GetDeployment(ctx, "app")

@@ -17,6 +17,7 @@ const (
 	routeManifest  = "manifest"
 	routeTags      = "tags"
 	routeReferrers = "referrers"
+	routeCatalog   = "catalog" // /v2/_catalog
 )
 
 // route is a parsed /v2/ path.
@@ -44,6 +45,9 @@ const maxNameLen = 255
 func parseRoute(path string) (route, error) {
 	if path == "/v2/" || path == "/v2" {
 		return route{kind: routePing}, nil
+	}
+	if path == "/v2/_catalog" {
+		return route{kind: routeCatalog}, nil
 	}
 	m := routeRE.FindStringSubmatch(path)
 	if m == nil {

@@ -164,6 +164,8 @@ func (r *Registry) endpoint(kind, method string) handler {
 		return r.listTags
 	case routeReferrers + " GET":
 		return r.referrers
+	case routeCatalog + " GET":
+		return r.catalog
 	}
 	return nil
 }

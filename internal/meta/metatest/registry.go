@@ -85,6 +85,29 @@ func testOCIRepositories(t *testing.T, s meta.Store) {
 	wantErr(t, "get unknown", err, meta.ErrNotFound)
 	_, err = reg.GetOCIRepository(ctx, "x")
 	wantErr(t, "get a repository whose put failed", err, meta.ErrNotFound)
+
+	// Listing: byte-wise order ("app-b" < "app/web" < "app_c" < "appZ"
+	// would differ under a locale collation), pages after last.
+	for _, name := range []string{"app_c", "app-b", "app"} {
+		putRepository(t, reg, name, d.ID)
+	}
+	for _, tc := range []struct {
+		last string
+		n    int
+		want []string
+	}{
+		{"", 0, []string{"app", "app-b", "app/web", "app_c"}},
+		{"", 2, []string{"app", "app-b"}},
+		{"app-b", 2, []string{"app/web", "app_c"}},
+		{"app/web", 0, []string{"app_c"}},
+		{"app_c", 3, []string{}},
+		{"zzz", 0, []string{}},
+	} {
+		got, err := reg.ListOCIRepositories(ctx, tc.last, tc.n)
+		if err != nil || got == nil || !slices.Equal(got, tc.want) {
+			t.Errorf("ListOCIRepositories(last %q, n %d) = %#v, %v; want %v", tc.last, tc.n, got, err, tc.want)
+		}
+	}
 }
 
 func testOCIBlobs(t *testing.T, s meta.Store) {

@@ -80,6 +80,22 @@ func (s *Store) GetOCIRepository(ctx context.Context, name string) (*meta.OCIRep
 	})
 }
 
+// ListOCIRepositories returns at most n (n <= 0: all) repository names
+// after last in byte-wise lexical order (COLLATE "C", whatever the
+// database's collation).
+func (s *Store) ListOCIRepositories(ctx context.Context, last string, n int) ([]string, error) {
+	query, args := `SELECT name FROM oci_repositories`, []any{}
+	if last != "" {
+		query, args = query+` WHERE name`+s.collateC+` > ?`, append(args, last)
+	}
+	query += ` ORDER BY name` + s.collateC
+	if n > 0 {
+		query, args = query+` LIMIT ?`, append(args, n)
+	}
+	out, err := s.listStrings(ctx, query, args...)
+	return out, s.mapErr("list oci repositories", err)
+}
+
 // requireRepository answers sql.ErrNoRows (meta.ErrNotFound) unless the
 // repository exists.
 func (s *Store) requireRepository(ctx context.Context, q Querier, name string) error {
