@@ -84,15 +84,7 @@ func (s *Store) GetOCIRepository(ctx context.Context, name string) (*meta.OCIRep
 // after last in byte-wise lexical order (COLLATE "C", whatever the
 // database's collation).
 func (s *Store) ListOCIRepositories(ctx context.Context, last string, n int) ([]string, error) {
-	query, args := `SELECT name FROM oci_repositories`, []any{}
-	if last != "" {
-		query, args = query+` WHERE name`+s.collateC+` > ?`, append(args, last)
-	}
-	query += ` ORDER BY name` + s.collateC
-	if n > 0 {
-		query, args = query+` LIMIT ?`, append(args, n)
-	}
-	out, err := s.listStrings(ctx, query, args...)
+	out, err := s.listPage(ctx, `SELECT name FROM oci_repositories WHERE TRUE`, "name", nil, last, n)
 	return out, s.mapErr("list oci repositories", err)
 }
 

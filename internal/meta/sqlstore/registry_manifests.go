@@ -144,16 +144,22 @@ func (s *Store) ResolveOCITag(ctx context.Context, repo, tag string) (string, er
 // ListOCITags returns at most n (n <= 0: all) tags of repo after last in
 // byte-wise lexical order (COLLATE "C", whatever the database's collation).
 func (s *Store) ListOCITags(ctx context.Context, repo, last string, n int) ([]string, error) {
-	query, args := `SELECT tag FROM oci_tags WHERE repository = ?`, []any{repo}
+	out, err := s.listPage(ctx, `SELECT tag FROM oci_tags WHERE repository = ?`, "tag", []any{repo}, last, n)
+	return out, s.mapErr("list oci tags of "+quote(repo), err)
+}
+
+// listPage runs query (a SELECT of col with a WHERE clause, args for its
+// placeholders) for at most n (n <= 0: all) values of col after last, in
+// byte-wise order (COLLATE "C", whatever the database's collation).
+func (s *Store) listPage(ctx context.Context, query, col string, args []any, last string, n int) ([]string, error) {
 	if last != "" {
-		query, args = query+` AND tag`+s.collateC+` > ?`, append(args, last)
+		query, args = query+` AND `+col+s.collateC+` > ?`, append(args, last)
 	}
-	query += ` ORDER BY tag` + s.collateC
+	query += ` ORDER BY ` + col + s.collateC
 	if n > 0 {
 		query, args = query+` LIMIT ?`, append(args, n)
 	}
-	out, err := s.listStrings(ctx, query, args...)
-	return out, s.mapErr("list oci tags of "+quote(repo), err)
+	return s.listStrings(ctx, query, args...)
 }
 
 // DeleteOCITag removes a tag. Missing: meta.ErrNotFound.
