@@ -2,6 +2,7 @@ package registry
 
 import (
 	"errors"
+	"strings"
 	"testing"
 )
 
@@ -92,6 +93,40 @@ func FuzzParseContentRange(f *testing.F) {
 		}
 		if start < 0 || end < start {
 			t.Fatalf("range %d-%d accepted", start, end)
+		}
+	})
+}
+
+// FuzzParseRoute: any path parses to a known route with a valid repository
+// name, or fails with NAME_UNKNOWN's or NAME_INVALID's error.
+func FuzzParseRoute(f *testing.F) {
+	for _, p := range []string{"/v2/", "/v2", "/v2/_catalog", "/v2/app/web/tags/list",
+		"/v2/app/blobs/uploads/", "/v2/app/blobs/uploads/abc", "/v2/app/blobs/sha256:00",
+		"/v2/app/manifests/v1", "/v2/app/referrers/sha256:00", "/v2/App/tags/list",
+		"/v2/a//b/tags/list", "/v2/_catalog/x", "/v2/../x/tags/list", "/v3/app/manifests/v1"} {
+		f.Add(p)
+	}
+	kinds := map[string]bool{routePing: true, routeCatalog: true, routeBlob: true, routeUploads: true,
+		routeUpload: true, routeManifest: true, routeTags: true, routeReferrers: true}
+	f.Fuzz(func(t *testing.T, path string) {
+		rt, err := parseRoute(path)
+		if err != nil {
+			if !errors.Is(err, errNotFound) && !errors.Is(err, errNameInvalid) {
+				t.Fatalf("parseRoute(%q): error %v is neither not-found nor name-invalid", path, err)
+			}
+			return
+		}
+		if !kinds[rt.kind] {
+			t.Fatalf("parseRoute(%q): unknown kind %q", path, rt.kind)
+		}
+		if rt.kind == routePing || rt.kind == routeCatalog {
+			if rt.name != "" || rt.ref != "" {
+				t.Fatalf("parseRoute(%q) = %+v: a %s route names nothing", path, rt, rt.kind)
+			}
+			return
+		}
+		if checkName(rt.name) != nil || !strings.HasPrefix(path, "/v2/"+rt.name+"/") {
+			t.Fatalf("parseRoute(%q) = %+v: invalid or foreign repository name", path, rt)
 		}
 	})
 }
