@@ -37,6 +37,7 @@ func TestServerFlagsAndEnv(t *testing.T) {
 		"CAIRN_MAX_BYTES":   "1GiB",
 		"CAIRN_DATABASE":    "postgres://db/cairn",
 		"CAIRN_BLOBS":       "s3://bucket?endpoint=x",
+		"CAIRN_MAX_PACKS":   "3",
 	}
 	cfg, stderr, code := runServerCmd(t, env, "--data", "/flag/data", "server", "--edge-addr", ":7",
 		"--max-files", "5", "--cache-bytes", "10MB")
@@ -46,7 +47,7 @@ func TestServerFlagsAndEnv(t *testing.T) {
 	want := server.Default()
 	want.DataDir, want.APIAddr, want.EdgeAddr = "/flag/data", "0.0.0.0:9000", ":7"
 	want.Roles, want.Token, want.BaseDomain = []string{"edge"}, "envtok", "example.test"
-	want.MaxFiles, want.MaxBytes, want.CacheBytes = 5, 1<<30, 10_000_000
+	want.MaxFiles, want.MaxBytes, want.CacheBytes, want.MaxPacks = 5, 1<<30, 10_000_000, 3
 	want.Database, want.Blobs = "postgres://db/cairn", "s3://bucket?endpoint=x"
 	if cfg.Logger == nil {
 		t.Error("no logger")
@@ -82,6 +83,8 @@ func TestServerBadValues(t *testing.T) {
 		{nil, []string{"--retention-days", "-1"}, `cairn: --retention-days: -1 is not between 0 and 3650`},
 		{nil, []string{"--roles", "web"}, `cairn: --roles: unknown role "web"`},
 		{nil, []string{"--max-files", "0"}, `cairn: --max-files and --max-bytes: must be positive`},
+		{nil, []string{"--max-packs", "0"}, `cairn: --max-packs: must be at least 1`},
+		{map[string]string{"CAIRN_MAX_PACKS": "two"}, nil, `cairn: CAIRN_MAX_PACKS: invalid value "two" for --max-packs`},
 	} {
 		cfg, stderr, code := runServerCmd(t, tc.env, append([]string{"server"}, tc.args...)...)
 		if code != 1 || cfg != nil || !strings.HasPrefix(stderr, tc.want) || strings.Count(stderr, "\n") != 1 {

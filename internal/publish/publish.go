@@ -15,8 +15,10 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sync"
 
 	"github.com/opencontainers/go-digest"
+	"golang.org/x/sync/semaphore"
 
 	"github.com/cairnhq/cairn/internal/blob"
 	"github.com/cairnhq/cairn/internal/gc"
@@ -32,6 +34,34 @@ type Publisher struct {
 	StageDir string // scratch space on local disk, emptied at start
 	Limits   release.Limits
 	Log      *slog.Logger
+	// MaxPacks bounds the publishes that pack and store their release at
+	// once (0: DefaultMaxPacks). A pack already keeps every core busy and
+	// holds up to ~130 MB, so further publishes extract their upload, then
+	// wait their turn (in order, as long as their client waits).
+	MaxPacks int
+
+	slotsOnce sync.Once
+	slots     *semaphore.Weighted
+	packDir   func(context.Context, string, io.Writer, release.PackOptions) (*release.Result, error) // tests
+}
+
+// DefaultMaxPacks is MaxPacks when unset.
+const DefaultMaxPacks = 2
+
+// slot waits for a turn to pack and store; the caller calls the returned
+// function when its release is stored (or not).
+func (p *Publisher) slot(ctx context.Context) (func(), error) {
+	p.slotsOnce.Do(func() {
+		n := p.MaxPacks
+		if n <= 0 {
+			n = DefaultMaxPacks
+		}
+		p.slots = semaphore.NewWeighted(int64(n))
+	})
+	if err := p.slots.Acquire(ctx, 1); err != nil {
+		return nil, err
+	}
+	return func() { p.slots.Release(1) }, nil
 }
 
 // Options of one publish.
@@ -110,17 +140,26 @@ func (p *Publisher) Publish(ctx context.Context, dep *meta.Deployment, body io.R
 }
 
 // pack writes the canonical artifact to a staging file and stores it in the
-// blob store, which verifies its digest before it becomes visible. Before
-// storing, it takes a GC lease on the digest (gc.Hold: waits out a deletion
-// in progress, so the bytes are stored after it); the caller drops the lease
-// once the version is committed.
+// blob store, which verifies its digest before it becomes visible, in one of
+// MaxPacks turns. Before storing, it takes a GC lease on the digest
+// (gc.Hold: waits out a deletion in progress, so the bytes are stored after
+// it); the caller drops the lease once the version is committed.
 func (p *Publisher) pack(ctx context.Context, tree, stage string) (*release.Result, func(), error) {
+	done, err := p.slot(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer done()
 	f, err := os.Create(filepath.Join(stage, "artifact.tar.zst"))
 	if err != nil {
 		return nil, nil, err
 	}
 	defer f.Close()
-	res, err := release.PackDir(ctx, tree, f, release.PackOptions{Limits: p.Limits})
+	packDir := release.PackDir
+	if p.packDir != nil {
+		packDir = p.packDir
+	}
+	res, err := packDir(ctx, tree, f, release.PackOptions{Limits: p.Limits})
 	if err != nil {
 		return nil, nil, err
 	}

@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"strings"
 	"time"
+
+	"github.com/cairnhq/cairn/internal/publish"
 )
 
 // Roles a process can run.
@@ -31,6 +33,7 @@ type Config struct {
 	MaxFiles   int64    // --max-files: entries per upload
 	MaxBytes   int64    // --max-bytes: uncompressed bytes per upload
 	CacheBytes int64    // --cache-bytes: edge hot-file cache
+	MaxPacks   int      // --max-packs: publishes packing and storing at once
 	Logger     *slog.Logger
 
 	RetentionDays int           // --retention-days: retention of deployments created without one
@@ -56,6 +59,7 @@ func Default() Config {
 		MaxFiles:   100_000,
 		MaxBytes:   10 << 30,
 		CacheBytes: 256 << 20,
+		MaxPacks:   publish.DefaultMaxPacks,
 
 		RetentionDays: 30,
 		GCInterval:    time.Hour,
@@ -85,6 +89,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxFiles <= 0 || c.MaxBytes <= 0 {
 		return fmt.Errorf("--max-files and --max-bytes: must be positive")
+	}
+	if c.MaxPacks < 1 {
+		return fmt.Errorf("--max-packs: must be at least 1")
 	}
 	if c.CacheBytes < 0 {
 		return fmt.Errorf("--cache-bytes: must not be negative")

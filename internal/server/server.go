@@ -84,7 +84,7 @@ func Run(ctx context.Context, cfg Config) error {
 			return err
 		}
 		pub := &publish.Publisher{Meta: store, Blobs: blobs, StageDir: stage, Log: log,
-			Limits: release.Limits{MaxFiles: cfg.MaxFiles, MaxBytes: cfg.MaxBytes}}
+			Limits: release.Limits{MaxFiles: cfg.MaxFiles, MaxBytes: cfg.MaxBytes}, MaxPacks: cfg.MaxPacks}
 		ln, err := net.Listen("tcp", cfg.APIAddr)
 		if err != nil {
 			for _, l := range lns {
