@@ -76,10 +76,13 @@ func TestCatalog(t *testing.T) {
 			t.Errorf("GET /v2/_catalog%s: %d %s, want %s", tc.query, resp.StatusCode, body, tc.want)
 		}
 	}
-	for _, q := range []string{"?n=-1", "?n=x"} {
+	for _, q := range []string{"?n=-1", "?n=x", "?last=%ff", "?last=a%00b", "?n=0&last=%ff"} {
 		resp, body := e.do(t, "GET", "/v2/_catalog"+q, nil)
 		wantCode(t, "GET /v2/_catalog"+q, resp, body, 405, "UNSUPPORTED")
 	}
+	// Tag lists share the paging, and its check of last.
+	resp, body = e.do(t, "GET", "/v2/app/tags/list?last=%ff", nil)
+	wantCode(t, "tags after a non-UTF-8 last", resp, body, 405, "UNSUPPORTED")
 	resp, body = e.do(t, "DELETE", "/v2/_catalog", nil)
 	wantCode(t, "DELETE /v2/_catalog", resp, body, 405, "UNSUPPORTED")
 }

@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
+	"unicode/utf8"
 )
 
 // maxTagPage bounds n in a listing of tags or repositories.
@@ -66,12 +68,17 @@ func pageSize(req *http.Request) (int, error) {
 
 // page lists the names after the request's last, at most n of them (n < 0:
 // all), through list, and sets a Link header naming the next page under
-// path when more follow.
+// path when more follow. A last that no name can be (not UTF-8, or with a
+// NUL, which PostgreSQL refuses as text) is refused like a bad n.
 func page(w http.ResponseWriter, req *http.Request, path string, n int, list func(last string, n int) ([]string, error)) ([]string, error) {
+	last := req.URL.Query().Get("last")
+	if !utf8.ValidString(last) || strings.IndexByte(last, 0) >= 0 {
+		return nil, public(errUnsupported, "last=%.100q is not a name", last)
+	}
 	if n == 0 {
 		return []string{}, nil
 	}
-	names, err := list(req.URL.Query().Get("last"), n+1)
+	names, err := list(last, n+1)
 	if err != nil {
 		return nil, err
 	}

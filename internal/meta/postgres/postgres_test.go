@@ -177,3 +177,36 @@ func TestClock(t *testing.T) {
 		t.Errorf("created_at = %v, want %v in UTC", got.CreatedAt, at)
 	}
 }
+
+// TestRegistryLocaleCollation runs the registry suite on a schema whose
+// repository names and tags sort by a locale collation, as a database
+// created with a locale does: the listings must still be in byte order
+// (their COLLATE "C"), which a C or C.UTF-8 test database cannot tell.
+func TestRegistryLocaleCollation(t *testing.T) {
+	a := admin(t)
+	var coll string
+	for _, c := range []string{"en-x-icu", "en_US.utf8", "en_US"} {
+		var n int
+		if err := a.QueryRow(t.Context(), `SELECT count(*) FROM pg_collation WHERE collname = $1`, c).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n > 0 {
+			coll = c
+			break
+		}
+	}
+	if coll == "" {
+		t.Skip("no locale collation (ICU or en_US) on this server")
+	}
+	metatest.RunRegistry(t, func(t *testing.T) meta.Store {
+		u, schema := freshSchema(t)
+		s := open(t, u)
+		for _, col := range []string{"oci_repositories ALTER COLUMN name", "oci_tags ALTER COLUMN tag"} {
+			stmt := fmt.Sprintf(`ALTER TABLE %s.%s TYPE text COLLATE %q`, schema, col, coll)
+			if _, err := a.Exec(t.Context(), stmt); err != nil {
+				t.Fatalf("%s: %v", stmt, err)
+			}
+		}
+		return s
+	})
+}
