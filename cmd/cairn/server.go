@@ -58,6 +58,8 @@ func (a *app) serverCmd() *cobra.Command {
 	f.Var(&maxBytes, "max-bytes", "most uncompressed bytes in one upload (e.g. 10GiB)")
 	f.Var(&cacheBytes, "cache-bytes", "size of the edge's hot-file cache (e.g. 256MiB)")
 	f.IntVar(&cfg.MaxPacks, "max-packs", cfg.MaxPacks, "publishes that pack and store their release at once; others wait their turn")
+	f.StringVar(&cfg.MetricsAddr, "metrics-addr", "", "also serve Prometheus metrics (GET /metrics) on this address, e.g. for --roles edge\n"+
+		"(the API listener always serves them)")
 	f.IntVar(&cfg.RetentionDays, "retention-days", cfg.RetentionDays, "retention_days of deployments created without one (0: collectable once archived)")
 	f.DurationVar(&cfg.GCInterval, "gc-interval", cfg.GCInterval, "time between garbage collections of the gc role (0 disables them)")
 	f.DurationVar(&cfg.GCGrace, "gc-grace", cfg.GCGrace, "how long a release stays marked before it is collected; keep it above the 10m lease")
@@ -67,7 +69,7 @@ func (a *app) serverCmd() *cobra.Command {
 	bindEnv(f, "api-addr", "CAIRN_API_ADDR", "edge-addr", "CAIRN_EDGE_ADDR", "database", "CAIRN_DATABASE",
 		"blobs", "CAIRN_BLOBS", "roles", "CAIRN_ROLES", "base-domain", "CAIRN_BASE_DOMAIN",
 		"max-files", "CAIRN_MAX_FILES", "max-bytes", "CAIRN_MAX_BYTES", "cache-bytes", "CAIRN_CACHE_BYTES",
-		"max-packs", "CAIRN_MAX_PACKS",
+		"max-packs", "CAIRN_MAX_PACKS", "metrics-addr", "CAIRN_METRICS_ADDR",
 		"log-format", "CAIRN_LOG_FORMAT", "log-level", "CAIRN_LOG_LEVEL",
 		"retention-days", "CAIRN_RETENTION_DAYS", "gc-interval", "CAIRN_GC_INTERVAL", "gc-grace", "CAIRN_GC_GRACE",
 		"gc-drain", "CAIRN_GC_DRAIN", "region", "CAIRN_REGION", "replica-retry", "CAIRN_REPLICA_RETRY")

@@ -24,6 +24,7 @@ import (
 
 	"github.com/cairnhq/cairn/internal/blob"
 	"github.com/cairnhq/cairn/internal/meta"
+	"github.com/cairnhq/cairn/internal/metrics"
 )
 
 // Defaults of Config.
@@ -90,6 +91,30 @@ func New(cfg Config) *Edge {
 		files:    newLRU[fileKey, *file](cfg.CacheBytes),
 		gzipping: make(chan struct{}, 1),
 	}
+}
+
+// Observe reports the edge's caches in m at every scrape:
+//
+//	cairn_edge_cache_bytes, cairn_edge_cache_files (gauges: the hot-file cache)
+//	cairn_edge_cache_lookups_total{cache="file|toc",result="hit|miss"}
+//
+// Lookups are those of the hot-file cache (file contents, zstd frames and
+// gzipped forms) and of the TOC cache; a miss leads to a storage read,
+// shared by concurrent misses, which looks again before it reads (that
+// second look counts too).
+func (e *Edge) Observe(m *metrics.Metrics) {
+	m.Gauge("cairn_edge_cache_bytes", func() float64 { _, used := e.files.stats(); return float64(used) })
+	m.Gauge("cairn_edge_cache_files", func() float64 { n, _ := e.files.stats(); return float64(n) })
+	m.Counters(func() map[string]uint64 {
+		fh, fm := e.files.lookups()
+		th, tm := e.tocs.lookups()
+		return map[string]uint64{
+			`cairn_edge_cache_lookups_total{cache="file",result="hit"}`:  fh,
+			`cairn_edge_cache_lookups_total{cache="file",result="miss"}`: fm,
+			`cairn_edge_cache_lookups_total{cache="toc",result="hit"}`:   th,
+			`cairn_edge_cache_lookups_total{cache="toc",result="miss"}`:  tm,
+		}
+	})
 }
 
 // Invalidate makes every cached route re-resolve on its next request. Call

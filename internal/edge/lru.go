@@ -17,6 +17,8 @@ type lru[K comparable, V any] struct {
 	used  int64
 	items map[K]*node[K, V]
 	ring  node[K, V] // sentinel: ring.next is the most recently used
+
+	hits, misses uint64 // of get
 }
 
 type node[K comparable, V any] struct {
@@ -38,6 +40,9 @@ func (c *lru[K, V]) get(k K) (V, bool) {
 	if ok {
 		c.unlink(n)
 		c.pushFront(n)
+		c.hits++
+	} else {
+		c.misses++
 	}
 	c.mu.Unlock()
 	if !ok {
@@ -76,6 +81,13 @@ func (c *lru[K, V]) stats() (n int, used int64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return len(c.items), c.used
+}
+
+// lookups returns how many gets found their key, and how many did not.
+func (c *lru[K, V]) lookups() (hits, misses uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.hits, c.misses
 }
 
 func (c *lru[K, V]) unlink(n *node[K, V]) {

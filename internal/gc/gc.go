@@ -45,6 +45,7 @@ import (
 
 	"github.com/cairnhq/cairn/internal/blob"
 	"github.com/cairnhq/cairn/internal/meta"
+	"github.com/cairnhq/cairn/internal/metrics"
 )
 
 // Timing constants. The default grace period (an hour) must stay longer
@@ -84,6 +85,8 @@ type Config struct {
 	// byte is deleted (e.g. to invalidate an in-process edge's routes).
 	Changed func()
 	Log     *slog.Logger
+	// Metrics, if set, counts runs (not dry runs) and what they collect.
+	Metrics *metrics.Metrics
 }
 
 // Collector runs collections. It is safe for concurrent use; concurrent

@@ -2,6 +2,7 @@ package gc
 
 import (
 	"context"
+	"errors"
 	"sort"
 	"time"
 
@@ -30,7 +31,10 @@ type run struct {
 // Run runs one collection and reports it. A dry run takes no lock and
 // changes nothing: it reports what a run at this moment would do. Another
 // run holding the lock: ErrBusy.
-func (c *Collector) Run(ctx context.Context, dryRun bool) (*Report, error) {
+func (c *Collector) Run(ctx context.Context, dryRun bool) (rep *Report, err error) {
+	if !dryRun {
+		defer func(start time.Time) { c.observe(rep, err, start) }(time.Now())
+	}
 	r := &run{c: c, holder: "gc-" + randomID(), dry: dryRun, now: c.cfg.Now(), deleted: map[string]bool{}}
 	r.rep = newReport(dryRun, r.now, c.cfg.Grace)
 	if !dryRun {
@@ -59,6 +63,31 @@ func (c *Collector) Run(ctx context.Context, dryRun bool) (*Report, error) {
 	r.rep.FinishedAt = c.cfg.Now()
 	r.rep.total()
 	return r.rep, nil
+}
+
+// observe counts a run in the metrics:
+//
+//	cairn_gc_runs_total{result="ok|busy|error"}
+//	cairn_gc_run_duration_seconds (histogram)
+//	cairn_gc_releases_collected_total, cairn_gc_versions_collected_total,
+//	cairn_gc_orphans_deleted_total, cairn_gc_bytes_freed_total
+func (c *Collector) observe(rep *Report, err error, start time.Time) {
+	m := c.cfg.Metrics
+	switch {
+	case errors.Is(err, ErrBusy):
+		m.Inc(`cairn_gc_runs_total{result="busy"}`)
+		return
+	case err != nil:
+		m.Inc(`cairn_gc_runs_total{result="error"}`)
+		return
+	}
+	m.Inc(`cairn_gc_runs_total{result="ok"}`)
+	m.Since("cairn_gc_run_duration_seconds", start)
+	t := rep.Totals
+	m.Add("cairn_gc_releases_collected_total", int64(t.ReleasesCollected))
+	m.Add("cairn_gc_versions_collected_total", int64(t.VersionsCollected))
+	m.Add("cairn_gc_orphans_deleted_total", int64(t.OrphansDeleted))
+	m.Add("cairn_gc_bytes_freed_total", t.BytesFreed+t.OrphanBytesFreed)
 }
 
 // load reads the snapshot and indexes its releases and versions.

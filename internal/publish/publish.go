@@ -10,12 +10,15 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/opencontainers/go-digest"
 	"golang.org/x/sync/semaphore"
@@ -23,6 +26,7 @@ import (
 	"github.com/cairnhq/cairn/internal/blob"
 	"github.com/cairnhq/cairn/internal/gc"
 	"github.com/cairnhq/cairn/internal/meta"
+	"github.com/cairnhq/cairn/internal/metrics"
 	"github.com/cairnhq/cairn/internal/problem"
 	"github.com/cairnhq/cairn/internal/release"
 )
@@ -39,9 +43,13 @@ type Publisher struct {
 	// holds up to ~130 MB, so further publishes extract their upload, then
 	// wait their turn (in order, as long as their client waits).
 	MaxPacks int
+	// Metrics, if set, counts publishes (see Publish).
+	Metrics *metrics.Metrics
 
 	slotsOnce sync.Once
 	slots     *semaphore.Weighted
+	waiting   atomic.Int64                                                                           // publishes waiting for a turn
+	packing   atomic.Int64                                                                           // publishes in a turn
 	packDir   func(context.Context, string, io.Writer, release.PackOptions) (*release.Result, error) // tests
 }
 
@@ -57,11 +65,17 @@ func (p *Publisher) slot(ctx context.Context) (func(), error) {
 			n = DefaultMaxPacks
 		}
 		p.slots = semaphore.NewWeighted(int64(n))
+		p.Metrics.Gauge("cairn_publish_waiting", func() float64 { return float64(p.waiting.Load()) })
+		p.Metrics.Gauge("cairn_publish_packing", func() float64 { return float64(p.packing.Load()) })
 	})
-	if err := p.slots.Acquire(ctx, 1); err != nil {
+	p.waiting.Add(1)
+	err := p.slots.Acquire(ctx, 1)
+	p.waiting.Add(-1)
+	if err != nil {
 		return nil, err
 	}
-	return func() { p.slots.Release(1) }, nil
+	p.packing.Add(1)
+	return func() { p.packing.Add(-1); p.slots.Release(1) }, nil
 }
 
 // Options of one publish.
@@ -72,12 +86,49 @@ type Options struct {
 	SourceSHA256 string // "" means the sha256 of the uploaded body
 }
 
+// countReader counts the bytes read through it.
+type countReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countReader) Read(b []byte) (int, error) {
+	n, err := c.r.Read(b)
+	c.n += int64(n)
+	return n, err
+}
+
 // maxTrailing bounds the bytes accepted after the tar end-of-archive marker
 // (tar pads to its record size).
 const maxTrailing = 1 << 20
 
-// Publish reads the whole body, and returns the new version.
-func (p *Publisher) Publish(ctx context.Context, dep *meta.Deployment, body io.Reader, o Options) (*meta.Version, error) {
+// Publish reads the whole body, and returns the new version. It counts
+// publishes by result and their durations from the first byte read to the
+// version committed:
+//
+//	cairn_publish_total{result="ok|rejected|cancelled|error"} (rejected:
+//	bad input, a 4xx; cancelled: the client went away)
+//	cairn_publish_duration_seconds (histogram, successful publishes)
+//	cairn_publish_bytes_total (uploaded bytes), cairn_publish_waiting and
+//	cairn_publish_packing (gauges: publishes waiting for a turn, in one)
+func (p *Publisher) Publish(ctx context.Context, dep *meta.Deployment, body io.Reader, o Options) (v *meta.Version, err error) {
+	start := time.Now()
+	counted := &countReader{r: body}
+	body = counted
+	defer func() {
+		p.Metrics.Add("cairn_publish_bytes_total", counted.n)
+		switch {
+		case err == nil:
+			p.Metrics.Inc(`cairn_publish_total{result="ok"}`)
+			p.Metrics.Since("cairn_publish_duration_seconds", start)
+		case errors.Is(err, context.Canceled):
+			p.Metrics.Inc(`cairn_publish_total{result="cancelled"}`)
+		case problem.From(err).Status < 500:
+			p.Metrics.Inc(`cairn_publish_total{result="rejected"}`)
+		default:
+			p.Metrics.Inc(`cairn_publish_total{result="error"}`)
+		}
+	}()
 	if dep.Kind != meta.KindStatic {
 		return nil, problem.New(400, "wrong-kind", fmt.Sprintf("deployment %q has kind %q; tar uploads make static releases", dep.Name, dep.Kind))
 	}
@@ -124,7 +175,7 @@ func (p *Publisher) Publish(ctx context.Context, dep *meta.Deployment, body io.R
 		uri = l.URI(d)
 	}
 	m := res.TOC.Manifest(o.Entrypoint)
-	v, err := p.Meta.CreateVersion(ctx, meta.NewVersion{
+	v, err = p.Meta.CreateVersion(ctx, meta.NewVersion{
 		DeploymentID: dep.ID,
 		SourceSHA256: o.SourceSHA256,
 		Release: meta.Release{SHA256: res.SHA256, Kind: meta.KindStatic, SizeBytes: res.Size,

@@ -34,7 +34,11 @@ type Config struct {
 	MaxBytes   int64    // --max-bytes: uncompressed bytes per upload
 	CacheBytes int64    // --cache-bytes: edge hot-file cache
 	MaxPacks   int      // --max-packs: publishes packing and storing at once
-	Logger     *slog.Logger
+	// MetricsAddr (--metrics-addr) serves GET /metrics on a listener of its
+	// own, for processes without the api role; the API listener serves it
+	// too. "" means no listener of its own.
+	MetricsAddr string
+	Logger      *slog.Logger
 
 	RetentionDays int           // --retention-days: retention of deployments created without one
 	GCInterval    time.Duration // --gc-interval: between periodic collections (role gc); 0 disables

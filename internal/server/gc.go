@@ -10,6 +10,7 @@ import (
 	"github.com/cairnhq/cairn/internal/edge"
 	"github.com/cairnhq/cairn/internal/gc"
 	"github.com/cairnhq/cairn/internal/meta"
+	"github.com/cairnhq/cairn/internal/metrics"
 )
 
 // startGC builds the garbage collector that POST /v1/gc runs and, with
@@ -17,9 +18,9 @@ import (
 // ends. Collections invalidate the in-process edge (ed may be nil) before
 // any byte is deleted. A metadata store without garbage collection gives
 // nil (logged): the API then answers 501 and nothing is collected.
-func startGC(ctx context.Context, cfg Config, store meta.Store, blobs blob.Store, ed *edge.Edge, log *slog.Logger) api.GCRunner {
+func startGC(ctx context.Context, cfg Config, store meta.Store, blobs blob.Store, ed *edge.Edge, m *metrics.Metrics, log *slog.Logger) api.GCRunner {
 	col, err := gc.New(gc.Config{Meta: store, Blobs: blobs, Grace: cfg.GCGrace, Drain: cfg.GCDrain,
-		Log: log.With("role", "gc"), Changed: func() {
+		Metrics: m, Log: log.With("role", "gc"), Changed: func() {
 			if ed != nil {
 				ed.Invalidate()
 			}

@@ -10,6 +10,7 @@ import (
 	"github.com/cairnhq/cairn/internal/api"
 	"github.com/cairnhq/cairn/internal/blob"
 	"github.com/cairnhq/cairn/internal/meta"
+	"github.com/cairnhq/cairn/internal/metrics"
 	"github.com/cairnhq/cairn/internal/registry"
 )
 
@@ -26,15 +27,16 @@ func newRegistry(cfg Config, store meta.Store, blobs blob.Store, token, host str
 		StageDir: filepath.Join(cfg.DataDir, "registry-uploads"), Log: log.With("role", "registry"), Changed: changed})
 }
 
-// mountRegistry serves reg at /v2/ and everything else with api.
-func mountRegistry(reg *registry.Registry, api http.Handler) http.Handler {
-	if reg == nil {
-		return api
-	}
+// apiHandler serves reg (if any) at /v2/, the metrics at /metrics and
+// everything else with api, counting every request in m.
+func apiHandler(reg *registry.Registry, api http.Handler, m *metrics.Metrics) http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle("/v2/", reg)
+	if reg != nil {
+		mux.Handle("/v2/", reg)
+	}
+	mux.Handle("/metrics", m.Handler())
 	mux.Handle("/", api)
-	return mux
+	return m.HTTP("api", mux)
 }
 
 // images returns reg as the API's Images, or nil (not a typed nil).

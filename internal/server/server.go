@@ -22,6 +22,7 @@ import (
 	"github.com/cairnhq/cairn/internal/meta"
 	"github.com/cairnhq/cairn/internal/meta/postgres"
 	"github.com/cairnhq/cairn/internal/meta/sqlite"
+	"github.com/cairnhq/cairn/internal/metrics"
 	"github.com/cairnhq/cairn/internal/publish"
 	"github.com/cairnhq/cairn/internal/release"
 )
@@ -58,21 +59,38 @@ func Run(ctx context.Context, cfg Config) error {
 
 	var servers []*http.Server
 	var lns []net.Listener
+	closeAll := func() {
+		for _, l := range lns {
+			l.Close()
+		}
+	}
 	var apiAddr, edgeAddr string
+	m := metrics.New()
+	if cfg.MetricsAddr != "" {
+		ln, err := net.Listen("tcp", cfg.MetricsAddr)
+		if err != nil {
+			return fmt.Errorf("--metrics-addr: %w", err)
+		}
+		mux := http.NewServeMux()
+		mux.Handle("/metrics", m.Handler())
+		servers, lns = append(servers, newHTTPServer(mux, log)), append(lns, ln)
+	}
 	var ed *edge.Edge
 	if cfg.HasRole(RoleEdge) {
 		ed = edge.New(edge.Config{Meta: store, Blobs: blobs, BaseDomain: cfg.BaseDomain,
 			CacheBytes: cfg.CacheBytes, Logger: log.With("role", "edge")})
+		ed.Observe(m)
 		go ed.Run(ctx)
 		ln, err := net.Listen("tcp", cfg.EdgeAddr)
 		if err != nil {
+			closeAll()
 			return fmt.Errorf("--edge-addr: %w", err)
 		}
 		edgeAddr = ln.Addr().String()
-		srv := newHTTPServer(ed, log)
+		srv := newHTTPServer(m.HTTP("edge", ed), log)
 		servers, lns = append(servers, srv), append(lns, edge.Coalesce(srv, ln))
 	}
-	gcRunner := startGC(ctx, cfg, store, blobs, ed, log)
+	gcRunner := startGC(ctx, cfg, store, blobs, ed, m, log)
 	if cfg.HasRole(RoleAPI) {
 		token, err := loadToken(cfg)
 		if err != nil {
@@ -84,12 +102,10 @@ func Run(ctx context.Context, cfg Config) error {
 			return err
 		}
 		pub := &publish.Publisher{Meta: store, Blobs: blobs, StageDir: stage, Log: log,
-			Limits: release.Limits{MaxFiles: cfg.MaxFiles, MaxBytes: cfg.MaxBytes}, MaxPacks: cfg.MaxPacks}
+			Limits: release.Limits{MaxFiles: cfg.MaxFiles, MaxBytes: cfg.MaxBytes}, MaxPacks: cfg.MaxPacks, Metrics: m}
 		ln, err := net.Listen("tcp", cfg.APIAddr)
 		if err != nil {
-			for _, l := range lns {
-				l.Close()
-			}
+			closeAll()
 			return fmt.Errorf("--api-addr: %w", err)
 		}
 		apiAddr = ln.Addr().String()
@@ -107,7 +123,7 @@ func Run(ctx context.Context, cfg Config) error {
 		a := api.New(api.Config{Meta: store, Blobs: blobs, Publisher: pub, Token: token,
 			GC: gcRunner, DefaultRetentionDays: &cfg.RetentionDays,
 			Images: images(reg), Log: log.With("role", "api"), Changed: changed})
-		servers, lns = append(servers, newHTTPServer(mountRegistry(reg, a), log)), append(lns, ln)
+		servers, lns = append(servers, newHTTPServer(apiHandler(reg, a, m), log)), append(lns, ln)
 	}
 	errc := make(chan error, len(servers))
 	for i, s := range servers {

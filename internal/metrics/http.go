@@ -1,0 +1,97 @@
+package metrics
+
+import (
+	"io"
+	"net/http"
+	"time"
+
+	vm "github.com/VictoriaMetrics/metrics"
+)
+
+// HTTP counts the requests h answers on the listener named listener ("api",
+// "edge") by status class, their response bytes, and their durations:
+//
+//	cairn_http_requests_total{listener="edge",code="2xx"}
+//	cairn_http_response_bytes_total{listener="edge"}
+//	cairn_http_request_duration_seconds{listener="edge"} (histogram)
+//
+// A request the client drops before an answer counts as 499 ("4xx").
+func (m *Metrics) HTTP(listener string, h http.Handler) http.Handler {
+	if m == nil {
+		return h
+	}
+	var codes [6]*vm.Counter
+	for c := 1; c <= 5; c++ {
+		codes[c] = m.set.GetOrCreateCounter(`cairn_http_requests_total{listener="` + listener + `",code="` + string(rune('0'+c)) + `xx"}`)
+	}
+	bytes := m.set.GetOrCreateCounter(`cairn_http_response_bytes_total{listener="` + listener + `"}`)
+	took := m.set.GetOrCreatePrometheusHistogram(`cairn_http_request_duration_seconds{listener="` + listener + `"}`)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		rec := &recorder{ResponseWriter: w}
+		defer func() {
+			code := rec.code
+			if code == 0 {
+				code = http.StatusOK // nothing written: net/http sends 200
+				if r.Context().Err() != nil {
+					code = 499
+				}
+			}
+			codes[min(max(code/100, 1), 5)].Inc()
+			bytes.AddInt64(rec.bytes)
+			took.UpdateDuration(start)
+		}()
+		h.ServeHTTP(rec, r)
+	})
+}
+
+// recorder notes the status and counts the body bytes of a response. It
+// passes Flush and ReadFrom (sendfile) through, and Unwrap gives the
+// original to http.ResponseController.
+type recorder struct {
+	http.ResponseWriter
+	code  int
+	bytes int64
+}
+
+func (r *recorder) WriteHeader(code int) {
+	if r.code == 0 && code >= 200 {
+		r.code = code
+	}
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *recorder) Write(b []byte) (int, error) {
+	if r.code == 0 {
+		r.code = http.StatusOK
+	}
+	n, err := r.ResponseWriter.Write(b)
+	r.bytes += int64(n)
+	return n, err
+}
+
+func (r *recorder) ReadFrom(src io.Reader) (int64, error) {
+	if r.code == 0 {
+		r.code = http.StatusOK
+	}
+	var n int64
+	var err error
+	if rf, ok := r.ResponseWriter.(io.ReaderFrom); ok {
+		n, err = rf.ReadFrom(src)
+	} else {
+		n, err = io.Copy(r.ResponseWriter, src)
+	}
+	r.bytes += n
+	return n, err
+}
+
+func (r *recorder) Flush() {
+	if f, ok := r.ResponseWriter.(http.Flusher); ok {
+		if r.code == 0 {
+			r.code = http.StatusOK
+		}
+		f.Flush()
+	}
+}
+
+func (r *recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
