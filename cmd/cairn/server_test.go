@@ -28,16 +28,17 @@ func runServerCmd(t *testing.T, env map[string]string, args ...string) (*server.
 
 func TestServerFlagsAndEnv(t *testing.T) {
 	env := map[string]string{
-		"CAIRN_DATA":        "/env/data",
-		"CAIRN_API_ADDR":    "0.0.0.0:9000",
-		"CAIRN_EDGE_ADDR":   "0.0.0.0:9001",
-		"CAIRN_ROLES":       "edge",
-		"CAIRN_TOKEN":       "envtok",
-		"CAIRN_BASE_DOMAIN": "example.test",
-		"CAIRN_MAX_BYTES":   "1GiB",
-		"CAIRN_DATABASE":    "postgres://db/cairn",
-		"CAIRN_BLOBS":       "s3://bucket?endpoint=x",
-		"CAIRN_MAX_PACKS":   "3",
+		"CAIRN_DATA":         "/env/data",
+		"CAIRN_API_ADDR":     "0.0.0.0:9000",
+		"CAIRN_EDGE_ADDR":    "0.0.0.0:9001",
+		"CAIRN_ROLES":        "edge",
+		"CAIRN_TOKEN":        "envtok",
+		"CAIRN_BASE_DOMAIN":  "example.test",
+		"CAIRN_MAX_BYTES":    "1GiB",
+		"CAIRN_DATABASE":     "postgres://db/cairn",
+		"CAIRN_BLOBS":        "s3://bucket?endpoint=x",
+		"CAIRN_MAX_PACKS":    "3",
+		"CAIRN_METRICS_ADDR": "127.0.0.1:9100",
 	}
 	cfg, stderr, code := runServerCmd(t, env, "--data", "/flag/data", "server", "--edge-addr", ":7",
 		"--max-files", "5", "--cache-bytes", "10MB")
@@ -48,6 +49,7 @@ func TestServerFlagsAndEnv(t *testing.T) {
 	want.DataDir, want.APIAddr, want.EdgeAddr = "/flag/data", "0.0.0.0:9000", ":7"
 	want.Roles, want.Token, want.BaseDomain = []string{"edge"}, "envtok", "example.test"
 	want.MaxFiles, want.MaxBytes, want.CacheBytes, want.MaxPacks = 5, 1<<30, 10_000_000, 3
+	want.MetricsAddr = "127.0.0.1:9100"
 	want.Database, want.Blobs = "postgres://db/cairn", "s3://bucket?endpoint=x"
 	if cfg.Logger == nil {
 		t.Error("no logger")
