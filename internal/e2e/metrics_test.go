@@ -80,8 +80,8 @@ func TestMetrics(t *testing.T) {
 	for _, url := range []string{e.api + "/metrics", "http://" + maddr + "/metrics"} {
 		got := scrapeMetrics(t, url)
 		for name, v := range want {
-			if got[name] != v {
-				t.Errorf("%s: %s = %v, want %v", url, name, got[name], v)
+			if g, ok := got[name]; !ok || g != v {
+				t.Errorf("%s: %s = %v (present: %v), want %v", url, name, g, ok, v)
 			}
 		}
 		for _, name := range []string{

@@ -15,7 +15,9 @@ import (
 //	cairn_http_response_bytes_total{listener="edge"}
 //	cairn_http_request_duration_seconds{listener="edge"} (histogram)
 //
-// A request the client drops before an answer counts as 499 ("4xx").
+// A request the client drops before an answer counts as 499 ("4xx"); one
+// whose handler panics (net/http's http.ErrAbortHandler included: the
+// client gets a cut response) as 500 ("5xx"). The panic goes on as it was.
 func (m *Metrics) HTTP(listener string, h http.Handler) http.Handler {
 	if m == nil {
 		return h
@@ -29,9 +31,13 @@ func (m *Metrics) HTTP(listener string, h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		rec := &recorder{ResponseWriter: w}
+		returned := false
 		defer func() {
 			code := rec.code
-			if code == 0 {
+			switch {
+			case !returned: // panicking; not recovered, so its stack stays whole
+				code = http.StatusInternalServerError
+			case code == 0:
 				code = http.StatusOK // nothing written: net/http sends 200
 				if r.Context().Err() != nil {
 					code = 499
@@ -42,6 +48,7 @@ func (m *Metrics) HTTP(listener string, h http.Handler) http.Handler {
 			took.UpdateDuration(start)
 		}()
 		h.ServeHTTP(rec, r)
+		returned = true
 	})
 }
 

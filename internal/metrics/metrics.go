@@ -6,10 +6,13 @@
 package metrics
 
 import (
+	"cmp"
+	"fmt"
 	"io"
 	"maps"
 	"net/http"
 	"slices"
+	"strings"
 	"time"
 
 	vm "github.com/VictoriaMetrics/metrics"
@@ -83,8 +86,25 @@ func (m *Metrics) Counters(f func() map[string]uint64) {
 	}
 	m.set.RegisterMetricsWriter(func(w io.Writer) {
 		vals := f()
-		for _, name := range slices.Sorted(maps.Keys(vals)) {
-			vm.WriteCounterUint64(w, name, vals[name])
+		names := slices.Collect(maps.Keys(vals))
+		slices.SortFunc(names, func(a, b string) int {
+			return cmp.Or(strings.Compare(family(a), family(b)), strings.Compare(a, b))
+		})
+		for i, name := range names {
+			// One # TYPE line per family, before its samples: the text
+			// format allows no more.
+			if i == 0 || family(names[i-1]) != family(name) {
+				vm.WriteMetadataIfNeeded(w, family(name), "counter")
+			}
+			fmt.Fprintf(w, "%s %d\n", name, vals[name])
 		}
 	})
+}
+
+// family is a sample's metric name without its labels.
+func family(name string) string {
+	if i := strings.IndexByte(name, '{'); i >= 0 {
+		return name[:i]
+	}
+	return name
 }

@@ -20,7 +20,35 @@ func scrape(t *testing.T, m *Metrics) (map[string]float64, string) {
 		t.Fatalf("GET /metrics: %d %q", rec.Code, rec.Header().Get("Content-Type"))
 	}
 	text := rec.Body.String()
+	checkFormat(t, text)
 	return Parse(t, strings.NewReader(text)), text
+}
+
+// checkFormat checks what the text format requires of # TYPE lines: at
+// most one per metric family, before the family's samples.
+func checkFormat(t *testing.T, text string) {
+	t.Helper()
+	typed, sampled := map[string]bool{}, map[string]bool{}
+	for _, line := range strings.Split(text, "\n") {
+		if rest, ok := strings.CutPrefix(line, "# TYPE "); ok {
+			fam := strings.Fields(rest)[0]
+			if typed[fam] || sampled[fam] {
+				t.Errorf("second # TYPE line for %s, or one after its samples", fam)
+			}
+			typed[fam] = true
+			continue
+		}
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		name := line[:strings.IndexAny(line, "{ ")]
+		for _, suffix := range []string{"_bucket", "_sum", "_count"} {
+			if base, ok := strings.CutSuffix(name, suffix); ok && typed[base] {
+				name = base
+			}
+		}
+		sampled[name] = true
+	}
 }
 
 // Parse reads the Prometheus text format: sample lines "name{labels} value".
@@ -62,14 +90,25 @@ func TestHTTP(t *testing.T) {
 			w.WriteHeader(http.StatusCreated)
 		case "/flush":
 			http.NewResponseController(w).Flush()
+		case "/abort-early":
+			panic(http.ErrAbortHandler)
+		case "/abort":
+			w.WriteHeader(http.StatusOK)
+			panic(http.ErrAbortHandler) // the client gets a cut response
 		}
 		// "/empty": nothing written, net/http answers 200
 	}))
 	srv := httptest.NewServer(h)
 	defer srv.Close()
-	for _, p := range []string{"/ok", "/copy", "/missing", "/same", "/boom", "/continue", "/flush", "/empty", "/ok"} {
-		resp, err := http.Get(srv.URL + p)
+	// No connection is reused, so the client never retries a request
+	// whose connection an aborted handler cut.
+	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+	for _, p := range []string{"/ok", "/copy", "/missing", "/same", "/boom", "/continue", "/flush", "/empty", "/ok", "/abort-early", "/abort"} {
+		resp, err := client.Get(srv.URL + p)
 		if err != nil {
+			if strings.HasPrefix(p, "/abort") {
+				continue // the connection is cut
+			}
 			t.Fatal(err)
 		}
 		io.Copy(io.Discard, resp.Body)
@@ -81,16 +120,16 @@ func TestHTTP(t *testing.T) {
 		`cairn_http_requests_total{listener="edge",code="2xx"}`:      6, // /ok ×2, /copy, /continue (201), /flush, /empty
 		`cairn_http_requests_total{listener="edge",code="3xx"}`:      1,
 		`cairn_http_requests_total{listener="edge",code="4xx"}`:      1,
-		`cairn_http_requests_total{listener="edge",code="5xx"}`:      1,
+		`cairn_http_requests_total{listener="edge",code="5xx"}`:      3, // /boom and the two aborted
 		`cairn_http_response_bytes_total{listener="edge"}`:           float64(2*len("hello") + len("twelve bytes") + len("404 page not found\n")),
-		`cairn_http_request_duration_seconds_count{listener="edge"}`: 9,
+		`cairn_http_request_duration_seconds_count{listener="edge"}`: 11,
 	} {
 		if got[name] != want {
 			t.Errorf("%s = %v, want %v", name, got[name], want)
 		}
 	}
 	for _, s := range []string{"# TYPE cairn_http_requests_total counter", "go_goroutines", "process_resident_memory_bytes",
-		`cairn_http_request_duration_seconds_bucket{listener="edge",le="+Inf"} 9`} {
+		`cairn_http_request_duration_seconds_bucket{listener="edge",le="+Inf"} 11`} {
 		if !strings.Contains(text, s) {
 			t.Errorf("no %q in the scrape", s)
 		}

@@ -43,7 +43,7 @@ type Publisher struct {
 	// holds up to ~130 MB, so further publishes extract their upload, then
 	// wait their turn (in order, as long as their client waits).
 	MaxPacks int
-	// Metrics, if set, counts publishes (see Publish).
+	// Metrics, if set, counts publishes (see Publish and Observe).
 	Metrics *metrics.Metrics
 
 	slotsOnce sync.Once
@@ -51,6 +51,15 @@ type Publisher struct {
 	waiting   atomic.Int64                                                                           // publishes waiting for a turn
 	packing   atomic.Int64                                                                           // publishes in a turn
 	packDir   func(context.Context, string, io.Writer, release.PackOptions) (*release.Result, error) // tests
+}
+
+// Observe counts publishes in m (Metrics) and reports the publishes
+// waiting for a turn and in one (gauges cairn_publish_waiting and
+// cairn_publish_packing). Call it once, before the first publish.
+func (p *Publisher) Observe(m *metrics.Metrics) {
+	p.Metrics = m
+	m.Gauge("cairn_publish_waiting", func() float64 { return float64(p.waiting.Load()) })
+	m.Gauge("cairn_publish_packing", func() float64 { return float64(p.packing.Load()) })
 }
 
 // DefaultMaxPacks is MaxPacks when unset.
@@ -65,8 +74,6 @@ func (p *Publisher) slot(ctx context.Context) (func(), error) {
 			n = DefaultMaxPacks
 		}
 		p.slots = semaphore.NewWeighted(int64(n))
-		p.Metrics.Gauge("cairn_publish_waiting", func() float64 { return float64(p.waiting.Load()) })
-		p.Metrics.Gauge("cairn_publish_packing", func() float64 { return float64(p.packing.Load()) })
 	})
 	p.waiting.Add(1)
 	err := p.slots.Acquire(ctx, 1)
@@ -121,7 +128,9 @@ func (p *Publisher) Publish(ctx context.Context, dep *meta.Deployment, body io.R
 		case err == nil:
 			p.Metrics.Inc(`cairn_publish_total{result="ok"}`)
 			p.Metrics.Since("cairn_publish_duration_seconds", start)
-		case errors.Is(err, context.Canceled):
+		case errors.Is(err, context.Canceled) || ctx.Err() != nil:
+			// The client went away: while waiting, or mid-upload (which
+			// the tar reader sees as a truncated archive).
 			p.Metrics.Inc(`cairn_publish_total{result="cancelled"}`)
 		case problem.From(err).Status < 500:
 			p.Metrics.Inc(`cairn_publish_total{result="rejected"}`)

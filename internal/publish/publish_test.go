@@ -7,8 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -18,6 +20,7 @@ import (
 	"github.com/cairnhq/cairn/internal/blob/fs"
 	"github.com/cairnhq/cairn/internal/meta"
 	"github.com/cairnhq/cairn/internal/meta/sqlite"
+	"github.com/cairnhq/cairn/internal/metrics"
 	"github.com/cairnhq/cairn/internal/release"
 )
 
@@ -147,5 +150,53 @@ func TestMaxPacksWaitCancelled(t *testing.T) {
 	n := 0
 	if err := p.Blobs.List(t.Context(), func(info blob.Info) error { n++; return nil }); err != nil || n != 1 {
 		t.Errorf("%d blobs stored (%v), want the first publish's only", n, err)
+	}
+}
+
+// cutReader gives the first n bytes of b, then ends the request's context
+// and fails, as a client that goes away mid-upload.
+type cutReader struct {
+	b      []byte
+	n      int
+	cancel context.CancelFunc
+}
+
+func (c *cutReader) Read(p []byte) (int, error) {
+	if c.n == 0 {
+		c.cancel()
+		return 0, io.ErrUnexpectedEOF
+	}
+	k := copy(p, c.b[:min(c.n, len(c.b))])
+	c.b, c.n = c.b[k:], c.n-k
+	return k, nil
+}
+
+// TestPublishMetrics: publishes are counted by result; a client leaving
+// mid-upload is "cancelled", not a rejected (truncated) upload.
+func TestPublishMetrics(t *testing.T) {
+	p, dep := newPublisher(t, 0)
+	m := metrics.New()
+	p.Observe(m)
+	if _, err := p.Publish(t.Context(), dep, bytes.NewReader(siteTar(t, 1)), Options{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Publish(t.Context(), dep, strings.NewReader("not a tar"), Options{}); !errors.Is(err, release.ErrInvalid) {
+		t.Fatalf("not a tar: %v", err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	if _, err := p.Publish(ctx, dep, &cutReader{b: siteTar(t, 2), n: 700, cancel: cancel}, Options{}); err == nil {
+		t.Fatal("a cut upload was published")
+	}
+	rec := httptest.NewRecorder()
+	m.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	for _, want := range []string{
+		`cairn_publish_total{result="ok"} 1`, `cairn_publish_total{result="rejected"} 1`,
+		`cairn_publish_total{result="cancelled"} 1`, `cairn_publish_duration_seconds_count 1`,
+		"cairn_publish_waiting 0", "cairn_publish_packing 0",
+	} {
+		if !strings.Contains(rec.Body.String(), want+"\n") {
+			t.Errorf("no %q in\n%s", want, rec.Body.String())
+		}
 	}
 }

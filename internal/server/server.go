@@ -59,11 +59,14 @@ func Run(ctx context.Context, cfg Config) error {
 
 	var servers []*http.Server
 	var lns []net.Listener
-	closeAll := func() {
-		for _, l := range lns {
-			l.Close()
+	serving := false
+	defer func() { // a failed start closes what it opened
+		if !serving {
+			for _, l := range lns {
+				l.Close()
+			}
 		}
-	}
+	}()
 	var apiAddr, edgeAddr string
 	m := metrics.New()
 	if cfg.MetricsAddr != "" {
@@ -83,7 +86,6 @@ func Run(ctx context.Context, cfg Config) error {
 		go ed.Run(ctx)
 		ln, err := net.Listen("tcp", cfg.EdgeAddr)
 		if err != nil {
-			closeAll()
 			return fmt.Errorf("--edge-addr: %w", err)
 		}
 		edgeAddr = ln.Addr().String()
@@ -102,12 +104,13 @@ func Run(ctx context.Context, cfg Config) error {
 			return err
 		}
 		pub := &publish.Publisher{Meta: store, Blobs: blobs, StageDir: stage, Log: log,
-			Limits: release.Limits{MaxFiles: cfg.MaxFiles, MaxBytes: cfg.MaxBytes}, MaxPacks: cfg.MaxPacks, Metrics: m}
+			Limits: release.Limits{MaxFiles: cfg.MaxFiles, MaxBytes: cfg.MaxBytes}, MaxPacks: cfg.MaxPacks}
+		pub.Observe(m)
 		ln, err := net.Listen("tcp", cfg.APIAddr)
 		if err != nil {
-			closeAll()
 			return fmt.Errorf("--api-addr: %w", err)
 		}
+		lns = append(lns, ln)
 		apiAddr = ln.Addr().String()
 		changed := func() {
 			if ed != nil {
@@ -116,16 +119,16 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 		reg, err := newRegistry(cfg, store, blobs, token, apiAddr, log, changed)
 		if err != nil {
-			ln.Close()
 			return err
 		}
 		go sweepUploads(ctx, reg, uploadSweepInterval, log)
 		a := api.New(api.Config{Meta: store, Blobs: blobs, Publisher: pub, Token: token,
 			GC: gcRunner, DefaultRetentionDays: &cfg.RetentionDays,
 			Images: images(reg), Log: log.With("role", "api"), Changed: changed})
-		servers, lns = append(servers, newHTTPServer(apiHandler(reg, a, m), log)), append(lns, ln)
+		servers = append(servers, newHTTPServer(apiHandler(reg, a, m), log))
 	}
 	errc := make(chan error, len(servers))
+	serving = true // from here the servers own their listeners
 	for i, s := range servers {
 		go func() { errc <- s.Serve(lns[i]) }()
 	}
