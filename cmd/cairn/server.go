@@ -58,8 +58,8 @@ func (a *app) serverCmd() *cobra.Command {
 	f.Var(&maxBytes, "max-bytes", "most uncompressed bytes in one upload (e.g. 10GiB)")
 	f.Var(&cacheBytes, "cache-bytes", "size of the edge's hot-file cache (e.g. 256MiB)")
 	f.IntVar(&cfg.MaxPacks, "max-packs", cfg.MaxPacks, "publishes that pack and store their release at once; others wait their turn")
-	f.StringVar(&cfg.MetricsAddr, "metrics-addr", "", "also serve Prometheus metrics (GET /metrics) on this address, e.g. for --roles edge\n"+
-		"(the API listener always serves them)")
+	f.StringVar(&cfg.MetricsAddr, "metrics-addr", "", "also serve Prometheus metrics (GET /metrics) and the probes (/healthz, /readyz)\n"+
+		"on this address, e.g. for --roles edge (the API listener always serves them)")
 	f.IntVar(&cfg.RetentionDays, "retention-days", cfg.RetentionDays, "retention_days of deployments created without one (0: collectable once archived)")
 	f.DurationVar(&cfg.GCInterval, "gc-interval", cfg.GCInterval, "time between garbage collections of the gc role (0 disables them)")
 	f.DurationVar(&cfg.GCGrace, "gc-grace", cfg.GCGrace, "how long a release stays marked before it is collected; keep it above the 10m lease")

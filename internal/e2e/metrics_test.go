@@ -42,7 +42,8 @@ func scrapeMetrics(t *testing.T, url string) map[string]float64 {
 }
 
 // TestMetrics: what a publish, edge requests and a collection do shows in
-// GET /metrics, on the API listener and on --metrics-addr alike.
+// GET /metrics, on the API listener and on --metrics-addr alike; both serve
+// the health probes too.
 func TestMetrics(t *testing.T) {
 	maddr := freeAddr(t)
 	e := start(t, gcNow, func(c *server.Config) { c.MetricsAddr = maddr })
@@ -94,6 +95,21 @@ func TestMetrics(t *testing.T) {
 		} {
 			if got[name] <= 0 {
 				t.Errorf("%s: %s = %v, want > 0", url, name, got[name])
+			}
+		}
+	}
+	// The probes, on both listeners, with this pass's real backends.
+	for _, base := range []string{e.api, "http://" + maddr} {
+		for path, want := range map[string]string{"/healthz": `{"status":"ok"}`,
+			"/readyz": `{"checks":{"blobs":"ok","database":"ok"},"status":"ready"}`} {
+			resp, err := http.Get(base + path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != 200 || string(b) != want {
+				t.Errorf("GET %s%s: %d %s, want 200 %s", base, path, resp.StatusCode, b, want)
 			}
 		}
 	}

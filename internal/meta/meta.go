@@ -214,6 +214,12 @@ type Store interface {
 	Close() error
 }
 
+// Pinger is implemented by stores that can tell whether their database
+// answers (readiness probes).
+type Pinger interface {
+	Ping(ctx context.Context) error
+}
+
 // Watcher is implemented by stores that announce pointer changes (activate,
 // rollback, domain changes, new versions). The channel receives a value after
 // each committed change and is closed when ctx ends. Sends never block: a slow

@@ -34,9 +34,9 @@ type Config struct {
 	MaxBytes   int64    // --max-bytes: uncompressed bytes per upload
 	CacheBytes int64    // --cache-bytes: edge hot-file cache
 	MaxPacks   int      // --max-packs: publishes packing and storing at once
-	// MetricsAddr (--metrics-addr) serves GET /metrics on a listener of its
-	// own, for processes without the api role; the API listener serves it
-	// too. "" means no listener of its own.
+	// MetricsAddr (--metrics-addr) serves GET /metrics, /healthz and
+	// /readyz on a listener of its own, for processes without the api role;
+	// the API listener serves them too. "" means no listener of its own.
 	MetricsAddr string
 	Logger      *slog.Logger
 

@@ -69,6 +69,7 @@ func Run(ctx context.Context, cfg Config) error {
 	}()
 	var apiAddr, edgeAddr string
 	m := metrics.New()
+	ops := func(mux *http.ServeMux) { mountHealth(mux, store, blobs, log) }
 	if cfg.MetricsAddr != "" {
 		ln, err := net.Listen("tcp", cfg.MetricsAddr)
 		if err != nil {
@@ -76,6 +77,7 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 		mux := http.NewServeMux()
 		mux.Handle("/metrics", m.Handler())
+		ops(mux)
 		servers, lns = append(servers, newHTTPServer(mux, log)), append(lns, ln)
 	}
 	var ed *edge.Edge
@@ -125,7 +127,7 @@ func Run(ctx context.Context, cfg Config) error {
 		a := api.New(api.Config{Meta: store, Blobs: blobs, Publisher: pub, Token: token,
 			GC: gcRunner, DefaultRetentionDays: &cfg.RetentionDays,
 			Images: images(reg), Log: log.With("role", "api"), Changed: changed})
-		servers = append(servers, newHTTPServer(apiHandler(reg, a, m), log))
+		servers = append(servers, newHTTPServer(apiHandler(reg, a, m, ops), log))
 	}
 	errc := make(chan error, len(servers))
 	serving = true // from here the servers own their listeners

@@ -119,6 +119,14 @@ type wtx struct {
 	announced bool
 }
 
+// Ping runs a trivial query, as every read does (meta.Pinger).
+func (s *Store) Ping(ctx context.Context) error {
+	var one int
+	return s.mapErr("ping", s.read(ctx, func(q Querier) error {
+		return q.QueryRowContext(ctx, `SELECT 1`).Scan(&one)
+	}))
+}
+
 // read runs fn outside a transaction.
 func (s *Store) read(ctx context.Context, fn func(q Querier) error) error {
 	return s.h.Read(ctx, fn)
