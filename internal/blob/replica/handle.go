@@ -62,23 +62,22 @@ func (r *Replicator) handle(ctx context.Context, x meta.Replica) {
 	}
 }
 
-// lost handles a copy made for a row that changed meanwhile: the blob may
-// have been deleted while it was copied, after its copy here was deleted
-// (or looked for). The region's row becomes deleting again, unclaimed, so
-// the Replicator deletes this copy; had the row changed for another reason
-// (a newer Put), the deletion is followed by a fresh copy only if the
-// primary still holds the blob, which Delete then decides.
+// lost handles a copy made for a row that changed meanwhile. Gone means
+// the blob was deleted while it was copied: a deleting row makes the
+// Replicator delete the copy again.
 func (r *Replicator) lost(ctx context.Context, x meta.Replica, d digest.Digest) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), finishTimeout)
 	defer cancel()
-	if _, err := r.s.primary.Store.Stat(ctx, d); err == nil {
-		return // still in the primary: the row's new owner settles the copy
+	st, err := r.s.state.ReplicaStatuses(ctx, x.Digest)
+	if err == nil {
+		if _, ok := st[x.Region]; !ok {
+			err = r.s.state.DeleteReplicas(ctx, x.Digest, []string{x.Region})
+			r.s.Wake()
+		}
 	}
-	if err := r.s.state.DeleteReplicas(ctx, x.Digest, []string{x.Region}); err != nil {
+	if err != nil {
 		r.o.Log.Warn("blob/replica: after a copy whose row changed", "region", x.Region, "digest", d, "err", err)
-		return
 	}
-	r.s.Wake()
 }
 
 // fail records a failed try of x, logging the error; the row shows only

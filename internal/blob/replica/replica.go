@@ -173,21 +173,25 @@ func (s *Store) Delete(ctx context.Context, d digest.Digest) error {
 		s.Wake() // the Replicator deletes the copies
 		return perr
 	}
-	// The copies go now where they can; their deleting rows stay for the
-	// Replicator, which deletes again under its claim and then removes
-	// them. A row removed here could hide a copy that lands just after
-	// this deletion: the copying run sees the row deleting, leaves the
-	// copy to it, and nothing would delete it again.
+	found := perr == nil
 	for _, r := range s.others {
-		if err := r.Store.Delete(ctx, d); err != nil && !errors.Is(err, blob.ErrNotFound) {
+		err := r.Store.Delete(ctx, d)
+		if err != nil && !errors.Is(err, blob.ErrNotFound) {
 			s.log.Warn("blob/replica: delete failed, left to the replicator", "region", r.Name, "digest", d, "err", err)
+			s.Wake()
+			continue
+		}
+		found = found || err == nil
+		row := meta.Replica{Digest: string(d), Region: r.Name, ReplicaStatus: meta.ReplicaStatus{State: meta.ReplicaDeleting}}
+		if _, err := s.state.FinishReplica(ctx, row, "", "", 0); err != nil {
+			s.log.Warn("blob/replica: removing a deleted replica's row", "region", r.Name, "digest", d, "err", err)
 		}
 	}
 	s.forget(d)
-	if len(s.others) > 0 {
-		s.Wake()
+	if !found {
+		return perr
 	}
-	return perr // the primary holds the blob: its answer is the store's
+	return nil
 }
 
 // List lists the primary's blobs.
@@ -199,7 +203,7 @@ func (s *Store) List(ctx context.Context, fn func(blob.Info) error) error {
 // primary hold and known does not report (known is what List gave the
 // caller): a copy whose deletion there failed without a record, or one that
 // landed after its blob was deleted and is not deleted again yet. Delete
-// removes them (answering ErrNotFound: reads never serve them). A region that cannot be listed is logged and passed over;
+// removes them. A region that cannot be listed is logged and passed over;
 // errors from fn are returned.
 func (s *Store) ListStrays(ctx context.Context, known func(digest.Digest) bool, fn func(blob.Info) error) error {
 	seen := map[digest.Digest]bool{}
