@@ -60,8 +60,11 @@ type Replicas interface {
 	// row is kept as is.
 	AddReplicas(ctx context.Context, digest string, regions []string) error
 	// DeleteReplicas records that digest was deleted: its row in each region
-	// (inserted if missing) becomes deleting, due now, attempts 0, unclaimed.
-	DeleteReplicas(ctx context.Context, digest string, regions []string) error
+	// (inserted if missing) becomes deleting, attempts 0, with Claim claim
+	// and due after lease ("" and 0: unclaimed, due now). A deleter that
+	// removes the copies itself claims the rows, so that it removes each row
+	// (FinishReplica with its claim) only if nobody marked it again since.
+	DeleteReplicas(ctx context.Context, digest string, regions []string, claim string, lease time.Duration) error
 	// ClaimReplicas returns at most limit rows (limit <= 0: 100) that are
 	// pending, failed or deleting and due (next_try_at <= now), earliest due
 	// first. Each gets a fresh Claim, attempts+1 and next_try_at = now+lease,

@@ -34,7 +34,9 @@ func (r *Replicator) handle(ctx context.Context, x meta.Replica) {
 	if x.State == meta.ReplicaDeleting {
 		err := region.Store.Delete(wctx, d)
 		if err == nil || errors.Is(err, blob.ErrNotFound) {
-			r.finish(ctx, x, "", "", 0)
+			if !r.finish(ctx, x, "", "", 0) {
+				r.recopy(ctx, x, d)
+			}
 			return
 		}
 		r.fail(ctx, x, x.State, err)
@@ -62,22 +64,50 @@ func (r *Replicator) handle(ctx context.Context, x meta.Replica) {
 	}
 }
 
-// lost handles a copy made for a row that changed meanwhile. Gone means
-// the blob was deleted while it was copied: a deleting row makes the
-// Replicator delete the copy again.
+// lost handles a copy made for a row that changed meanwhile. If the
+// primary no longer holds the blob, it was deleted while this copy was
+// made, maybe after the deletion looked here: the region's row becomes
+// deleting, unclaimed and due now, so the Replicator deletes the copy (a
+// deleter holding the row then leaves it). A Put of the blob between the
+// look and the mark sets the row pending again. If the primary holds the
+// blob, or cannot say, the copy is a good one and the row's new owner
+// settles it.
 func (r *Replicator) lost(ctx context.Context, x meta.Replica, d digest.Digest) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), finishTimeout)
 	defer cancel()
-	st, err := r.s.state.ReplicaStatuses(ctx, x.Digest)
+	if _, err := r.s.primary.Store.Stat(ctx, d); !errors.Is(err, blob.ErrNotFound) {
+		return
+	}
+	err := r.s.state.DeleteReplicas(ctx, x.Digest, []string{x.Region}, "", 0)
 	if err == nil {
-		if _, ok := st[x.Region]; !ok {
-			err = r.s.state.DeleteReplicas(ctx, x.Digest, []string{x.Region})
-			r.s.Wake()
+		if _, serr := r.s.primary.Store.Stat(ctx, d); serr == nil {
+			err = r.s.state.AddReplicas(ctx, x.Digest, []string{x.Region})
 		}
 	}
 	if err != nil {
 		r.o.Log.Warn("blob/replica: after a copy whose row changed", "region", x.Region, "digest", d, "err", err)
 	}
+	r.s.Wake()
+}
+
+// recopy handles a deletion whose row changed while the copy was deleted:
+// a Put of the blob meanwhile may have had it copied here again, and that
+// copy is now gone. If the primary holds the blob, the row is set pending
+// (through deleting, whatever it was), so the Replicator copies it again.
+func (r *Replicator) recopy(ctx context.Context, x meta.Replica, d digest.Digest) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), finishTimeout)
+	defer cancel()
+	if _, err := r.s.primary.Store.Stat(ctx, d); err != nil {
+		return
+	}
+	err := r.s.state.DeleteReplicas(ctx, x.Digest, []string{x.Region}, "", 0)
+	if err == nil {
+		err = r.s.state.AddReplicas(ctx, x.Digest, []string{x.Region})
+	}
+	if err != nil {
+		r.o.Log.Warn("blob/replica: copying again after a deletion raced a Put", "region", x.Region, "digest", d, "err", err)
+	}
+	r.s.Wake()
 }
 
 // fail records a failed try of x, logging the error; the row shows only

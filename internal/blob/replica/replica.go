@@ -23,6 +23,7 @@ package replica
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
@@ -154,44 +155,57 @@ func (s *Store) Put(ctx context.Context, d digest.Digest, size int64, r io.Reade
 	return nil
 }
 
+// deleteLease is how long Delete holds the rows it marks: past it, the
+// Replicator finishes a deletion that Delete did not.
+const deleteLease = 2 * time.Minute
+
 // Delete deletes the blob in every region. The other regions' rows become
-// "deleting" first, so that no copy in flight is marked ready; a region
-// whose copy is gone (or was never there) loses its row, one that fails
-// keeps it for the Replicator. Missing everywhere: blob.ErrNotFound.
+// "deleting" first, claimed by this deletion, so that no copy in flight is
+// marked ready. A region whose copy is gone (or was never there) loses its
+// row unless a copier marked it again meanwhile (its copy landed after
+// this deletion looked: the Replicator deletes it); a region that fails
+// keeps its row for the Replicator. The answer is the primary's
+// (blob.ErrNotFound if it did not hold the blob): reads never serve a copy
+// without a ready row.
 func (s *Store) Delete(ctx context.Context, d digest.Digest) error {
 	if err := blob.ValidateDigest(d); err != nil {
 		return err
 	}
+	claim := "delete-" + rand.Text()
 	if len(s.others) > 0 {
-		if err := s.state.DeleteReplicas(ctx, string(d), s.names); err != nil {
+		if err := s.state.DeleteReplicas(ctx, string(d), s.names, claim, deleteLease); err != nil {
 			return fmt.Errorf("blob/replica: recording the deletion of %s: %w", d, err)
 		}
 	}
 	s.forget(d)
 	perr := s.primary.Store.Delete(ctx, d)
 	if perr != nil && !errors.Is(perr, blob.ErrNotFound) {
-		s.Wake() // the Replicator deletes the copies
+		s.handOver(ctx, d, s.names) // the Replicator deletes the copies
 		return perr
 	}
-	found := perr == nil
 	for _, r := range s.others {
 		err := r.Store.Delete(ctx, d)
 		if err != nil && !errors.Is(err, blob.ErrNotFound) {
 			s.log.Warn("blob/replica: delete failed, left to the replicator", "region", r.Name, "digest", d, "err", err)
-			s.Wake()
+			s.handOver(ctx, d, []string{r.Name})
 			continue
 		}
-		found = found || err == nil
-		row := meta.Replica{Digest: string(d), Region: r.Name, ReplicaStatus: meta.ReplicaStatus{State: meta.ReplicaDeleting}}
+		row := meta.Replica{Digest: string(d), Region: r.Name, Claim: claim, ReplicaStatus: meta.ReplicaStatus{State: meta.ReplicaDeleting}}
 		if _, err := s.state.FinishReplica(ctx, row, "", "", 0); err != nil {
 			s.log.Warn("blob/replica: removing a deleted replica's row", "region", r.Name, "digest", d, "err", err)
 		}
 	}
 	s.forget(d)
-	if !found {
-		return perr
+	return perr
+}
+
+// handOver leaves the deletion of d's copies in regions to the Replicator:
+// their rows become deleting, unclaimed and due now.
+func (s *Store) handOver(ctx context.Context, d digest.Digest, regions []string) {
+	if err := s.state.DeleteReplicas(context.WithoutCancel(ctx), string(d), regions, "", 0); err != nil {
+		s.log.Warn("blob/replica: handing a deletion to the replicator", "digest", d, "err", err)
 	}
-	return nil
+	s.Wake()
 }
 
 // List lists the primary's blobs.
@@ -203,7 +217,7 @@ func (s *Store) List(ctx context.Context, fn func(blob.Info) error) error {
 // primary hold and known does not report (known is what List gave the
 // caller): a copy whose deletion there failed without a record, or one that
 // landed after its blob was deleted and is not deleted again yet. Delete
-// removes them. A region that cannot be listed is logged and passed over;
+// removes them (answering ErrNotFound: reads never serve them). A region that cannot be listed is logged and passed over;
 // errors from fn are returned.
 func (s *Store) ListStrays(ctx context.Context, known func(digest.Digest) bool, fn func(blob.Info) error) error {
 	seen := map[digest.Digest]bool{}

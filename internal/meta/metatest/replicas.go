@@ -150,7 +150,7 @@ func testReplicaDelete(t *testing.T, s meta.Store) {
 		t.Fatal(err)
 	}
 	inFlight := claim(t, r, time.Hour, 0)
-	if err := r.DeleteReplicas(t.Context(), d, []string{"eu", "ap", "us"}); err != nil {
+	if err := r.DeleteReplicas(t.Context(), d, []string{"eu", "ap", "us"}, "", 0); err != nil {
 		t.Fatal(err)
 	}
 	wantStates(t, r, d, map[string]string{"eu": "deleting/0/", "ap": "deleting/0/", "us": "deleting/0/"})
@@ -171,6 +171,29 @@ func testReplicaDelete(t *testing.T, s meta.Store) {
 		t.Fatal(err)
 	}
 	wantStates(t, r, d, map[string]string{"ap": "pending/0/unreachable"})
+
+	// A deleter that removes the copies itself claims the rows: nobody
+	// claims them before the lease ends, and it removes a row only if
+	// nobody marked it again meanwhile (a copy that landed late).
+	d2 := blobDigest("four")
+	if err := r.DeleteReplicas(t.Context(), d2, []string{"eu", "ap"}, "deleter", time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if got := claim(t, r, time.Hour, 0); got[d2+"@eu"].Digest != "" || got[d2+"@ap"].Digest != "" {
+		t.Fatalf("claimed %v during the deleter's lease", got)
+	}
+	mine := func(region string) meta.Replica {
+		return meta.Replica{Digest: d2, Region: region, Claim: "deleter", ReplicaStatus: meta.ReplicaStatus{State: meta.ReplicaDeleting}}
+	}
+	if err := r.DeleteReplicas(t.Context(), d2, []string{"ap"}, "", 0); err != nil { // marked again
+		t.Fatal(err)
+	}
+	finish(t, r, mine("eu"), "", "", 0, true)
+	finish(t, r, mine("ap"), "", "", 0, false)
+	wantStates(t, r, d2, map[string]string{"ap": "deleting/0/"})
+	if got := claim(t, r, time.Hour, 0); got[d2+"@ap"].State != meta.ReplicaDeleting {
+		t.Fatalf("claimed %v, want the row marked again", got)
+	}
 }
 
 func testReplicaConcurrentClaims(t *testing.T, s meta.Store) {

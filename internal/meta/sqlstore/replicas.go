@@ -32,17 +32,19 @@ func (s *Store) AddReplicas(ctx context.Context, digest string, regions []string
 	return s.mapErr("add replicas of "+quote(digest), err)
 }
 
-// DeleteReplicas marks digest's row in each region deleting.
-func (s *Store) DeleteReplicas(ctx context.Context, digest string, regions []string) error {
+// DeleteReplicas marks digest's row in each region deleting, claimed by
+// claim until lease ends.
+func (s *Store) DeleteReplicas(ctx context.Context, digest string, regions []string, claim string, lease time.Duration) error {
 	err := s.update(ctx, func(tx *wtx) error {
-		now := s.stamp().UnixNano()
+		now := s.stamp()
+		due := now.Add(lease).UnixNano()
 		for _, r := range sorted(regions) {
 			_, err := tx.ExecContext(ctx, s.q(`INSERT INTO blob_replicas
 				(digest, region, state, attempts, reason, claim, next_try_at, created_at, updated_at)
-				VALUES (?, ?, 'deleting', 0, '', '', ?, ?, ?)
+				VALUES (?, ?, 'deleting', 0, '', ?, ?, ?, ?)
 				ON CONFLICT (digest, region) DO UPDATE SET state = 'deleting', attempts = 0, reason = '',
-				claim = '', next_try_at = excluded.next_try_at, updated_at = excluded.updated_at`),
-				digest, r, now, now, now)
+				claim = excluded.claim, next_try_at = excluded.next_try_at, updated_at = excluded.updated_at`),
+				digest, r, claim, due, now.UnixNano(), now.UnixNano())
 			if err != nil {
 				return err
 			}
