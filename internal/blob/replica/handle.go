@@ -35,7 +35,7 @@ func (r *Replicator) handle(ctx context.Context, x meta.Replica) {
 		err := region.Store.Delete(wctx, d)
 		if err == nil || errors.Is(err, blob.ErrNotFound) {
 			if !r.finish(ctx, x, "", "", 0) {
-				r.recopy(ctx, x, d)
+				r.s.recopy(ctx, d, x.Region)
 			}
 			return
 		}
@@ -86,26 +86,6 @@ func (r *Replicator) lost(ctx context.Context, x meta.Replica, d digest.Digest) 
 	}
 	if err != nil {
 		r.o.Log.Warn("blob/replica: after a copy whose row changed", "region", x.Region, "digest", d, "err", err)
-	}
-	r.s.Wake()
-}
-
-// recopy handles a deletion whose row changed while the copy was deleted:
-// a Put of the blob meanwhile may have had it copied here again, and that
-// copy is now gone. If the primary holds the blob, the row is set pending
-// (through deleting, whatever it was), so the Replicator copies it again.
-func (r *Replicator) recopy(ctx context.Context, x meta.Replica, d digest.Digest) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), finishTimeout)
-	defer cancel()
-	if _, err := r.s.primary.Store.Stat(ctx, d); err != nil {
-		return
-	}
-	err := r.s.state.DeleteReplicas(ctx, x.Digest, []string{x.Region}, "", 0)
-	if err == nil {
-		err = r.s.state.AddReplicas(ctx, x.Digest, []string{x.Region})
-	}
-	if err != nil {
-		r.o.Log.Warn("blob/replica: copying again after a deletion raced a Put", "region", x.Region, "digest", d, "err", err)
 	}
 	r.s.Wake()
 }

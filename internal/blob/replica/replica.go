@@ -178,32 +178,65 @@ func (s *Store) Delete(ctx context.Context, d digest.Digest) error {
 		}
 	}
 	s.forget(d)
+	mine := func(region string) meta.Replica {
+		return meta.Replica{Digest: string(d), Region: region, Claim: claim, ReplicaStatus: meta.ReplicaStatus{State: meta.ReplicaDeleting}}
+	}
 	perr := s.primary.Store.Delete(ctx, d)
 	if perr != nil && !errors.Is(perr, blob.ErrNotFound) {
-		s.handOver(ctx, d, s.names) // the Replicator deletes the copies
+		for _, r := range s.others {
+			s.handOver(ctx, mine(r.Name)) // the Replicator deletes the copies
+		}
 		return perr
 	}
 	for _, r := range s.others {
 		err := r.Store.Delete(ctx, d)
 		if err != nil && !errors.Is(err, blob.ErrNotFound) {
 			s.log.Warn("blob/replica: delete failed, left to the replicator", "region", r.Name, "digest", d, "err", err)
-			s.handOver(ctx, d, []string{r.Name})
+			s.handOver(ctx, mine(r.Name))
 			continue
 		}
-		row := meta.Replica{Digest: string(d), Region: r.Name, Claim: claim, ReplicaStatus: meta.ReplicaStatus{State: meta.ReplicaDeleting}}
-		if _, err := s.state.FinishReplica(ctx, row, "", "", 0); err != nil {
+		ok, err := s.state.FinishReplica(ctx, mine(r.Name), "", "", 0)
+		switch {
+		case err != nil:
 			s.log.Warn("blob/replica: removing a deleted replica's row", "region", r.Name, "digest", d, "err", err)
+		case !ok:
+			// Marked again: by a copier whose copy landed late (deleting,
+			// left to the Replicator), or by a Put of the blob, whose copy
+			// this deletion may just have removed.
+			s.recopy(ctx, d, r.Name)
 		}
 	}
 	s.forget(d)
 	return perr
 }
 
-// handOver leaves the deletion of d's copies in regions to the Replicator:
-// their rows become deleting, unclaimed and due now.
-func (s *Store) handOver(ctx context.Context, d digest.Digest, regions []string) {
-	if err := s.state.DeleteReplicas(context.WithoutCancel(ctx), string(d), regions, "", 0); err != nil {
-		s.log.Warn("blob/replica: handing a deletion to the replicator", "digest", d, "err", err)
+// handOver leaves the deletion of a copy to the Replicator: row, if this
+// deletion still holds it, becomes unclaimed and due now. A row marked
+// again meanwhile (a Put) is left as it is.
+func (s *Store) handOver(ctx context.Context, row meta.Replica) {
+	if _, err := s.state.FinishReplica(context.WithoutCancel(ctx), row, meta.ReplicaDeleting, "", 0); err != nil {
+		s.log.Warn("blob/replica: handing a deletion to the replicator", "region", row.Region, "digest", row.Digest, "err", err)
+	}
+	s.Wake()
+}
+
+// recopy follows a deletion of d's copy in region whose row changed while
+// the copy was deleted: a Put of the blob meanwhile may have had it copied
+// there again, and that copy is now gone. If the primary holds the blob,
+// the row is set pending (through deleting, whatever it was), so the
+// Replicator copies it again.
+func (s *Store) recopy(ctx context.Context, d digest.Digest, region string) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), finishTimeout)
+	defer cancel()
+	if _, err := s.primary.Store.Stat(ctx, d); err != nil {
+		return
+	}
+	err := s.state.DeleteReplicas(ctx, string(d), []string{region}, "", 0)
+	if err == nil {
+		err = s.state.AddReplicas(ctx, string(d), []string{region})
+	}
+	if err != nil {
+		s.log.Warn("blob/replica: copying again after a deletion raced a Put", "region", region, "digest", d, "err", err)
 	}
 	s.Wake()
 }
