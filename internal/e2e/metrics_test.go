@@ -1,19 +1,18 @@
 package e2e
 
 import (
-	"bufio"
 	"bytes"
 	"io"
 	"net/http"
-	"strconv"
 	"strings"
 	"testing"
 
+	"github.com/cairnhq/cairn/internal/metrics/metricstest"
 	"github.com/cairnhq/cairn/internal/server"
 )
 
-// scrapeMetrics reads GET url (Prometheus text format) into samples by
-// name with labels.
+// scrapeMetrics reads GET url into samples by name with labels (checked
+// by metricstest.Parse).
 func scrapeMetrics(t *testing.T, url string) map[string]float64 {
 	t.Helper()
 	resp, err := http.Get(url)
@@ -21,24 +20,11 @@ func scrapeMetrics(t *testing.T, url string) map[string]float64 {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode != 200 {
-		t.Fatalf("GET %s: %d", url, resp.StatusCode)
+	b, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("GET %s: %d %v", url, resp.StatusCode, err)
 	}
-	out := map[string]float64{}
-	sc := bufio.NewScanner(resp.Body)
-	for sc.Scan() {
-		line := sc.Text()
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		i := strings.LastIndexByte(line, ' ')
-		v, err := strconv.ParseFloat(line[i+1:], 64)
-		if i < 0 || err != nil {
-			t.Fatalf("GET %s: bad sample line %q", url, line)
-		}
-		out[line[:i]] = v
-	}
-	return out
+	return metricstest.Parse(t, string(b))
 }
 
 // TestMetrics: what a publish, edge requests and a collection do shows in

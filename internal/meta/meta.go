@@ -211,13 +211,9 @@ type Store interface {
 	Versions
 	Domains
 	Events
-	Close() error
-}
-
-// Pinger is implemented by stores that can tell whether their database
-// answers (readiness probes).
-type Pinger interface {
+	// Ping answers once the database answers a trivial query (readiness).
 	Ping(ctx context.Context) error
+	Close() error
 }
 
 // Watcher is implemented by stores that announce pointer changes (activate,

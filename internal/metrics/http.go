@@ -61,6 +61,13 @@ type recorder struct {
 	bytes int64
 }
 
+// started notes a 200 when the body starts without an explicit status.
+func (r *recorder) started() {
+	if r.code == 0 {
+		r.code = http.StatusOK
+	}
+}
+
 func (r *recorder) WriteHeader(code int) {
 	if r.code == 0 && code >= 200 {
 		r.code = code
@@ -69,18 +76,14 @@ func (r *recorder) WriteHeader(code int) {
 }
 
 func (r *recorder) Write(b []byte) (int, error) {
-	if r.code == 0 {
-		r.code = http.StatusOK
-	}
+	r.started()
 	n, err := r.ResponseWriter.Write(b)
 	r.bytes += int64(n)
 	return n, err
 }
 
 func (r *recorder) ReadFrom(src io.Reader) (int64, error) {
-	if r.code == 0 {
-		r.code = http.StatusOK
-	}
+	r.started()
 	var n int64
 	var err error
 	if rf, ok := r.ResponseWriter.(io.ReaderFrom); ok {
@@ -94,9 +97,7 @@ func (r *recorder) ReadFrom(src io.Reader) (int64, error) {
 
 func (r *recorder) Flush() {
 	if f, ok := r.ResponseWriter.(http.Flusher); ok {
-		if r.code == 0 {
-			r.code = http.StatusOK
-		}
+		r.started()
 		f.Flush()
 	}
 }

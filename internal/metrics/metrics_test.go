@@ -1,17 +1,18 @@
 package metrics
 
 import (
-	"bufio"
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/cairnhq/cairn/internal/metrics/metricstest"
 )
 
-// scrape returns the metrics m serves, by name with labels.
+// scrape returns the metrics m serves, by name with labels (checked by
+// metricstest.Parse), and their text.
 func scrape(t *testing.T, m *Metrics) (map[string]float64, string) {
 	t.Helper()
 	rec := httptest.NewRecorder()
@@ -20,55 +21,7 @@ func scrape(t *testing.T, m *Metrics) (map[string]float64, string) {
 		t.Fatalf("GET /metrics: %d %q", rec.Code, rec.Header().Get("Content-Type"))
 	}
 	text := rec.Body.String()
-	checkFormat(t, text)
-	return Parse(t, strings.NewReader(text)), text
-}
-
-// checkFormat checks what the text format requires of # TYPE lines: at
-// most one per metric family, before the family's samples.
-func checkFormat(t *testing.T, text string) {
-	t.Helper()
-	typed, sampled := map[string]bool{}, map[string]bool{}
-	for _, line := range strings.Split(text, "\n") {
-		if rest, ok := strings.CutPrefix(line, "# TYPE "); ok {
-			fam := strings.Fields(rest)[0]
-			if typed[fam] || sampled[fam] {
-				t.Errorf("second # TYPE line for %s, or one after its samples", fam)
-			}
-			typed[fam] = true
-			continue
-		}
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		name := line[:strings.IndexAny(line, "{ ")]
-		for _, suffix := range []string{"_bucket", "_sum", "_count"} {
-			if base, ok := strings.CutSuffix(name, suffix); ok && typed[base] {
-				name = base
-			}
-		}
-		sampled[name] = true
-	}
-}
-
-// Parse reads the Prometheus text format: sample lines "name{labels} value".
-func Parse(t testing.TB, r io.Reader) map[string]float64 {
-	t.Helper()
-	out := map[string]float64{}
-	sc := bufio.NewScanner(r)
-	for sc.Scan() {
-		line := sc.Text()
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		i := strings.LastIndexByte(line, ' ')
-		v, err := strconv.ParseFloat(line[i+1:], 64)
-		if i < 0 || err != nil {
-			t.Fatalf("bad sample line %q", line)
-		}
-		out[line[:i]] = v
-	}
-	return out
+	return metricstest.Parse(t, text), text
 }
 
 func TestHTTP(t *testing.T) {

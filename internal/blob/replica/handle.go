@@ -78,16 +78,10 @@ func (r *Replicator) lost(ctx context.Context, x meta.Replica, d digest.Digest) 
 	if _, err := r.s.primary.Store.Stat(ctx, d); !errors.Is(err, blob.ErrNotFound) {
 		return
 	}
-	err := r.s.state.DeleteReplicas(ctx, x.Digest, []string{x.Region}, "", 0)
-	if err == nil {
-		if _, serr := r.s.primary.Store.Stat(ctx, d); serr == nil {
-			err = r.s.state.AddReplicas(ctx, x.Digest, []string{x.Region})
-		}
-	}
-	if err != nil {
+	if err := r.s.state.DeleteReplicas(ctx, x.Digest, []string{x.Region}, "", 0); err != nil {
 		r.o.Log.Warn("blob/replica: after a copy whose row changed", "region", x.Region, "digest", d, "err", err)
 	}
-	r.s.Wake()
+	r.s.recopy(ctx, d, x.Region) // a Put between the look and the mark
 }
 
 // fail records a failed try of x, logging the error; the row shows only

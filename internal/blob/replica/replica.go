@@ -220,12 +220,15 @@ func (s *Store) handOver(ctx context.Context, row meta.Replica) {
 	s.Wake()
 }
 
-// recopy follows a deletion of d's copy in region whose row changed while
-// the copy was deleted: a Put of the blob meanwhile may have had it copied
-// there again, and that copy is now gone. If the primary holds the blob,
-// the row is set pending (through deleting, whatever it was), so the
-// Replicator copies it again.
+// recopy follows a change to d's row in region that may hide a Put of the
+// blob: a deletion whose row changed while it deleted the copy (the Put had
+// it copied again, and that copy is now gone), or a copier that marked the
+// row deleting (the Put came between its look and its mark). If the
+// primary holds the blob, the row is set pending (through deleting,
+// whatever it was), so the Replicator copies it again. It wakes the
+// Replicator either way.
 func (s *Store) recopy(ctx context.Context, d digest.Digest, region string) {
+	defer s.Wake()
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), finishTimeout)
 	defer cancel()
 	if _, err := s.primary.Store.Stat(ctx, d); err != nil {
@@ -236,9 +239,8 @@ func (s *Store) recopy(ctx context.Context, d digest.Digest, region string) {
 		err = s.state.AddReplicas(ctx, string(d), []string{region})
 	}
 	if err != nil {
-		s.log.Warn("blob/replica: copying again after a deletion raced a Put", "region", region, "digest", d, "err", err)
+		s.log.Warn("blob/replica: setting a row pending again after a deletion raced a Put", "region", region, "digest", d, "err", err)
 	}
-	s.Wake()
 }
 
 // List lists the primary's blobs.
@@ -250,8 +252,9 @@ func (s *Store) List(ctx context.Context, fn func(blob.Info) error) error {
 // primary hold and known does not report (known is what List gave the
 // caller): a copy whose deletion there failed without a record, or one that
 // landed after its blob was deleted and is not deleted again yet. Delete
-// removes them (answering ErrNotFound: reads never serve them). A region that cannot be listed is logged and passed over;
-// errors from fn are returned.
+// removes them (answering ErrNotFound: reads never serve them). A region
+// that cannot be listed is logged and passed over; errors from fn are
+// returned.
 func (s *Store) ListStrays(ctx context.Context, known func(digest.Digest) bool, fn func(blob.Info) error) error {
 	seen := map[digest.Digest]bool{}
 	var fnErr error

@@ -119,7 +119,7 @@ type wtx struct {
 	announced bool
 }
 
-// Ping runs a trivial query, as every read does (meta.Pinger).
+// Ping runs a trivial query, as every read does (meta.Store).
 func (s *Store) Ping(ctx context.Context) error {
 	var one int
 	return s.mapErr("ping", s.read(ctx, func(q Querier) error {
