@@ -118,6 +118,7 @@ func (s *Store) Close() error {
 	var err error
 	s.closeMu.Do(func() {
 		close(s.closed)
+		s.waitPoller()
 		err = errors.Join(s.r.Close(), s.w.Close())
 	})
 	return err
