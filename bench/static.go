@@ -128,7 +128,8 @@ func abs(x int64) int64 {
 
 func benchEdge(bin, work string, sites []site, results map[string]any) error {
 	data := filepath.Join(work, "data")
-	srv := exec.Command(bin, "server", "--data", data, "--api-addr", apiAddr, "--edge-addr", edgeAddr)
+	// nginx runs with access_log off; so does cairn.
+	srv := exec.Command(bin, "server", "--data", data, "--api-addr", apiAddr, "--edge-addr", edgeAddr, "--access-log=false")
 	srv.Stderr = io.Discard
 	if err := srv.Start(); err != nil {
 		return err

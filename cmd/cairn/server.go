@@ -66,11 +66,12 @@ func (a *app) serverCmd() *cobra.Command {
 	f.DurationVar(&cfg.GCDrain, "gc-drain", cfg.GCDrain, "wait between committing a collection and deleting its bytes")
 	f.Var(&logFormat, "log-format", "log format: auto (text on a terminal, else json), text or json")
 	f.Var(&logLevel, "log-level", "log level: debug, info, warn or error")
+	f.BoolVar(&cfg.AccessLog, "access-log", cfg.AccessLog, "log one line per request on every listener (at info level)")
 	bindEnv(f, "api-addr", "CAIRN_API_ADDR", "edge-addr", "CAIRN_EDGE_ADDR", "database", "CAIRN_DATABASE",
 		"blobs", "CAIRN_BLOBS", "roles", "CAIRN_ROLES", "base-domain", "CAIRN_BASE_DOMAIN",
 		"max-files", "CAIRN_MAX_FILES", "max-bytes", "CAIRN_MAX_BYTES", "cache-bytes", "CAIRN_CACHE_BYTES",
 		"max-packs", "CAIRN_MAX_PACKS", "metrics-addr", "CAIRN_METRICS_ADDR",
-		"log-format", "CAIRN_LOG_FORMAT", "log-level", "CAIRN_LOG_LEVEL",
+		"log-format", "CAIRN_LOG_FORMAT", "log-level", "CAIRN_LOG_LEVEL", "access-log", "CAIRN_ACCESS_LOG",
 		"retention-days", "CAIRN_RETENTION_DAYS", "gc-interval", "CAIRN_GC_INTERVAL", "gc-grace", "CAIRN_GC_GRACE",
 		"gc-drain", "CAIRN_GC_DRAIN", "region", "CAIRN_REGION", "replica-retry", "CAIRN_REPLICA_RETRY")
 	return cmd

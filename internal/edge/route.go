@@ -122,6 +122,8 @@ func (e *Edge) resolve(ctx context.Context, host string, gen uint64) (*route, er
 	if preview {
 		rt.cache = cacheImmutable
 	}
+	e.log.Debug("edge: route loaded", "host", host, "version", v.ID, "version_number", v.VersionNumber,
+		"release", rel.SHA256, "files", len(te.toc.Entries), "preview", preview)
 	return rt, nil
 }
 

@@ -137,7 +137,7 @@ func (c *Collector) Loop(ctx context.Context, interval time.Duration) {
 			c.cfg.Log.Info("gc run", "collected", tt.ReleasesCollected, "versions", tt.VersionsCollected,
 				"bytes_freed", tt.BytesFreed+tt.OrphanBytesFreed, "marked", tt.ReleasesMarked,
 				"cancelled", tt.ReleasesCancelled, "kept", tt.ReleasesKept, "orphans", tt.OrphansDeleted,
-				"took", rep.FinishedAt.Sub(rep.StartedAt))
+				"duration_ms", rep.FinishedAt.Sub(rep.StartedAt).Milliseconds())
 		}
 	}
 }

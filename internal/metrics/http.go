@@ -1,11 +1,12 @@
 package metrics
 
 import (
-	"io"
 	"net/http"
 	"time"
 
 	vm "github.com/VictoriaMetrics/metrics"
+
+	"github.com/cairnhq/cairn/internal/httplog"
 )
 
 // HTTP counts the requests h answers on the listener named listener ("api",
@@ -30,76 +31,18 @@ func (m *Metrics) HTTP(listener string, h http.Handler) http.Handler {
 	took := m.set.GetOrCreatePrometheusHistogram(`cairn_http_request_duration_seconds{listener="` + listener + `"}`)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		rec := &recorder{ResponseWriter: w}
+		rec := &httplog.Recorder{ResponseWriter: w}
 		returned := false
 		defer func() {
-			code := rec.code
-			switch {
-			case !returned: // panicking; not recovered, so its stack stays whole
+			code := rec.Status(r)
+			if !returned { // panicking; not recovered, so its stack stays whole
 				code = http.StatusInternalServerError
-			case code == 0:
-				code = http.StatusOK // nothing written: net/http sends 200
-				if r.Context().Err() != nil {
-					code = 499
-				}
 			}
 			codes[min(max(code/100, 1), 5)].Inc()
-			bytes.AddInt64(rec.bytes)
+			bytes.AddInt64(rec.Bytes)
 			took.UpdateDuration(start)
 		}()
 		h.ServeHTTP(rec, r)
 		returned = true
 	})
 }
-
-// recorder notes the status and counts the body bytes of a response. It
-// passes Flush and ReadFrom (sendfile) through, and Unwrap gives the
-// original to http.ResponseController.
-type recorder struct {
-	http.ResponseWriter
-	code  int
-	bytes int64
-}
-
-// started notes a 200 when the body starts without an explicit status.
-func (r *recorder) started() {
-	if r.code == 0 {
-		r.code = http.StatusOK
-	}
-}
-
-func (r *recorder) WriteHeader(code int) {
-	if r.code == 0 && code >= 200 {
-		r.code = code
-	}
-	r.ResponseWriter.WriteHeader(code)
-}
-
-func (r *recorder) Write(b []byte) (int, error) {
-	r.started()
-	n, err := r.ResponseWriter.Write(b)
-	r.bytes += int64(n)
-	return n, err
-}
-
-func (r *recorder) ReadFrom(src io.Reader) (int64, error) {
-	r.started()
-	var n int64
-	var err error
-	if rf, ok := r.ResponseWriter.(io.ReaderFrom); ok {
-		n, err = rf.ReadFrom(src)
-	} else {
-		n, err = io.Copy(r.ResponseWriter, src)
-	}
-	r.bytes += n
-	return n, err
-}
-
-func (r *recorder) Flush() {
-	if f, ok := r.ResponseWriter.(http.Flusher); ok {
-		r.started()
-		f.Flush()
-	}
-}
-
-func (r *recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }

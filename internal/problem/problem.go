@@ -6,8 +6,6 @@ package problem
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"log/slog"
@@ -15,6 +13,7 @@ import (
 	"strconv"
 
 	"github.com/cairnhq/cairn/internal/blob"
+	"github.com/cairnhq/cairn/internal/httplog"
 	"github.com/cairnhq/cairn/internal/meta"
 	"github.com/cairnhq/cairn/internal/release"
 )
@@ -110,17 +109,21 @@ func Upstream(err error) *Error {
 	return p
 }
 
-// Write sends err as problem+json. 5xx errors (and any with a cause) are
-// logged with an id that the body carries as "instance".
+// Write sends err as problem+json. Its "instance" and "request_id" name the
+// request (httplog's id, also in X-Request-Id); 5xx errors are logged under
+// that id.
 func Write(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {
 	p := From(err)
 	body := map[string]any{"type": TypeBase + p.Type, "title": p.Title, "status": p.Status, "detail": p.Detail}
 	for k, v := range p.Extra {
 		body[k] = v
 	}
+	id := httplog.RequestID(r.Context())
 	if p.Status >= 500 {
-		id := LogFailure(log, r, "request failed", err)
-		body["instance"] = "urn:cairn:error:" + id
+		id = LogFailure(log, r, "request failed", err)
+	}
+	if id != "" {
+		body["instance"] = "urn:cairn:request:" + id
 		body["request_id"] = id
 	}
 	if p.Status == http.StatusUnauthorized {
@@ -137,11 +140,15 @@ func Write(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) 
 	}
 }
 
-// LogFailure logs err under a new request id and returns the id, which the
+// LogFailure logs err under the request's id (a new one if it has none)
+// and returns the id, which the
 // client may be shown. A failure caused by the client going away is logged
 // at debug level.
 func LogFailure(log *slog.Logger, r *http.Request, msg string, err error) string {
-	id := newID()
+	id := httplog.RequestID(r.Context())
+	if id == "" {
+		id = httplog.NewID()
+	}
 	if log == nil {
 		return id
 	}
@@ -152,10 +159,4 @@ func LogFailure(log *slog.Logger, r *http.Request, msg string, err error) string
 	log.Log(r.Context(), lvl, msg, "request_id", id, "method", r.Method,
 		"host", r.Host, "path", r.URL.Path, "err", err)
 	return id
-}
-
-func newID() string {
-	b := make([]byte, 8)
-	rand.Read(b)
-	return hex.EncodeToString(b)
 }

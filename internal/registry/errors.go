@@ -2,8 +2,6 @@ package registry
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,6 +10,7 @@ import (
 	"strconv"
 
 	"github.com/cairnhq/cairn/internal/blob"
+	"github.com/cairnhq/cairn/internal/httplog"
 	"github.com/cairnhq/cairn/internal/meta"
 )
 
@@ -128,7 +127,10 @@ type errorEntry struct {
 func writeError(w http.ResponseWriter, req *http.Request, log *slog.Logger, err error) {
 	status, c, detail := classify(err)
 	if status >= http.StatusInternalServerError {
-		id := newErrorID()
+		id := httplog.RequestID(req.Context())
+		if id == "" {
+			id = httplog.NewID()
+		}
 		detail = "internal error, request id " + id
 		lvl := slog.LevelError
 		if errors.Is(err, context.Canceled) && req.Context().Err() != nil {
@@ -149,10 +151,4 @@ func writeError(w http.ResponseWriter, req *http.Request, log *slog.Logger, err 
 	if req.Method != http.MethodHead {
 		w.Write(b)
 	}
-}
-
-func newErrorID() string {
-	b := make([]byte, 8)
-	rand.Read(b)
-	return hex.EncodeToString(b)
 }

@@ -39,6 +39,9 @@ type Config struct {
 	// the API listener serves them too. "" means no listener of its own.
 	MetricsAddr string
 	Logger      *slog.Logger
+	// AccessLog (--access-log, default on) logs one line per request on
+	// every listener (internal/httplog); off, requests still get an id.
+	AccessLog bool
 
 	RetentionDays int           // --retention-days: retention of deployments created without one
 	GCInterval    time.Duration // --gc-interval: between periodic collections (role gc); 0 disables
@@ -56,6 +59,7 @@ type Config struct {
 func Default() Config {
 	return Config{
 		DataDir:    "./cairn-data",
+		AccessLog:  true,
 		APIAddr:    "127.0.0.1:7800",
 		EdgeAddr:   "127.0.0.1:7880",
 		Roles:      []string{RoleAPI, RoleEdge, RoleGC},

@@ -78,7 +78,7 @@ func Run(ctx context.Context, cfg Config) error {
 		mux := http.NewServeMux()
 		mux.Handle("/metrics", m.Handler())
 		ops(mux)
-		servers, lns = append(servers, newHTTPServer(mux, log)), append(lns, ln)
+		servers, lns = append(servers, newHTTPServer(cfg.access("metrics", log, mux), log)), append(lns, ln)
 	}
 	var ed *edge.Edge
 	if cfg.HasRole(RoleEdge) {
@@ -91,7 +91,7 @@ func Run(ctx context.Context, cfg Config) error {
 			return fmt.Errorf("--edge-addr: %w", err)
 		}
 		edgeAddr = ln.Addr().String()
-		srv := newHTTPServer(m.HTTP("edge", ed), log)
+		srv := newHTTPServer(cfg.access("edge", log, m.HTTP("edge", ed)), log)
 		servers, lns = append(servers, srv), append(lns, edge.Coalesce(srv, ln))
 	}
 	gcRunner := startGC(ctx, cfg, store, blobs, ed, m, log)
@@ -127,7 +127,7 @@ func Run(ctx context.Context, cfg Config) error {
 		a := api.New(api.Config{Meta: store, Blobs: blobs, Publisher: pub, Token: token,
 			GC: gcRunner, DefaultRetentionDays: &cfg.RetentionDays,
 			Images: images(reg), Log: log.With("role", "api"), Changed: changed})
-		servers = append(servers, newHTTPServer(apiHandler(reg, a, m, ops), log))
+		servers = append(servers, newHTTPServer(cfg.access("api", log, apiHandler(reg, a, m, ops)), log))
 	}
 	errc := make(chan error, len(servers))
 	serving = true // from here the servers own their listeners
