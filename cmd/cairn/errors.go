@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -29,8 +30,35 @@ func (a *app) report(err error) int {
 		return exitOK
 	}
 	msg, code := a.describe(err)
+	if a.json {
+		a.reportJSON(err, oneLine(msg), code)
+		return code
+	}
 	fmt.Fprintf(a.stderr, "cairn: %s\n", oneLine(msg))
 	return code
+}
+
+// cliProblem is the type of a problem document for a failure that is not
+// an API answer (usage, local files, an unreachable API).
+const cliProblem = "https://cairn.dev/problems/cli"
+
+// reportJSON prints err under --json as one RFC 9457 problem document on
+// stderr: the API's own (type, title, status, detail, instance) when the
+// API answered, else a cli one; exit_code is what the process exits with.
+func (a *app) reportJSON(err error, msg string, code int) {
+	p := map[string]any{"type": cliProblem, "title": "cairn failed", "detail": msg, "exit_code": code}
+	var ce *client.Error
+	if errors.As(err, &ce) {
+		p["title"], p["status"] = ce.Title, ce.Status
+		if ce.Type != "" {
+			p["type"] = ce.Type
+		}
+		if ce.Instance != "" {
+			p["instance"] = ce.Instance
+		}
+	}
+	b, _ := json.Marshal(p)
+	fmt.Fprintf(a.stderr, "%s\n", b)
 }
 
 // describe maps an error to its message and exit code.

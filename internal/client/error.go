@@ -19,11 +19,12 @@ type Error struct {
 	Type     string // problem type URI, e.g. https://cairn.dev/problems/not-found
 	Title    string
 	Detail   string
-	Instance string // set on 5xx: the id the server logged the cause under
+	Instance string // the request's id (urn:cairn:request:…); on a 5xx the server logged the cause under it
 }
 
 // Error is one readable line: the detail (or title) and the status,
-// e.g. `deployment "x" not found (404)`.
+// e.g. `deployment "x" not found (404)`, and on a 5xx the instance to
+// quote to the server's operator.
 func (e *Error) Error() string {
 	msg := e.Detail
 	if msg == "" {
@@ -36,7 +37,7 @@ func (e *Error) Error() string {
 		msg = "HTTP error"
 	}
 	s := fmt.Sprintf("%s (%d)", msg, e.Status)
-	if e.Instance != "" {
+	if e.Instance != "" && e.Status >= 500 {
 		s += " [" + e.Instance + "]"
 	}
 	return s
