@@ -29,8 +29,9 @@ const (
 
 // Version statuses.
 const (
+	StatusReady     = "ready"     // published, never active yet (archived_at = publish time: retention counts from there)
 	StatusActive    = "active"    // the deployment's active version
-	StatusArchived  = "archived"  // not active: no longer, or never activated (archived_at = publish time)
+	StatusArchived  = "archived"  // active once, no longer (archived_at = when it stopped being active)
 	StatusCollected = "collected" // its release bytes were garbage collected
 )
 

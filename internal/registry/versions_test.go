@@ -130,7 +130,7 @@ func TestVersionFromImage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if v.Status != meta.StatusArchived || v.VersionNumber != 1 {
+	if v.Status != meta.StatusReady || v.VersionNumber != 1 {
 		t.Errorf("version %+v, want number 1, ready", v)
 	}
 	wantRecord(t, e, v, img, "/app")

@@ -93,9 +93,14 @@ func testActivateReady(t *testing.T, s meta.Store) {
 	}
 	wantActive(t, s, d.ID, v1)
 	wantMove(t, lastEvent(t, s, d.ID), meta.ActionActivate, "alice", "", v1)
-	if v := getVersion(t, s, v2.ID); v.Status != meta.StatusArchived || v.ArchivedAt == nil {
-		t.Errorf("never activated v2: status %s archived_at %v, want archived at publish", v.Status, v.ArchivedAt)
+	if v := getVersion(t, s, v2.ID); v.Status != meta.StatusReady || v.ArchivedAt == nil {
+		t.Errorf("never activated v2: status %s archived_at %v, want ready, retention counted from publish", v.Status, v.ArchivedAt)
 	}
+	// Active once, then replaced: archived, and never ready again.
+	if _, err := s.Activate(t.Context(), d.ID, 2, "alice", meta.ActionActivate); err != nil {
+		t.Fatal(err)
+	}
+	wantActive(t, s, d.ID, v2, v1)
 }
 
 func testActivateAlreadyActive(t *testing.T, s meta.Store) {

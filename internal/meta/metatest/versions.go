@@ -24,11 +24,11 @@ func testVersionCreateGet(t *testing.T, s meta.Store) {
 	v := publish(t, s, d.ID, "hello", false)
 	rel := release("hello")
 	if !strings.HasPrefix(v.ID, "ver_") || v.DeploymentID != d.ID || v.VersionNumber != 1 ||
-		v.Status != meta.StatusArchived || v.SourceSHA256 != sha("src:hello") ||
+		v.Status != meta.StatusReady || v.SourceSHA256 != sha("src:hello") ||
 		v.ArtifactSHA256 != rel.SHA256 || v.ArtifactURI != rel.URI ||
 		v.ArtifactManifest != (meta.Manifest{Files: 3, TotalBytes: 5, Entrypoint: "index.html"}) ||
 		v.ArchivedAt == nil || !v.ArchivedAt.Equal(v.CreatedAt) || v.CollectedAt != nil {
-		t.Errorf("CreateVersion = %+v (a version never activated is archived at publish)", v)
+		t.Errorf("CreateVersion = %+v (a version never activated is ready, its retention counted from publish)", v)
 	}
 	wantUTC(t, "CreatedAt", v.CreatedAt)
 	sameJSON(t, "GetVersion", getVersion(t, s, v.ID), v)

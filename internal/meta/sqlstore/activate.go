@@ -39,7 +39,7 @@ func (s *Store) CreateVersion(ctx context.Context, nv meta.NewVersion) (*meta.Ve
 		}
 		now := s.stamp()
 		v = &meta.Version{
-			ID: newID("ver_"), DeploymentID: d.ID, VersionNumber: n, Status: meta.StatusArchived,
+			ID: newID("ver_"), DeploymentID: d.ID, VersionNumber: n, Status: meta.StatusReady,
 			SourceSHA256: nv.SourceSHA256, ArtifactURI: rel.URI, ArtifactSHA256: rel.SHA256,
 			ArtifactManifest: nv.Manifest, CreatedAt: now, ArchivedAt: &now,
 		}
