@@ -1,8 +1,12 @@
 package api
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"fmt"
+	"io"
+	"mime"
 	"net/http"
 
 	"github.com/cairnhq/cairn/internal/meta"
@@ -20,6 +24,11 @@ type Images interface {
 func (a *API) createImageVersion(w http.ResponseWriter, r *http.Request, d *meta.Deployment, activate bool) error {
 	if a.cfg.Images == nil {
 		return problem.New(http.StatusNotImplemented, "registry-off", "the OCI registry is not available on this server")
+	}
+	if !looksJSON(r) {
+		return problem.New(http.StatusUnsupportedMediaType, "wrong-kind", fmt.Sprintf(
+			`deployment %s is of kind oci: push an image to /v2/%s, then make a version with the JSON body {"image": "<tag or digest>"}; directories and tar files are published to static deployments`,
+			d.Name, d.Name))
 	}
 	var in struct {
 		Image string `json:"image"`
@@ -55,4 +64,23 @@ func (a *API) setAnonymousPull(r *http.Request, d *meta.Deployment, allow bool) 
 	}
 	a.cfg.Changed()
 	return nil
+}
+
+// looksJSON reports whether r's body may be a JSON object: not declared
+// as a tar or other archive, and starting with '{' after white space. It
+// puts the bytes it peeked back in front of the body.
+func looksJSON(r *http.Request) bool {
+	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	switch mt {
+	case "application/x-tar", "application/gzip", "application/x-gzip", "application/zstd", "application/octet-stream":
+		return false
+	}
+	br := bufio.NewReaderSize(r.Body, 512)
+	r.Body = struct {
+		io.Reader
+		io.Closer
+	}{br, r.Body}
+	b, _ := br.Peek(512)
+	t := bytes.TrimLeft(b, " \t\r\n")
+	return len(t) > 0 && t[0] == '{' || len(t) == 0 && len(b) < 512
 }
