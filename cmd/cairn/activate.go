@@ -63,6 +63,10 @@ func (a *app) printActive(ctx context.Context, d *meta.Deployment, n int64, what
 			label = fmt.Sprintf("v%d", v.VersionNumber)
 		}
 	}
-	_, err := fmt.Fprintf(a.stdout, "%s %s %s → %s\n", d.Name, label, what, a.edgeURL(d.Name, 0))
+	msg := fmt.Sprintf("%s %s %s", d.Name, label, what)
+	if d.URL != "" {
+		msg += " → " + d.URL
+	}
+	_, err := fmt.Fprintln(a.stdout, msg)
 	return err
 }

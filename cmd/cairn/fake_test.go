@@ -39,7 +39,7 @@ func newFakeAPI(t *testing.T) *fakeAPI {
 			io.WriteString(w, body)
 		}
 	}
-	dep := `{"id":"dep_1","name":"demo","kind":"static","active_version_id":"ver_2","retention_days":30,"created_at":"2024-05-01T12:00:00Z"}`
+	dep := `{"id":"dep_1","name":"demo","kind":"static","active_version_id":"ver_2","retention_days":30,"created_at":"2024-05-01T12:00:00Z","url":"https://demo.sites.test/"}`
 	mux.HandleFunc("GET /v1/deployments/demo", reply(200, dep))
 	missing := func(w http.ResponseWriter, r *http.Request) {
 		reply(404, `{"type":"https://cairn.dev/problems/not-found","title":"Not Found","status":404,"detail":"deployment \"`+
@@ -60,7 +60,10 @@ func newFakeAPI(t *testing.T) *fakeAPI {
 			reply(401, `{"type":"https://cairn.dev/problems/unauthorized","title":"Unauthorized","status":401,"detail":"Unauthorized"}`)(w, r)
 			return
 		}
-		reply(201, version(4, "active"))(w, r)
+		// URLs come from the server: a base domain the CLI cannot guess.
+		dep := r.PathValue("dep")
+		reply(201, strings.Replace(version(4, "active"), `"created_at"`,
+			`"url":"https://`+dep+`.sites.test/","preview_url":"https://`+dep+`--v4.sites.test/","created_at"`, 1))(w, r)
 	})
 	mux.HandleFunc("GET /v1/versions/ver_1", reply(200, version(1, "active")))
 	mux.HandleFunc("POST /v1/deployments/demo/activate", reply(200, dep))

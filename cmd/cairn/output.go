@@ -4,8 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
-	"strconv"
 	"time"
 
 	"github.com/schollz/progressbar/v3"
@@ -50,31 +48,6 @@ func formatTime(t time.Time) string {
 		return "-"
 	}
 	return t.Local().Format("2006-01-02 15:04")
-}
-
-// edgeURL is where the edge serves a deployment: its active version when
-// n is 0, else the preview of version n. The base domain and port are the
-// server's defaults unless CAIRN_BASE_DOMAIN or CAIRN_EDGE_ADDR say otherwise.
-func (a *app) edgeURL(name string, n int64) string {
-	base := a.getenv("CAIRN_BASE_DOMAIN")
-	if base == "" {
-		base = "localhost"
-	}
-	port := "7880"
-	if addr := a.getenv("CAIRN_EDGE_ADDR"); addr != "" {
-		if _, p, err := net.SplitHostPort(addr); err == nil && p != "" {
-			port = p
-		}
-	}
-	host := name
-	if n > 0 {
-		host += "--v" + strconv.FormatInt(n, 10)
-	}
-	host += "." + base
-	if port != "80" {
-		host = net.JoinHostPort(host, port)
-	}
-	return "http://" + host + "/"
 }
 
 // progressBar returns a byte progress bar on stderr, or nil when stderr is

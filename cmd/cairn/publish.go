@@ -68,10 +68,13 @@ func (a *app) publish(ctx context.Context, dir string, o publishOptions) error {
 		}
 		fmt.Fprintf(a.stdout, "published %s v%d (sha256 %s…, %d %s, %s)",
 			o.deployment, v.VersionNumber, shortSHA(v.ArtifactSHA256), m.Files, files, humanBytes(m.TotalBytes))
-		if !o.noActivate {
-			fmt.Fprintf(a.stdout, " → %s", a.edgeURL(o.deployment, 0))
+		if v.URL != "" {
+			fmt.Fprintf(a.stdout, " → %s", v.URL)
 		}
-		fmt.Fprintf(a.stdout, "\npreview: %s\n", a.edgeURL(o.deployment, v.VersionNumber))
+		fmt.Fprintln(a.stdout)
+		if v.PreviewURL != "" {
+			fmt.Fprintf(a.stdout, "preview: %s\n", v.PreviewURL)
+		}
 	}
 	if o.domain == "" {
 		return nil

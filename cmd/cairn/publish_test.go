@@ -73,8 +73,8 @@ func TestPublishCreatesStreamsAndAttachesDomain(t *testing.T) {
 	}
 	for _, line := range []string{
 		"created deployment fresh (static)",
-		"published fresh v4 (sha256 ab12cd34ef56…, 42 files, 1.2 MB) → http://fresh.localhost:7880/",
-		"preview: http://fresh--v4.localhost:7880/",
+		"published fresh v4 (sha256 ab12cd34ef56…, 42 files, 1.2 MB) → https://fresh.sites.test/",
+		"preview: https://fresh--v4.sites.test/",
 		"domain www.example.com → fresh (follows the active version)",
 	} {
 		if !strings.Contains(stdout, line+"\n") {

@@ -111,7 +111,7 @@ func TestErrorsAreOneLine(t *testing.T) {
 func TestRollbackPrintsActiveVersion(t *testing.T) {
 	api := newFakeAPI(t)
 	stdout, stderr, code := cli(t, nil, "rollback", "demo", "--api", api.URL, "--token", "t")
-	if code != 0 || !strings.HasPrefix(stdout, "demo v1 is active again → http://demo.localhost:7880/") {
+	if code != 0 || !strings.HasPrefix(stdout, "demo v1 is active again → https://demo.sites.test/") {
 		t.Errorf("exit %d, stdout %q, stderr %q", code, stdout, stderr)
 	}
 	if reqs := api.requests(); string(reqs[0].Body) != "{}" {

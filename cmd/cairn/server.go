@@ -54,6 +54,8 @@ func (a *app) serverCmd() *cobra.Command {
 	f.DurationVar(&cfg.ReplicaRetry, "replica-retry", 0, "longest wait between tries of a failed copy to a region (default 5m)")
 	f.StringSliceVar(&cfg.Roles, "roles", cfg.Roles, "roles to run: api, edge, gc")
 	f.StringVar(&cfg.BaseDomain, "base-domain", cfg.BaseDomain, "the edge serves {name}.{base-domain} and {name}--v{N}.{base-domain}")
+	f.StringVar(&cfg.PublicURL, "public-url", "", "the edge as users reach it, e.g. https://sites.example.com: records' url and preview_url\n"+
+		"are made from it (default http://{base-domain}:{edge port})")
 	f.Int64Var(&cfg.MaxFiles, "max-files", cfg.MaxFiles, "most entries in one upload")
 	f.Var(&maxBytes, "max-bytes", "most uncompressed bytes in one upload (e.g. 10GiB)")
 	f.Var(&cacheBytes, "cache-bytes", "size of the edge's hot-file cache (e.g. 256MiB)")
@@ -68,7 +70,7 @@ func (a *app) serverCmd() *cobra.Command {
 	f.Var(&logLevel, "log-level", "log level: debug, info, warn or error")
 	f.BoolVar(&cfg.AccessLog, "access-log", cfg.AccessLog, "log one line per request on every listener (at info level)")
 	bindEnv(f, "api-addr", "CAIRN_API_ADDR", "edge-addr", "CAIRN_EDGE_ADDR", "database", "CAIRN_DATABASE",
-		"blobs", "CAIRN_BLOBS", "roles", "CAIRN_ROLES", "base-domain", "CAIRN_BASE_DOMAIN",
+		"blobs", "CAIRN_BLOBS", "roles", "CAIRN_ROLES", "base-domain", "CAIRN_BASE_DOMAIN", "public-url", "CAIRN_PUBLIC_URL",
 		"max-files", "CAIRN_MAX_FILES", "max-bytes", "CAIRN_MAX_BYTES", "cache-bytes", "CAIRN_CACHE_BYTES",
 		"max-packs", "CAIRN_MAX_PACKS", "metrics-addr", "CAIRN_METRICS_ADDR",
 		"log-format", "CAIRN_LOG_FORMAT", "log-level", "CAIRN_LOG_LEVEL", "access-log", "CAIRN_ACCESS_LOG",

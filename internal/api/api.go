@@ -39,6 +39,8 @@ type Config struct {
 	// Images makes versions of oci deployments from pushed images; nil
 	// when the registry is off.
 	Images Images
+	// Sites makes the url and preview_url of records; nil leaves them out.
+	Sites *Sites
 }
 
 // API is the v1 HTTP handler.

@@ -82,7 +82,7 @@ func (a *API) createDeployment(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	w.Header().Set("Location", "/v1/deployments/"+d.ID)
-	return writeJSON(w, http.StatusCreated, d)
+	return writeJSON(w, http.StatusCreated, a.withURLs(d))
 }
 
 func (a *API) listDeployments(w http.ResponseWriter, r *http.Request) error {
@@ -93,6 +93,9 @@ func (a *API) listDeployments(w http.ResponseWriter, r *http.Request) error {
 	if ds == nil {
 		ds = []meta.Deployment{}
 	}
+	for i := range ds {
+		a.withURLs(&ds[i])
+	}
 	return writeJSON(w, http.StatusOK, map[string]any{"deployments": ds})
 }
 
@@ -101,7 +104,7 @@ func (a *API) getDeployment(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, d)
+	return writeJSON(w, http.StatusOK, a.withURLs(d))
 }
 
 func (a *API) patchDeployment(w http.ResponseWriter, r *http.Request) error {
@@ -135,5 +138,5 @@ func (a *API) patchDeployment(w http.ResponseWriter, r *http.Request) error {
 	if d, err = a.setPolicy(r.Context(), d, meta.Policy{RetentionDays: in.RetentionDays, KeepVersions: in.KeepVersions}); err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, d)
+	return writeJSON(w, http.StatusOK, a.withURLs(d))
 }

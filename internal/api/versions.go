@@ -36,7 +36,7 @@ func (a *API) createVersion(w http.ResponseWriter, r *http.Request) error {
 	}
 	a.cfg.Changed()
 	w.Header().Set("Location", fmt.Sprintf("/v1/deployments/%s/versions/%d", d.Name, v.VersionNumber))
-	return writeJSON(w, http.StatusCreated, v)
+	return writeJSON(w, http.StatusCreated, a.withVersionURLs(d, v))
 }
 
 func (a *API) listVersions(w http.ResponseWriter, r *http.Request) error {
@@ -67,6 +67,9 @@ func (a *API) listVersions(w http.ResponseWriter, r *http.Request) error {
 	}
 	if vs == nil {
 		vs = []meta.Version{}
+	}
+	for i := range vs {
+		a.withVersionURLs(d, &vs[i])
 	}
 	return writeJSON(w, http.StatusOK, map[string]any{"versions": vs, "next_cursor": next})
 }
@@ -101,7 +104,7 @@ func (a *API) getVersionByNumber(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, v)
+	return writeJSON(w, http.StatusOK, a.withVersionURLs(d, v))
 }
 
 func (a *API) getVersion(w http.ResponseWriter, r *http.Request) error {
@@ -110,6 +113,9 @@ func (a *API) getVersion(w http.ResponseWriter, r *http.Request) error {
 		return notFound("version %q not found", r.PathValue("id"))
 	}
 	if err != nil {
+		return err
+	}
+	if v, err = a.versionURLs(r.Context(), v); err != nil {
 		return err
 	}
 	return writeJSON(w, http.StatusOK, v)
@@ -179,5 +185,5 @@ func (a *API) pointTo(w http.ResponseWriter, r *http.Request, n int64, action st
 		return err
 	}
 	a.cfg.Changed()
-	return writeJSON(w, http.StatusOK, d)
+	return writeJSON(w, http.StatusOK, a.withURLs(d))
 }

@@ -2,12 +2,15 @@ package e2e
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/cairnhq/cairn/internal/server"
 )
 
 // runCLI runs the real cairn binary in dir against env's API with its
@@ -108,5 +111,54 @@ func TestWrongKind(t *testing.T) {
 	code, _ = e.do("POST", "/v1/deployments/img/versions", strings.NewReader(` {"image": ""}`), &p)
 	if code != 400 {
 		t.Errorf("empty image: %d %v", code, p)
+	}
+}
+
+// TestServerMadeURLs: records carry url and preview_url made by the server
+// from --public-url (or from its base domain and edge port), and the CLI
+// prints those, not URLs of its own making.
+func TestServerMadeURLs(t *testing.T) {
+	for _, c := range []struct {
+		name   string
+		mod    func(*server.Config)
+		url    func(e *env) string
+		prefix string
+	}{
+		{"public url", func(c *server.Config) { c.PublicURL = "https://sites.example.test" },
+			func(*env) string { return "https://urls.sites.example.test/" }, "https://urls--v"},
+		{"derived", func(c *server.Config) { c.BaseDomain = "apps.test" },
+			func(e *env) string { return "http://urls.apps.test:" + e.edge[strings.LastIndex(e.edge, ":")+1:] + "/" }, "http://urls--v"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			e := start(t, c.mod)
+			dir := siteDir(t, site("one"))
+			out, stderr, code := e.runCLI(dir, "publish", ".", "--deployment", "urls")
+			want := c.url(e)
+			if code != 0 || !strings.Contains(out, "→ "+want+"\n") || !strings.Contains(out, "preview: "+c.prefix+"1.") {
+				t.Fatalf("publish: exit %d, stdout %q, stderr %q, want %s", code, out, stderr, want)
+			}
+			out, _, _ = e.runCLI(dir, "publish", ".", "--deployment", "urls", "--no-activate", "--json")
+			var v map[string]any
+			if err := json.Unmarshal([]byte(out), &v); err != nil {
+				t.Fatal(err)
+			}
+			if _, ok := v["url"]; ok || !strings.HasPrefix(v["preview_url"].(string), c.prefix+"2.") {
+				t.Errorf("a ready version: url %v, preview_url %v", v["url"], v["preview_url"])
+			}
+			var d map[string]any
+			e.do("GET", "/v1/deployments/urls", nil, &d)
+			if d["url"] != want {
+				t.Errorf("deployment url %v, want %s", d["url"], want)
+			}
+			var vs struct{ Versions []map[string]any }
+			e.do("GET", "/v1/deployments/urls/versions", nil, &vs)
+			if got := vs.Versions; len(got) != 2 || got[1]["url"] != want || got[0]["url"] != nil {
+				t.Errorf("versions %v", got)
+			}
+			out, _, _ = e.runCLI(dir, "activate", "urls", "2")
+			if !strings.Contains(out, "→ "+want) {
+				t.Errorf("activate: %q", out)
+			}
+		})
 	}
 }

@@ -57,6 +57,9 @@ type Deployment struct {
 	RetentionDays   int       `json:"retention_days"`
 	KeepVersions    int       `json:"keep_versions"` // the newest N archived versions are never collected
 	CreatedAt       time.Time `json:"created_at"`
+	// URL is where the edge serves the deployment, made by the API from its
+	// public edge URL (static deployments only; not stored).
+	URL string `json:"url,omitempty"`
 }
 
 // Manifest is derived from a release's table of contents.
@@ -79,6 +82,11 @@ type Version struct {
 	CreatedAt        time.Time  `json:"created_at"`
 	ArchivedAt       *time.Time `json:"archived_at"`
 	CollectedAt      *time.Time `json:"collected_at"`
+	// URL (while the version is active) and PreviewURL (always) are where
+	// the edge serves it, made by the API from its public edge URL (static
+	// deployments only; not stored).
+	URL        string `json:"url,omitempty"`
+	PreviewURL string `json:"preview_url,omitempty"`
 }
 
 // Release is the built bytes, named by their sha256 (hex, no prefix).

@@ -3,7 +3,10 @@
 package server
 
 import (
+	"net"
+
 	"fmt"
+	"github.com/cairnhq/cairn/internal/api"
 	"log/slog"
 	"strings"
 	"time"
@@ -30,10 +33,14 @@ type Config struct {
 	Roles      []string // --roles: subset of api, edge, gc
 	Token      string   // --token, CAIRN_TOKEN: "" means generate/read DataDir/token
 	BaseDomain string   // --base-domain: edge serves {name}.{base}
-	MaxFiles   int64    // --max-files: entries per upload
-	MaxBytes   int64    // --max-bytes: uncompressed bytes per upload
-	CacheBytes int64    // --cache-bytes: edge hot-file cache
-	MaxPacks   int      // --max-packs: publishes packing and storing at once
+	// PublicURL (--public-url) is the edge as users reach it, e.g.
+	// https://sites.example.com; records' url and preview_url are made from
+	// it. "" means http://{base-domain}:{edge port} (no port for 80).
+	PublicURL  string
+	MaxFiles   int64 // --max-files: entries per upload
+	MaxBytes   int64 // --max-bytes: uncompressed bytes per upload
+	CacheBytes int64 // --cache-bytes: edge hot-file cache
+	MaxPacks   int   // --max-packs: publishes packing and storing at once
 	// MetricsAddr (--metrics-addr) serves GET /metrics, /healthz and
 	// /readyz on a listener of its own, for processes without the api role;
 	// the API listener serves them too. "" means no listener of its own.
@@ -107,7 +114,34 @@ func (c *Config) Validate() error {
 	if strings.Contains(c.BaseDomain, "/") || c.BaseDomain == "" {
 		return fmt.Errorf("--base-domain: %q is not a domain", c.BaseDomain)
 	}
+	if c.PublicURL != "" {
+		if _, err := api.ParsePublicURL(c.PublicURL); err != nil {
+			return fmt.Errorf("--public-url: %w", err)
+		}
+	}
 	return c.validateRegions()
+}
+
+// sites is where records say the edge serves them: --public-url, else
+// http://{base-domain} with the edge's port (edgeAddr, the bound address
+// when this process runs the edge).
+func (c *Config) sites(edgeAddr string) *api.Sites {
+	u := c.PublicURL
+	if u == "" {
+		if edgeAddr == "" {
+			edgeAddr = c.EdgeAddr
+		}
+		host := c.BaseDomain
+		if _, port, err := net.SplitHostPort(edgeAddr); err == nil && port != "" && port != "80" && port != "0" {
+			host = net.JoinHostPort(host, port)
+		}
+		u = "http://" + host
+	}
+	s, err := api.ParsePublicURL(u)
+	if err != nil {
+		return nil // a base domain that makes no URL: records carry none
+	}
+	return s
 }
 
 // HasRole reports whether role is among c.Roles.

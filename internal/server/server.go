@@ -125,7 +125,7 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 		go sweepUploads(ctx, reg, uploadSweepInterval, log)
 		a := api.New(api.Config{Meta: store, Blobs: blobs, Publisher: pub, Token: token,
-			GC: gcRunner, DefaultRetentionDays: &cfg.RetentionDays,
+			GC: gcRunner, DefaultRetentionDays: &cfg.RetentionDays, Sites: cfg.sites(edgeAddr),
 			Images: images(reg), Log: log.With("role", "api"), Changed: changed})
 		servers = append(servers, newHTTPServer(cfg.access("api", log, apiHandler(reg, a, m, ops)), log))
 	}
