@@ -38,7 +38,9 @@ func (a *app) domainCmd() *cobra.Command {
 	add.Flags().StringVar(&dep, "deployment", "", "deployment name or id (required)")
 	add.Flags().Int64Var(&version, "version", 0, "pin to this version number (default: follow the active version)")
 	_ = add.MarkFlagRequired("deployment")
+	_ = add.RegisterFlagCompletionFunc("deployment", a.completeDeployments)
 	cmd.AddCommand(add)
+	cmd.AddCommand(a.domainVerbs()...)
 	return cmd
 }
 

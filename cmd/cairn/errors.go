@@ -50,6 +50,9 @@ func (a *app) reportJSON(err error, msg string, code int) {
 	var ce *client.Error
 	if errors.As(err, &ce) {
 		p["title"], p["status"] = ce.Title, ce.Status
+		if ce.Detail != "" {
+			p["detail"] = ce.Detail
+		}
 		if ce.Type != "" {
 			p["type"] = ce.Type
 		}

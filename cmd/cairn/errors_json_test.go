@@ -19,7 +19,7 @@ func TestJSONErrors(t *testing.T) {
 		detail string
 	}{
 		{"api answer", []string{"--json", "--api", api.URL, "versions", "missing"},
-			"https://cairn.dev/problems/not-found", 404, `deployment "missing" not found (404)`},
+			"https://cairn.dev/problems/not-found", 404, `deployment "missing" not found`},
 		{"usage", []string{"--json", "--api", api.URL, "activate", "demo"}, cliProblem, 0, "usage: cairn activate NAME N"},
 		{"local", []string{"--json", "--api", "ftp://x", "versions", "demo"}, cliProblem, 0, `--api: "ftp://x" is not an http(s) URL`},
 	} {

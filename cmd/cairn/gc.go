@@ -68,7 +68,7 @@ func (a *app) spinner(desc string) (stop func()) {
 // deploymentNames maps deployment ids to names (empty if they cannot be listed).
 func (a *app) deploymentNames(ctx context.Context) map[string]string {
 	names := map[string]string{}
-	if ds, err := a.client().ListDeployments(ctx); err == nil {
+	if ds, err := a.client().AllDeployments(ctx); err == nil {
 		for _, d := range ds {
 			names[d.ID] = d.Name
 		}

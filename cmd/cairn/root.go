@@ -68,7 +68,8 @@ func (a *app) rootCmd() *cobra.Command {
 	bindEnv(pf, "api", "CAIRN_API", "token", "CAIRN_TOKEN", "data", "CAIRN_DATA")
 
 	root.AddCommand(a.serverCmd(), a.packCmd(), a.publishCmd(), a.versionsCmd(),
-		a.activateCmd(), a.rollbackCmd(), a.domainCmd(), a.gcCmd(), a.auditCmd(), a.verifyCmd())
+		a.activateCmd(), a.rollbackCmd(), a.domainCmd(), a.gcCmd(), a.auditCmd(), a.verifyCmd(),
+		a.deploymentsCmd(), a.deploymentCmd(), a.versionCmd(), a.eventsCmd())
 	return root
 }
 

@@ -93,9 +93,19 @@ func (a *API) listDeployments(w http.ResponseWriter, r *http.Request) error {
 	if ds == nil {
 		ds = []meta.Deployment{}
 	}
+	deleted := r.URL.Query().Get("deleted") == "true"
+	out := make([]meta.Deployment, 0, len(ds))
 	for i := range ds {
-		a.withURLs(&ds[i])
+		if ds[i].DeletedAt != nil && !deleted {
+			continue
+		}
+		d, err := a.present(r.Context(), &ds[i])
+		if err != nil {
+			return err
+		}
+		out = append(out, *d)
 	}
+	ds = out
 	return writeJSON(w, http.StatusOK, map[string]any{"deployments": ds})
 }
 
@@ -104,7 +114,10 @@ func (a *API) getDeployment(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, a.withURLs(d))
+	if d, err = a.present(r.Context(), d); err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, d)
 }
 
 func (a *API) patchDeployment(w http.ResponseWriter, r *http.Request) error {

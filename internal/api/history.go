@@ -2,7 +2,9 @@ package api
 
 import (
 	"context"
+	"errors"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/cairnhq/cairn/internal/meta"
@@ -18,14 +20,16 @@ import (
 // A domain's last domain.add or domain.repoint event at or before T says
 // whether it was pinned (to that version) or followed the active version,
 // which is then the version of the deployment's last activate or rollback
-// event at or before T. at defaults to now.
+// event at or before T. A domain.remove or deployment.delete event after
+// those means nothing was served. A removed domain is found by its events.
+// at defaults to now.
 
 func (a *API) domainHistory(w http.ResponseWriter, r *http.Request) error {
 	at, err := a.atParam(r)
 	if err != nil {
 		return err
 	}
-	dom, err := a.domain(r)
+	dom, err := a.domainAt(r, at)
 	if err != nil {
 		return err
 	}
@@ -104,9 +108,15 @@ func (a *API) pointers(ctx context.Context, depID, host string, at time.Time) (p
 			switch e.Action {
 			case meta.ActionActivate, meta.ActionRollback:
 				act = e
+			case meta.ActionDeploymentDelete:
+				act = nil
 			case meta.ActionDomainAdd, meta.ActionDomainRepoint:
 				if host != "" && e.Hostname == host {
 					pin = e
+				}
+			case meta.ActionDomainRemove:
+				if host != "" && e.Hostname == host {
+					pin = nil
 				}
 			}
 		}
@@ -127,4 +137,36 @@ func (a *API) atParam(r *http.Request) (time.Time, error) {
 		return time.Time{}, badRequest("at %q must be an RFC 3339 time, e.g. 2024-05-01T12:00:00Z", s)
 	}
 	return t.UTC(), nil
+}
+
+// domainAt is the domain of the request's hostname: its row, or, for a
+// removed domain, what its last event before at names (a hostname may have
+// served several deployments over time).
+func (a *API) domainAt(r *http.Request, at time.Time) (*meta.Domain, error) {
+	h := strings.ToLower(r.PathValue("hostname"))
+	dom, err := a.cfg.Meta.GetDomain(r.Context(), h)
+	if err == nil || !errors.Is(err, meta.ErrNotFound) {
+		return dom, err
+	}
+	f := meta.EventFilter{Hostname: h, Limit: 1000}
+	var last *meta.Event
+	for {
+		evs, lerr := a.cfg.Meta.ListEvents(r.Context(), f)
+		if lerr != nil {
+			return nil, lerr
+		}
+		for i := range evs {
+			f.AfterID = evs[i].ID
+			if !evs[i].At.After(at) {
+				last = &evs[i]
+			}
+		}
+		if len(evs) < f.Limit {
+			break
+		}
+	}
+	if last == nil {
+		return nil, notFound("domain %q not found", h)
+	}
+	return &meta.Domain{Hostname: h, DeploymentID: last.DeploymentID}, nil
 }

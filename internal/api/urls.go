@@ -66,12 +66,27 @@ func (s *Sites) site(label string) string {
 	return s.scheme + "://" + host + "/"
 }
 
-// withURLs fills the URLs of d (static deployments only).
+// withURLs fills the URL of d (static deployments that are not deleted).
 func (a *API) withURLs(d *meta.Deployment) *meta.Deployment {
-	if a.cfg.Sites != nil && d != nil && d.Kind == meta.KindStatic {
+	if a.cfg.Sites != nil && d != nil && d.Kind == meta.KindStatic && d.DeletedAt == nil {
 		d.URL = a.cfg.Sites.site(d.Name)
 	}
 	return d
+}
+
+// present fills what a deployment record carries beyond the stored row:
+// its URL and the number of its active version.
+func (a *API) present(ctx context.Context, d *meta.Deployment) (*meta.Deployment, error) {
+	a.withURLs(d)
+	if d.ActiveVersionID == nil {
+		return d, nil
+	}
+	v, err := a.cfg.Meta.GetVersion(ctx, *d.ActiveVersionID)
+	if err != nil {
+		return nil, err
+	}
+	d.ActiveVersionNumber = v.VersionNumber
+	return d, nil
 }
 
 // withVersionURLs fills the URLs of v, a version of d.

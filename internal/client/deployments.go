@@ -36,12 +36,21 @@ func (c *Client) GetDeployment(ctx context.Context, dep string) (*meta.Deploymen
 	return &d, nil
 }
 
-// ListDeployments returns every deployment.
+// ListDeployments returns every deployment that is not deleted.
 func (c *Client) ListDeployments(ctx context.Context) ([]meta.Deployment, error) {
+	return c.listDeployments(ctx, "/v1/deployments")
+}
+
+// AllDeployments returns every deployment, deleted ones included.
+func (c *Client) AllDeployments(ctx context.Context) ([]meta.Deployment, error) {
+	return c.listDeployments(ctx, "/v1/deployments?deleted=true")
+}
+
+func (c *Client) listDeployments(ctx context.Context, path string) ([]meta.Deployment, error) {
 	var out struct {
 		Deployments []meta.Deployment `json:"deployments"`
 	}
-	if err := c.call(ctx, http.MethodGet, "/v1/deployments", nil, &out); err != nil {
+	if err := c.call(ctx, http.MethodGet, path, nil, &out); err != nil {
 		return nil, err
 	}
 	return out.Deployments, nil
@@ -90,6 +99,21 @@ func (c *Client) Rollback(ctx context.Context, dep string, n int64) (*meta.Deplo
 	}
 	var d meta.Deployment
 	if err := c.call(ctx, http.MethodPost, depPath(dep)+"/rollback", in, &d); err != nil {
+		return nil, err
+	}
+	return &d, nil
+}
+
+// DeleteDeployment stops dep from serving and archives its versions (the
+// records stay). While domains point at it the API answers 409, unless
+// force removes them.
+func (c *Client) DeleteDeployment(ctx context.Context, dep string, force bool) (*meta.Deployment, error) {
+	path := depPath(dep)
+	if force {
+		path += "?force=true"
+	}
+	var d meta.Deployment
+	if err := c.call(ctx, http.MethodDelete, path, nil, &d); err != nil {
 		return nil, err
 	}
 	return &d, nil

@@ -46,3 +46,24 @@ func (c *Client) SetDomainVersion(ctx context.Context, hostname string, n int64)
 	}
 	return &d, nil
 }
+
+// ListDomains returns every domain, or those of deployment dep when set,
+// ordered by hostname.
+func (c *Client) ListDomains(ctx context.Context, dep string) ([]meta.Domain, error) {
+	path := "/v1/domains"
+	if dep != "" {
+		path += "?deployment=" + url.QueryEscape(dep)
+	}
+	var out struct {
+		Domains []meta.Domain `json:"domains"`
+	}
+	if err := c.call(ctx, http.MethodGet, path, nil, &out); err != nil {
+		return nil, err
+	}
+	return out.Domains, nil
+}
+
+// DeleteDomain stops hostname from serving anything.
+func (c *Client) DeleteDomain(ctx context.Context, hostname string) error {
+	return c.call(ctx, http.MethodDelete, domainPath(hostname), nil, nil)
+}

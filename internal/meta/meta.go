@@ -45,6 +45,8 @@ const (
 	ActionRollback         = "rollback"
 	ActionDomainAdd        = "domain.add"
 	ActionDomainRepoint    = "domain.repoint"
+	ActionDomainRemove     = "domain.remove"
+	ActionDeploymentDelete = "deployment.delete"
 	ActionCollect          = "collect"
 )
 
@@ -57,9 +59,15 @@ type Deployment struct {
 	RetentionDays   int       `json:"retention_days"`
 	KeepVersions    int       `json:"keep_versions"` // the newest N archived versions are never collected
 	CreatedAt       time.Time `json:"created_at"`
+	// DeletedAt is set while the deployment is deleted: no active version,
+	// every version archived, no domain. Publishing to it again undeletes it.
+	DeletedAt *time.Time `json:"deleted_at,omitempty"`
 	// URL is where the edge serves the deployment, made by the API from its
 	// public edge URL (static deployments only; not stored).
 	URL string `json:"url,omitempty"`
+	// ActiveVersionNumber is the version_number of the active version, in
+	// the API's answers (not stored).
+	ActiveVersionNumber int64 `json:"active_version_number,omitempty"`
 }
 
 // Manifest is derived from a release's table of contents.
@@ -141,6 +149,7 @@ type NewVersion struct {
 // EventFilter selects events. Zero values mean "any".
 type EventFilter struct {
 	DeploymentID string
+	Hostname     string    // events of this domain
 	Since        time.Time // events with At >= Since
 	AfterID      int64     // events with ID > AfterID
 	Limit        int       // 0 means a backend default (1000)
@@ -159,6 +168,13 @@ type Deployments interface {
 	// UpdateDeployment stores the mutable fields (retention_days) of d, found by d.ID
 	// (ErrNotFound), and refreshes *d from the stored record: other fields are ignored.
 	UpdateDeployment(ctx context.Context, d *Deployment, actor string) error
+	// DeleteDeployment, in one transaction with a "deployment.delete" event:
+	// archives the active version, clears the pointer and sets deleted_at.
+	// Domains pointing at the deployment: ErrConflict, unless force, which
+	// removes them first (a "domain.remove" event each). Rows stay for audit;
+	// GC collects the releases on its usual rules. Already deleted: no change,
+	// no event. Unknown: ErrNotFound.
+	DeleteDeployment(ctx context.Context, id string, force bool, actor string) (*Deployment, error)
 }
 
 // Versions stores versions and the releases they point at.
@@ -203,6 +219,9 @@ type Domains interface {
 	// version when versionID is nil, with a "domain.repoint" event. ErrGone if collected;
 	// the version checks of CreateDomain apply. Unknown hostname: ErrNotFound.
 	SetDomainVersion(ctx context.Context, hostname string, versionID *string, actor string) (*Domain, error)
+	// DeleteDomain removes the domain with a "domain.remove" event. Unknown:
+	// ErrNotFound.
+	DeleteDomain(ctx context.Context, hostname string, actor string) error
 }
 
 // Events reads the audit log.

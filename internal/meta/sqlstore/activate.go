@@ -28,6 +28,9 @@ func (s *Store) CreateVersion(ctx context.Context, nv meta.NewVersion) (*meta.Ve
 		if err != nil {
 			return err
 		}
+		if err := s.undelete(ctx, tx, d); err != nil { // a publish undeletes
+			return err
+		}
 		rel, err := s.putRelease(ctx, tx, d, nv.Release)
 		if err != nil {
 			return err

@@ -2,6 +2,9 @@ package sqlstore
 
 import (
 	"context"
+	"database/sql"
+	"fmt"
+	"strings"
 
 	"github.com/cairnhq/cairn/internal/meta"
 )
@@ -9,17 +12,22 @@ import (
 // DefaultRetentionDays replaces a zero retention_days.
 const DefaultRetentionDays = 30
 
-const deploymentCols = `id, name, kind, active_version_id, retention_days, keep_versions, created_at`
+const deploymentCols = `id, name, kind, active_version_id, retention_days, keep_versions, created_at, deleted_at`
 
 func scanDeployment(row scanner) (*meta.Deployment, error) {
 	var (
 		d       meta.Deployment
 		created int64
+		deleted sql.NullInt64
 	)
-	if err := row.Scan(&d.ID, &d.Name, &d.Kind, &d.ActiveVersionID, &d.RetentionDays, &d.KeepVersions, &created); err != nil {
+	if err := row.Scan(&d.ID, &d.Name, &d.Kind, &d.ActiveVersionID, &d.RetentionDays, &d.KeepVersions, &created, &deleted); err != nil {
 		return nil, err
 	}
 	d.CreatedAt = fromNanos(created)
+	if deleted.Valid {
+		t := fromNanos(deleted.Int64)
+		d.DeletedAt = &t
+	}
 	return &d, nil
 }
 
@@ -80,7 +88,7 @@ func (s *Store) createDeployment(ctx context.Context, d *meta.Deployment, actor 
 	}
 	err := s.update(ctx, func(tx *wtx) error {
 		_, err := tx.ExecContext(ctx, s.q(`INSERT INTO deployments (`+deploymentCols+`)
-			VALUES (?, ?, ?, NULL, ?, ?, ?)`),
+			VALUES (?, ?, ?, NULL, ?, ?, ?, NULL)`),
 			nd.ID, nd.Name, nd.Kind, nd.RetentionDays, nd.KeepVersions, nd.CreatedAt.UnixNano())
 		if err != nil {
 			return err
@@ -151,4 +159,72 @@ func (s *Store) UpdateDeployment(ctx context.Context, d *meta.Deployment, actor 
 	}
 	*d = *cur
 	return nil
+}
+
+// DeleteDeployment archives the active version, clears the pointer and
+// sets deleted_at, with a "deployment.delete" event; domains pointing at
+// the deployment answer meta.ErrConflict unless force removes them (a
+// "domain.remove" event each). Already deleted: no change.
+func (s *Store) DeleteDeployment(ctx context.Context, id string, force bool, actor string) (*meta.Deployment, error) {
+	op := "delete deployment " + quote(id)
+	var d *meta.Deployment
+	err := s.update(ctx, func(tx *wtx) error {
+		var err error
+		if d, err = s.lockDeployment(ctx, tx, id); err != nil {
+			return err
+		}
+		if d.DeletedAt != nil {
+			return nil
+		}
+		now := s.stamp()
+		rows, err := tx.QueryContext(ctx, s.q(`SELECT hostname FROM domains WHERE deployment_id = ? ORDER BY hostname`), d.ID)
+		if err != nil {
+			return err
+		}
+		hosts, err := collectRows(rows, func(r scanner) (string, error) {
+			var h string
+			return h, r.Scan(&h)
+		})
+		if err != nil {
+			return err
+		}
+		if len(hosts) > 0 && !force {
+			return fmt.Errorf("%w: %d domains point at it (%s)", meta.ErrConflict, len(hosts), strings.Join(hosts, ", "))
+		}
+		for _, h := range hosts {
+			if err := s.removeDomain(ctx, tx, d.ID, h, now, actor); err != nil {
+				return err
+			}
+		}
+		before := d.ActiveVersionID
+		if before != nil {
+			if _, err := tx.ExecContext(ctx, s.q(`UPDATE versions SET status = ?, archived_at = ?
+				WHERE id = ? AND status = ?`), meta.StatusArchived, now.UnixNano(), *before, meta.StatusActive); err != nil {
+				return err
+			}
+		}
+		if _, err := tx.ExecContext(ctx, s.q(`UPDATE deployments SET active_version_id = NULL, deleted_at = ? WHERE id = ?`),
+			now.UnixNano(), d.ID); err != nil {
+			return err
+		}
+		d.ActiveVersionID, d.DeletedAt = nil, &now
+		return s.appendEvent(ctx, tx, meta.Event{
+			At: now, Actor: actor, Action: meta.ActionDeploymentDelete, DeploymentID: d.ID,
+		}, map[string]any{"name": d.Name, "before": before, "domains_removed": hosts})
+	})
+	if err != nil {
+		return nil, s.mapErr(op, err)
+	}
+	return d, nil
+}
+
+// undelete clears deleted_at of d (locked by tx), as a publish to a deleted
+// deployment does.
+func (s *Store) undelete(ctx context.Context, tx *wtx, d *meta.Deployment) error {
+	if d.DeletedAt == nil {
+		return nil
+	}
+	_, err := tx.ExecContext(ctx, s.q(`UPDATE deployments SET deleted_at = NULL WHERE id = ?`), d.ID)
+	d.DeletedAt = nil
+	return err
 }

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"strings"
+	"time"
 
 	"github.com/cairnhq/cairn/internal/meta"
 )
@@ -150,4 +151,37 @@ func (s *Store) SetDomainVersion(ctx context.Context, hostname string, versionID
 		return nil, s.mapErr(op, err)
 	}
 	return d, nil
+}
+
+// DeleteDomain removes the domain with a "domain.remove" event (detail: the
+// version it was pinned to, null when it followed the active version).
+// Unknown hostname: meta.ErrNotFound.
+func (s *Store) DeleteDomain(ctx context.Context, hostname string, actor string) error {
+	op := "delete domain " + quote(hostname)
+	err := s.update(ctx, func(tx *wtx) error {
+		d, err := s.domainByHost(ctx, tx, hostname)
+		if err != nil {
+			return err
+		}
+		if _, err := s.lockDeployment(ctx, tx, d.DeploymentID); err != nil {
+			return err
+		}
+		return s.removeDomain(ctx, tx, d.DeploymentID, d.Hostname, s.stamp(), actor)
+	})
+	return s.mapErr(op, err)
+}
+
+// removeDomain deletes hostname of deployment depID (locked by tx) and
+// appends its "domain.remove" event.
+func (s *Store) removeDomain(ctx context.Context, tx *wtx, depID, hostname string, now time.Time, actor string) error {
+	d, err := s.domainByHost(ctx, tx, hostname)
+	if err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, s.q(`DELETE FROM domains WHERE hostname = ?`), d.Hostname); err != nil {
+		return err
+	}
+	return s.appendEvent(ctx, tx, meta.Event{
+		At: now, Actor: actor, Action: meta.ActionDomainRemove, DeploymentID: depID, Hostname: d.Hostname,
+	}, change{Before: d.VersionID, After: nil})
 }

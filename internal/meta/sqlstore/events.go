@@ -81,7 +81,8 @@ func (s *Store) appendEvent(ctx context.Context, tx *wtx, e meta.Event, detail a
 func (s *Store) announce(ctx context.Context, tx *wtx, e meta.Event) error {
 	switch e.Action {
 	case meta.ActionPublish, meta.ActionActivate, meta.ActionRollback,
-		meta.ActionDomainAdd, meta.ActionDomainRepoint, meta.ActionCollect:
+		meta.ActionDomainAdd, meta.ActionDomainRepoint, meta.ActionCollect,
+		meta.ActionDomainRemove, meta.ActionDeploymentDelete:
 	default:
 		return nil
 	}
@@ -101,6 +102,9 @@ func (s *Store) ListEvents(ctx context.Context, f meta.EventFilter) ([]meta.Even
 	)
 	if f.DeploymentID != "" {
 		where, args = append(where, "deployment_id = ?"), append(args, f.DeploymentID)
+	}
+	if f.Hostname != "" {
+		where, args = append(where, "hostname = ?"), append(args, strings.ToLower(f.Hostname))
 	}
 	if !f.Since.IsZero() {
 		where, args = append(where, "at >= ?"), append(args, f.Since.UnixNano())

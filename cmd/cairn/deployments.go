@@ -1,0 +1,139 @@
+package main
+
+import (
+	"fmt"
+	"strconv"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+)
+
+// deploymentsCmd is `cairn deployments`: every deployment with its kind,
+// active version and URL.
+func (a *app) deploymentsCmd() *cobra.Command {
+	var deleted bool
+	cmd := &cobra.Command{
+		Use:   "deployments",
+		Short: "List deployments with their active version and URL",
+		Args:  exactArgs(0),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c := a.client()
+			list := c.ListDeployments
+			if deleted {
+				list = c.AllDeployments
+			}
+			ds, err := list(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if a.json {
+				return printJSON(a.stdout, ds)
+			}
+			if len(ds) == 0 {
+				_, err := fmt.Fprintln(a.stdout, "no deployments yet: cairn publish DIR --deployment NAME")
+				return err
+			}
+			tw := tabwriter.NewWriter(a.stdout, 0, 0, 2, ' ', 0)
+			fmt.Fprintln(tw, "NAME\tKIND\tACTIVE\tURL")
+			for _, d := range ds {
+				active := "-"
+				if d.ActiveVersionNumber > 0 {
+					active = "v" + strconv.FormatInt(d.ActiveVersionNumber, 10)
+				}
+				if d.DeletedAt != nil {
+					active = "deleted"
+				}
+				url := d.URL
+				if url == "" {
+					url = "-"
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", d.Name, d.Kind, active, url)
+			}
+			return tw.Flush()
+		},
+	}
+	cmd.Flags().BoolVar(&deleted, "deleted", false, "include deleted deployments")
+	return cmd
+}
+
+// deploymentCmd is `cairn deployment delete|set`.
+func (a *app) deploymentCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "deployment",
+		Short: "Delete a deployment or change its retention",
+		Args:  exactArgs(0),
+		RunE:  func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
+	}
+	var force bool
+	del := &cobra.Command{
+		Use:   "delete NAME [--force]",
+		Short: "Stop serving a deployment and archive its versions (records stay for audit)",
+		Long: "Stop serving NAME: its active version is archived and the deployment has\n" +
+			"none. Its records stay for audit, and GC collects its releases on the usual\n" +
+			"retention rules. While domains point at it the API refuses (409) unless\n" +
+			"--force removes them too. Publishing to NAME again brings it back.",
+		Args:              exactArgs(1),
+		ValidArgsFunction: a.completeDeployments,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			d, err := a.client().DeleteDeployment(cmd.Context(), args[0], force)
+			if err != nil {
+				return err
+			}
+			if a.json {
+				return printJSON(a.stdout, d)
+			}
+			_, err = fmt.Fprintf(a.stdout, "deleted %s: it serves nothing; its versions stay archived until GC collects them\n", d.Name)
+			return err
+		},
+	}
+	del.Flags().BoolVar(&force, "force", false, "also remove the domains that point at it")
+	var retention, keep int
+	set := &cobra.Command{
+		Use:               "set NAME [--retention-days N] [--keep-versions N]",
+		Short:             "Change how long a deployment's archived releases are kept",
+		Args:              exactArgs(1),
+		ValidArgsFunction: a.completeDeployments,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var rp, kp *int
+			if cmd.Flags().Changed("retention-days") {
+				rp = &retention
+			}
+			if cmd.Flags().Changed("keep-versions") {
+				kp = &keep
+			}
+			if rp == nil && kp == nil {
+				return fmt.Errorf("nothing to set: give --retention-days or --keep-versions")
+			}
+			d, err := a.client().SetPolicy(cmd.Context(), args[0], rp, kp)
+			if err != nil {
+				return err
+			}
+			if a.json {
+				return printJSON(a.stdout, d)
+			}
+			_, err = fmt.Fprintf(a.stdout, "%s: retention %d days, keeps the newest %d archived versions\n",
+				d.Name, d.RetentionDays, d.KeepVersions)
+			return err
+		},
+	}
+	set.Flags().IntVar(&retention, "retention-days", 0, "days an archived version's release is kept (0: collectable once archived)")
+	set.Flags().IntVar(&keep, "keep-versions", 0, "the newest N archived versions are never collected")
+	cmd.AddCommand(del, set)
+	return cmd
+}
+
+// completeDeployments completes a first argument with deployment names.
+func (a *app) completeDeployments(cmd *cobra.Command, args []string, _ string) ([]string, cobra.ShellCompDirective) {
+	if len(args) > 0 {
+		return nil, cobra.ShellCompDirectiveNoFileComp
+	}
+	ds, err := a.client().ListDeployments(cmd.Context())
+	if err != nil {
+		return nil, cobra.ShellCompDirectiveNoFileComp
+	}
+	names := make([]string, 0, len(ds))
+	for _, d := range ds {
+		names = append(names, d.Name)
+	}
+	return names, cobra.ShellCompDirectiveNoFileComp
+}

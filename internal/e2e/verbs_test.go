@@ -1,0 +1,211 @@
+package e2e
+
+import (
+	"bufio"
+	"encoding/json"
+	"flag"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cairnhq/cairn/internal/server"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files of TestVerbs")
+
+// normalise replaces what changes from run to run (ids, digests, times,
+// ports, temporary paths) with fixed words, so that outputs can be golden.
+func normalise(s string) string {
+	for _, r := range []struct{ re, to string }{
+		{`urn:cairn:request:[0-9a-f]{16}`, "urn:cairn:request:ID"},
+		{`ver_[a-z0-9]{20}`, "ver_ID"},
+		{`dep_[a-z0-9]{20}`, "dep_ID"},
+		{`[0-9a-f]{64}`, "SHA256"},
+		{`\b[0-9a-f]{12}(…)?\b`, "SHORTSHA$1"},
+		{`\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)`, "TIME"},
+		{`\d{4}-\d\d-\d\d \d\d:\d\d(:\d\d)?`, "TIME"},
+		{`127\.0\.0\.1:\d+|localhost:\d+|\.test:\d+`, "HOST:PORT"},
+		{`file://[^"\s]+`, "file://PATH"},
+	} {
+		s = regexp.MustCompile(r.re).ReplaceAllString(s, r.to)
+	}
+	return s
+}
+
+// TestVerbs runs the deployment, domain, version and event verbs through
+// the real binary against a real server and compares each human and
+// --json output with its golden file (go test -run TestVerbs -update
+// ./internal/e2e rewrites them).
+func TestVerbs(t *testing.T) {
+	if scaleOut() {
+		t.Log("runs in the embedded pass")
+		return
+	}
+	e := start(t, withPublicURL("https://sites.example.test"))
+	dir := siteDir(t, site("one"))
+	var golden strings.Builder
+	run := func(wantExit int, args ...string) string {
+		t.Helper()
+		out, stderr, code := e.runCLI(dir, args...)
+		if code != wantExit {
+			t.Fatalf("cairn %s: exit %d, want %d\nstdout %s\nstderr %s", strings.Join(args, " "), code, wantExit, out, stderr)
+		}
+		golden.WriteString("$ cairn " + strings.Join(args, " ") + "\n" + normalise(out+stderr))
+		return out
+	}
+	run(0, "publish", ".", "--deployment", "blog")
+	run(0, "publish", ".", "--deployment", "blog", "--no-activate")
+	run(0, "domain", "add", "www.blog.test", "--deployment", "blog")
+	run(0, "domain", "add", "pin.blog.test", "--deployment", "blog", "--version", "1")
+	run(0, "deployments")
+	run(0, "deployments", "--json")
+	run(0, "versions", "blog")
+	run(0, "version", "show", "blog", "1")
+	run(0, "version", "show", "blog", "1", "--json")
+	run(0, "domain", "ls")
+	run(0, "domain", "ls", "--json")
+	run(0, "domain", "set", "pin.blog.test", "--follow")
+	run(0, "domain", "set", "pin.blog.test", "--version", "2")
+	run(0, "domain", "set", "pin.blog.test", "--version", "2", "--json")
+	run(1, "domain", "set", "pin.blog.test")
+	run(0, "domain", "rm", "pin.blog.test")
+	run(0, "domain", "rm", "www.blog.test", "--json")
+	run(0, "domain", "add", "www.blog.test", "--deployment", "blog")
+	run(0, "deployment", "set", "blog", "--retention-days", "7", "--keep-versions", "2")
+	run(0, "deployment", "set", "blog", "--retention-days", "7", "--json")
+	run(1, "deployment", "delete", "blog")
+	run(1, "deployment", "delete", "blog", "--json")
+	run(0, "deployment", "delete", "blog", "--force")
+	run(0, "deployments")
+	run(0, "deployments", "--deleted")
+	run(0, "events", "--deployment", "blog")
+	run(0, "events", "--deployment", "blog", "--json")
+
+	path := filepath.Join("testdata", "verbs.golden")
+	if *update {
+		if err := os.MkdirAll("testdata", 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, []byte(golden.String()), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run with -update to write it)", err)
+	}
+	if got := golden.String(); got != string(want) {
+		t.Errorf("outputs differ from %s (-update rewrites it):\n%s", path, lineDiff(string(want), got))
+	}
+
+	// The deleted deployment serves nothing, and its history says so.
+	if resp, _ := e.get("blog.localhost", "/"); resp.StatusCode != 404 {
+		t.Errorf("a deleted deployment answers %d at the edge", resp.StatusCode)
+	}
+	if code, _ := e.do("GET", "/v1/deployments/blog/history", nil, nil); code != 404 {
+		t.Errorf("history of a deleted deployment now: %d, want 404", code)
+	}
+	// A removed domain's history before its removal still answers.
+	var h map[string]any
+	if code, _ := e.do("GET", "/v1/domains/pin.blog.test/history?at="+time.Now().Add(-time.Hour).UTC().Format(time.RFC3339), nil, nil); code != 404 {
+		t.Errorf("a removed domain before it existed: %d", code)
+	}
+	var evs struct{ Events []map[string]any }
+	e.do("GET", "/v1/events?deployment=blog", nil, &evs)
+	var addAt string
+	for _, ev := range evs.Events {
+		if ev["action"] == "domain.repoint" && ev["hostname"] == "pin.blog.test" {
+			addAt = ev["at"].(string)
+		}
+	}
+	if code, _ := e.do("GET", "/v1/domains/pin.blog.test/history?at="+addAt, nil, &h); code != 200 || h["version"].(map[string]any)["version_number"] != 2.0 {
+		t.Errorf("a removed domain's history while it was pinned: %d %v", code, h)
+	}
+}
+
+// TestEventsFollow: `cairn events -f --json` prints an event appended after
+// it started, one JSON object per line, and stops on an interrupt.
+func TestEventsFollow(t *testing.T) {
+	e := start(t)
+	e.publish("first", site("one"))
+	c := exec.Command(cairnBinary(t), "events", "-f", "--json", "--api", e.api, "--token", e.token)
+	out, err := c.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer c.Process.Kill()
+	lines := make(chan map[string]any, 16)
+	go func() {
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			var m map[string]any
+			if json.Unmarshal(sc.Bytes(), &m) == nil {
+				lines <- m
+			}
+		}
+		close(lines)
+	}()
+	time.Sleep(300 * time.Millisecond)
+	e.publish("second", site("two"))
+	deadline := time.After(10 * time.Second)
+	for {
+		select {
+		case m, ok := <-lines:
+			if !ok {
+				t.Fatal("events -f ended")
+			}
+			if m["action"] == "publish" && m["detail"] != nil && strings.Contains(string(mustJSON(m)), "version_number") {
+				if id, _ := m["deployment_id"].(string); id != "" && m["actor"] != nil {
+					var d map[string]any
+					e.do("GET", "/v1/deployments/second", nil, &d)
+					if d["id"] == id {
+						c.Process.Signal(os.Interrupt)
+						if err := c.Wait(); err == nil {
+							t.Error("events -f exited 0 on an interrupt")
+						}
+						return
+					}
+				}
+			}
+		case <-deadline:
+			t.Fatal("the new publish never appeared in events -f")
+		}
+	}
+}
+
+func mustJSON(v any) []byte {
+	b, _ := json.Marshal(v)
+	return b
+}
+
+// lineDiff shows the first lines where want and got differ.
+func lineDiff(want, got string) string {
+	w, g := strings.Split(want, "\n"), strings.Split(got, "\n")
+	for i := 0; i < len(w) || i < len(g); i++ {
+		var a, b string
+		if i < len(w) {
+			a = w[i]
+		}
+		if i < len(g) {
+			b = g[i]
+		}
+		if a != b {
+			return "line " + itoa(i+1) + ":\nwant: " + a + "\ngot:  " + b
+		}
+	}
+	return ""
+}
+
+func itoa(i int) string { return strconv.Itoa(i) }
+
+func withPublicURL(u string) func(*server.Config) {
+	return func(c *server.Config) { c.PublicURL = u }
+}
