@@ -12,9 +12,10 @@ import (
 
 func (a *app) activateCmd() *cobra.Command {
 	return &cobra.Command{
-		Use:   "activate NAME N",
-		Short: "Make version N the deployment's active version",
-		Args:  exactArgs(2),
+		Use:               "activate NAME N",
+		Short:             "Make version N the deployment's active version",
+		Args:              exactArgs(2),
+		ValidArgsFunction: a.completeDeployments,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			n, err := strconv.ParseInt(args[1], 10, 64)
 			if err != nil || n < 1 {
@@ -32,9 +33,10 @@ func (a *app) activateCmd() *cobra.Command {
 func (a *app) rollbackCmd() *cobra.Command {
 	var to int64
 	cmd := &cobra.Command{
-		Use:   "rollback NAME [--to N]",
-		Short: "Make the previously active version (or version N) active again",
-		Args:  exactArgs(1),
+		Use:               "rollback NAME [--to N]",
+		Short:             "Make the previously active version (or version N) active again",
+		Args:              exactArgs(1),
+		ValidArgsFunction: a.completeDeployments,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if cmd.Flags().Changed("to") && to < 1 {
 				return fmt.Errorf("--to: %d is not a version number", to)

@@ -123,10 +123,15 @@ func (a *app) deploymentCmd() *cobra.Command {
 }
 
 // completeDeployments completes a first argument with deployment names.
-func (a *app) completeDeployments(cmd *cobra.Command, args []string, _ string) ([]string, cobra.ShellCompDirective) {
+func (a *app) completeDeployments(cmd *cobra.Command, args []string, word string) ([]string, cobra.ShellCompDirective) {
 	if len(args) > 0 {
 		return nil, cobra.ShellCompDirectiveNoFileComp
 	}
+	return a.completeDeploymentFlag(cmd, args, word)
+}
+
+// completeDeploymentFlag completes a --deployment value.
+func (a *app) completeDeploymentFlag(cmd *cobra.Command, _ []string, _ string) ([]string, cobra.ShellCompDirective) {
 	ds, err := a.client().ListDeployments(cmd.Context())
 	if err != nil {
 		return nil, cobra.ShellCompDirectiveNoFileComp

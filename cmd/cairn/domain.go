@@ -38,7 +38,7 @@ func (a *app) domainCmd() *cobra.Command {
 	add.Flags().StringVar(&dep, "deployment", "", "deployment name or id (required)")
 	add.Flags().Int64Var(&version, "version", 0, "pin to this version number (default: follow the active version)")
 	_ = add.MarkFlagRequired("deployment")
-	_ = add.RegisterFlagCompletionFunc("deployment", a.completeDeployments)
+	_ = add.RegisterFlagCompletionFunc("deployment", a.completeDeploymentFlag)
 	cmd.AddCommand(add)
 	cmd.AddCommand(a.domainVerbs()...)
 	return cmd

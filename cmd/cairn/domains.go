@@ -41,7 +41,7 @@ func (a *app) domainVerbs() []*cobra.Command {
 		},
 	}
 	ls.Flags().StringVar(&dep, "deployment", "", "only the domains of this deployment")
-	_ = ls.RegisterFlagCompletionFunc("deployment", a.completeDeployments)
+	_ = ls.RegisterFlagCompletionFunc("deployment", a.completeDeploymentFlag)
 
 	rm := &cobra.Command{
 		Use:   "rm HOST",

@@ -85,7 +85,7 @@ func (a *app) eventsCmd() *cobra.Command {
 	cmd.Flags().StringVar(&dep, "deployment", "", "only the events of this deployment")
 	cmd.Flags().StringVar(&since, "since", "", "only events at or after this time (RFC 3339, or a duration ago such as 1h)")
 	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "keep printing new events")
-	_ = cmd.RegisterFlagCompletionFunc("deployment", a.completeDeployments)
+	_ = cmd.RegisterFlagCompletionFunc("deployment", a.completeDeploymentFlag)
 	return cmd
 }
 

@@ -35,7 +35,8 @@ func (a *app) verifyCmd() *cobra.Command {
 			"tree digest, every file's content hash, and that the TOC agrees with the\n" +
 			"version's artifact_manifest. For oci releases the sha256 is the manifest digest.\n" +
 			"Exits 2 when something does not match; a collected release answers 410.",
-		Args: exactArgs(2),
+		Args:              exactArgs(2),
+		ValidArgsFunction: a.completeDeployments,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			n, err := strconv.ParseInt(args[1], 10, 64)
 			if err != nil || n < 1 {

@@ -162,3 +162,30 @@ func TestServerMadeURLs(t *testing.T) {
 		})
 	}
 }
+
+// TestCompletion: shell completion offers the deployment names the API
+// knows, for the commands that take one.
+func TestCompletion(t *testing.T) {
+	e := start(t)
+	e.publish("alpha", site("a"))
+	e.publish("beta", site("b"))
+	dir := t.TempDir()
+	for _, args := range [][]string{
+		{"__complete", "versions", ""},
+		{"__complete", "activate", ""},
+		{"__complete", "version", "show", ""},
+		{"__complete", "deployment", "delete", ""},
+		{"__complete", "domain", "add", "www.x.test", "--deployment", ""},
+		{"__complete", "events", "--deployment", ""},
+	} {
+		// The word being completed is last: API and token come from the
+		// environment.
+		c := exec.Command(cairnBinary(t), args...)
+		c.Dir = dir
+		c.Env = append(os.Environ(), "CAIRN_API="+e.api, "CAIRN_TOKEN="+e.token)
+		out, err := c.Output()
+		if err != nil || !strings.Contains(string(out), "alpha\nbeta\n") {
+			t.Errorf("%v: %v, %q", args, err, out)
+		}
+	}
+}
