@@ -86,12 +86,16 @@ func (a *API) createDeployment(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (a *API) listDeployments(w http.ResponseWriter, r *http.Request) error {
-	ds, err := a.cfg.Meta.ListDeployments(r.Context())
+	all, err := a.cfg.Meta.ListDeployments(r.Context())
 	if err != nil {
 		return err
 	}
-	if ds == nil {
-		ds = []meta.Deployment{}
+	p := principal(r)
+	ds := []meta.Deployment{} // the ones the caller may read
+	for _, d := range all {
+		if p.Reads(d.Name) {
+			ds = append(ds, d)
+		}
 	}
 	return writeJSON(w, http.StatusOK, map[string]any{"deployments": ds})
 }
