@@ -42,7 +42,7 @@ type Config struct {
 	// MetricsToken (--metrics-token-required) makes GET /metrics need a
 	// token with the read or admin scope, on every listener that serves it.
 	MetricsToken bool
-	Logger      *slog.Logger
+	Logger       *slog.Logger
 
 	RetentionDays int           // --retention-days: retention of deployments created without one
 	GCInterval    time.Duration // --gc-interval: between periodic collections (role gc); 0 disables
