@@ -168,10 +168,10 @@ func TestScopeMatrix(t *testing.T) {
 	}
 
 	auth := map[string]string{"none": "", "bad": "Bearer cairn_" + strings.Repeat("0", 64), "admin": "Bearer " + s.token}
-	ids := map[string]string{}
+	ids, secrets := map[string]string{}, map[string]string{}
 	for _, p := range []string{"read", "deploy:a", "deploy:b", "push:a", "pull:a"} {
 		id, secret, _ := s.mint(t, "", p)
-		auth[p], ids[p] = "bearer "+secret, id // the scheme in lower case
+		auth[p], ids[p], secrets[p] = "bearer "+secret, id, secret // the scheme in lower case
 	}
 	revokedID, revoked, _ := s.mint(t, "", "admin")
 	s.admin(t, "DELETE", "/v1/tokens/"+revokedID, nil, nil, 200)
@@ -251,8 +251,11 @@ func TestScopeMatrix(t *testing.T) {
 			}
 		}
 	}
-	// the deploy token published a version of a: its event names it (its
-	// activate and repoint changed nothing, so they have no event)
+	// a push by push:a (docker login style: Basic, the token as password)
+	// publishes a version of a; the deploy token published one too (its
+	// activate and repoint changed nothing, so they have no event): their
+	// events name them
+	s.pushImage(t, "a", "v2", secrets["push:a"])
 	var evs struct {
 		Events []struct {
 			Actor  string `json:"actor"`
@@ -264,7 +267,8 @@ func TestScopeMatrix(t *testing.T) {
 	for _, e := range evs.Events {
 		acted[e.Action+" "+e.Actor] = true
 	}
-	for _, want := range []string{"publish token:" + ids["deploy:a"], "deployment.create token:admin"} {
+	for _, want := range []string{"publish token:" + ids["deploy:a"], "publish token:" + ids["push:a"],
+		"deployment.create token:admin"} {
 		if !acted[want] {
 			t.Errorf("no event %q in %v", want, acted)
 		}
