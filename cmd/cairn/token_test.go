@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -12,6 +13,8 @@ import (
 	"github.com/cairnhq/cairn/internal/blob/fs"
 	"github.com/cairnhq/cairn/internal/fakeclock"
 	"github.com/cairnhq/cairn/internal/meta/sqlite"
+	"github.com/cairnhq/cairn/internal/publish"
+	"github.com/cairnhq/cairn/internal/release"
 )
 
 // realAPI serves the real v1 API on a SQLite store with the bootstrap
@@ -28,7 +31,9 @@ func realAPI(t *testing.T, admin string) *httptest.Server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(api.New(api.Config{Meta: store, Blobs: blobs, Token: admin,
+	pub := &publish.Publisher{Meta: store, Blobs: blobs, StageDir: t.TempDir(),
+		Limits: release.Limits{MaxFiles: 100, MaxBytes: 1 << 20}}
+	srv := httptest.NewServer(api.New(api.Config{Meta: store, Blobs: blobs, Publisher: pub, Token: admin,
 		Now: fakeclock.New(time.Date(2029, 1, 1, 0, 0, 0, 0, time.UTC)).Now}))
 	t.Cleanup(srv.Close)
 	return srv
@@ -128,4 +133,39 @@ func FuzzParseExpires(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestPublishWithDeployToken: a deploy token publishes its deployment and
+// repoints a domain of it that exists (it may not add one: that answers
+// the API's 403 as one line).
+func TestPublishWithDeployToken(t *testing.T) {
+	admin := "admin-token-0123456789abcdef0123456789"
+	srv := realAPI(t, admin)
+	as := func(tok string, args ...string) (string, string, int) {
+		return cli(t, nil, append(args, "--api", srv.URL, "--token", tok)...)
+	}
+	site := t.TempDir()
+	if err := os.WriteFile(filepath.Join(site, "index.html"), []byte("hi"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, stderr, code := as(admin, "publish", site, "--deployment", "web", "--domain", "www.web.test"); code != 0 {
+		t.Fatalf("publish as admin: %d %s", code, stderr)
+	}
+	stdout, stderr, code := as(admin, "token", "create", "--scope", "deploy:web", "--json")
+	var tok struct{ Secret string }
+	if code != 0 || json.Unmarshal([]byte(stdout), &tok) != nil {
+		t.Fatalf("create: %d %s %s", code, stdout, stderr)
+	}
+	if stdout, stderr, code := as(tok.Secret, "publish", site, "--deployment", "web", "--domain", "www.web.test", "--no-activate"); code != 0 ||
+		!strings.Contains(stdout, "domain www.web.test → web (pinned to v2)") {
+		t.Fatalf("publish --domain (existing) as deploy:web: %d %q %q", code, stdout, stderr)
+	}
+	_, stderr, code = as(tok.Secret, "publish", site, "--deployment", "web", "--domain", "new.web.test")
+	if code != 1 || !strings.Contains(stderr, "domain new.web.test: token tok_") || !strings.Contains(stderr, "(403); v3 was published") ||
+		strings.Count(stderr, "\n") != 1 {
+		t.Errorf("publish --domain (new) as deploy:web: %d %q", code, stderr)
+	}
+	if _, stderr, code := as(tok.Secret, "publish", site, "--deployment", "other"); code != 1 || !strings.Contains(stderr, "403") {
+		t.Errorf("publish to another deployment as deploy:web: %d %q", code, stderr)
+	}
 }
