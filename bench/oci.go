@@ -52,7 +52,7 @@ http: {addr: %s}
 	if err != nil {
 		return err
 	}
-	stop, err := serve(bin, "--data", filepath.Join(work, "cairn-data"), "--api-addr", apiAddr, "--edge-addr", edgeAddr, "--token", "bench")
+	stop, err := serve(bin, "--data", filepath.Join(work, "cairn-data"), "--api-addr", apiAddr, "--edge-addr", edgeAddr, "--token", benchToken)
 	if err != nil {
 		return err
 	}
@@ -65,7 +65,7 @@ http: {addr: %s}
 		opts        []remote.Option
 	}{
 		{"distribution", distAddr, nil},
-		{"cairn", apiAddr, []remote.Option{remote.WithAuth(&authn.Basic{Username: "bench", Password: "bench"})}},
+		{"cairn", apiAddr, []remote.Option{remote.WithAuth(&authn.Basic{Username: "bench", Password: benchToken})}},
 	}
 	push := map[string][]float64{}
 	pull := map[string][]float64{}

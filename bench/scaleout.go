@@ -57,7 +57,7 @@ func scaleout() error {
 		return err
 	}
 	blobs := "s3://cairn-bench?endpoint=" + url.QueryEscape(os.Getenv("S3_ENDPOINT")) + "&region=us-east-1"
-	common := []string{"--database", pg, "--blobs", blobs, "--token", "bench"}
+	common := []string{"--database", pg, "--blobs", blobs, "--token", benchToken}
 	stopAPI, err := serve(bin, append(common, "--roles", "api", "--api-addr", apiAddr, "--data", filepath.Join(work, "api"))...)
 	if err != nil {
 		return err
@@ -154,7 +154,7 @@ func propagation(bin string, common []string, work string) error {
 			return err
 		}
 	}
-	c := client.New("http://"+apiAddr, "bench")
+	c := client.New("http://"+apiAddr, benchToken)
 	var lags []float64
 	for i := range 50 {
 		n, want := int64(1+i%2), []string{"one", "two"}[i%2]
@@ -192,7 +192,7 @@ func body(addr, host string) string {
 
 // publishDir publishes with the CLI and returns the artifact sha256.
 func publishDir(ctx context.Context, bin, dir, name string) (string, error) {
-	out, err := output("", bin, "publish", dir, "--deployment", name, "--api", "http://"+apiAddr, "--token", "bench", "--json")
+	out, err := output("", bin, "publish", dir, "--deployment", name, "--api", "http://"+apiAddr, "--token", benchToken, "--json")
 	if err != nil {
 		return "", err
 	}

@@ -99,3 +99,7 @@ func dirSize(dir string) (n int64, files int) {
 }
 
 func mb(n float64) string { return fmt.Sprintf("%.1f MB", n/1e6) }
+
+// benchToken is the --token of the servers the benchmarks start (the
+// server wants at least 32 characters).
+const benchToken = "bench-admin-token-0123456789abcdef"

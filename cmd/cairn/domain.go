@@ -58,7 +58,9 @@ func (a *app) printDomain(d *meta.Domain, dep string, pinned int64) error {
 
 // attachDomain makes o.domain serve the published version: following the
 // active version, or pinned to v with --no-activate. A hostname already on
-// this deployment is repointed; one on another deployment is an error.
+// this deployment is repointed (a deploy token may repoint, not add, so
+// its 403 on the add is checked the same way); one on another deployment
+// is an error.
 func (a *app) attachDomain(ctx context.Context, c *client.Client, o publishOptions, v *meta.Version) error {
 	host := strings.ToLower(o.domain)
 	pin := int64(0)
@@ -66,7 +68,7 @@ func (a *app) attachDomain(ctx context.Context, c *client.Client, o publishOptio
 		pin = v.VersionNumber
 	}
 	d, err := c.CreateDomain(ctx, host, o.deployment, pin)
-	if client.IsConflict(err) {
+	if client.IsConflict(err) || client.IsForbidden(err) {
 		cur, gerr := c.GetDomain(ctx, host)
 		switch {
 		case gerr != nil:

@@ -69,7 +69,7 @@ func (a *app) rootCmd() *cobra.Command {
 
 	root.AddCommand(a.serverCmd(), a.packCmd(), a.publishCmd(), a.versionsCmd(),
 		a.activateCmd(), a.rollbackCmd(), a.domainCmd(), a.gcCmd(), a.auditCmd(), a.verifyCmd(),
-		a.deploymentsCmd(), a.deploymentCmd(), a.versionCmd(), a.eventsCmd())
+		a.deploymentsCmd(), a.deploymentCmd(), a.versionCmd(), a.eventsCmd(), a.tokenCmd())
 	return root
 }
 
@@ -95,7 +95,7 @@ func (a *app) client() *client.Client {
 
 // resolveToken finds the API token: --token, else CAIRN_TOKEN, else the
 // file "token" in the data dir (--data, CAIRN_DATA, ./cairn-data). A missing
-// or unreadable file means no token: read-only calls still work.
+// or unreadable file means no token: every API call then answers 401.
 func (a *app) resolveToken() string {
 	if t := strings.TrimSpace(a.token); t != "" {
 		a.tokenSource = "--token"

@@ -22,8 +22,9 @@ func (a *app) serverCmd() *cobra.Command {
 		Short: "Run the API, edge and gc roles (all of them, or those given by --roles)",
 		Long: "Run cairn's server roles in one process. Every flag has a CAIRN_* environment\n" +
 			"twin; a flag given on the command line wins over its variable.\n" +
-			"--data (CAIRN_DATA) is the data dir and --token (CAIRN_TOKEN) the API token\n" +
-			"(default: generated on first start and stored in the data dir).",
+			"--data (CAIRN_DATA) is the data dir and --token (CAIRN_TOKEN) the bootstrap admin\n" +
+			"token, at least 32 characters (default: generated on first start and stored in\n" +
+			"the data dir). More tokens, with scopes: cairn token create.",
 		Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg.DataDir, cfg.Token = a.data, strings.TrimSpace(a.token)
@@ -62,6 +63,7 @@ func (a *app) serverCmd() *cobra.Command {
 	f.IntVar(&cfg.MaxPacks, "max-packs", cfg.MaxPacks, "publishes that pack and store their release at once; others wait their turn")
 	f.StringVar(&cfg.MetricsAddr, "metrics-addr", "", "also serve Prometheus metrics (GET /metrics) and the probes (/healthz, /readyz)\n"+
 		"on this address, e.g. for --roles edge (the API listener always serves them)")
+	f.BoolVar(&cfg.MetricsToken, "metrics-token-required", false, "GET /metrics needs a token with the read or admin scope (the probes stay open)")
 	f.IntVar(&cfg.RetentionDays, "retention-days", cfg.RetentionDays, "retention_days of deployments created without one (0: collectable once archived)")
 	f.DurationVar(&cfg.GCInterval, "gc-interval", cfg.GCInterval, "time between garbage collections of the gc role (0 disables them)")
 	f.DurationVar(&cfg.GCGrace, "gc-grace", cfg.GCGrace, "how long a release stays marked before it is collected; keep it above the 10m lease")
@@ -73,6 +75,7 @@ func (a *app) serverCmd() *cobra.Command {
 		"blobs", "CAIRN_BLOBS", "roles", "CAIRN_ROLES", "base-domain", "CAIRN_BASE_DOMAIN", "public-url", "CAIRN_PUBLIC_URL",
 		"max-files", "CAIRN_MAX_FILES", "max-bytes", "CAIRN_MAX_BYTES", "cache-bytes", "CAIRN_CACHE_BYTES",
 		"max-packs", "CAIRN_MAX_PACKS", "metrics-addr", "CAIRN_METRICS_ADDR",
+		"metrics-token-required", "CAIRN_METRICS_TOKEN_REQUIRED",
 		"log-format", "CAIRN_LOG_FORMAT", "log-level", "CAIRN_LOG_LEVEL", "access-log", "CAIRN_ACCESS_LOG",
 		"retention-days", "CAIRN_RETENTION_DAYS", "gc-interval", "CAIRN_GC_INTERVAL", "gc-grace", "CAIRN_GC_GRACE",
 		"gc-drain", "CAIRN_GC_DRAIN", "region", "CAIRN_REGION", "replica-retry", "CAIRN_REPLICA_RETRY")

@@ -26,19 +26,24 @@ func runServerCmd(t *testing.T, env map[string]string, args ...string) (*server.
 	return got, errb.String(), code
 }
 
+// envToken is an admin token of the accepted length (32 characters or more).
+const envToken = "envtok-0123456789abcdef0123456789"
+
 func TestServerFlagsAndEnv(t *testing.T) {
 	env := map[string]string{
 		"CAIRN_DATA":         "/env/data",
 		"CAIRN_API_ADDR":     "0.0.0.0:9000",
 		"CAIRN_EDGE_ADDR":    "0.0.0.0:9001",
 		"CAIRN_ROLES":        "edge",
-		"CAIRN_TOKEN":        "envtok",
+		"CAIRN_TOKEN":        envToken,
 		"CAIRN_BASE_DOMAIN":  "example.test",
 		"CAIRN_MAX_BYTES":    "1GiB",
 		"CAIRN_DATABASE":     "postgres://db/cairn",
 		"CAIRN_BLOBS":        "s3://bucket?endpoint=x",
 		"CAIRN_MAX_PACKS":    "3",
 		"CAIRN_METRICS_ADDR": "127.0.0.1:9100",
+
+		"CAIRN_METRICS_TOKEN_REQUIRED": "true",
 	}
 	cfg, stderr, code := runServerCmd(t, env, "--data", "/flag/data", "server", "--edge-addr", ":7",
 		"--max-files", "5", "--cache-bytes", "10MB")
@@ -47,9 +52,9 @@ func TestServerFlagsAndEnv(t *testing.T) {
 	}
 	want := server.Default()
 	want.DataDir, want.APIAddr, want.EdgeAddr = "/flag/data", "0.0.0.0:9000", ":7"
-	want.Roles, want.Token, want.BaseDomain = []string{"edge"}, "envtok", "example.test"
+	want.Roles, want.Token, want.BaseDomain = []string{"edge"}, envToken, "example.test"
 	want.MaxFiles, want.MaxBytes, want.CacheBytes, want.MaxPacks = 5, 1<<30, 10_000_000, 3
-	want.MetricsAddr = "127.0.0.1:9100"
+	want.MetricsAddr, want.MetricsToken = "127.0.0.1:9100", true
 	want.Database, want.Blobs = "postgres://db/cairn", "s3://bucket?endpoint=x"
 	if cfg.Logger == nil {
 		t.Error("no logger")
@@ -87,6 +92,9 @@ func TestServerBadValues(t *testing.T) {
 		{nil, []string{"--max-files", "0"}, `cairn: --max-files and --max-bytes: must be positive`},
 		{nil, []string{"--max-packs", "0"}, `cairn: --max-packs: must be at least 1`},
 		{map[string]string{"CAIRN_MAX_PACKS": "two"}, nil, `cairn: CAIRN_MAX_PACKS: invalid value "two" for --max-packs`},
+		{nil, []string{"--token", "short"}, `cairn: --token (CAIRN_TOKEN): the admin token has 5 characters; it needs at least 32`},
+		{map[string]string{"CAIRN_TOKEN": "0123456789abcdef0123456789abcde"}, nil,
+			`cairn: --token (CAIRN_TOKEN): the admin token has 31 characters; it needs at least 32`},
 	} {
 		cfg, stderr, code := runServerCmd(t, tc.env, append([]string{"server"}, tc.args...)...)
 		if code != 1 || cfg != nil || !strings.HasPrefix(stderr, tc.want) || strings.Count(stderr, "\n") != 1 {

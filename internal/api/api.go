@@ -4,7 +4,6 @@
 package api
 
 import (
-	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -18,6 +17,7 @@ import (
 	"github.com/cairnhq/cairn/internal/meta"
 	"github.com/cairnhq/cairn/internal/problem"
 	"github.com/cairnhq/cairn/internal/publish"
+	"github.com/cairnhq/cairn/internal/token"
 )
 
 // Config holds what the API needs.
@@ -25,8 +25,10 @@ type Config struct {
 	Meta      meta.Store
 	Blobs     blob.Store
 	Publisher *publish.Publisher
-	Token     string // bearer token for mutating calls
-	Log       *slog.Logger
+	// Token is the bootstrap admin token (the token file or --token); the
+	// stored tokens (meta.Tokens, if Meta implements it) are accepted too.
+	Token string
+	Log   *slog.Logger
 	// Changed, if set, is called after every committed pointer change.
 	Changed func()
 	// GC runs POST /v1/gc; nil answers 501.
@@ -45,13 +47,12 @@ type Config struct {
 
 // API is the v1 HTTP handler.
 type API struct {
-	cfg Config
-	mux *http.ServeMux
-	log *slog.Logger
+	cfg    Config
+	mux    *http.ServeMux
+	log    *slog.Logger
+	auth   *token.Authenticator
+	tokens meta.Tokens // nil: the store keeps no tokens
 }
-
-// actor names the token holder in audit events.
-const actor = "token:admin"
 
 // New returns the API handler.
 func New(cfg Config) *API {
@@ -62,63 +63,64 @@ func New(cfg Config) *API {
 		cfg.Changed = func() {}
 	}
 	a := &API{cfg: cfg, mux: http.NewServeMux(), log: cfg.Log}
+	a.tokens, _ = cfg.Meta.(meta.Tokens)
+	a.auth = token.NewAuthenticator(cfg.Token, a.tokens, cfg.Now, cfg.Log)
 	a.routes()
 	return a
 }
 
 type handlerFunc func(w http.ResponseWriter, r *http.Request) error
 
-func (a *API) handle(pattern string, h handlerFunc) {
+// handle serves pattern with h for a caller whose token allows need.
+func (a *API) handle(pattern string, need access, h handlerFunc) {
 	a.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodGet && r.Method != http.MethodHead && !a.authorized(r) {
-			problem.Write(w, r, a.log, problem.ErrUnauthorized)
-			return
+		p, err := a.authenticate(r)
+		if err == nil {
+			r = r.WithContext(token.With(r.Context(), p))
+			if err = a.permit(r, p, need); err == nil {
+				err = h(w, r)
+			}
 		}
-		if err := h(w, r); err != nil {
+		if err != nil {
 			problem.Write(w, r, a.log, err)
 		}
 	})
 }
 
 func (a *API) routes() {
-	a.handle("POST /v1/deployments", a.createDeployment)
-	a.handle("GET /v1/deployments", a.listDeployments)
-	a.handle("GET /v1/deployments/{dep}", a.getDeployment)
-	a.handle("PATCH /v1/deployments/{dep}", a.patchDeployment)
-	a.handle("DELETE /v1/deployments/{dep}", a.deleteDeployment)
-	a.handle("POST /v1/deployments/{dep}/versions", a.createVersion)
-	a.handle("GET /v1/deployments/{dep}/versions", a.listVersions)
-	a.handle("GET /v1/deployments/{dep}/versions/{n}", a.getVersionByNumber)
-	a.handle("GET /v1/versions/{id}", a.getVersion)
-	a.handle("POST /v1/deployments/{dep}/activate", a.activate)
-	a.handle("POST /v1/deployments/{dep}/rollback", a.rollback)
-	a.handle("GET /v1/releases/{sha}", a.getRelease)
-	a.handle("GET /v1/releases/{sha}/artifact", a.getArtifact)
-	a.handle("POST /v1/domains", a.createDomain)
-	a.handle("GET /v1/domains", a.listDomains)
-	a.handle("DELETE /v1/domains/{hostname}", a.deleteDomain)
-	a.handle("GET /v1/domains/{hostname}", a.getDomain)
-	a.handle("PATCH /v1/domains/{hostname}", a.patchDomain)
-	a.handle("GET /v1/events", a.listEvents)
-	a.handle("GET /v1/domains/{hostname}/history", a.domainHistory)
-	a.handle("GET /v1/deployments/{dep}/history", a.deploymentHistory)
-	a.handle("POST /v1/gc", a.runGC)
-	a.handle("/v1/", func(w http.ResponseWriter, r *http.Request) error {
+	a.handle("POST /v1/deployments", needAdmin, a.createDeployment)
+	a.handle("GET /v1/deployments", needReadAny, a.listDeployments)
+	a.handle("GET /v1/deployments/{dep}", needReadDeployment, a.getDeployment)
+	a.handle("PATCH /v1/deployments/{dep}", needAdmin, a.patchDeployment)
+	a.handle("DELETE /v1/deployments/{dep}", needAdmin, a.deleteDeployment)
+	a.handle("POST /v1/deployments/{dep}/versions", needDeploy, a.createVersion)
+	a.handle("GET /v1/deployments/{dep}/versions", needReadDeployment, a.listVersions)
+	a.handle("GET /v1/deployments/{dep}/versions/{n}", needReadDeployment, a.getVersionByNumber)
+	a.handle("GET /v1/versions/{id}", needReadVersion, a.getVersion)
+	a.handle("POST /v1/deployments/{dep}/activate", needDeploy, a.activate)
+	a.handle("POST /v1/deployments/{dep}/rollback", needDeploy, a.rollback)
+	a.handle("GET /v1/releases/{sha}", needReadAll, a.getRelease)
+	a.handle("GET /v1/releases/{sha}/artifact", needReadAll, a.getArtifact)
+	a.handle("POST /v1/domains", needAdmin, a.createDomain)
+	a.handle("GET /v1/domains", needReadAny, a.listDomains)
+	a.handle("DELETE /v1/domains/{hostname}", needAdmin, a.deleteDomain)
+	a.handle("GET /v1/domains/{hostname}", needReadDomain, a.getDomain)
+	a.handle("PATCH /v1/domains/{hostname}", needDeployDomain, a.patchDomain)
+	a.handle("GET /v1/events", needReadAny, a.listEvents)
+	a.handle("GET /v1/domains/{hostname}/history", needReadDomain, a.domainHistory)
+	a.handle("GET /v1/deployments/{dep}/history", needReadDeployment, a.deploymentHistory)
+	a.handle("POST /v1/gc", needAdmin, a.runGC)
+	a.handle("POST /v1/tokens", needAdmin, a.createToken)
+	a.handle("GET /v1/tokens", needAdmin, a.listTokens)
+	a.handle("GET /v1/tokens/{id}", needAdmin, a.getToken)
+	a.handle("DELETE /v1/tokens/{id}", needAdmin, a.revokeToken)
+	a.handle("/v1/", needToken, func(w http.ResponseWriter, r *http.Request) error {
 		return problem.New(http.StatusNotFound, "not-found", "no such endpoint: "+r.Method+" "+r.URL.Path)
 	})
 }
 
 func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	a.mux.ServeHTTP(w, r)
-}
-
-func (a *API) authorized(r *http.Request) bool {
-	h := r.Header.Get("Authorization")
-	tok, ok := strings.CutPrefix(h, "Bearer ")
-	if !ok || a.cfg.Token == "" {
-		return false
-	}
-	return subtle.ConstantTimeCompare([]byte(strings.TrimSpace(tok)), []byte(a.cfg.Token)) == 1
 }
 
 // maxJSON bounds JSON request bodies.

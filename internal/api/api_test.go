@@ -15,7 +15,7 @@ import (
 	"github.com/cairnhq/cairn/internal/release"
 )
 
-const token = "secret-token"
+const testToken = "secret-token-of-at-least-32-characters"
 
 func newAPI(t testing.TB) *API {
 	dir := t.TempDir()
@@ -30,13 +30,13 @@ func newAPI(t testing.TB) *API {
 	}
 	pub := &publish.Publisher{Meta: store, Blobs: blobs, StageDir: t.TempDir(),
 		Limits: release.Limits{MaxFiles: 100, MaxBytes: 1 << 20}}
-	return New(Config{Meta: store, Blobs: blobs, Publisher: pub, Token: token})
+	return New(Config{Meta: store, Blobs: blobs, Publisher: pub, Token: testToken})
 }
 
 func call(a *API, method, path, body string, auth bool) (*http.Response, map[string]any) {
 	req := httptest.NewRequest(method, path, strings.NewReader(body))
 	if auth {
-		req.Header.Set("Authorization", "Bearer "+token)
+		req.Header.Set("Authorization", "Bearer "+testToken)
 	}
 	rec := httptest.NewRecorder()
 	a.ServeHTTP(rec, req)
@@ -66,18 +66,22 @@ func TestBadRequests(t *testing.T) {
 		{"POST", "/v1/deployments", ``, true, 400, "bad-request"},
 		{"POST", "/v1/deployments", `{"name":"x"}`, false, 401, "unauthorized"},
 		{"PATCH", "/v1/deployments/demo", `{"retention_days":7}`, false, 401, "unauthorized"},
-		{"GET", "/v1/deployments/nope", ``, false, 404, "not-found"},
-		{"GET", "/v1/deployments/demo/versions/0", ``, false, 400, "bad-request"},
-		{"GET", "/v1/deployments/demo/versions/3", ``, false, 404, "not-found"},
-		{"GET", "/v1/deployments/demo/versions?limit=1000", ``, false, 400, "bad-request"},
+		{"GET", "/v1/deployments", ``, false, 401, "unauthorized"},
+		{"GET", "/v1/deployments/demo", ``, false, 401, "unauthorized"},
+		{"GET", "/v1/events", ``, false, 401, "unauthorized"},
+		{"GET", "/v1/nothing", ``, false, 401, "unauthorized"},
+		{"GET", "/v1/deployments/nope", ``, true, 404, "not-found"},
+		{"GET", "/v1/deployments/demo/versions/0", ``, true, 400, "bad-request"},
+		{"GET", "/v1/deployments/demo/versions/3", ``, true, 404, "not-found"},
+		{"GET", "/v1/deployments/demo/versions?limit=1000", ``, true, 400, "bad-request"},
 		{"POST", "/v1/deployments/demo/activate", `{}`, true, 400, "bad-request"},
 		{"POST", "/v1/deployments/demo/rollback", ``, true, 409, "no-previous-version"},
-		{"GET", "/v1/releases/xyz", ``, false, 400, "bad-request"},
-		{"GET", "/v1/releases/" + strings.Repeat("a", 64), ``, false, 404, "not-found"},
+		{"GET", "/v1/releases/xyz", ``, true, 400, "bad-request"},
+		{"GET", "/v1/releases/" + strings.Repeat("a", 64), ``, true, 404, "not-found"},
 		{"POST", "/v1/domains", `{"hostname":"no","deployment":"demo"}`, true, 400, "bad-request"},
 		{"POST", "/v1/domains", `{"hostname":"a.example.com","deployment":"nope"}`, true, 404, "not-found"},
-		{"GET", "/v1/events?since=yesterday", ``, false, 400, "bad-request"},
-		{"GET", "/v1/nothing", ``, false, 404, "not-found"},
+		{"GET", "/v1/events?since=yesterday", ``, true, 400, "bad-request"},
+		{"GET", "/v1/nothing", ``, true, 404, "not-found"},
 	}
 	for _, c := range cases {
 		r, body := call(a, c.method, c.path, c.body, c.auth)

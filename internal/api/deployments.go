@@ -86,12 +86,16 @@ func (a *API) createDeployment(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (a *API) listDeployments(w http.ResponseWriter, r *http.Request) error {
-	ds, err := a.cfg.Meta.ListDeployments(r.Context())
+	all, err := a.cfg.Meta.ListDeployments(r.Context())
 	if err != nil {
 		return err
 	}
-	if ds == nil {
-		ds = []meta.Deployment{}
+	p := principal(r)
+	ds := []meta.Deployment{} // the ones the caller may read
+	for _, d := range all {
+		if p.Reads(d.Name) {
+			ds = append(ds, d)
+		}
 	}
 	deleted := r.URL.Query().Get("deleted") == "true"
 	out := make([]meta.Deployment, 0, len(ds))

@@ -51,7 +51,7 @@ func (a *API) createDomain(w http.ResponseWriter, r *http.Request) error {
 		}
 		dom.VersionID = &v.ID
 	}
-	err = a.cfg.Meta.CreateDomain(r.Context(), dom, actor)
+	err = a.cfg.Meta.CreateDomain(r.Context(), dom, actorOf(r))
 	switch {
 	case errors.Is(err, meta.ErrConflict):
 		return problem.New(http.StatusConflict, "conflict", "domain "+in.Hostname+" already exists")
@@ -107,7 +107,7 @@ func (a *API) patchDomain(w http.ResponseWriter, r *http.Request) error {
 		}
 		vid = &v.ID
 	}
-	dom, err = a.cfg.Meta.SetDomainVersion(r.Context(), dom.Hostname, vid, actor)
+	dom, err = a.cfg.Meta.SetDomainVersion(r.Context(), dom.Hostname, vid, actorOf(r))
 	if errors.Is(err, meta.ErrGone) {
 		return a.collected(r, v)
 	}

@@ -15,13 +15,21 @@ func (a *API) listEvents(w http.ResponseWriter, r *http.Request) error {
 	var f meta.EventFilter
 	if s := q.Get("deployment"); s != "" {
 		d, err := a.cfg.Meta.GetDeployment(r.Context(), s)
+		if errors.Is(err, meta.ErrNotFound) && !principal(r).ReadsAll() && !principal(r).Named(s) {
+			return forbidden(principal(r), "read or admin")
+		}
 		if errors.Is(err, meta.ErrNotFound) {
 			return notFound("deployment %q not found", s)
 		}
 		if err != nil {
 			return err
 		}
+		if !principal(r).Reads(d.Name) {
+			return forbidden(principal(r), "read, deploy:"+d.Name+" or admin")
+		}
 		f.DeploymentID = d.ID
+	} else if !principal(r).ReadsAll() {
+		return forbidden(principal(r), "read or admin (a deploy token reads ?deployment=<its deployment>)")
 	}
 	if s := q.Get("since"); s != "" {
 		t, err := time.Parse(time.RFC3339Nano, s)

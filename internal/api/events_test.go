@@ -18,7 +18,9 @@ func TestEventsHead(t *testing.T) {
 		HeadID int64        `json:"head_id"`
 	}) {
 		rec := httptest.NewRecorder()
-		a.ServeHTTP(rec, httptest.NewRequest("GET", path, nil))
+		req := httptest.NewRequest("GET", path, nil)
+		req.Header.Set("Authorization", "Bearer "+testToken)
+		a.ServeHTTP(rec, req)
 		if rec.Code != 200 {
 			t.Fatalf("GET %s: %d %s", path, rec.Code, rec.Body)
 		}

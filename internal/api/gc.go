@@ -9,6 +9,7 @@ import (
 	"github.com/cairnhq/cairn/internal/gc"
 	"github.com/cairnhq/cairn/internal/meta"
 	"github.com/cairnhq/cairn/internal/problem"
+	"github.com/cairnhq/cairn/internal/token"
 )
 
 // GCRunner runs one garbage collection (*gc.Collector).
@@ -85,12 +86,12 @@ var errNoPolicies = problem.New(http.StatusNotImplemented, "unsupported",
 // keep_versions, in one transaction when the store implements meta.Policies.
 func (a *API) createWithPolicy(ctx context.Context, d *meta.Deployment) error {
 	if p, ok := a.cfg.Meta.(meta.Policies); ok {
-		return p.CreateDeploymentWithPolicy(ctx, d, actor)
+		return p.CreateDeploymentWithPolicy(ctx, d, token.Actor(ctx))
 	}
 	if d.RetentionDays == 0 || d.KeepVersions != 0 {
 		return errNoPolicies
 	}
-	return a.cfg.Meta.CreateDeployment(ctx, d, actor)
+	return a.cfg.Meta.CreateDeployment(ctx, d, token.Actor(ctx))
 }
 
 // setPolicy stores the set fields of p for d and returns the stored record.
@@ -99,11 +100,11 @@ func (a *API) setPolicy(ctx context.Context, d *meta.Deployment, p meta.Policy) 
 		return d, nil
 	}
 	if ps, ok := a.cfg.Meta.(meta.Policies); ok {
-		return ps.SetPolicy(ctx, d.ID, p, actor)
+		return ps.SetPolicy(ctx, d.ID, p, token.Actor(ctx))
 	}
 	if p.KeepVersions != nil || *p.RetentionDays == 0 {
 		return nil, errNoPolicies
 	}
 	d.RetentionDays = *p.RetentionDays
-	return d, a.cfg.Meta.UpdateDeployment(ctx, d, actor)
+	return d, a.cfg.Meta.UpdateDeployment(ctx, d, token.Actor(ctx))
 }

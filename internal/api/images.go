@@ -39,7 +39,7 @@ func (a *API) createImageVersion(w http.ResponseWriter, r *http.Request, d *meta
 	if in.Image == "" {
 		return badRequest(`oci deployments take {"image": "<tag or digest>"} of an image pushed to /v2/%s`, d.Name)
 	}
-	v, err := a.cfg.Images.VersionFromImage(r.Context(), d, in.Image, activate, actor)
+	v, err := a.cfg.Images.VersionFromImage(r.Context(), d, in.Image, activate, actorOf(r))
 	if err != nil {
 		return err
 	}

@@ -26,7 +26,7 @@ func (a *API) deleteDeployment(w http.ResponseWriter, r *http.Request) error {
 			return badRequest("force must be true or false")
 		}
 	}
-	out, err := a.cfg.Meta.DeleteDeployment(r.Context(), d.ID, force, actor)
+	out, err := a.cfg.Meta.DeleteDeployment(r.Context(), d.ID, force, principal(r).Actor())
 	if errors.Is(err, meta.ErrConflict) {
 		hosts, lerr := a.domainsOf(r, d.ID)
 		if lerr != nil {
@@ -64,6 +64,23 @@ func (a *API) listDomains(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	if p := principal(r); !p.ReadsAll() { // a deploy token sees its deployments' domains
+		ds, err := a.cfg.Meta.ListDeployments(r.Context())
+		if err != nil {
+			return err
+		}
+		readable := map[string]bool{}
+		for _, d := range ds {
+			readable[d.ID] = p.Reads(d.Name)
+		}
+		var mine []meta.Domain
+		for _, dom := range all {
+			if readable[dom.DeploymentID] {
+				mine = append(mine, dom)
+			}
+		}
+		all = mine
+	}
 	out := []meta.Domain{}
 	if key := r.URL.Query().Get("deployment"); key != "" {
 		d, err := a.cfg.Meta.GetDeployment(r.Context(), key)
@@ -90,7 +107,7 @@ func (a *API) deleteDomain(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	err = a.cfg.Meta.DeleteDomain(r.Context(), dom.Hostname, actor)
+	err = a.cfg.Meta.DeleteDomain(r.Context(), dom.Hostname, principal(r).Actor())
 	if errors.Is(err, meta.ErrNotFound) {
 		return notFound("domain %q not found", dom.Hostname)
 	}

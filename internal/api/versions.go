@@ -29,7 +29,7 @@ func (a *API) createVersion(w http.ResponseWriter, r *http.Request) error {
 	v, err := a.cfg.Publisher.Publish(r.Context(), d, r.Body, publish.Options{
 		Entrypoint: q.Get("entrypoint"),
 		Activate:   activate,
-		Actor:      actor,
+		Actor:      actorOf(r),
 	})
 	if err != nil {
 		return err
@@ -177,7 +177,7 @@ func (a *API) pointTo(w http.ResponseWriter, r *http.Request, n int64, action st
 	if err != nil {
 		return err
 	}
-	d, err = a.cfg.Meta.Activate(r.Context(), d.ID, n, actor, action)
+	d, err = a.cfg.Meta.Activate(r.Context(), d.ID, n, actorOf(r), action)
 	if errors.Is(err, meta.ErrGone) {
 		return a.collected(r, v)
 	}

@@ -55,6 +55,10 @@ func StatusOf(err error) int {
 // IsNotFound reports whether err is a 404 answer.
 func IsNotFound(err error) bool { return StatusOf(err) == http.StatusNotFound }
 
+// IsForbidden reports whether err is a 403 answer: a valid token without
+// the scope the call needs.
+func IsForbidden(err error) bool { return StatusOf(err) == http.StatusForbidden }
+
 // IsConflict reports whether err is a 409 answer.
 func IsConflict(err error) bool { return StatusOf(err) == http.StatusConflict }
 

@@ -83,7 +83,9 @@ func TestGCFlow(t *testing.T) {
 	code, _ = e.do("PATCH", "/v1/domains/www.flow.test", e.jsonBody(map[string]any{"version_number": 1}), &body)
 	want410("pin a domain to v1", code, body)
 
-	resp, err := http.Get(e.api + "/v1/releases/" + sha1 + "/artifact")
+	req, _ := http.NewRequest("GET", e.api+"/v1/releases/"+sha1+"/artifact", nil)
+	req.Header.Set("Authorization", "Bearer "+e.token)
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

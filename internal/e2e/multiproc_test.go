@@ -91,7 +91,7 @@ func TestThreeProcesses(t *testing.T) {
 	if blobs == "" {
 		blobs = "file://" + filepath.Join(dir, "shared-blobs")
 	}
-	common := []string{"--database", cfg.Database, "--blobs", blobs, "--token", "tok"}
+	common := []string{"--database", cfg.Database, "--blobs", blobs, "--token", sharedToken}
 	api := freeAddr(t)
 	process(t, dir, append(common, "--roles", "api", "--api-addr", api, "--data", filepath.Join(dir, "api"))...)
 	var edges []string
@@ -104,7 +104,7 @@ func TestThreeProcesses(t *testing.T) {
 	for _, e := range edges {
 		waitListen(t, e)
 	}
-	env := &env{t: t, api: "http://" + api, token: "tok"}
+	env := &env{t: t, api: "http://" + api, token: sharedToken}
 	env.publish("multi", site("one"))
 	env.publish("multi", site("two"))
 

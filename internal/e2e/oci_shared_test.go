@@ -35,7 +35,7 @@ func TestOCIAcrossAPIProcesses(t *testing.T) {
 	if cfg.Blobs == "" {
 		cfg.Blobs = "file://" + filepath.Join(dir, "shared-blobs")
 	}
-	common := []string{"--database", cfg.Database, "--blobs", cfg.Blobs, "--token", "tok", "--roles", "api"}
+	common := []string{"--database", cfg.Database, "--blobs", cfg.Blobs, "--token", sharedToken, "--roles", "api"}
 	var backends []*httputil.ReverseProxy
 	for _, p := range []string{"a", "b"} {
 		addr := freeAddr(t)
@@ -50,7 +50,7 @@ func TestOCIAcrossAPIProcesses(t *testing.T) {
 	t.Cleanup(lb.Close)
 
 	host := strings.TrimPrefix(lb.URL, "http://")
-	auth := remote.WithAuth(&authn.Basic{Username: "ci", Password: "tok"})
+	auth := remote.WithAuth(&authn.Basic{Username: "ci", Password: sharedToken})
 	img, err := random.Image(64<<10, 3)
 	if err != nil {
 		t.Fatal(err)

@@ -45,6 +45,7 @@ func TestPublishServeRecords(t *testing.T) {
 
 	sha := v["artifact_sha256"].(string)
 	req, _ := http.NewRequest("GET", e.api+"/v1/releases/"+sha+"/artifact", nil)
+	req.Header.Set("Authorization", "Bearer "+e.token)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)

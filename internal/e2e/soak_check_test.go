@@ -90,7 +90,9 @@ func (s *soak) versions(t *testing.T, dep string) []meta.Version {
 
 // verify fetches a release's artifact and checks it.
 func (s *soak) verify(sha string) error {
-	resp, err := s.client.Get(s.e.api + "/v1/releases/" + sha + "/artifact")
+	req, _ := http.NewRequest("GET", s.e.api+"/v1/releases/"+sha+"/artifact", nil)
+	req.Header.Set("Authorization", "Bearer "+s.e.token)
+	resp, err := s.client.Do(req)
 	if err != nil {
 		return err
 	}

@@ -1,5 +1,5 @@
 // Package meta owns the metadata records (deployments, versions, releases,
-// domains, events) and the backends that store them.
+// domains, events, tokens) and the backends that store them.
 //
 // Every pointer change (activate, rollback, domain repoint) is one transaction
 // that also appends its audit event.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/cairnhq/cairn/internal/meta"
+	"github.com/cairnhq/cairn/internal/token"
 )
 
 // findDeployment finds a deployment by name (never by id: a repository
@@ -56,7 +57,7 @@ func (r *Registry) createDeployment(ctx context.Context, name string) (*meta.Dep
 		return nil, err
 	}
 	d := &meta.Deployment{Name: name, Kind: meta.KindOCI}
-	err := r.meta.CreateDeployment(ctx, d, actor)
+	err := r.meta.CreateDeployment(ctx, d, token.Actor(ctx))
 	if errors.Is(err, meta.ErrConflict) {
 		return r.findDeployment(ctx, name)
 	}

@@ -19,7 +19,7 @@ import (
 	"github.com/opencontainers/go-digest"
 )
 
-const testToken = "s3cret-token"
+const testToken = "s3cret-token-of-at-least-32-chars"
 
 // env is a registry on a metadata store (SQLite unless a test says
 // otherwise) and a filesystem blob store.

@@ -24,6 +24,7 @@ import (
 
 	"github.com/cairnhq/cairn/internal/blob"
 	"github.com/cairnhq/cairn/internal/meta"
+	"github.com/cairnhq/cairn/internal/token"
 )
 
 // Defaults for zero Config fields.
@@ -33,15 +34,14 @@ const (
 	DefaultUploadTTL        = time.Hour
 )
 
-// actor names the token holder in audit events (as the API does).
-const actor = "token:admin"
-
 // Config holds what the registry needs.
 type Config struct {
 	Meta  meta.Store // must also implement meta.Registry and meta.Uploads
 	Blobs blob.Store
-	// Token is the secret that authorises pushes and pulls, sent as
-	// "Authorization: Bearer <token>" or as the Basic password (any user).
+	// Token is the bootstrap admin token; the stored tokens (meta.Tokens,
+	// if Meta implements it) are accepted too, each within its scopes (see
+	// authorize). A token is sent as "Authorization: Bearer <token>" or as
+	// the Basic password (any user).
 	Token string
 	// StageDir holds the chunks being received, on local disk (unlinked at
 	// once); created if missing, emptied at start.
@@ -68,6 +68,7 @@ type Registry struct {
 	blobs   blob.Store
 	log     *slog.Logger
 	now     func() time.Time
+	auth    *token.Authenticator
 }
 
 var _ http.Handler = (*Registry)(nil)
@@ -121,6 +122,8 @@ func New(cfg Config) (*Registry, error) {
 		return nil, fmt.Errorf("registry: staging directory: %w", err)
 	}
 	r := &Registry{cfg: cfg, meta: cfg.Meta, reg: reg, uploads: uploads, blobs: cfg.Blobs, log: cfg.Log, now: cfg.Now}
+	tokens, _ := cfg.Meta.(meta.Tokens)
+	r.auth = token.NewAuthenticator(cfg.Token, tokens, cfg.Now, cfg.Log)
 	if _, err := r.SweepUploads(context.Background()); err != nil {
 		return nil, fmt.Errorf("registry: %w", err)
 	}
@@ -188,7 +191,8 @@ func (r *Registry) serve(w http.ResponseWriter, req *http.Request) error {
 	if h == nil {
 		return public(errUnsupported, "%s is not supported here", req.Method)
 	}
-	if err := r.authorize(req, rt); err != nil {
+	req, err = r.authorize(req, rt)
+	if err != nil {
 		return err
 	}
 	return h(w, req, rt)

@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/cairnhq/cairn/internal/meta"
+	"github.com/cairnhq/cairn/internal/token"
 	"github.com/opencontainers/go-digest"
 )
 
@@ -77,7 +78,7 @@ func (r *Registry) publishPush(ctx context.Context, dep *meta.Deployment, d dige
 	if err != nil {
 		return err
 	}
-	nv.Activate, nv.Actor = true, actor
+	nv.Activate, nv.Actor = true, token.Actor(ctx)
 	if _, err := r.meta.CreateVersion(ctx, nv); err != nil {
 		return err
 	}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/cairnhq/cairn/internal/publish"
+	"github.com/cairnhq/cairn/internal/token"
 )
 
 // Roles a process can run.
@@ -31,7 +32,7 @@ type Config struct {
 	Blobs      string   // --blobs: "" means files under DataDir; NAME=URL,… for regions (regions.go)
 	Region     string   // --region: the region read first; "" means the primary
 	Roles      []string // --roles: subset of api, edge, gc
-	Token      string   // --token, CAIRN_TOKEN: "" means generate/read DataDir/token
+	Token      string   // --token, CAIRN_TOKEN: the bootstrap admin token; "" means generate/read DataDir/token
 	BaseDomain string   // --base-domain: edge serves {name}.{base}
 	// PublicURL (--public-url) is the edge as users reach it, e.g.
 	// https://sites.example.com; records' url and preview_url are made from
@@ -45,7 +46,10 @@ type Config struct {
 	// /readyz on a listener of its own, for processes without the api role;
 	// the API listener serves them too. "" means no listener of its own.
 	MetricsAddr string
-	Logger      *slog.Logger
+	// MetricsToken (--metrics-token-required) makes GET /metrics need a
+	// token with the read or admin scope, on every listener that serves it.
+	MetricsToken bool
+	Logger       *slog.Logger
 	// AccessLog (--access-log, default on) logs one line per request on
 	// every listener (internal/httplog); off, requests still get an id.
 	AccessLog bool
@@ -87,6 +91,10 @@ func Default() Config {
 func (c *Config) Validate() error {
 	if c.DataDir == "" {
 		return fmt.Errorf("--data: must not be empty")
+	}
+	if c.Token != "" && len(c.Token) < token.MinSecretLen {
+		return fmt.Errorf("--token (CAIRN_TOKEN): the admin token has %d characters; it needs at least %d "+
+			"(leave it unset to use the token file in the data dir, generated on first start)", len(c.Token), token.MinSecretLen)
 	}
 	if len(c.Roles) == 0 {
 		return fmt.Errorf("--roles: at least one role is needed")

@@ -27,15 +27,15 @@ func newRegistry(cfg Config, store meta.Store, blobs blob.Store, token, host str
 		StageDir: filepath.Join(cfg.DataDir, "registry-uploads"), Log: log.With("role", "registry"), Changed: changed})
 }
 
-// apiHandler serves reg (if any) at /v2/, the metrics at /metrics, the
-// probes at /healthz and /readyz (ops) and everything else with api,
-// counting every request in m.
-func apiHandler(reg *registry.Registry, api http.Handler, m *metrics.Metrics, ops func(*http.ServeMux)) http.Handler {
+// apiHandler serves reg (if any) at /v2/, the metrics at /metrics (with
+// metricsHandler), the probes at /healthz and /readyz (ops) and everything
+// else with api, counting every request in m.
+func apiHandler(reg *registry.Registry, api, metricsHandler http.Handler, m *metrics.Metrics, ops func(*http.ServeMux)) http.Handler {
 	mux := http.NewServeMux()
 	if reg != nil {
 		mux.Handle("/v2/", reg)
 	}
-	mux.Handle("/metrics", m.Handler())
+	mux.Handle("/metrics", metricsHandler)
 	ops(mux)
 	mux.Handle("/", api)
 	return m.HTTP("api", mux)

@@ -67,8 +67,14 @@ func Run(ctx context.Context, cfg Config) error {
 			}
 		}
 	}()
-	var apiAddr, edgeAddr string
+	var apiAddr, edgeAddr, bootstrap string
+	if cfg.HasRole(RoleAPI) || cfg.MetricsToken {
+		if bootstrap, err = loadToken(cfg); err != nil {
+			return err
+		}
+	}
 	m := metrics.New()
+	metricsHandler := metricsAuth(cfg, m.Handler(), bootstrap, store, log)
 	ops := func(mux *http.ServeMux) { mountHealth(mux, store, blobs, log) }
 	if cfg.MetricsAddr != "" {
 		ln, err := net.Listen("tcp", cfg.MetricsAddr)
@@ -76,7 +82,7 @@ func Run(ctx context.Context, cfg Config) error {
 			return fmt.Errorf("--metrics-addr: %w", err)
 		}
 		mux := http.NewServeMux()
-		mux.Handle("/metrics", m.Handler())
+		mux.Handle("/metrics", metricsHandler)
 		ops(mux)
 		servers, lns = append(servers, newHTTPServer(cfg.access("metrics", log, mux), log)), append(lns, ln)
 	}
@@ -96,10 +102,6 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	gcRunner := startGC(ctx, cfg, store, blobs, ed, m, log)
 	if cfg.HasRole(RoleAPI) {
-		token, err := loadToken(cfg)
-		if err != nil {
-			return err
-		}
 		stage := filepath.Join(cfg.DataDir, "staging")
 		os.RemoveAll(stage)
 		if err := os.MkdirAll(stage, 0o700); err != nil {
@@ -119,15 +121,15 @@ func Run(ctx context.Context, cfg Config) error {
 				ed.Invalidate()
 			}
 		}
-		reg, err := newRegistry(cfg, store, blobs, token, apiAddr, log, changed)
+		reg, err := newRegistry(cfg, store, blobs, bootstrap, apiAddr, log, changed)
 		if err != nil {
 			return err
 		}
 		go sweepUploads(ctx, reg, uploadSweepInterval, log)
-		a := api.New(api.Config{Meta: store, Blobs: blobs, Publisher: pub, Token: token,
+		a := api.New(api.Config{Meta: store, Blobs: blobs, Publisher: pub, Token: bootstrap,
 			GC: gcRunner, DefaultRetentionDays: &cfg.RetentionDays, Sites: cfg.sites(edgeAddr),
 			Images: images(reg), Log: log.With("role", "api"), Changed: changed})
-		servers = append(servers, newHTTPServer(cfg.access("api", log, apiHandler(reg, a, m, ops)), log))
+		servers = append(servers, newHTTPServer(cfg.access("api", log, apiHandler(reg, a, metricsHandler, m, ops)), log))
 	}
 	errc := make(chan error, len(servers))
 	serving = true // from here the servers own their listeners

@@ -1,8 +1,8 @@
 // Package sqlstore owns the SQL of the metadata store: one implementation of
 // meta.Store and its optional interfaces (meta.GC, meta.Leases,
-// meta.Policies, meta.OCIGC, meta.Registry, meta.Replicas, meta.Uploads) over
-// database/sql, on the schema of internal/meta/migrations (times as BIGINT
-// unix nanoseconds UTC, returned in UTC).
+// meta.Policies, meta.OCIGC, meta.Registry, meta.Replicas, meta.Tokens,
+// meta.Uploads) over database/sql, on the schema of internal/meta/migrations
+// (times as BIGINT unix nanoseconds UTC, returned in UTC).
 //
 // The backends (internal/meta/sqlite, internal/meta/postgres) open the
 // database, apply the migrations and describe in Hooks the few things they
