@@ -52,6 +52,8 @@ type API struct {
 	log    *slog.Logger
 	auth   *token.Authenticator
 	tokens meta.Tokens // nil: the store keeps no tokens
+	// patterns are the routes, in the order handle registered them.
+	patterns []string
 }
 
 // New returns the API handler.
@@ -73,12 +75,15 @@ type handlerFunc func(w http.ResponseWriter, r *http.Request) error
 
 // handle serves pattern with h for a caller whose token allows need.
 func (a *API) handle(pattern string, need access, h handlerFunc) {
+	a.patterns = append(a.patterns, pattern)
 	a.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
 		p, err := a.authenticate(r)
 		if err == nil {
 			r = r.WithContext(token.With(r.Context(), p))
 			if err = a.permit(r, p, need); err == nil {
-				err = h(w, r)
+				if err = h(w, r); err == nil {
+					a.logOp(pattern, r, p)
+				}
 			}
 		}
 		if err != nil {

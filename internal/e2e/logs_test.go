@@ -128,6 +128,15 @@ func TestAccessLog(t *testing.T) {
 				t.Errorf("duration_ms missing or not a number: %v", l)
 			}
 		}
+		var op map[string]any
+		for _, l := range get() {
+			if l["msg"] == "api: publish" {
+				op = l
+			}
+		}
+		if op == nil || op["token"] != "admin" || op["dep"] != "logs" || op["request_id"] == "" {
+			t.Errorf("no operation line for the publish with its token: %v", op)
+		}
 		for _, l := range get() {
 			for k := range l {
 				if strings.EqualFold(k, "took") {
