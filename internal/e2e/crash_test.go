@@ -23,15 +23,13 @@ const (
 	crashMaxAge = time.Second
 )
 
-// crashArgs are the flags of the crash test's server: no periodic GC (the
-// test runs it), no grace, a fast sweep, and drain as given (a long drain
-// holds a collection between its commit and its deletions: a window to kill
-// it in).
-func crashArgs(t *testing.T, drain time.Duration) []string {
-	args := []string{"--gc-interval", "0", "--gc-grace", "0", "--gc-drain", drain.String(),
-		"--tmp-sweep-interval", crashSweep.String(), "--tmp-max-age", crashMaxAge.String()}
+// backendArgs are the flags of the test's backends: none (SQLite and files
+// in the data dir), or in the scale-out pass a fresh PostgreSQL schema and
+// S3 bucket, kept across restarts.
+func backendArgs(t *testing.T) []string {
 	var cfg server.Config
-	useBackends(t, &cfg) // the scale-out pass: PostgreSQL and S3
+	useBackends(t, &cfg)
+	var args []string
 	if cfg.Database != "" {
 		args = append(args, "--database", cfg.Database)
 	}
@@ -39,6 +37,15 @@ func crashArgs(t *testing.T, drain time.Duration) []string {
 		args = append(args, "--blobs", cfg.Blobs)
 	}
 	return args
+}
+
+// crashArgs are the flags of the crash test's server: its backends, no
+// periodic GC (the test runs it), no grace, a fast sweep, and drain as
+// given (a long drain holds a collection between its commit and its
+// deletions: a window to kill it in).
+func crashArgs(backends []string, drain time.Duration) []string {
+	return append([]string{"--gc-interval", "0", "--gc-grace", "0", "--gc-drain", drain.String(),
+		"--tmp-sweep-interval", crashSweep.String(), "--tmp-max-age", crashMaxAge.String()}, backends...)
 }
 
 // bigTar is a tar of files of random bytes, n bytes in all.
@@ -159,7 +166,8 @@ func checkAfterCrash(t *testing.T, p *proc, deps ...string) {
 // each time and checking what checkAfterCrash checks.
 func TestCrash(t *testing.T) {
 	data := filepath.Join(t.TempDir(), "data")
-	p := startProc(t, data, crashArgs(t, 0)...)
+	backends := backendArgs(t)
+	p := startProc(t, data, crashArgs(backends, 0)...)
 	e := p.env
 	if code, _ := e.do("POST", "/v1/deployments", e.jsonBody(map[string]any{"name": "site", "kind": "static", "retention_days": 30}), nil); code != 201 {
 		t.Fatalf("create site: %d", code)
@@ -168,7 +176,7 @@ func TestCrash(t *testing.T) {
 	e.publish("site", site("two"))
 	restart := func(drain time.Duration) {
 		t.Helper()
-		p.args = crashArgs(t, drain)
+		p.args = crashArgs(backends, drain)
 		p.start(t)
 		e = p.env
 	}
