@@ -13,8 +13,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
+	"time"
 )
 
 // smallFS mounts a tmpfs of size (e.g. "16m") and returns its path; the
@@ -60,6 +62,19 @@ func fill(t *testing.T, path string) {
 				t.Fatal(err)
 			}
 		}
+	}
+}
+
+// leaveFree shortens the filler of a full filesystem so that n bytes are
+// free.
+func leaveFree(t *testing.T, filler string, n int) {
+	t.Helper()
+	fi, err := os.Stat(filler)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(filler, fi.Size()-int64(n)); err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -130,6 +145,35 @@ func TestDiskFull(t *testing.T) {
 		len(oci.Errors) != 1 || oci.Errors[0].Code != "INSUFFICIENT_STORAGE" || oci.Errors[0].Message == "" {
 		t.Errorf("registry upload on a full disk: %d %s, want 507 INSUFFICIENT_STORAGE", code, body)
 	}
+	// Space for the upload's tree but not for its artifact, or for both
+	// but not for the blob: the failure comes from packing into the
+	// staging directory, or from storing the blob (the server's log names
+	// the file), and answers 507 all the same.
+	for _, c := range []struct {
+		name    string
+		free, n int
+		inLog   string
+	}{
+		{"pack", 400 << 10, 300 << 10, "artifact.tar.zst: no space left on device"},
+		{"blob", 400 << 10, 160 << 10, "blobs/tmp/put-"},
+	} {
+		os.Remove(filler)
+		fill(t, filler)
+		leaveFree(t, filler, c.free)
+		before := len(p.log.String())
+		tree := map[string]string{"index.html": "<h1>after</h1>", "blob.bin": string(noise(c.n))}
+		code, _, body := rawDo(t, e, "POST", e.api+"/v1/deployments/live/versions", tarOf(t, tree))
+		if code != http.StatusInsufficientStorage {
+			t.Errorf("publish failing in its %s step: %d %s, want 507", c.name, code, body)
+		}
+		// (the log comes through a pipe: it may lag the response)
+		if !waitFor(5*time.Second, func() bool { return strings.Contains(p.log.String()[before:], c.inLog) }) {
+			t.Errorf("publish failing in its %s step: the log does not name %q:\n%s", c.name, c.inLog, p.log.String()[before:])
+		}
+	}
+	os.Remove(filler)
+	fill(t, filler)
+
 	// Writes of metadata alone: done, or refused with 507; never a 500.
 	for i := range 20 {
 		code, _, body := rawDo(t, e, "POST", e.api+"/v1/deployments",
