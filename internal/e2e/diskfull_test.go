@@ -196,6 +196,10 @@ func TestDiskFull(t *testing.T) {
 		t.Errorf("GET versions on a full disk: %d %v", code, vs)
 	}
 
+	if code, _, body := rawDo(t, e, "GET", e.api+"/readyz", nil); code != 200 {
+		t.Errorf("/readyz on a full disk: %d %s; the server still serves reads", code, body)
+	}
+
 	// Space comes back: no restart needed.
 	if err := os.Remove(filler); err != nil {
 		t.Fatal(err)
