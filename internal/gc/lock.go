@@ -15,30 +15,39 @@ import (
 )
 
 // The runner lock is tied to a live process. Its holder names the process
-// instance that runs the collection (its owner, "HOST/PID/NONCE", the nonce
-// drawn at the process's start) and the run ("…/gc-RANDOM"). While a run
+// instance that runs the collection (its owner, "HOST/PID/NONCE": the host
+// name with the PID namespace, the PID, and a nonce drawn at the process's
+// start) and the run ("…/gc-RANDOM"). While a run
 // lasts, a heartbeat renews the lock every Heartbeat (10 s) for LockTTL
 // (30 s); a run whose renewal finds the lock taken stops (ErrBusy). So:
 //
 //   - a process that dies (kill -9, a crash) stops renewing, and its lock is
 //     free LockTTL later, for every process sharing the metadata store;
-//   - a process that restarts on the same host does not wait that long: at
-//     start (ReleaseDead), and whenever it finds the lock held, it drops
-//     every lock, lease and deletion claim whose owner is an instance of
-//     this host that is no longer alive (its PID is gone, or is its own PID
-//     under another nonce). Nothing such a holder held is in use any more:
-//     a dead process deletes no bytes and publishes nothing.
+//   - a process that restarts on the same host (and PID namespace) does not
+//     wait that long: at start (ReleaseDead), and whenever it finds the
+//     lock held, it drops every lock, lease and deletion claim whose owner
+//     is an instance of this host that is no longer alive (its PID is gone,
+//     or is its own PID under another nonce). Nothing such a holder held is
+//     in use any more: a dead process deletes no bytes and publishes
+//     nothing. A live process is never judged dead: within one PID
+//     namespace kill(pid, 0) finds it.
 //
 // A publish's lease (Hold) carries its owner too, so a restart also ends the
 // leases of the publishes the dead instance had in flight. The leases of
 // registry upload sessions ("upload-…") belong to sessions, not processes:
 // they are left to expire.
 
-// processOwner is this process instance's owner id.
+// processOwner is this process instance's owner id. Its HOST is the host
+// name and, on Linux, the PID namespace ("name~pid:[4026531836]"): two
+// containers may share a host name (host networking) but not see each
+// other's PIDs, and a PID is judged only where it can be seen.
 var processOwner = sync.OnceValue(func() string {
 	host, err := os.Hostname()
 	if err != nil || host == "" {
 		host = "unknown"
+	}
+	if ns, err := os.Readlink("/proc/self/ns/pid"); err == nil {
+		host += "~" + ns
 	}
 	return fmt.Sprintf("%s/%d/%s", strings.ReplaceAll(host, "/", "_"), os.Getpid(), randomID())
 })
