@@ -68,6 +68,8 @@ func (a *app) serverCmd() *cobra.Command {
 	f.DurationVar(&cfg.GCInterval, "gc-interval", cfg.GCInterval, "time between garbage collections of the gc role (0 disables them)")
 	f.DurationVar(&cfg.GCGrace, "gc-grace", cfg.GCGrace, "how long a release stays marked before it is collected; keep it above the 10m lease")
 	f.DurationVar(&cfg.GCDrain, "gc-drain", cfg.GCDrain, "wait between committing a collection and deleting its bytes")
+	f.DurationVar(&cfg.TmpSweepInterval, "tmp-sweep-interval", cfg.TmpSweepInterval, "how often temporary files left by interrupted blob writes are swept")
+	f.DurationVar(&cfg.TmpMaxAge, "tmp-max-age", cfg.TmpMaxAge, "how long a temporary file must be untouched before a sweep removes it")
 	f.Var(&logFormat, "log-format", "log format: auto (text on a terminal, else json), text or json")
 	f.Var(&logLevel, "log-level", "log level: debug, info, warn or error")
 	f.BoolVar(&cfg.AccessLog, "access-log", cfg.AccessLog, "log one line per request on every listener (at info level)")
@@ -78,7 +80,8 @@ func (a *app) serverCmd() *cobra.Command {
 		"metrics-token-required", "CAIRN_METRICS_TOKEN_REQUIRED",
 		"log-format", "CAIRN_LOG_FORMAT", "log-level", "CAIRN_LOG_LEVEL", "access-log", "CAIRN_ACCESS_LOG",
 		"retention-days", "CAIRN_RETENTION_DAYS", "gc-interval", "CAIRN_GC_INTERVAL", "gc-grace", "CAIRN_GC_GRACE",
-		"gc-drain", "CAIRN_GC_DRAIN", "region", "CAIRN_REGION", "replica-retry", "CAIRN_REPLICA_RETRY")
+		"gc-drain", "CAIRN_GC_DRAIN", "tmp-sweep-interval", "CAIRN_TMP_SWEEP_INTERVAL",
+		"tmp-max-age", "CAIRN_TMP_MAX_AGE", "region", "CAIRN_REGION", "replica-retry", "CAIRN_REPLICA_RETRY")
 	return cmd
 }
 

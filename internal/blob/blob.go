@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"time"
 
 	"github.com/opencontainers/go-digest"
 )
@@ -57,6 +58,16 @@ type Store interface {
 // (file:///…, s3://bucket/key). Callers type-assert for it.
 type Locator interface {
 	URI(d digest.Digest) string
+}
+
+// TempSweeper is implemented by stores that write through temporary files
+// on local disk (fs). A writer killed mid-write (kill -9, a crash) leaves
+// its temporary file behind; SweepTemp removes the temporary files last
+// modified before cutoff and returns how many it removed. A live write
+// keeps modifying its file, so a cutoff well in the past spares it. The
+// server calls it periodically. Callers type-assert for it.
+type TempSweeper interface {
+	SweepTemp(ctx context.Context, cutoff time.Time) (removed int, err error)
 }
 
 // StrayLister is implemented by stores that keep copies in several places

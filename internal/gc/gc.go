@@ -31,7 +31,8 @@
 // drop it after the version is committed: a lease is a root, and Hold waits
 // while a deletion claim is held, so bytes are stored again only after a
 // concurrent delete finished. Only one run at a time holds the lock
-// LockName, across processes sharing the metadata store.
+// LockName, across processes sharing the metadata store; the lock is tied
+// to the live process that runs (an owner id and a heartbeat, lock.go).
 package gc
 
 import (
@@ -52,7 +53,8 @@ import (
 // than LeaseTTL.
 const (
 	LockName     = "gc"             // the runner lock in the metadata store
-	LockTTL      = 10 * time.Minute // renewed between phases
+	LockTTL      = 30 * time.Second // renewed by the run's heartbeat (lock.go)
+	Heartbeat    = 10 * time.Second // between renewals of the runner lock
 	LeaseTTL     = 10 * time.Minute // a publisher's lease, renewed while it lasts
 	ClaimTTL     = 2 * time.Minute  // a deletion claim, beyond Drain
 	claimMargin  = 15 * time.Second // deletions stop this long before their claims expire
@@ -87,6 +89,13 @@ type Config struct {
 	Log     *slog.Logger
 	// Metrics, if set, counts runs (not dry runs) and what they collect.
 	Metrics *metrics.Metrics
+	// Owner names this process instance in the runner lock, "HOST/PID/NONCE"
+	// (default ProcessOwner(); see lock.go).
+	Owner string
+	// Heartbeat is the time between renewals of the runner lock while a run
+	// lasts (default Heartbeat; tests shorten it). It must be well under
+	// LockTTL.
+	Heartbeat time.Duration
 }
 
 // Collector runs collections. It is safe for concurrent use; concurrent
@@ -110,6 +119,15 @@ func New(cfg Config) (*Collector, error) {
 	}
 	if cfg.Changed == nil {
 		cfg.Changed = func() {}
+	}
+	if cfg.Owner == "" {
+		cfg.Owner = ProcessOwner()
+	}
+	if _, ok := parseOwner(cfg.Owner); !ok {
+		return nil, fmt.Errorf("gc: owner %q is not HOST/PID/NONCE", cfg.Owner)
+	}
+	if cfg.Heartbeat <= 0 {
+		cfg.Heartbeat = Heartbeat
 	}
 	return &Collector{cfg: cfg, g: g}, nil
 }
@@ -142,11 +160,12 @@ func (c *Collector) Loop(ctx context.Context, interval time.Duration) {
 	}
 }
 
-// renew extends the run's lock; losing it aborts the run.
+// renew extends the run's lock between phases (the heartbeat renews it
+// meanwhile); losing it aborts the run.
 func (r *run) renew(ctx context.Context) error {
 	ok, err := r.c.g.AcquireLock(ctx, LockName, r.holder, LockTTL)
 	if err == nil && !ok {
-		err = fmt.Errorf("gc: lost the runner lock: %w", ErrBusy)
+		err = errLost
 	}
 	return err
 }

@@ -25,7 +25,7 @@ func Hold(ctx context.Context, m meta.Store, sha string) (drop func(), err error
 	if !ok {
 		return func() {}, nil
 	}
-	holder := "publish-" + randomID()
+	holder := ProcessOwner() + "/publish-" + randomID() // released if this process dies (lock.go)
 	if err := Lease(ctx, m, sha, holder, LeaseTTL); err != nil {
 		l.DropRelease(context.WithoutCancel(ctx), sha, holder)
 		return nil, err

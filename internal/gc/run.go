@@ -35,10 +35,10 @@ func (c *Collector) Run(ctx context.Context, dryRun bool) (rep *Report, err erro
 	if !dryRun {
 		defer func(start time.Time) { c.observe(rep, err, start) }(time.Now())
 	}
-	r := &run{c: c, holder: "gc-" + randomID(), dry: dryRun, now: c.cfg.Now(), deleted: map[string]bool{}}
+	r := &run{c: c, holder: c.cfg.Owner + "/gc-" + randomID(), dry: dryRun, now: c.cfg.Now(), deleted: map[string]bool{}}
 	r.rep = newReport(dryRun, r.now, c.cfg.Grace)
 	if !dryRun {
-		ok, err := c.g.AcquireLock(ctx, LockName, r.holder, LockTTL)
+		ok, err := c.acquire(ctx, r.holder)
 		if err != nil {
 			return nil, err
 		}
@@ -46,12 +46,18 @@ func (c *Collector) Run(ctx context.Context, dryRun bool) (rep *Report, err erro
 			return nil, ErrBusy
 		}
 		defer c.g.ReleaseLock(context.WithoutCancel(ctx), LockName, r.holder)
+		var stop func()
+		ctx, stop = c.heartbeat(ctx, r.holder)
+		defer stop() // before the lock is released
 		if err := c.g.PruneLeases(ctx, r.now); err != nil {
 			return nil, err
 		}
 	}
 	for _, phase := range []func(context.Context) error{r.load, r.oci, r.mark, r.collect, r.orphans} {
 		if err := phase(ctx); err != nil {
+			if cause := context.Cause(ctx); errors.Is(cause, errLost) {
+				err = cause // the lock was lost: say so rather than "cancelled"
+			}
 			return nil, err
 		}
 		if !dryRun {

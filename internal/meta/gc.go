@@ -171,6 +171,12 @@ type Leases interface {
 	AcquireLock(ctx context.Context, name, holder string, ttl time.Duration) (bool, error)
 	// ReleaseLock ends holder's lock; not holding it is not an error.
 	ReleaseLock(ctx context.Context, name, holder string) error
+	// Holders lists, sorted and once each, every holder of a lock, a lease
+	// or a deletion claim, expired or not.
+	Holders(ctx context.Context) ([]string, error)
+	// DropHolder ends every lock, lease and deletion claim of holder at
+	// once: its process died, and nothing it held is in use any more.
+	DropHolder(ctx context.Context, holder string) error
 }
 
 // GC is implemented by stores that support garbage collection; callers

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"syscall"
 
 	"github.com/cairnhq/cairn/internal/blob"
 	"github.com/cairnhq/cairn/internal/httplog"
@@ -73,6 +74,21 @@ var table = []mapping{
 	{blob.ErrInvalidDigest, http.StatusBadRequest, "invalid-digest", false},
 	{blob.ErrInvalidRange, http.StatusRequestedRangeNotSatisfiable, "invalid-range", false},
 	{context.DeadlineExceeded, http.StatusGatewayTimeout, "timeout", false},
+	// The server's disk (blobs, staging, SQLite) is full or over quota:
+	// the request may succeed once space is freed.
+	{syscall.ENOSPC, http.StatusInsufficientStorage, "insufficient-storage", false},
+	{syscall.EDQUOT, http.StatusInsufficientStorage, "insufficient-storage", false},
+}
+
+// insufficientStorageDetail is the detail of a 507: what the client may do.
+const insufficientStorageDetail = "the server has no storage space left for this request; try again once space is freed"
+
+// NoSpace reports whether err is the server running out of storage space
+// (ENOSPC, or EDQUOT: over quota) anywhere in its chain. Stores keep the
+// errno reachable (errors.Is), or wrap syscall.ENOSPC around their own
+// disk-full errors (SQLite's SQLITE_FULL, PostgreSQL's disk_full).
+func NoSpace(err error) bool {
+	return errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT)
 }
 
 // From maps err to a public Error. Unknown errors become a 500 whose detail
@@ -85,9 +101,12 @@ func From(err error) *Error {
 	for _, m := range table {
 		if errors.Is(err, m.err) {
 			p := &Error{Status: m.status, Type: m.typ, Title: http.StatusText(m.status), Err: err}
-			if m.public {
+			switch {
+			case m.public:
 				p.Detail = err.Error()
-			} else {
+			case m.status == http.StatusInsufficientStorage:
+				p.Detail = insufficientStorageDetail
+			default:
 				p.Detail = http.StatusText(m.status)
 			}
 			return p

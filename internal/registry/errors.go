@@ -12,6 +12,7 @@ import (
 	"github.com/cairnhq/cairn/internal/blob"
 	"github.com/cairnhq/cairn/internal/httplog"
 	"github.com/cairnhq/cairn/internal/meta"
+	"github.com/cairnhq/cairn/internal/problem"
 )
 
 // Sentinel errors of the registry. Handlers wrap them with a detail built
@@ -89,6 +90,8 @@ var messages = map[string]string{
 	"DENIED":                "requested access to the resource is denied",
 	"UNSUPPORTED":           "the operation is unsupported",
 	"UNKNOWN":               "unknown error",
+	// not in the spec: the server's disk is full (problem.NoSpace), 507
+	"INSUFFICIENT_STORAGE": "the registry has no storage space left; try again once space is freed",
 }
 
 // public returns an error wrapping sentinel whose text (the detail sent to
@@ -100,6 +103,9 @@ func public(sentinel error, format string, args ...any) error {
 // classify maps err to its status, OCI code and detail (nil when the error's
 // text is not for clients).
 func classify(err error) (status int, c string, detail any) {
+	if problem.NoSpace(err) { // not the client's fault, nor a bug: it may retry
+		return http.StatusInsufficientStorage, "INSUFFICIENT_STORAGE", nil
+	}
 	for _, m := range codes {
 		if errors.Is(err, m.err) {
 			if m.public {
@@ -126,7 +132,10 @@ type errorEntry struct {
 // carries; their text is never sent.
 func writeError(w http.ResponseWriter, req *http.Request, log *slog.Logger, err error) {
 	status, c, detail := classify(err)
-	if status >= http.StatusInternalServerError {
+	if status == http.StatusInsufficientStorage {
+		log.Warn("registry request failed: no storage space left", "method", req.Method, "path", req.URL.Path,
+			"request_id", httplog.RequestID(req.Context()), "err", err)
+	} else if status >= http.StatusInternalServerError {
 		id := httplog.RequestID(req.Context())
 		if id == "" {
 			id = httplog.NewID()

@@ -61,6 +61,12 @@ type Config struct {
 
 	ReplicaRetry time.Duration // --replica-retry: longest wait between tries of a failed copy; 0: 5m
 
+	// TmpSweepInterval (--tmp-sweep-interval) is how often the temporary
+	// files of blob writes are swept; TmpMaxAge (--tmp-max-age) is how long
+	// one must be untouched to be removed (sweep.go).
+	TmpSweepInterval time.Duration
+	TmpMaxAge        time.Duration
+
 	// Ready, if set, is called once every listener is bound, with their
 	// addresses (tests bind :0).
 	Ready func(apiAddr, edgeAddr string)
@@ -84,6 +90,9 @@ func Default() Config {
 		GCInterval:    time.Hour,
 		GCGrace:       time.Hour,
 		GCDrain:       5 * time.Second,
+
+		TmpSweepInterval: 5 * time.Minute,
+		TmpMaxAge:        15 * time.Minute,
 	}
 }
 
@@ -109,6 +118,9 @@ func (c *Config) Validate() error {
 	}
 	if c.GCInterval < 0 || c.GCGrace < 0 || c.GCDrain < 0 {
 		return fmt.Errorf("--gc-interval, --gc-grace and --gc-drain: must not be negative")
+	}
+	if c.TmpSweepInterval <= 0 || c.TmpMaxAge <= 0 {
+		return fmt.Errorf("--tmp-sweep-interval and --tmp-max-age: must be positive")
 	}
 	if c.MaxFiles <= 0 || c.MaxBytes <= 0 {
 		return fmt.Errorf("--max-files and --max-bytes: must be positive")

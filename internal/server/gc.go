@@ -17,7 +17,8 @@ import (
 // role gc and a positive --gc-interval, runs it periodically until ctx
 // ends. Collections invalidate the in-process edge (ed may be nil) before
 // any byte is deleted. A metadata store without garbage collection gives
-// nil (logged): the API then answers 501 and nothing is collected.
+// nil (logged): the API then answers 501 and nothing is collected. At
+// start it releases what dead instances of this host held (gc.ReleaseDead).
 func startGC(ctx context.Context, cfg Config, store meta.Store, blobs blob.Store, ed *edge.Edge, m *metrics.Metrics, log *slog.Logger) api.GCRunner {
 	col, err := gc.New(gc.Config{Meta: store, Blobs: blobs, Grace: cfg.GCGrace, Drain: cfg.GCDrain,
 		Metrics: m, Log: log.With("role", "gc"), Changed: func() {
@@ -28,6 +29,13 @@ func startGC(ctx context.Context, cfg Config, store meta.Store, blobs blob.Store
 	if errors.Is(err, gc.ErrUnsupported) {
 		log.Warn("garbage collection disabled: the metadata store does not support it", "database", redact(cfg.Database))
 		return nil
+	}
+	// A restart on this host ends the locks, leases and deletion claims of
+	// the instance that died before (kill -9), so GC runs again at once.
+	if n, err := gc.ReleaseDead(ctx, store, gc.ProcessOwner()); err != nil {
+		log.Warn("gc: releasing the locks of dead processes", "err", err)
+	} else if n > 0 {
+		log.Info("gc: released the locks, leases and claims of dead processes", "holders", n)
 	}
 	if cfg.HasRole(RoleGC) && cfg.GCInterval > 0 {
 		go col.Loop(ctx, cfg.GCInterval)

@@ -86,7 +86,8 @@ func (c *Config) validateRegions() error {
 // is a replica.Store: the primary is opened now, the others on first use
 // (an unreachable region does not stop the start), and the Replicator is
 // returned for the api role to run; with one it is that store, as before.
-func openRegions(ctx context.Context, cfg Config, store meta.Store) (blob.Store, *replica.Replicator, error) {
+// Stores with temporary files are added to temps as they open.
+func openRegions(ctx context.Context, cfg Config, store meta.Store, temps *tempStores) (blob.Store, *replica.Replicator, error) {
 	regions, err := parseBlobs(cfg.Blobs)
 	if err != nil {
 		return nil, nil, err
@@ -97,6 +98,9 @@ func openRegions(ctx context.Context, cfg Config, store meta.Store) (blob.Store,
 		st, err := openBlobs(ctx, c)
 		if err != nil && len(regions) > 1 {
 			err = fmt.Errorf("region %s: %w", r.Name, err)
+		}
+		if err == nil {
+			temps.add(st)
 		}
 		return st, err
 	}

@@ -48,12 +48,14 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	defer store.Close()
-	blobs, replicator, err := openRegions(ctx, cfg, store)
+	temps := &tempStores{}
+	blobs, replicator, err := openRegions(ctx, cfg, store, temps)
 	if err != nil {
 		return err
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	go sweepTemp(ctx, temps, cfg.TmpSweepInterval, cfg.TmpMaxAge, log)
 	stopReplicator := startReplicator(ctx, cfg, replicator)
 	defer func() { cancel(); stopReplicator() }()
 

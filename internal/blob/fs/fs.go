@@ -13,6 +13,7 @@
 package fs
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	iofs "io/fs"
@@ -26,8 +27,9 @@ import (
 )
 
 var (
-	_ blob.Store   = (*Store)(nil)
-	_ blob.Locator = (*Store)(nil)
+	_ blob.Store       = (*Store)(nil)
+	_ blob.Locator     = (*Store)(nil)
+	_ blob.TempSweeper = (*Store)(nil)
 )
 
 const (
@@ -35,7 +37,8 @@ const (
 	dirPerm = 0o750
 	// staleAge is how long a temporary file must be untouched before New removes
 	// it. A live Put keeps writing its file, so an old one was left by a crash;
-	// a younger one may belong to another process sharing DIR.
+	// a younger one may belong to another process sharing DIR. A running
+	// server also sweeps them with its own age (SweepTemp).
 	staleAge = time.Hour
 )
 
@@ -59,8 +62,8 @@ func New(dir string) (*Store, error) {
 		return nil, fmt.Errorf("blob/fs: %w", err)
 	}
 	s := &Store{dir: abs}
-	if err := s.removeStale(time.Now().Add(-staleAge)); err != nil {
-		return nil, fmt.Errorf("blob/fs: cleaning %s: %w", filepath.Join(abs, tmpDir), err)
+	if _, err := s.SweepTemp(context.Background(), time.Now().Add(-staleAge)); err != nil {
+		return nil, err
 	}
 	return s, nil
 }
@@ -80,29 +83,38 @@ func (s *Store) path(d digest.Digest) string {
 	return filepath.Join(s.dir, string(d.Algorithm()), hex[:2], hex)
 }
 
-// removeStale removes files in DIR/tmp last modified before cutoff.
-func (s *Store) removeStale(cutoff time.Time) error {
+// SweepTemp removes the files in DIR/tmp last modified before cutoff: the
+// temporary files of Puts that a crash (kill -9) interrupted. A Put whose
+// file is removed while it still runs fails (its link finds no file) and
+// stores nothing, so the cutoff must lie further in the past than any Put
+// pauses between two writes.
+func (s *Store) SweepTemp(ctx context.Context, cutoff time.Time) (int, error) {
 	dir := filepath.Join(s.dir, tmpDir)
 	entries, err := os.ReadDir(dir)
 	if err != nil {
-		return err
+		return 0, fmt.Errorf("blob/fs: sweep %s: %w", dir, err)
 	}
+	n := 0
 	for _, e := range entries {
+		if err := ctx.Err(); err != nil {
+			return n, err
+		}
 		info, err := e.Info()
 		if errors.Is(err, iofs.ErrNotExist) {
 			continue
 		}
 		if err != nil {
-			return err
+			return n, fmt.Errorf("blob/fs: sweep %s: %w", dir, err)
 		}
 		if info.ModTime().After(cutoff) {
 			continue
 		}
 		if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
-			return err
+			return n, fmt.Errorf("blob/fs: sweep %s: %w", dir, err)
 		}
+		n++
 	}
-	return nil
+	return n, nil
 }
 
 // notFound maps a missing file to blob.ErrNotFound and wraps other errors.

@@ -112,3 +112,31 @@ func TestNewRemovesStaleTempFiles(t *testing.T) {
 		t.Errorf("recent temp file removed by New: %v", err)
 	}
 }
+
+// TestSweepTemp: a running server sweeps the temporary files left by a Put
+// that a crash interrupted (older than its cutoff) and spares younger ones.
+func TestSweepTemp(t *testing.T) {
+	dir := t.TempDir()
+	s := newStore(t, dir)
+	old := filepath.Join(dir, "tmp", "put-killed")
+	fresh := filepath.Join(dir, "tmp", "put-live")
+	for _, p := range []string{old, fresh} {
+		if err := os.WriteFile(p, []byte("partial"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	then := time.Now().Add(-2 * time.Minute)
+	if err := os.Chtimes(old, then, then); err != nil {
+		t.Fatal(err)
+	}
+	n, err := s.SweepTemp(t.Context(), time.Now().Add(-time.Minute))
+	if err != nil || n != 1 {
+		t.Fatalf("SweepTemp = %d, %v; want 1 removed", n, err)
+	}
+	if _, err := os.Stat(old); !os.IsNotExist(err) {
+		t.Errorf("temp file older than the cutoff survived: %v", err)
+	}
+	if _, err := os.Stat(fresh); err != nil {
+		t.Errorf("temp file younger than the cutoff removed: %v", err)
+	}
+}

@@ -16,6 +16,7 @@ var gcTests = []test{
 	{"GC/Leases", testGCLeases},
 	{"GC/RenewLeases", testGCRenewLeases},
 	{"GC/Lock", testGCLock},
+	{"GC/DropHolder", testGCDropHolder},
 	{"GC/Orphans", testGCOrphans},
 	{"GC/Policy", testGCPolicy},
 }

@@ -123,6 +123,60 @@ func testGCLock(t *testing.T, s meta.Store) {
 		t.Fatal(err)
 	}
 	acquire("a", time.Hour, true)
+	if err := g.ReleaseLock(ctx, "gc", "a"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// testGCDropHolder: the locks, leases and claims of a holder whose process
+// died are listed by Holders and ended at once by DropHolder; another
+// holder's are kept.
+func testGCDropHolder(t *testing.T, s meta.Store) {
+	ctx := t.Context()
+	g := gcStore(t, s)
+	now := newDeployment(t, s, "site").CreatedAt
+	holders := func() []string {
+		t.Helper()
+		hs, err := g.Holders(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return hs
+	}
+	if hs := holders(); len(hs) != 0 {
+		t.Fatalf("Holders of an empty store = %v", hs)
+	}
+	if ok, err := g.AcquireLock(ctx, "gc", "dead", time.Hour); !ok || err != nil {
+		t.Fatalf("AcquireLock = %v, %v", ok, err)
+	}
+	if _, err := g.HoldRelease(ctx, sha("a"), "dead", time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := g.ClaimOrphan(ctx, sha("stray"), "dead", now, time.Hour); !ok || err != nil {
+		t.Fatalf("ClaimOrphan = %v, %v", ok, err)
+	}
+	if _, err := g.HoldRelease(ctx, sha("b"), "live", time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	sameJSON(t, "holders", holders(), []string{"dead", "live"})
+	if err := g.DropHolder(ctx, "dead"); err != nil {
+		t.Fatal(err)
+	}
+	sameJSON(t, "holders after DropHolder", holders(), []string{"live"})
+	if ok, err := g.AcquireLock(ctx, "gc", "next", time.Hour); !ok || err != nil {
+		t.Errorf("AcquireLock after the dead holder was dropped = %v, %v", ok, err)
+	}
+	snap, err := g.GCSnapshot(ctx, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameJSON(t, "leased", snap.Leased, map[string]bool{sha("b"): true})
+	sameJSON(t, "claimed", snap.Claimed, map[string]bool{})
+	if err := g.DropHolder(ctx, "nobody"); err != nil {
+		t.Errorf("DropHolder of an unknown holder: %v", err)
+	}
+	g.ReleaseLock(ctx, "gc", "next")
+	g.DropRelease(ctx, sha("b"), "live")
 }
 
 func testGCOrphans(t *testing.T, s meta.Store) {

@@ -42,6 +42,7 @@ func (s *Store) hooks() sqlstore.Hooks {
 		},
 		Announce: s.announce,
 		Conflict: conflict,
+		NoSpace:  diskFull,
 	}
 }
 
@@ -85,6 +86,7 @@ func (s *Store) inTx(ctx context.Context, opts *sql.TxOptions, fn func(tx *sql.T
 // SQLSTATEs the Store acts on.
 const (
 	codeUnique        = "23505"
+	codeDiskFull      = "53100"
 	codeSerialization = "40001"
 	codeDeadlock      = "40P01"
 	codeNotSupported  = "0A000" // also "cached plan must not change result type"
@@ -114,4 +116,10 @@ func closeConn(c *pgx.Conn) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	c.Close(ctx)
+}
+
+// diskFull reports the server's disk_full: its disk is full.
+func diskFull(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && pe.Code == codeDiskFull
 }

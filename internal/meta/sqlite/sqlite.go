@@ -144,6 +144,7 @@ func (s *Store) hooks() sqlstore.Hooks {
 		},
 		Changed:  s.notify,
 		Conflict: conflict,
+		NoSpace:  full,
 	}
 }
 
@@ -170,4 +171,11 @@ func conflict(err error) bool {
 	var se *sqlite.Error
 	return errors.As(err, &se) && (se.Code() == sqlite3.SQLITE_CONSTRAINT_UNIQUE ||
 		se.Code() == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY)
+}
+
+// full reports SQLITE_FULL: the disk holding the database (or its WAL) is
+// full.
+func full(err error) bool {
+	var se *sqlite.Error
+	return errors.As(err, &se) && se.Code()&0xff == sqlite3.SQLITE_FULL
 }

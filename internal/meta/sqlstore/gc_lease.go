@@ -97,6 +97,36 @@ func (s *Store) ReleaseLock(ctx context.Context, name, holder string) error {
 	return s.mapErr("release lock "+quote(name), err)
 }
 
+// Holders lists every holder of a lock, lease or deletion claim.
+func (s *Store) Holders(ctx context.Context) ([]string, error) {
+	var hs []string
+	err := s.read(ctx, func(q Querier) error {
+		rows, err := q.QueryContext(ctx, `SELECT holder FROM gc_locks UNION SELECT holder FROM release_leases`)
+		if err != nil {
+			return err
+		}
+		hs, err = collectRows(rows, rowTo[string])
+		return err
+	})
+	if err != nil {
+		return nil, s.mapErr("list holders", err)
+	}
+	slices.Sort(hs)
+	return hs, nil
+}
+
+// DropHolder ends every lock, lease and deletion claim of holder.
+func (s *Store) DropHolder(ctx context.Context, holder string) error {
+	err := s.update(ctx, func(tx *wtx) error {
+		if _, err := tx.ExecContext(ctx, s.q(`DELETE FROM release_leases WHERE holder = ?`), holder); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, s.q(`DELETE FROM gc_locks WHERE holder = ?`), holder)
+		return err
+	})
+	return s.mapErr("drop holder "+quote(holder), err)
+}
+
 // NoteOrphans records digests as orphans seen at now (keeping the first
 // sighting of known ones), forgets every other orphan, and returns when
 // each of digests was first seen.

@@ -32,6 +32,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"syscall"
 	"time"
 
 	"github.com/cairnhq/cairn/internal/meta"
@@ -93,6 +94,10 @@ type Hooks struct {
 
 	// Conflict reports a driver error that is a unique-key violation.
 	Conflict func(err error) bool
+	// NoSpace, if set, reports a driver error that means the database's
+	// disk is full (SQLITE_FULL, PostgreSQL's disk_full); the error is then
+	// wrapped with syscall.ENOSPC, which the HTTP layer answers with 507.
+	NoSpace func(err error) bool
 }
 
 // Store is the shared meta.Store. It is safe for concurrent use; the backend
@@ -183,6 +188,8 @@ func (s *Store) mapErr(op string, err error) error {
 		err = meta.ErrNotFound
 	case s.h.Conflict(err):
 		err = fmt.Errorf("%w: %w", meta.ErrConflict, err)
+	case s.h.NoSpace != nil && !errors.Is(err, syscall.ENOSPC) && s.h.NoSpace(err):
+		err = fmt.Errorf("%w: %w", syscall.ENOSPC, err)
 	}
 	return fmt.Errorf("%s: %s: %w", s.h.Name, op, err)
 }
