@@ -55,9 +55,21 @@ type Store interface {
 }
 
 // Locator is implemented by stores that can name a blob with a URI
-// (file:///…, s3://bucket/key). Callers type-assert for it.
+// (file:///…, s3://bucket/key). Callers use URIOf.
 type Locator interface {
 	URI(d digest.Digest) string
+}
+
+// URIOf names blob d of s: the store's own URI when it is a Locator that
+// names it, else "cairn:" and the digest. It is never empty: a record's
+// artifact_uri always says where its bytes are or how to ask for them.
+func URIOf(s Store, d digest.Digest) string {
+	if l, ok := s.(Locator); ok {
+		if u := l.URI(d); u != "" {
+			return u
+		}
+	}
+	return "cairn:" + d.String()
 }
 
 // TempSweeper is implemented by stores that write through temporary files

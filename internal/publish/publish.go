@@ -179,10 +179,7 @@ func (p *Publisher) Publish(ctx context.Context, dep *meta.Deployment, body io.R
 	}
 	defer drop() // the lease holds the release until the version is committed
 	d := digest.NewDigestFromEncoded(digest.SHA256, res.SHA256)
-	uri := "cairn:" + d.String()
-	if l, ok := p.Blobs.(blob.Locator); ok {
-		uri = l.URI(d)
-	}
+	uri := blob.URIOf(p.Blobs, d)
 	m := res.TOC.Manifest(o.Entrypoint)
 	v, err = p.Meta.CreateVersion(ctx, meta.NewVersion{
 		DeploymentID: dep.ID,

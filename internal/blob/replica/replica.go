@@ -279,12 +279,9 @@ func (s *Store) ListStrays(ctx context.Context, known func(digest.Digest) bool, 
 	return nil
 }
 
-// URI names the primary's copy, if the primary is a blob.Locator.
+// URI names the primary's copy (blob.URIOf of the primary: never empty).
 func (s *Store) URI(d digest.Digest) string {
-	if l, ok := s.primary.Store.(blob.Locator); ok {
-		return l.URI(d)
-	}
-	return ""
+	return blob.URIOf(s.primary.Store, d)
 }
 
 // forget drops what this process cached about d.
