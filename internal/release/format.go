@@ -21,8 +21,14 @@ const (
 	// SmallFile: regular files smaller than this share frames with their
 	// neighbours; larger ones get frames of their own.
 	SmallFile = 64 << 10
-	// GroupSize: a shared frame is closed once its uncompressed size reaches it.
+	// GroupSize: a shared frame is closed once its uncompressed size reaches
+	// it after a small file.
 	GroupSize = 512 << 10
+	// MaxShared: a shared frame is closed once its uncompressed size reaches
+	// it after an entry without content (headers only). It is larger than
+	// GroupSize so that the frames of trees packed before the rule existed
+	// keep their bytes, unless a run of headers alone filled MaxShared.
+	MaxShared = ChunkSize
 
 	tocMagic    = 0x184D2A5C // skippable frame holding the TOC
 	footerMagic = 0x184D2A5D // skippable frame holding the footer

@@ -152,7 +152,7 @@ func (l *lister) dir(abs, rel string) error {
 // load stats the entry and reads it if it is a small file.
 func (w *walked) load() {
 	rel, abs := w.rel, w.src.abs
-	if w.err = checkRelPath(rel); w.err != nil {
+	if w.err = checkName(rel); w.err != nil {
 		return
 	}
 	info, err := w.d.Info()
