@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -189,5 +190,30 @@ func TestPackHeaderOnlyTrees(t *testing.T) {
 			}
 			t.Logf("%d entries, %d MiB of tar, packed in %v", n, res.TOC.TarLength>>20, time.Since(start))
 		})
+	}
+}
+
+// TestOpenFileSwapped: a file replaced by a fifo or a symlink after the
+// walk saw it neither blocks the pack (a fifo without a writer blocks an
+// open for reading forever) nor is followed.
+func TestOpenFileSwapped(t *testing.T) {
+	dir := t.TempDir()
+	fifo, sym := filepath.Join(dir, "fifo"), filepath.Join(dir, "sym")
+	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	os.Symlink("/etc/passwd", sym)
+	done := make(chan error, 1)
+	go func() { _, err := readSmall(fifo, 10); done <- err }()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Fatal("read 10 bytes of an empty fifo")
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("opening a fifo blocked")
+	}
+	if _, err := readSmall(sym, 10); err == nil {
+		t.Fatal("followed a symlink")
 	}
 }
