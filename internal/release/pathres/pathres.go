@@ -67,6 +67,8 @@ const (
 	Contain Policy = iota
 	// InRoot treats "/" as the root and ".." at the root as the root.
 	InRoot
+	// unbounded is Contain without MaxLinks (Escaping).
+	unbounded
 )
 
 type node struct {
@@ -77,7 +79,7 @@ type node struct {
 	target   string
 	children map[string]*node
 	// memo: the resolution of a symlink's target, per policy.
-	memo [2]*memo
+	memo [3]*memo
 	busy bool // being resolved: meeting it again is a loop
 }
 
@@ -252,7 +254,7 @@ type state struct {
 // checked against the root; Result.Dangling tells. The error is ErrEscape
 // (Contain) or ErrLoop.
 func (t *Tree) Resolve(p string, pol Policy, follow bool) (Result, error) {
-	if strings.HasPrefix(p, "/") && pol == Contain {
+	if strings.HasPrefix(p, "/") && pol != InRoot {
 		return Result{}, ErrEscape
 	}
 	st := state{at: t.root}
@@ -263,6 +265,9 @@ func (t *Tree) Resolve(p string, pol Policy, follow bool) (Result, error) {
 // Link resolves the target of the symlink at p, as following it on disk
 // does: a relative target from the directory that holds the link, every
 // symlink followed, the last one included. p must be a symlink of the tree.
+// Under Contain, a route that leaves the root after more than MaxLinks
+// links may answer ErrEscape where the kernel stops with ELOOP: either
+// way it is refused.
 func (t *Tree) Link(p string, pol Policy) (Result, error) {
 	n := t.lookup(p)
 	if n == nil || n.kind != Symlink {
@@ -275,7 +280,7 @@ func (t *Tree) Link(p string, pol Policy) (Result, error) {
 // linkOf is follow with the link itself counted, as opening it counts it.
 func (t *Tree) linkOf(n *node, pol Policy) (state, error) {
 	st, err := t.follow(n, pol)
-	if err == nil && st.hops+1 > MaxLinks {
+	if err == nil && st.hops+1 > MaxLinks && pol != unbounded {
 		err = ErrLoop
 	}
 	return st, err
@@ -291,6 +296,21 @@ func (t *Tree) Links(pol Policy, fn func(p, target string, r Result, err error) 
 		}
 	}
 	return nil
+}
+
+// Escaping returns the first symlink, in the order added, whose target
+// leaves the root by some route under Contain, however many links the
+// route takes: a chain longer than MaxLinks, which the kernel refuses with
+// ELOOP but a tool with a higher limit (Go's filepath.EvalSymlinks follows
+// 255) would follow, is checked to its end. A loop (a link whose
+// resolution needs itself) reaches nothing, so it does not escape.
+func (t *Tree) Escaping() (p, target string, found bool) {
+	for _, n := range t.links {
+		if _, err := t.follow(n, unbounded); errors.Is(err, ErrEscape) {
+			return pathOf(n), n.target, true
+		}
+	}
+	return "", "", false
 }
 
 func pathOf(n *node) string { return Result{st: state{at: n}}.Path() }
@@ -312,7 +332,7 @@ func (t *Tree) follow(n *node, pol Policy) (state, error) {
 	st := state{at: n.parent}
 	var err error
 	if strings.HasPrefix(n.target, "/") {
-		if pol == Contain {
+		if pol != InRoot {
 			err = ErrEscape
 		}
 		st.at = t.root
@@ -342,7 +362,7 @@ func (t *Tree) walk(st *state, rest string, pol Policy, follow bool) error {
 				st.extra = st.extra[:len(st.extra)-1]
 			case st.at.parent != nil:
 				st.at = st.at.parent
-			case pol == Contain:
+			case pol != InRoot:
 				return ErrEscape
 			}
 			continue
@@ -364,7 +384,7 @@ func (t *Tree) walk(st *state, rest string, pol Policy, follow bool) error {
 			if err != nil {
 				return err
 			}
-			if st.hops += 1 + sub.hops; st.hops > MaxLinks {
+			if st.hops += 1 + sub.hops; st.hops > MaxLinks && pol != unbounded {
 				return ErrLoop
 			}
 			st.at, st.extra = sub.at, slices.Clone(sub.extra)

@@ -92,6 +92,41 @@ func TestChainLength(t *testing.T) {
 	}
 }
 
+// TestEscaping: a chain past MaxLinks whose end leaves the root is found
+// (a tool that follows more links than the kernel would escape), while
+// loops and long chains that stay inside are not escapes.
+func TestEscaping(t *testing.T) {
+	build := func(n int, end string) *Tree {
+		tr := New()
+		tr.Add("f", Other, "")
+		tr.Add("self", Symlink, "self")
+		tr.Add("p", Symlink, "q/x")
+		tr.Add("q", Symlink, "p/..")
+		for i := range n {
+			target := fmt.Sprintf("l%d", i+1)
+			if i == n-1 {
+				target = end
+			}
+			tr.Add(fmt.Sprintf("l%d", i), Symlink, target)
+		}
+		return tr
+	}
+	tr := build(60, "../x")
+	if _, err := tr.Link("l0", Contain); err == nil {
+		t.Fatal("a chain of 60 that escapes is accepted")
+	}
+	if p, _, found := tr.Escaping(); !found || p != "l0" {
+		t.Fatalf("escape at the end of a chain of 60: %q %v", p, found)
+	}
+	tr = build(60, "f")
+	if p, target, found := tr.Escaping(); found {
+		t.Fatalf("%s -> %s escapes?", p, target)
+	}
+	if _, err := tr.Link("l0", InRoot); !errors.Is(err, ErrLoop) {
+		t.Fatalf("the kernel stops a chain of 60: %v", err)
+	}
+}
+
 func TestInRoot(t *testing.T) {
 	tr := tree(t, ent{"etc/passwd", ""}, ent{"bin", "/usr/bin"}, ent{"usr/bin/sh", ""}, ent{"a/up", "../../../.."})
 	for p, want := range map[string]string{
@@ -225,6 +260,19 @@ func FuzzLink(f *testing.F) {
 			if err != nil && !errors.Is(err, os.ErrExist) {
 				t.Fatalf("%q: %v", l, err)
 			}
+		}
+		if p, target, found := tr.Escaping(); !found {
+			// No link leaves the root by any route: however far a tool
+			// follows them, every link that resolves lands inside.
+			tr.Links(Contain, func(p, _ string, _ Result, _ error) error {
+				real, err := filepath.EvalSymlinks(filepath.Join(root, p))
+				if err == nil && real != root && !strings.HasPrefix(real, root+"/") {
+					t.Fatalf("%s resolves to %s, outside the root", p, real)
+				}
+				return nil
+			})
+		} else if _, err := tr.Link(p, Contain); err == nil {
+			t.Fatalf("Escaping finds %s -> %s, Link accepts it", p, target)
 		}
 		tr.Links(Contain, func(p, target string, r Result, err error) error {
 			abs := filepath.Join(root, p)
