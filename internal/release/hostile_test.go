@@ -76,6 +76,23 @@ func chain(n int, end string) []tarEntry {
 	return es
 }
 
+// TestExtractCountsImpliedDirs: directories that deep paths imply count
+// against MaxFiles, as they are entries of the release: 10 files 50
+// levels deep are 510 entries, not 10.
+func TestExtractCountsImpliedDirs(t *testing.T) {
+	var es []tarEntry
+	for i := range 10 {
+		es = append(es, reg(fmt.Sprintf("%d/", i)+strings.Repeat("d/", 49)+"f", "x"))
+	}
+	body := mkTar(t, es...)
+	if err := Extract(context.Background(), bytes.NewReader(body), t.TempDir(), Limits{MaxFiles: 509}); !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("510 entries under a limit of 509: %v", err)
+	}
+	if err := Extract(context.Background(), bytes.NewReader(body), t.TempDir(), Limits{MaxFiles: 510}); err != nil {
+		t.Fatalf("510 entries at a limit of 510: %v", err)
+	}
+}
+
 // TestExtractAcceptsLinks: links that stay inside by every route pass,
 // and so do loops and chains longer than the kernel follows (they reach
 // nothing, or stay inside).

@@ -108,7 +108,6 @@ type extractor struct {
 	dir   string
 	lim   Limits
 	tree  *pathres.Tree
-	count int64
 	bytes int64
 }
 
@@ -150,8 +149,9 @@ func (x *extractor) entry(h *tar.Header, r io.Reader) error {
 	if err := x.tree.Add(name, kind, h.Linkname); err != nil {
 		return treeErr(name, err)
 	}
-	x.count++
-	if x.lim.MaxFiles > 0 && x.count > x.lim.MaxFiles {
+	// Directories that a path implies are entries of the release too: they
+	// count, or deep paths would make many more than MaxFiles.
+	if x.lim.MaxFiles > 0 && int64(x.tree.Len()) > x.lim.MaxFiles {
 		return fmt.Errorf("%w: more than %d entries", ErrTooLarge, x.lim.MaxFiles)
 	}
 	dst := filepath.Join(x.dir, filepath.FromSlash(name))

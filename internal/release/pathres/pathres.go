@@ -95,6 +95,7 @@ type memo struct {
 // use (resolution memoizes).
 type Tree struct {
 	root  *node
+	n     int     // entries, implied directories included
 	links []*node // symlinks in the order added
 	gen   uint64  // bumped by Add: memos of another generation are stale
 	// lastDir caches the parent of the last Add: trees arrive in path
@@ -134,6 +135,7 @@ func (t *Tree) Add(p string, k Kind, target string) error {
 		return nil
 	}
 	n := &node{name: name, parent: dir, kind: k, explicit: true, target: target}
+	t.n++
 	if dir.children == nil {
 		dir.children = map[string]*node{}
 	}
@@ -143,6 +145,10 @@ func (t *Tree) Add(p string, k Kind, target string) error {
 	}
 	return nil
 }
+
+// Len is the number of entries of the tree, implied directories included
+// (the root is not an entry).
+func (t *Tree) Len() int { return t.n }
 
 // mkdirs finds or implies the directory p.
 func (t *Tree) mkdirs(p string) (*node, error) {
@@ -160,6 +166,7 @@ func (t *Tree) mkdirs(p string) (*node, error) {
 		switch {
 		case !ok:
 			c = &node{name: name, parent: n, kind: Dir}
+			t.n++
 			if n.children == nil {
 				n.children = map[string]*node{}
 			}
