@@ -40,6 +40,16 @@ const (
 	maxTOCBytes = 256 << 20
 )
 
+// maxNameBytes bounds the bytes of the paths and link targets of one tree
+// (64 MiB: 100,000 entries of 670 bytes). Each path may be 4 KiB, so
+// without it --max-files entries could hold 400 MiB of names in memory and
+// make a TOC over what a reader accepts. A variable for tests.
+var maxNameBytes int64 = 64 << 20
+
+// maxTOCJSON bounds the TOC a packer writes: never one its reader refuses.
+// A variable for tests.
+var maxTOCJSON = maxTOCBytes
+
 // Errors of the format. Bad input from a client wraps ErrInvalid or ErrTooLarge.
 var (
 	ErrInvalid  = errors.New("invalid release input")

@@ -381,7 +381,10 @@ func (p *packer) finish(toc *TOC) (*Result, error) {
 	}
 	toc.DataLength = p.size
 	toc.TreeSHA256 = TreeDigest(toc.Entries)
-	frame := encodeTOC(toc)
+	frame, err := encodeTOC(toc)
+	if err != nil {
+		return nil, err
+	}
 	tail := append(frame, encodeFooter(Footer{Version: FormatVersion, TOCOffset: p.size, TOCLength: int64(len(frame))})...)
 	if _, err := p.w.Write(tail); err != nil {
 		return nil, err

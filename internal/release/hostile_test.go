@@ -250,3 +250,32 @@ func TestOpenFileSwapped(t *testing.T) {
 		t.Fatal("followed a symlink")
 	}
 }
+
+// TestNameBytesLimit: the paths and link targets of a tree are bounded in
+// total (maxNameBytes) in an upload and in a packed directory, and a TOC
+// over what a reader accepts is never written: ErrTooLarge (a 413), not a
+// release that cannot be read.
+func TestNameBytesLimit(t *testing.T) {
+	defer func(n int64, m int) { maxNameBytes, maxTOCJSON = n, m }(maxNameBytes, maxTOCJSON)
+	maxNameBytes = 1000
+	var es []tarEntry
+	for i := range 6 {
+		es = append(es, reg(fmt.Sprintf("%03d", i)+strings.Repeat("n", 197), "x")) // 200 bytes each
+	}
+	err := Extract(context.Background(), bytes.NewReader(mkTar(t, es...)), t.TempDir(), Limits{})
+	if !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("1,200 bytes of names: %v", err)
+	}
+	dir := t.TempDir()
+	for _, e := range es {
+		os.WriteFile(filepath.Join(dir, e.name), nil, 0o644)
+	}
+	if _, err := PackDir(context.Background(), dir, io.Discard, PackOptions{}); !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("pack, 1,200 bytes of names: %v", err)
+	}
+	maxNameBytes = 1 << 20
+	maxTOCJSON = 500
+	if _, err := PackDir(context.Background(), dir, io.Discard, PackOptions{}); !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("a TOC over the reader's limit: %v", err)
+	}
+}

@@ -109,6 +109,7 @@ type extractor struct {
 	lim   Limits
 	tree  *pathres.Tree
 	bytes int64
+	names int64 // bytes of paths and link targets
 }
 
 func (x *extractor) entry(h *tar.Header, r io.Reader) error {
@@ -145,6 +146,9 @@ func (x *extractor) entry(h *tar.Header, r io.Reader) error {
 		return invalidf("device or fifo %q is not allowed", name)
 	default:
 		return invalidf("entry %q has unsupported type %q", name, h.Typeflag)
+	}
+	if x.names += int64(len(name) + len(h.Linkname)); x.names > maxNameBytes {
+		return fmt.Errorf("%w: more than %d bytes of names and link targets", ErrTooLarge, maxNameBytes)
 	}
 	if err := x.tree.Add(name, kind, h.Linkname); err != nil {
 		return treeErr(name, err)

@@ -134,7 +134,8 @@ func (t *Tree) Add(p string, k Kind, target string) error {
 		n.explicit = true
 		return nil
 	}
-	n := &node{name: name, parent: dir, kind: k, explicit: true, target: target}
+	// Clone: a node keeps its component, not the whole path it came in.
+	n := &node{name: strings.Clone(name), parent: dir, kind: k, explicit: true, target: target}
 	t.n++
 	if dir.children == nil {
 		dir.children = map[string]*node{}
@@ -165,7 +166,7 @@ func (t *Tree) mkdirs(p string) (*node, error) {
 		c, ok := n.children[name]
 		switch {
 		case !ok:
-			c = &node{name: name, parent: n, kind: Dir}
+			c = &node{name: strings.Clone(name), parent: n, kind: Dir}
 			t.n++
 			if n.children == nil {
 				n.children = map[string]*node{}
