@@ -53,3 +53,31 @@ func TestPackStallTimesOut(t *testing.T) {
 		t.Fatalf("staging holds %d leftovers", len(left))
 	}
 }
+
+// TestPackStallClientGone: a stalled pack ends as soon as its client goes
+// away (the request's context), long before PackTimeout.
+func TestPackStallClientGone(t *testing.T) {
+	p, dep := newPublisher(t, 1)
+	p.PackTimeout = time.Hour
+	packing := make(chan struct{})
+	p.packDir = func(ctx context.Context, dir string, _ io.Writer, o release.PackOptions) (*release.Result, error) {
+		close(packing)
+		return release.PackDir(ctx, dir, stalled{ctx}, o)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() {
+		_, err := p.Publish(ctx, dep, bytes.NewReader(siteTar(t, 1)), Options{Actor: "tester"})
+		done <- err
+	}()
+	<-packing
+	cancel()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("stalled pack of a client gone: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("a stalled pack outlived its client by 10 s")
+	}
+}
