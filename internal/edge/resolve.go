@@ -14,9 +14,12 @@ const maxLinks = 16
 var rootDir = &release.Entry{Type: release.TypeDir}
 
 // lookup resolves a clean relative path ("" is the root) in toc,
-// following symlinks in any component, never outside the tree and at most
-// maxLinks of them. It returns the file or directory found and its
-// resolved path.
+// following symlinks in any component as the kernel does once the release
+// is extracted (a target starts at the directory that holds the link, and
+// ".." goes to the physical parent, not to the text before it: the same
+// rule as release/pathres, which checked every link at publish), never
+// outside the tree and at most maxLinks of them. It returns the file or
+// directory found and its resolved path.
 func lookup(toc *release.TOC, p string) (*release.Entry, string, bool) {
 	if p == "" {
 		return rootDir, "", true
@@ -24,14 +27,23 @@ func lookup(toc *release.TOC, p string) (*release.Entry, string, bool) {
 	if e, ok := toc.Lookup(p); ok && e.Type != release.TypeSymlink {
 		return e, p, true // fast path: no link on the way
 	}
-	cur, rest := "", p // resolved prefix, components still to walk
+	cur, rest := "", p // resolved directory, components still to walk
 	for links := 0; rest != ""; {
 		var name string
 		name, rest, _ = strings.Cut(rest, "/")
-		next := name
-		if cur != "" {
-			next = cur + "/" + name
+		switch name {
+		case "", ".":
+			continue
+		case "..":
+			if cur == "" {
+				return nil, "", false
+			}
+			if cur = path.Dir(cur); cur == "." {
+				cur = ""
+			}
+			continue
 		}
+		next := joinRel(cur, name)
 		e, ok := toc.Lookup(next)
 		switch {
 		case !ok:
@@ -40,14 +52,7 @@ func lookup(toc *release.TOC, p string) (*release.Entry, string, bool) {
 			if links++; links > maxLinks || strings.HasPrefix(e.Link, "/") {
 				return nil, "", false
 			}
-			target := path.Join(path.Dir(next), e.Link)
-			if target == ".." || strings.HasPrefix(target, "../") {
-				return nil, "", false
-			}
-			if target == "." {
-				target = ""
-			}
-			cur, rest = "", joinRel(target, rest)
+			rest = joinRel(e.Link, rest) // from cur, the link's directory
 		case e.Type == release.TypeDir:
 			cur = next
 		case rest != "": // a file with components after it

@@ -45,6 +45,10 @@ type Publisher struct {
 	MaxPacks int
 	// Metrics, if set, counts publishes (see Publish and Observe).
 	Metrics *metrics.Metrics
+	// PackTimeout bounds the packing of one release (0:
+	// DefaultPackTimeout). A pack stalled for any reason is cancelled
+	// then, its turn freed, and the publish answers 504.
+	PackTimeout time.Duration
 
 	slotsOnce sync.Once
 	slots     *semaphore.Weighted
@@ -64,6 +68,10 @@ func (p *Publisher) Observe(m *metrics.Metrics) {
 
 // DefaultMaxPacks is MaxPacks when unset.
 const DefaultMaxPacks = 2
+
+// DefaultPackTimeout is PackTimeout when unset: a pack of the largest
+// upload (--max-bytes, 10 GiB by default) takes minutes on two cores.
+const DefaultPackTimeout = 15 * time.Minute
 
 // slot waits for a turn to pack and store; the caller calls the returned
 // function when its release is stored (or not).
@@ -216,8 +224,17 @@ func (p *Publisher) pack(ctx context.Context, tree, stage string) (*release.Resu
 	if p.packDir != nil {
 		packDir = p.packDir
 	}
-	res, err := packDir(ctx, tree, f, release.PackOptions{Limits: p.Limits})
+	timeout := p.PackTimeout
+	if timeout <= 0 {
+		timeout = DefaultPackTimeout
+	}
+	pctx, cancel := context.WithTimeout(ctx, timeout)
+	res, err := packDir(pctx, tree, f, release.PackOptions{Limits: p.Limits})
+	cancel()
 	if err != nil {
+		if ctx.Err() == nil && pctx.Err() != nil {
+			return nil, nil, fmt.Errorf("pack took more than %v: %w", timeout, context.DeadlineExceeded)
+		}
 		return nil, nil, err
 	}
 	if _, err := f.Seek(0, io.SeekStart); err != nil {

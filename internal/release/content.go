@@ -98,9 +98,13 @@ func readFull(f srcFile, b []byte, name string) error {
 // the runtime poller nor an *os.File (and its fcntl and cleanup) per file.
 type srcFile int
 
-// openFile opens a regular file for reading.
+// openFile opens a regular file for reading. The walk saw a regular file
+// there; if it was replaced since, a fifo must not block the pack forever
+// (O_NONBLOCK: the read then finds it short) and a symlink must not be
+// followed out of the tree (O_NOFOLLOW). Both flags change nothing for a
+// regular file.
 func openFile(name string) (srcFile, error) {
-	fd, err := syscall.Open(name, syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
+	fd, err := syscall.Open(name, syscall.O_RDONLY|syscall.O_CLOEXEC|syscall.O_NONBLOCK|syscall.O_NOFOLLOW, 0)
 	if err != nil {
 		return -1, &os.PathError{Op: "open", Path: name, Err: err}
 	}

@@ -21,8 +21,14 @@ const (
 	// SmallFile: regular files smaller than this share frames with their
 	// neighbours; larger ones get frames of their own.
 	SmallFile = 64 << 10
-	// GroupSize: a shared frame is closed once its uncompressed size reaches it.
+	// GroupSize: a shared frame is closed once its uncompressed size reaches
+	// it after a small file.
 	GroupSize = 512 << 10
+	// MaxShared: a shared frame is closed once its uncompressed size reaches
+	// it after an entry without content (headers only). It is larger than
+	// GroupSize so that the frames of trees packed before the rule existed
+	// keep their bytes, unless a run of headers alone filled MaxShared.
+	MaxShared = ChunkSize
 
 	tocMagic    = 0x184D2A5C // skippable frame holding the TOC
 	footerMagic = 0x184D2A5D // skippable frame holding the footer
@@ -33,6 +39,16 @@ const (
 	// maxTOCBytes bounds the decoded TOC a reader accepts.
 	maxTOCBytes = 256 << 20
 )
+
+// maxNameBytes bounds the bytes of the paths and link targets of one tree
+// (64 MiB: 100,000 entries of 670 bytes). Each path may be 4 KiB, so
+// without it --max-files entries could hold 400 MiB of names in memory and
+// make a TOC over what a reader accepts. A variable for tests.
+var maxNameBytes int64 = 64 << 20
+
+// maxTOCJSON bounds the TOC a packer writes: never one its reader refuses.
+// A variable for tests.
+var maxTOCJSON = maxTOCBytes
 
 // Errors of the format. Bad input from a client wraps ErrInvalid or ErrTooLarge.
 var (

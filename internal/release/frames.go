@@ -78,6 +78,8 @@ type packer struct {
 
 	jobs      chan *frameJob      // to compressors
 	inflight  *semaphore.Weighted // bytes of the frames not yet written
+	budget    int64               // the capacity of inflight
+	links     int                 // symlinks packed, to check once the tree is known
 	order     chan *frameJob      // to the writer, in frame order
 	lens      []int64             // compressed length of each frame, set by the writer
 	kept      map[int64][]*kept   // files whose frames may be reused, by size (producer)
@@ -94,9 +96,9 @@ func newPacker(ctx context.Context, w io.Writer, workers int) *packer {
 	ctx, cancel := context.WithCancel(ctx)
 	p := &packer{ctx: ctx, cancel: cancel, w: w, art: sha256.New(),
 		jobs: make(chan *frameJob, workers), order: make(chan *frameJob, 256),
-		inflight: semaphore.NewWeighted(inflightBytes(workers)),
-		kept:     map[int64][]*kept{},
-		wdone:    make(chan struct{})}
+		budget: inflightBytes(workers), inflight: semaphore.NewWeighted(inflightBytes(workers)),
+		kept:  map[int64][]*kept{},
+		wdone: make(chan struct{})}
 	p.cur = p.newJob()
 	for range workers {
 		p.wg.Add(1)
@@ -109,7 +111,11 @@ func newPacker(ctx context.Context, w io.Writer, workers int) *packer {
 // inflightBytes bounds the uncompressed bytes of the frames handed on but not
 // yet written: two chunks per compressor and two more, so that every
 // compressor has work while the writer waits for the frame at the head.
-func inflightBytes(workers int) int64 { return int64(workers+2) * 2 * ChunkSize }
+func inflightBytes(workers int) int64 { return int64(workers+2) * inflightChunks * ChunkSize }
+
+// inflightChunks is 2 but in tests, which shrink the budget to reach it
+// with smaller trees. It must stay above MaxShared plus one entry.
+var inflightChunks int64 = 2
 
 func (p *packer) newJob() *frameJob {
 	return &frameJob{data: getBuf(&groupBufs, GroupSize+SmallFile+4096)[:0], chunk: -1, done: make(chan struct{})}
@@ -146,9 +152,12 @@ func (p *packer) send(j *frameJob) error {
 // enqueue hands j to the writer, in frame order, once the frames between
 // the producer and the writer hold less than their byte budget. Bounding
 // bytes rather than frames lets small frames queue up behind a large one
-// still being compressed, so that no compressor waits for the writer.
+// still being compressed, so that no compressor waits for the writer. A
+// frame never weighs more than the whole budget (a semaphore never grants
+// more than its capacity: asking for more waits forever); frames are cut
+// well below it anyway (content.go, pack).
 func (p *packer) enqueue(j *frameJob) error {
-	j.weight = max(1, int64(len(j.data)))
+	j.weight = min(max(1, int64(len(j.data))), p.budget)
 	if err := p.inflight.Acquire(p.ctx, j.weight); err != nil {
 		return p.err()
 	}
@@ -309,16 +318,35 @@ func (p *packer) pack(walk walkFunc, progress func(int64)) (*TOC, error) {
 			return err
 		}
 		p.emit(hdr.Bytes())
-		if e.Type == TypeFile && e.Size > 0 {
-			if err := p.content(i, src, progress); err != nil {
-				return err
-			}
-			p.emit(zeros[:(blockSize-e.Size%blockSize)%blockSize])
+		if e.Type == TypeSymlink {
+			p.links++
 		}
+		if e.Type != TypeFile || e.Size == 0 {
+			// Headers alone (directories, symlinks, empty files, with
+			// names up to 4 KiB) close a shared frame at MaxShared, so
+			// that no run of them makes a frame without bound.
+			if len(p.cur.data) >= MaxShared {
+				return p.cut()
+			}
+			return nil
+		}
+		if err := p.content(i, src, progress); err != nil {
+			return err
+		}
+		p.emit(zeros[:(blockSize-e.Size%blockSize)%blockSize])
 		return nil
 	})
 	if err != nil {
 		return nil, err
+	}
+	if p.links > 0 {
+		t, err := linkTree(p.entries)
+		if err == nil {
+			err = checkLinks(t)
+		}
+		if err != nil {
+			return nil, err
+		}
 	}
 	p.emit(zeros[:2*blockSize])
 	if err := p.cut(); err != nil {
@@ -353,7 +381,10 @@ func (p *packer) finish(toc *TOC) (*Result, error) {
 	}
 	toc.DataLength = p.size
 	toc.TreeSHA256 = TreeDigest(toc.Entries)
-	frame := encodeTOC(toc)
+	frame, err := encodeTOC(toc)
+	if err != nil {
+		return nil, err
+	}
 	tail := append(frame, encodeFooter(Footer{Version: FormatVersion, TOCOffset: p.size, TOCLength: int64(len(frame))})...)
 	if _, err := p.w.Write(tail); err != nil {
 		return nil, err

@@ -4,7 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -49,10 +52,17 @@ func FuzzParseFooter(f *testing.F) {
 }
 
 // FuzzExtract feeds arbitrary bodies to the tar ingester: it must never
-// write outside its directory or panic.
+// write outside its directory or panic, fail only with ErrInvalid or
+// ErrTooLarge (the client's mistakes), and a tree it accepts must pack into
+// a release that verifies, with every link resolving inside the tree on
+// disk.
 func FuzzExtract(f *testing.F) {
 	f.Add(mkTar(f, reg("index.html", "hi"), reg("a/b", "b")))
 	f.Add(mkTar(f, tarEntry{name: "l", typ: '2', link: "../x"}))
+	f.Add(mkTar(f, link("a/up", ".."), link("a/esc", "up/../..")))
+	f.Add(mkTar(f, dirEntry("e/f/"), link("d/l", "../e/f"), link("d/m", "l/../.."), reg("e/g", "g")))
+	f.Add(mkTar(f, dirEntry("x/y/"), reg("x", "x")))
+	f.Add(mkTar(f, reg("caf\xe9", "x")))
 	f.Add([]byte("garbage"))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		root, err := os.MkdirTemp("", "fuzz-extract")
@@ -64,10 +74,33 @@ func FuzzExtract(f *testing.F) {
 		if err := mkdir(dir); err != nil {
 			t.Fatal(err)
 		}
-		Extract(context.Background(), bytes.NewReader(b), dir, Limits{MaxFiles: 100, MaxBytes: 1 << 20})
+		err = Extract(context.Background(), bytes.NewReader(b), dir, Limits{MaxFiles: 100, MaxBytes: 1 << 20})
 		entries, _ := readDir(root)
 		if len(entries) != 1 {
 			t.Fatalf("extract wrote outside its directory: %v", entries)
+		}
+		if err != nil {
+			if !errors.Is(err, ErrInvalid) && !errors.Is(err, ErrTooLarge) {
+				t.Fatalf("not the client's mistake: %v", err)
+			}
+			return
+		}
+		var art bytes.Buffer
+		res, err := PackDir(context.Background(), dir, &art, PackOptions{})
+		if err != nil {
+			t.Fatalf("an accepted upload does not pack: %v", err)
+		}
+		if _, err := Verify(context.Background(), bytes.NewReader(art.Bytes()), int64(art.Len())); err != nil {
+			t.Fatalf("an accepted upload makes a release that fails verify: %v", err)
+		}
+		for _, e := range res.TOC.Entries {
+			if e.Type != TypeSymlink {
+				continue
+			}
+			real, err := filepath.EvalSymlinks(filepath.Join(dir, e.Path))
+			if err == nil && real != dir && !strings.HasPrefix(real, dir+"/") {
+				t.Fatalf("link %q -> %q resolves to %s, outside the tree", e.Path, e.Link, real)
+			}
 		}
 	})
 }

@@ -10,11 +10,12 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path"
 	"path/filepath"
 	"strings"
 
 	"github.com/klauspost/compress/zstd"
+
+	"github.com/cairnhq/cairn/internal/release/pathres"
 )
 
 // Decompress detects gzip or zstd by magic number and returns a reader of
@@ -41,16 +42,19 @@ func Decompress(r io.Reader) (io.ReadCloser, error) {
 
 // Extract reads a tar stream (plain, gzip or zstd) and writes its tree under
 // dir, which must exist and be empty. It never writes outside dir: absolute
-// paths, "..", symlinks leaving the tree, paths through symlinks, hard links,
-// devices, fifos and duplicate paths are rejected with ErrInvalid; trees over
-// lim with ErrTooLarge. On error the caller removes dir.
+// paths, "..", names that are not valid UTF-8 or hold control characters
+// or backslashes (checkName), symlinks whose targets leave the tree by any
+// route (resolved through the other links of the tree, once it is whole),
+// paths through symlinks or files, hard links, devices, fifos and
+// duplicate paths are rejected with ErrInvalid; trees over lim with
+// ErrTooLarge. On error the caller removes dir.
 func Extract(ctx context.Context, r io.Reader, dir string, lim Limits) error {
 	zr, err := Decompress(r)
 	if err != nil {
 		return err
 	}
 	defer zr.Close()
-	x := extractor{dir: dir, lim: lim, seen: map[string]byte{}}
+	x := extractor{dir: dir, lim: lim, tree: pathres.New()}
 	tail := &tailReader{r: zr}
 	tr := tar.NewReader(tail)
 	for n := 0; ; n++ {
@@ -65,7 +69,9 @@ func Extract(ctx context.Context, r io.Reader, dir string, lim Limits) error {
 			if !tail.trailer() {
 				return invalidf("the archive is truncated (no end-of-archive marker)")
 			}
-			return nil
+			// Links may point through links that came after them: the
+			// whole tree is known only now.
+			return checkLinks(x.tree)
 		}
 		if err != nil {
 			return tarErr(err)
@@ -94,12 +100,16 @@ func tarErr(err error) error {
 	return invalidf("the archive cannot be read")
 }
 
+// extractor writes entries whose place in the tree it checked first: the
+// tree (every entry so far, parents implied) is what decides, never the
+// disk, so a write never goes through a symlink or lands on an entry of
+// the upload.
 type extractor struct {
 	dir   string
 	lim   Limits
-	seen  map[string]byte // path -> tar typeflag
-	count int64
+	tree  *pathres.Tree
 	bytes int64
+	names int64 // bytes of paths and link targets
 }
 
 func (x *extractor) entry(h *tar.Header, r io.Reader) error {
@@ -117,61 +127,52 @@ func (x *extractor) entry(h *tar.Header, r io.Reader) error {
 	if strings.HasPrefix(h.Name, "/") {
 		return invalidf("absolute path %q", h.Name)
 	}
-	if err := checkRelPath(name); err != nil {
+	if err := checkName(name); err != nil {
 		return err
 	}
-	if _, dup := x.seen[name]; dup {
-		return invalidf("duplicate path %q", name)
-	}
-	if err := x.checkParents(name); err != nil {
-		return err
-	}
-	x.count++
-	if x.lim.MaxFiles > 0 && x.count > x.lim.MaxFiles {
-		return fmt.Errorf("%w: more than %d entries", ErrTooLarge, x.lim.MaxFiles)
-	}
-	dst := filepath.Join(x.dir, filepath.FromSlash(name))
+	kind := pathres.Other
 	switch h.Typeflag {
 	case tar.TypeDir:
-		x.seen[name] = tar.TypeDir
-		return os.MkdirAll(dst, 0o755)
+		kind = pathres.Dir
 	case tar.TypeSymlink:
 		if err := checkLink(name, h.Linkname); err != nil {
 			return err
 		}
-		x.seen[name] = tar.TypeSymlink
-		if err := x.mkParents(name); err != nil {
-			return err
-		}
-		return os.Symlink(h.Linkname, dst)
+		kind = pathres.Symlink
 	case tar.TypeReg, tar.TypeRegA:
-		x.seen[name] = tar.TypeReg
-		return x.file(name, dst, h, r)
 	case tar.TypeLink:
 		return invalidf("hard link %q is not allowed", name)
 	case tar.TypeChar, tar.TypeBlock, tar.TypeFifo:
 		return invalidf("device or fifo %q is not allowed", name)
+	default:
+		return invalidf("entry %q has unsupported type %q", name, h.Typeflag)
 	}
-	return invalidf("entry %q has unsupported type %q", name, h.Typeflag)
-}
-
-// checkParents rejects a path whose parent is a file or a symlink.
-func (x *extractor) checkParents(name string) error {
-	for p := path.Dir(name); p != "."; p = path.Dir(p) {
-		if t, ok := x.seen[p]; ok && t != tar.TypeDir {
-			return invalidf("%q lies under non-directory %q", name, p)
+	if x.names += int64(len(name) + len(h.Linkname)); x.names > maxNameBytes {
+		return fmt.Errorf("%w: more than %d bytes of names and link targets", ErrTooLarge, maxNameBytes)
+	}
+	if err := x.tree.Add(name, kind, h.Linkname); err != nil {
+		return treeErr(name, err)
+	}
+	// Directories that a path implies are entries of the release too: they
+	// count, or deep paths would make many more than MaxFiles.
+	if x.lim.MaxFiles > 0 && int64(x.tree.Len()) > x.lim.MaxFiles {
+		return fmt.Errorf("%w: more than %d entries", ErrTooLarge, x.lim.MaxFiles)
+	}
+	dst := filepath.Join(x.dir, filepath.FromSlash(name))
+	switch kind {
+	case pathres.Dir:
+		return os.MkdirAll(dst, 0o755)
+	case pathres.Symlink:
+		if err := x.mkParents(name); err != nil {
+			return err
 		}
+		return os.Symlink(h.Linkname, dst)
 	}
-	return nil
+	return x.file(name, dst, h, r)
 }
 
+// mkParents makes the parents of name, which the tree holds as directories.
 func (x *extractor) mkParents(name string) error {
-	for p := path.Dir(name); p != "."; p = path.Dir(p) {
-		if _, ok := x.seen[p]; ok {
-			break
-		}
-		x.seen[p] = tar.TypeDir
-	}
 	return os.MkdirAll(filepath.Dir(filepath.Join(x.dir, filepath.FromSlash(name))), 0o755)
 }
 

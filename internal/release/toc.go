@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"path"
 	"sort"
 	"strings"
@@ -105,10 +106,15 @@ func tocCodec() (*zstd.Encoder, *zstd.Decoder) {
 	return tocEnc, tocDec
 }
 
-// encodeTOC returns the TOC skippable frame.
-func encodeTOC(t *TOC) []byte {
+// encodeTOC returns the TOC skippable frame, or ErrTooLarge for a TOC
+// over what a reader accepts.
+func encodeTOC(t *TOC) ([]byte, error) {
+	js := appendTOCJSON(nil, t)
+	if len(js) > maxTOCJSON {
+		return nil, fmt.Errorf("%w: a table of contents of %d bytes, over %d", ErrTooLarge, len(js), maxTOCJSON)
+	}
 	enc, _ := tocCodec()
-	return appendSkippable(nil, tocMagic, enc.EncodeAll(appendTOCJSON(nil, t), nil))
+	return appendSkippable(nil, tocMagic, enc.EncodeAll(js, nil)), nil
 }
 
 // ParseTOC decodes and validates a TOC frame of an artifact of dataLength

@@ -48,7 +48,7 @@ func walkTree(ctx context.Context, dir string, lim Limits, readers int, fn func(
 			}
 		}()
 	}
-	var files, total int64
+	var files, total, names int64
 	for w := range ahead {
 		select {
 		case <-w.done:
@@ -65,6 +65,9 @@ func walkTree(ctx context.Context, dir string, lim Limits, readers int, fn func(
 		}
 		if lim.MaxBytes > 0 && total > lim.MaxBytes {
 			return fmt.Errorf("%w: more than %d bytes", ErrTooLarge, lim.MaxBytes)
+		}
+		if names += int64(len(w.src.Path) + len(w.src.Link)); names > maxNameBytes {
+			return fmt.Errorf("%w: more than %d bytes of names and link targets", ErrTooLarge, maxNameBytes)
 		}
 		if err := fn(&w.src); err != nil {
 			return err
@@ -152,7 +155,7 @@ func (l *lister) dir(abs, rel string) error {
 // load stats the entry and reads it if it is a small file.
 func (w *walked) load() {
 	rel, abs := w.rel, w.src.abs
-	if w.err = checkRelPath(rel); w.err != nil {
+	if w.err = checkName(rel); w.err != nil {
 		return
 	}
 	info, err := w.d.Info()
