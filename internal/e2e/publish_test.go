@@ -27,7 +27,7 @@ func TestPublishServeRecords(t *testing.T) {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
-	want := "archived_at artifact_manifest artifact_sha256 artifact_uri collected_at created_at deployment_id id source_sha256 status version_number"
+	want := "archived_at artifact_manifest artifact_sha256 artifact_uri collected_at created_at deployment_id id preview_url source_sha256 status url version_number"
 	if strings.Join(keys, " ") != want {
 		t.Fatalf("version fields:\n got %s\nwant %s", strings.Join(keys, " "), want)
 	}

@@ -232,7 +232,8 @@ func (p *Publisher) pack(ctx context.Context, tree, stage string) (*release.Resu
 	res, err := packDir(pctx, tree, f, release.PackOptions{Limits: p.Limits})
 	cancel()
 	if err != nil {
-		if ctx.Err() == nil && pctx.Err() != nil {
+		// pctx was cancelled above: only its deadline makes this a timeout.
+		if ctx.Err() == nil && errors.Is(pctx.Err(), context.DeadlineExceeded) {
 			return nil, nil, fmt.Errorf("pack took more than %v: %w", timeout, context.DeadlineExceeded)
 		}
 		return nil, nil, err
