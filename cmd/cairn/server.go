@@ -64,6 +64,12 @@ func (a *app) serverCmd() *cobra.Command {
 	f.DurationVar(&cfg.GCInterval, "gc-interval", cfg.GCInterval, "time between garbage collections of the gc role (0 disables them)")
 	f.DurationVar(&cfg.GCGrace, "gc-grace", cfg.GCGrace, "how long a release stays marked before it is collected; keep it above the 10m lease")
 	f.DurationVar(&cfg.GCDrain, "gc-drain", cfg.GCDrain, "wait between committing a collection and deleting its bytes")
+	f.IntVar(&cfg.MaxConns, "max-conns", 0, "connections open at once on each listener; more are answered 503 and closed\n"+
+		"(default 0: 4096, or fewer so that every listener fits the open-file limit)")
+	f.DurationVar(&cfg.HeaderTimeout, "header-timeout", cfg.HeaderTimeout, "most time a client may take to send a request's headers")
+	f.DurationVar(&cfg.BodyTimeout, "body-timeout", cfg.BodyTimeout, "most time a request body may take to arrive; for uploads (publish, registry blobs)\n"+
+		"the most time without a byte arriving")
+	f.DurationVar(&cfg.IdleTimeout, "idle-timeout", cfg.IdleTimeout, "most time a keep-alive connection may wait for its next request")
 	f.Var(&logFormat, "log-format", "log format: auto (text on a terminal, else json), text or json")
 	f.Var(&logLevel, "log-level", "log level: debug, info, warn or error")
 	bindEnv(f, "api-addr", "CAIRN_API_ADDR", "edge-addr", "CAIRN_EDGE_ADDR", "database", "CAIRN_DATABASE",
@@ -72,7 +78,9 @@ func (a *app) serverCmd() *cobra.Command {
 		"max-packs", "CAIRN_MAX_PACKS", "metrics-addr", "CAIRN_METRICS_ADDR",
 		"log-format", "CAIRN_LOG_FORMAT", "log-level", "CAIRN_LOG_LEVEL",
 		"retention-days", "CAIRN_RETENTION_DAYS", "gc-interval", "CAIRN_GC_INTERVAL", "gc-grace", "CAIRN_GC_GRACE",
-		"gc-drain", "CAIRN_GC_DRAIN", "region", "CAIRN_REGION", "replica-retry", "CAIRN_REPLICA_RETRY")
+		"gc-drain", "CAIRN_GC_DRAIN", "region", "CAIRN_REGION", "replica-retry", "CAIRN_REPLICA_RETRY",
+		"max-conns", "CAIRN_MAX_CONNS", "header-timeout", "CAIRN_HEADER_TIMEOUT", "body-timeout", "CAIRN_BODY_TIMEOUT",
+		"idle-timeout", "CAIRN_IDLE_TIMEOUT")
 	return cmd
 }
 

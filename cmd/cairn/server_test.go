@@ -87,6 +87,12 @@ func TestServerBadValues(t *testing.T) {
 		{nil, []string{"--max-files", "0"}, `cairn: --max-files and --max-bytes: must be positive`},
 		{nil, []string{"--max-packs", "0"}, `cairn: --max-packs: must be at least 1`},
 		{map[string]string{"CAIRN_MAX_PACKS": "two"}, nil, `cairn: CAIRN_MAX_PACKS: invalid value "two" for --max-packs`},
+		{nil, []string{"--max-conns", "-1"}, `cairn: --max-conns: -1 is not between 0 (auto) and 1048576`},
+		{nil, []string{"--max-conns", "1048576"}, `cairn: --max-conns: 1048576 connections on each of 2 listeners need about`},
+		{map[string]string{"CAIRN_MAX_CONNS": "lots"}, nil, `cairn: CAIRN_MAX_CONNS: invalid value "lots" for --max-conns`},
+		{nil, []string{"--body-timeout", "0s"}, `cairn: --body-timeout: 0s is not between 0 and 1h`},
+		{map[string]string{"CAIRN_HEADER_TIMEOUT": "2h"}, nil, `cairn: --header-timeout: 2h0m0s is not between 0 and 1h (set by CAIRN_HEADER_TIMEOUT)`},
+		{nil, []string{"--idle-timeout", "forever"}, `cairn: invalid argument "forever" for "--idle-timeout"`},
 	} {
 		cfg, stderr, code := runServerCmd(t, tc.env, append([]string{"server"}, tc.args...)...)
 		if code != 1 || cfg != nil || !strings.HasPrefix(stderr, tc.want) || strings.Count(stderr, "\n") != 1 {

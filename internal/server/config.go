@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cairnhq/cairn/internal/httplimit"
 	"github.com/cairnhq/cairn/internal/publish"
 )
 
@@ -47,6 +48,12 @@ type Config struct {
 
 	ReplicaRetry time.Duration // --replica-retry: longest wait between tries of a failed copy; 0: 5m
 
+	// Limits of each listener (api, edge, metrics); see internal/httplimit.
+	MaxConns      int           // --max-conns: connections open at once per listener; 0: auto (maxConns)
+	HeaderTimeout time.Duration // --header-timeout: to read a request's headers
+	BodyTimeout   time.Duration // --body-timeout: to read a body; for uploads, between bytes
+	IdleTimeout   time.Duration // --idle-timeout: a keep-alive connection between requests
+
 	// Ready, if set, is called once every listener is bound, with their
 	// addresses (tests bind :0).
 	Ready func(apiAddr, edgeAddr string)
@@ -69,6 +76,10 @@ func Default() Config {
 		GCInterval:    time.Hour,
 		GCGrace:       time.Hour,
 		GCDrain:       5 * time.Second,
+
+		HeaderTimeout: httplimit.DefaultHeaderTimeout,
+		BodyTimeout:   httplimit.DefaultBodyTimeout,
+		IdleTimeout:   httplimit.DefaultIdleTimeout,
 	}
 }
 
@@ -97,6 +108,20 @@ func (c *Config) Validate() error {
 	if c.MaxPacks < 1 {
 		return fmt.Errorf("--max-packs: must be at least 1")
 	}
+	if c.MaxConns < 0 || c.MaxConns > maxMaxConns {
+		return fmt.Errorf("--max-conns: %d is not between 0 (auto) and %d", c.MaxConns, maxMaxConns)
+	}
+	for _, d := range []struct {
+		flag string
+		v    time.Duration
+	}{{"--header-timeout", c.HeaderTimeout}, {"--body-timeout", c.BodyTimeout}, {"--idle-timeout", c.IdleTimeout}} {
+		if d.v <= 0 || d.v > time.Hour {
+			return fmt.Errorf("%s: %v is not between 0 and 1h", d.flag, d.v)
+		}
+	}
+	if _, err := c.limits(c.listeners()); err != nil {
+		return err
+	}
 	if c.CacheBytes < 0 {
 		return fmt.Errorf("--cache-bytes: must not be negative")
 	}
@@ -104,6 +129,17 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("--base-domain: %q is not a domain", c.BaseDomain)
 	}
 	return c.validateRegions()
+}
+
+// listeners counts the listeners c opens: metrics, edge, api.
+func (c *Config) listeners() int {
+	n := 0
+	for _, on := range []bool{c.MetricsAddr != "", c.HasRole(RoleEdge), c.HasRole(RoleAPI)} {
+		if on {
+			n++
+		}
+	}
+	return n
 }
 
 // HasRole reports whether role is among c.Roles.

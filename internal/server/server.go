@@ -19,6 +19,7 @@ import (
 	"github.com/cairnhq/cairn/internal/blob/fs"
 	"github.com/cairnhq/cairn/internal/blob/s3"
 	"github.com/cairnhq/cairn/internal/edge"
+	"github.com/cairnhq/cairn/internal/httplimit"
 	"github.com/cairnhq/cairn/internal/meta"
 	"github.com/cairnhq/cairn/internal/meta/postgres"
 	"github.com/cairnhq/cairn/internal/meta/sqlite"
@@ -67,6 +68,10 @@ func Run(ctx context.Context, cfg Config) error {
 			}
 		}
 	}()
+	limits, err := cfg.limits(cfg.listeners())
+	if err != nil {
+		return err
+	}
 	var apiAddr, edgeAddr string
 	m := metrics.New()
 	ops := func(mux *http.ServeMux) { mountHealth(mux, store, blobs, log) }
@@ -78,7 +83,8 @@ func Run(ctx context.Context, cfg Config) error {
 		mux := http.NewServeMux()
 		mux.Handle("/metrics", m.Handler())
 		ops(mux)
-		servers, lns = append(servers, newHTTPServer(mux, log)), append(lns, ln)
+		srv := httplimit.Server(mux, limits, log)
+		servers, lns = append(servers, srv), append(lns, httplimit.Listen(srv, ln, limits.MaxConns))
 	}
 	var ed *edge.Edge
 	if cfg.HasRole(RoleEdge) {
@@ -91,8 +97,9 @@ func Run(ctx context.Context, cfg Config) error {
 			return fmt.Errorf("--edge-addr: %w", err)
 		}
 		edgeAddr = ln.Addr().String()
-		srv := newHTTPServer(m.HTTP("edge", ed), log)
-		servers, lns = append(servers, srv), append(lns, edge.Coalesce(srv, ln))
+		srv := httplimit.Server(m.HTTP("edge", ed), limits, log)
+		// The cap counts the raw connections; Coalesce wraps them after it.
+		servers, lns = append(servers, srv), append(lns, edge.Coalesce(srv, httplimit.Listen(srv, ln, limits.MaxConns)))
 	}
 	gcRunner := startGC(ctx, cfg, store, blobs, ed, m, log)
 	if cfg.HasRole(RoleAPI) {
@@ -112,7 +119,7 @@ func Run(ctx context.Context, cfg Config) error {
 		if err != nil {
 			return fmt.Errorf("--api-addr: %w", err)
 		}
-		lns = append(lns, ln)
+		lns = append(lns, ln) // closed by a failed start
 		apiAddr = ln.Addr().String()
 		changed := func() {
 			if ed != nil {
@@ -127,7 +134,8 @@ func Run(ctx context.Context, cfg Config) error {
 		a := api.New(api.Config{Meta: store, Blobs: blobs, Publisher: pub, Token: token,
 			GC: gcRunner, DefaultRetentionDays: &cfg.RetentionDays,
 			Images: images(reg), Log: log.With("role", "api"), Changed: changed})
-		servers = append(servers, newHTTPServer(apiHandler(reg, a, m, ops), log))
+		srv := httplimit.Server(apiHandler(reg, a, m, ops), limits, log)
+		servers, lns[len(lns)-1] = append(servers, srv), httplimit.Listen(srv, ln, limits.MaxConns)
 	}
 	errc := make(chan error, len(servers))
 	serving = true // from here the servers own their listeners
@@ -151,16 +159,6 @@ func Run(ctx context.Context, cfg Config) error {
 		err = nil
 	}
 	return err
-}
-
-func newHTTPServer(h http.Handler, log *slog.Logger) *http.Server {
-	return &http.Server{
-		Handler:           h,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       120 * time.Second,
-		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
 }
 
 func openMeta(ctx context.Context, cfg Config) (meta.Store, error) {
