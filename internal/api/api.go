@@ -98,9 +98,33 @@ func (a *API) routes() {
 	a.handle("GET /v1/domains/{hostname}/history", a.domainHistory)
 	a.handle("GET /v1/deployments/{dep}/history", a.deploymentHistory)
 	a.handle("POST /v1/gc", a.runGC)
-	a.handle("/v1/", func(w http.ResponseWriter, r *http.Request) error {
-		return problem.New(http.StatusNotFound, "not-found", "no such endpoint: "+r.Method+" "+r.URL.Path)
-	})
+	// Every other request. A pattern without a method matches any method,
+	// so this one also takes a known path asked with a wrong method, which
+	// unrouted answers 405 with Allow, as the mux would without it.
+	a.mux.HandleFunc("/", a.unrouted)
+}
+
+// methods are those unrouted tries for Allow.
+var methods = []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete}
+
+// unrouted answers a request no route takes: 405 with Allow when its path
+// is routed for other methods, else 404; both problem+json.
+func (a *API) unrouted(w http.ResponseWriter, r *http.Request) {
+	var allow []string
+	for _, m := range methods {
+		probe := *r
+		probe.Method = m
+		if _, pattern := a.mux.Handler(&probe); pattern != "/" {
+			allow = append(allow, m)
+		}
+	}
+	if len(allow) == 0 {
+		problem.Write(w, r, a.log, problem.New(http.StatusNotFound, "not-found", "no such endpoint: "+r.Method+" "+r.URL.Path))
+		return
+	}
+	w.Header().Set("Allow", strings.Join(allow, ", "))
+	problem.Write(w, r, a.log, problem.New(http.StatusMethodNotAllowed, "method-not-allowed",
+		fmt.Sprintf("%s is not allowed on %s; allowed: %s", r.Method, r.URL.Path, strings.Join(allow, ", "))))
 }
 
 func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -108,12 +132,11 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) authorized(r *http.Request) bool {
-	h := r.Header.Get("Authorization")
-	tok, ok := strings.CutPrefix(h, "Bearer ")
+	tok, ok := bearerSecret(r.Header.Get("Authorization"))
 	if !ok || a.cfg.Token == "" {
 		return false
 	}
-	return subtle.ConstantTimeCompare([]byte(strings.TrimSpace(tok)), []byte(a.cfg.Token)) == 1
+	return subtle.ConstantTimeCompare([]byte(tok), []byte(a.cfg.Token)) == 1
 }
 
 // maxJSON bounds JSON request bodies.

@@ -2,6 +2,7 @@ package api
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -78,6 +79,10 @@ func TestBadRequests(t *testing.T) {
 		{"POST", "/v1/domains", `{"hostname":"a.example.com","deployment":"nope"}`, true, 404, "not-found"},
 		{"GET", "/v1/events?since=yesterday", ``, false, 400, "bad-request"},
 		{"GET", "/v1/nothing", ``, false, 404, "not-found"},
+		{"GET", "/elsewhere", ``, false, 404, "not-found"},
+		{"DELETE", "/v1/deployments/demo", ``, true, 405, "method-not-allowed"},
+		{"PUT", "/v1/deployments", ``, false, 405, "method-not-allowed"},
+		{"GET", "/v1/gc", ``, false, 405, "method-not-allowed"},
 	}
 	for _, c := range cases {
 		r, body := call(a, c.method, c.path, c.body, c.auth)
@@ -86,11 +91,47 @@ func TestBadRequests(t *testing.T) {
 			t.Errorf("%s %s %q: %d %v", c.method, c.path, c.body, r.StatusCode, body)
 		}
 	}
+	for path, want := range map[string]string{
+		"/v1/deployments/demo": "GET, HEAD, PATCH",
+		"/v1/deployments":      "GET, HEAD, POST",
+		"/v1/gc":               "POST",
+		"/v1/releases/" + strings.Repeat("a", 64) + "/artifact": "GET, HEAD",
+	} {
+		if r, _ := call(a, "PUT", path, ``, true); r.StatusCode != 405 || r.Header.Get("Allow") != want {
+			t.Errorf("PUT %s: %d, Allow %q; want 405, Allow %q", path, r.StatusCode, r.Header.Get("Allow"), want)
+		}
+	}
 	if r, _ := call(a, "POST", "/v1/deployments", `{"name":"x"}`, false); r.Header.Get("WWW-Authenticate") == "" {
 		t.Error("401 without WWW-Authenticate")
 	}
 	if r, body := call(a, "PATCH", "/v1/deployments/demo", `{"retention_days":7}`, true); r.StatusCode != 200 || body["retention_days"] != 7.0 {
 		t.Errorf("patch: %d %v", r.StatusCode, body)
+	}
+}
+
+// TestBearerScheme: the scheme name of Authorization is case-insensitive
+// (RFC 9110 §11.1); the secret is not.
+func TestBearerScheme(t *testing.T) {
+	a := newAPI(t)
+	for h, want := range map[string]int{
+		"Bearer " + token:                  201,
+		"bearer " + token:                  201,
+		"BEARER " + token:                  201,
+		"bEaReR   " + token + " ":          201,
+		"Bearer " + strings.ToUpper(token): 401,
+		"Bearer":                           401,
+		"Bearer ":                          401,
+		"Basic " + token:                   401,
+		"Bearertoken " + token:             401,
+		token:                              401,
+	} {
+		req := httptest.NewRequest("POST", "/v1/deployments", strings.NewReader(`{"name":"d`+fmt.Sprint(len(h))+`"}`))
+		req.Header.Set("Authorization", h)
+		rec := httptest.NewRecorder()
+		a.ServeHTTP(rec, req)
+		if rec.Code != want && !(want == 201 && rec.Code == 409) {
+			t.Errorf("Authorization %q: %d; want %d", h, rec.Code, want)
+		}
 	}
 }
 

@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strings"
 	"os"
 	"time"
 
@@ -186,7 +187,14 @@ func (r *Registry) serve(w http.ResponseWriter, req *http.Request) error {
 	}
 	h := r.endpoint(rt.kind, req.Method)
 	if h == nil {
-		return public(errUnsupported, "%s is not supported here", req.Method)
+		var allow []string
+		for _, m := range []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete} {
+			if r.endpoint(rt.kind, m) != nil {
+				allow = append(allow, m)
+			}
+		}
+		w.Header().Set("Allow", strings.Join(allow, ", "))
+		return public(errUnsupported, "%s is not supported here; allowed: %s", req.Method, strings.Join(allow, ", "))
 	}
 	if err := r.authorize(req, rt); err != nil {
 		return err

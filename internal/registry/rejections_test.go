@@ -187,6 +187,15 @@ func TestNames(t *testing.T) {
 		resp, body := e.do(t, tc.method, tc.path, nil)
 		wantCode(t, tc.method+" "+tc.path, resp, body, tc.status, tc.code)
 	}
+	for path, want := range map[string]string{
+		"/v2/app/manifests/latest": "GET, HEAD, PUT, DELETE",
+		"/v2/app/blobs/uploads/":   "POST",
+		"/v2/app/tags/list":        "GET",
+	} {
+		if resp, _ := e.do(t, "PATCH", path, nil); resp.StatusCode != 405 || resp.Header.Get("Allow") != want {
+			t.Errorf("PATCH %s: %d, Allow %q; want 405, Allow %q", path, resp.StatusCode, resp.Header.Get("Allow"), want)
+		}
+	}
 	if _, err := e.meta.GetDeployment(t.Context(), "under_score"); err == nil {
 		t.Error("a push with an invalid deployment name created a deployment")
 	}
