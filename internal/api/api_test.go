@@ -1,6 +1,8 @@
 package api
 
 import (
+	"archive/tar"
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -11,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/cairnhq/cairn/internal/blob/fs"
+	"github.com/cairnhq/cairn/internal/httprange"
 	"github.com/cairnhq/cairn/internal/meta/sqlite"
 	"github.com/cairnhq/cairn/internal/publish"
 	"github.com/cairnhq/cairn/internal/release"
@@ -158,4 +161,41 @@ func FuzzAPIBodies(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestArtifactRanges: Range on a release's artifact goes through
+// httprange: "bytes=-0" is a 416 (it was a 206 with an inverted
+// Content-Range), too many ranges get the whole artifact.
+func TestArtifactRanges(t *testing.T) {
+	a := newAPI(t)
+	call(a, "POST", "/v1/deployments", `{"name":"demo"}`, true)
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	tw.WriteHeader(&tar.Header{Name: "index.html", Mode: 0o644, Size: 2, Typeflag: tar.TypeReg})
+	tw.Write([]byte("hi"))
+	tw.Close()
+	r, v := call(a, "POST", "/v1/deployments/demo/versions", buf.String(), true)
+	if r.StatusCode != 201 {
+		t.Fatalf("publish: %d %v", r.StatusCode, v)
+	}
+	path := "/v1/releases/" + v["artifact_sha256"].(string) + "/artifact"
+	get := func(rng string) *httptest.ResponseRecorder {
+		req := httptest.NewRequest("GET", path, nil)
+		req.Header.Set("Range", rng)
+		rec := httptest.NewRecorder()
+		a.ServeHTTP(rec, req)
+		return rec
+	}
+	whole := get("")
+	size := whole.Body.Len()
+	for rng, want := range map[string]int{"bytes=-0": 416, "bytes=0-0": 206, "bytes=-1": 206,
+		"bytes=" + strings.Repeat("0-0,", httprange.MaxRanges) + "1-1": 200} {
+		rec := get(rng)
+		if rec.Code != want {
+			t.Errorf("Range %.30s: %d; want %d", rng, rec.Code, want)
+		}
+		if cr := rec.Header().Get("Content-Range"); want == 416 && cr != fmt.Sprintf("bytes */%d", size) {
+			t.Errorf("Range %s: Content-Range %q", rng, cr)
+		}
+	}
 }

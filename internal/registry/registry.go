@@ -19,8 +19,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"strings"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/cairnhq/cairn/internal/blob"

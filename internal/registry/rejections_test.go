@@ -200,3 +200,36 @@ func TestNames(t *testing.T) {
 		t.Error("a push with an invalid deployment name created a deployment")
 	}
 }
+
+// TestIndexChildren: an index is stored only when every manifest it lists
+// is in the repository with the size it claims (as CNCF distribution does
+// by default); nothing is stored otherwise.
+func TestIndexChildren(t *testing.T) {
+	e := newEnv(t, nil)
+	config := []byte(`{"architecture":"arm64","os":"linux"}`)
+	cd := e.pushBlob(t, "app", config)
+	child := imageManifest(cd, len(config))
+	index := func(d digest.Digest, size int) []byte {
+		return fmt.Appendf(nil, `{"schemaVersion":2,"mediaType":%q,"manifests":[{"mediaType":%q,"digest":%q,"size":%d,"platform":{"os":"linux","architecture":"arm64"}}]}`,
+			ociIndex, ociManifest, d, size)
+	}
+	stored := e.blobCount(t)
+	resp, body := e.do(t, "PUT", "/v2/app/manifests/multi", index(digest.FromBytes(child), len(child)), "Content-Type", ociIndex)
+	wantCode(t, "index before its child", resp, body, 400, "MANIFEST_BLOB_UNKNOWN")
+	wantNothingStored(t, e, "index before its child", stored, "app", "multi")
+
+	resp, body = e.do(t, "PUT", "/v2/app/manifests/"+digest.FromBytes(child).String(), child, "Content-Type", ociManifest)
+	wantCode(t, "the child", resp, body, 201, "")
+	stored = e.blobCount(t)
+	resp, body = e.do(t, "PUT", "/v2/app/manifests/multi", index(digest.FromBytes(child), len(child)+1), "Content-Type", ociIndex)
+	wantCode(t, "index with a wrong child size", resp, body, 400, "MANIFEST_INVALID")
+	wantNothingStored(t, e, "index with a wrong child size", stored, "app", "multi")
+	resp, body = e.do(t, "PUT", "/v2/other/manifests/multi", index(digest.FromBytes(child), len(child)), "Content-Type", ociIndex)
+	wantCode(t, "index whose child is in another repository", resp, body, 400, "MANIFEST_BLOB_UNKNOWN")
+
+	resp, body = e.do(t, "PUT", "/v2/app/manifests/multi", index(digest.FromBytes(child), len(child)), "Content-Type", ociIndex)
+	wantCode(t, "index after its child", resp, body, 201, "")
+	empty := fmt.Appendf(nil, `{"schemaVersion":2,"mediaType":%q,"manifests":[]}`, ociIndex)
+	resp, body = e.do(t, "PUT", "/v2/app/manifests/empty", empty, "Content-Type", ociIndex)
+	wantCode(t, "empty index", resp, body, 201, "")
+}
