@@ -70,6 +70,7 @@ func (a *app) serverCmd() *cobra.Command {
 	f.DurationVar(&cfg.BodyTimeout, "body-timeout", cfg.BodyTimeout, "most time a request body may take to arrive; for uploads (publish, registry blobs)\n"+
 		"the most time without a byte arriving")
 	f.DurationVar(&cfg.IdleTimeout, "idle-timeout", cfg.IdleTimeout, "most time a keep-alive connection may wait for its next request")
+	f.IntVar(&cfg.MaxUploads, "max-uploads", cfg.MaxUploads, "unfinished registry upload sessions per deployment; one more answers 429 TOOMANYREQUESTS")
 	f.Var(&logFormat, "log-format", "log format: auto (text on a terminal, else json), text or json")
 	f.Var(&logLevel, "log-level", "log level: debug, info, warn or error")
 	bindEnv(f, "api-addr", "CAIRN_API_ADDR", "edge-addr", "CAIRN_EDGE_ADDR", "database", "CAIRN_DATABASE",
@@ -80,7 +81,7 @@ func (a *app) serverCmd() *cobra.Command {
 		"retention-days", "CAIRN_RETENTION_DAYS", "gc-interval", "CAIRN_GC_INTERVAL", "gc-grace", "CAIRN_GC_GRACE",
 		"gc-drain", "CAIRN_GC_DRAIN", "region", "CAIRN_REGION", "replica-retry", "CAIRN_REPLICA_RETRY",
 		"max-conns", "CAIRN_MAX_CONNS", "header-timeout", "CAIRN_HEADER_TIMEOUT", "body-timeout", "CAIRN_BODY_TIMEOUT",
-		"idle-timeout", "CAIRN_IDLE_TIMEOUT")
+		"idle-timeout", "CAIRN_IDLE_TIMEOUT", "max-uploads", "CAIRN_MAX_UPLOADS")
 	return cmd
 }
 

@@ -92,6 +92,7 @@ func TestServerBadValues(t *testing.T) {
 		{map[string]string{"CAIRN_MAX_CONNS": "lots"}, nil, `cairn: CAIRN_MAX_CONNS: invalid value "lots" for --max-conns`},
 		{nil, []string{"--body-timeout", "0s"}, `cairn: --body-timeout: 0s is not between 0 and 1h`},
 		{map[string]string{"CAIRN_HEADER_TIMEOUT": "2h"}, nil, `cairn: --header-timeout: 2h0m0s is not between 0 and 1h (set by CAIRN_HEADER_TIMEOUT)`},
+		{nil, []string{"--max-uploads", "0"}, `cairn: --max-uploads: 0 is not between 1 and 100000`},
 		{nil, []string{"--idle-timeout", "forever"}, `cairn: invalid argument "forever" for "--idle-timeout"`},
 	} {
 		cfg, stderr, code := runServerCmd(t, tc.env, append([]string{"server"}, tc.args...)...)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/cairnhq/cairn/internal/httplimit"
 	"github.com/cairnhq/cairn/internal/publish"
+	"github.com/cairnhq/cairn/internal/registry"
 )
 
 // Roles a process can run.
@@ -54,6 +55,8 @@ type Config struct {
 	BodyTimeout   time.Duration // --body-timeout: to read a body; for uploads, between bytes
 	IdleTimeout   time.Duration // --idle-timeout: a keep-alive connection between requests
 
+	MaxUploads int // --max-uploads: unfinished registry upload sessions per deployment
+
 	// Ready, if set, is called once every listener is bound, with their
 	// addresses (tests bind :0).
 	Ready func(apiAddr, edgeAddr string)
@@ -80,6 +83,7 @@ func Default() Config {
 		HeaderTimeout: httplimit.DefaultHeaderTimeout,
 		BodyTimeout:   httplimit.DefaultBodyTimeout,
 		IdleTimeout:   httplimit.DefaultIdleTimeout,
+		MaxUploads:    registry.DefaultMaxUploads,
 	}
 }
 
@@ -121,6 +125,9 @@ func (c *Config) Validate() error {
 	}
 	if _, err := c.limits(c.listeners()); err != nil {
 		return err
+	}
+	if c.MaxUploads < 1 || c.MaxUploads > 100_000 {
+		return fmt.Errorf("--max-uploads: %d is not between 1 and 100000", c.MaxUploads)
 	}
 	if c.CacheBytes < 0 {
 		return fmt.Errorf("--cache-bytes: must not be negative")
