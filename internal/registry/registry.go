@@ -63,8 +63,8 @@ type Config struct {
 	// deployment, so this is also a cap per push token. Needs a metadata
 	// store that implements meta.UploadCounter (both backends do).
 	MaxUploads int
-	Log              *slog.Logger
-	Now              func() time.Time
+	Log        *slog.Logger
+	Now        func() time.Time
 	// Changed, if set, is called after a push published a version.
 	Changed func()
 }
