@@ -164,11 +164,15 @@ func TestHostileHold2000(t *testing.T) {
 	t.Run("under the cap", func(t *testing.T) {
 		e := binaryEnv(t, "--max-conns", "3000", "--header-timeout", "1m", "--body-timeout", "1m")
 		e.publish("busy", site("busy"))
+		start := time.Now()
 		holdConns(t, hostOf(e.api), hold)
 		holdConns(t, hostOf(e.edge), hold)
+		t.Logf("%d connections held on each listener in %v", hold, time.Since(start).Round(time.Millisecond))
 		time.Sleep(200 * time.Millisecond) // the server has accepted them
+		start = time.Now()
 		checkAPI(t, e)
 		checkEdge(t, e)
+		t.Logf("three ordinary requests during the hold: %v", time.Since(start).Round(time.Microsecond))
 	})
 	t.Run("over the cap", func(t *testing.T) {
 		const cap = 200
@@ -178,16 +182,19 @@ func TestHostileHold2000(t *testing.T) {
 		held := holdConns(t, hostOf(e.edge), cap)
 		time.Sleep(200 * time.Millisecond) // the server has accepted them
 		refused := holdConns(t, hostOf(e.edge), hold-cap)
+		t0 := time.Now()
 		for _, c := range refused {
 			if got := closedWithin(t, c, 3*time.Second, "over the cap"); got != "" && !strings.HasPrefix(got, "HTTP/1.1 503 ") {
 				t.Fatalf("over the cap: %.80q; want 503 or a reset", got)
 			}
 		}
+		t.Logf("%d connections over the cap of %d refused in %v", hold-cap, cap, time.Since(t0).Round(time.Millisecond))
 		checkAPI(t, e)
 		end := start.Add(6 * time.Second) // 2 s timeouts, and slack
 		for _, c := range held {
 			closedWithin(t, c, time.Until(end), "held past the timeouts")
 		}
+		t.Logf("the %d held connections closed %v after they were opened (timeouts 2 s)", cap, time.Since(start).Round(time.Millisecond))
 		checkEdge(t, e)
 	})
 }
