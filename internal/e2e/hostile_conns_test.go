@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/cairnhq/cairn/internal/metrics/metricstest"
 )
 
 // Hostile connections against a real `cairn server` process: slowloris on
@@ -190,6 +192,19 @@ func TestHostileHold2000(t *testing.T) {
 		}
 		t.Logf("%d connections over the cap of %d refused in %v", hold-cap, cap, time.Since(t0).Round(time.Millisecond))
 		checkAPI(t, e)
+		resp, err := fresh.Get(e.api + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		text, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		m := metricstest.Parse(t, string(text))
+		if got := m[`cairn_http_connections_refused_total{listener="edge"}`]; got != hold-cap {
+			t.Errorf("refused connections counted: %v; want %d", got, hold-cap)
+		}
+		if got := m[`cairn_http_connections_open{listener="edge"}`]; got != cap {
+			t.Errorf("open edge connections: %v; want %d", got, cap)
+		}
 		end := start.Add(6 * time.Second) // 2 s timeouts, and slack
 		for _, c := range held {
 			closedWithin(t, c, time.Until(end), "held past the timeouts")

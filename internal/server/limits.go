@@ -2,9 +2,12 @@ package server
 
 import (
 	"fmt"
+	"net"
+	"net/http"
 	"syscall"
 
 	"github.com/cairnhq/cairn/internal/httplimit"
+	"github.com/cairnhq/cairn/internal/metrics"
 )
 
 // maxMaxConns bounds --max-conns.
@@ -45,4 +48,42 @@ func openFileLimit() (int64, bool) {
 		return 0, false
 	}
 	return int64(r.Cur), true
+}
+
+// connCaps are the capped listeners of a process, by name, reported in
+// its metrics:
+//
+//	cairn_http_connections_open{listener} (gauge)
+//	cairn_http_connections_refused_total{listener} (counter: over the cap)
+type connCaps struct {
+	m    *metrics.Metrics
+	l    httplimit.Limits
+	lns  map[string]net.Listener
+	once bool
+}
+
+// listen limits ln to the connection cap on srv (httplimit.Listen) and
+// reports it as listener name.
+func (c *connCaps) listen(srv *http.Server, ln net.Listener, name string) net.Listener {
+	lim := httplimit.Listen(srv, ln, c.l.MaxConns)
+	if c.lns == nil {
+		c.lns = map[string]net.Listener{}
+	}
+	c.lns[name] = lim
+	c.m.Gauge(`cairn_http_connections_open{listener="`+name+`"}`, func() float64 {
+		open, _, _ := httplimit.Open(lim)
+		return float64(open)
+	})
+	if !c.once { // one writer for the family: one # TYPE line
+		c.once = true
+		c.m.Counters(func() map[string]uint64 {
+			out := map[string]uint64{}
+			for name, ln := range c.lns {
+				_, refused, _ := httplimit.Open(ln)
+				out[`cairn_http_connections_refused_total{listener="`+name+`"}`] = uint64(refused)
+			}
+			return out
+		})
+	}
+	return lim
 }

@@ -74,6 +74,7 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	var apiAddr, edgeAddr string
 	m := metrics.New()
+	caps := &connCaps{m: m, l: limits}
 	ops := func(mux *http.ServeMux) { mountHealth(mux, store, blobs, log) }
 	if cfg.MetricsAddr != "" {
 		ln, err := net.Listen("tcp", cfg.MetricsAddr)
@@ -84,7 +85,7 @@ func Run(ctx context.Context, cfg Config) error {
 		mux.Handle("/metrics", m.Handler())
 		ops(mux)
 		srv := httplimit.Server(mux, limits, log)
-		servers, lns = append(servers, srv), append(lns, httplimit.Listen(srv, ln, limits.MaxConns))
+		servers, lns = append(servers, srv), append(lns, caps.listen(srv, ln, "metrics"))
 	}
 	var ed *edge.Edge
 	if cfg.HasRole(RoleEdge) {
@@ -99,7 +100,7 @@ func Run(ctx context.Context, cfg Config) error {
 		edgeAddr = ln.Addr().String()
 		srv := httplimit.Server(m.HTTP("edge", ed), limits, log)
 		// The cap counts the raw connections; Coalesce wraps them after it.
-		servers, lns = append(servers, srv), append(lns, edge.Coalesce(srv, httplimit.Listen(srv, ln, limits.MaxConns)))
+		servers, lns = append(servers, srv), append(lns, edge.Coalesce(srv, caps.listen(srv, ln, "edge")))
 	}
 	gcRunner := startGC(ctx, cfg, store, blobs, ed, m, log)
 	if cfg.HasRole(RoleAPI) {
@@ -135,7 +136,7 @@ func Run(ctx context.Context, cfg Config) error {
 			GC: gcRunner, DefaultRetentionDays: &cfg.RetentionDays,
 			Images: images(reg), Log: log.With("role", "api"), Changed: changed})
 		srv := httplimit.Server(apiHandler(reg, a, m, ops), limits, log)
-		servers, lns[len(lns)-1] = append(servers, srv), httplimit.Listen(srv, ln, limits.MaxConns)
+		servers, lns[len(lns)-1] = append(servers, srv), caps.listen(srv, ln, "api")
 	}
 	errc := make(chan error, len(servers))
 	serving = true // from here the servers own their listeners
