@@ -22,8 +22,11 @@ var ErrBodyTimeout = errors.New("the request body did not arrive in time")
 // wait for a body the handler did not read (it reads up to 256 KiB of it
 // before it answers). Once the body is read to its end the deadline is
 // lifted: net/http's background read, which watches for the client going
-// away, must not end a long handler. Requests without a body, and
-// ResponseWriters without SetReadDeadline, are served as they are.
+// away, must not end a long handler (so a handler that answers a body it
+// leaves unread within timeout must not run longer than that). A GET,
+// HEAD or DELETE with a body is answered without reading it and its
+// connection closed. Requests without a body, and ResponseWriters without
+// SetReadDeadline, are served as they are.
 func Bodies(h http.Handler, timeout time.Duration) http.Handler {
 	if timeout <= 0 {
 		return h
@@ -36,6 +39,15 @@ func Bodies(h http.Handler, timeout time.Duration) http.Handler {
 		rc := http.NewResponseController(w)
 		now := time.Now()
 		if rc.SetReadDeadline(now.Add(timeout)) != nil {
+			h.ServeHTTP(w, r)
+			return
+		}
+		if bodyless(r.Method) {
+			// No handler reads it: answer at once and close, rather than
+			// read the body before answering. The deadline bounds only
+			// net/http's drain of it after the handler: nothing reads the
+			// body to its end, so no background read starts under it.
+			w.Header().Set("Connection", "close")
 			h.ServeHTTP(w, r)
 			return
 		}
@@ -92,4 +104,9 @@ func (b *body) Read(p []byte) (int, error) {
 func (b *body) renew(now time.Time) {
 	b.renewed = now
 	b.rc.SetReadDeadline(now.Add(b.timeout))
+}
+
+// bodyless reports whether no handler reads the body of method.
+func bodyless(method string) bool {
+	return method == http.MethodGet || method == http.MethodHead || method == http.MethodDelete
 }

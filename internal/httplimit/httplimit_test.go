@@ -184,3 +184,35 @@ func waitOpen(t *testing.T, ln net.Listener, want int64) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// TestBodylessMethod: a GET that declares a body it never sends is
+// answered at once, without waiting for the body, and its connection
+// closed; a long response to it is not cut off by the body timeout.
+func TestBodylessMethod(t *testing.T) {
+	l := short()
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte("first "))
+		http.NewResponseController(w).Flush()
+		time.Sleep(3 * l.BodyTimeout)
+		if err := r.Context().Err(); err != nil {
+			t.Errorf("context: %v", err)
+		}
+		w.Write([]byte("last"))
+	})
+	addr, _ := serve(t, h, l)
+	c := dial(t, addr)
+	fmt.Fprintf(c, "GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n0123456789")
+	start := time.Now()
+	br := bufio.NewReader(c)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil || time.Since(start) > l.BodyTimeout {
+		t.Fatalf("answer after %v: %v", time.Since(start), err)
+	}
+	b, err := io.ReadAll(resp.Body)
+	if err != nil || string(b) != "first last" || !resp.Close {
+		t.Fatalf("body %q, %v, close %v", b, err, resp.Close)
+	}
+	if _, err := br.ReadByte(); err != io.EOF {
+		t.Fatalf("after the answer: %v; want the connection closed", err)
+	}
+}
