@@ -50,7 +50,7 @@ type Config struct {
 	ReplicaRetry time.Duration // --replica-retry: longest wait between tries of a failed copy; 0: 5m
 
 	// Limits of each listener (api, edge, metrics); see internal/httplimit.
-	MaxConns      int           // --max-conns: connections open at once per listener; 0: auto (maxConns)
+	MaxConns      int           // --max-conns: connections open at once per listener; 0: auto (Config.limits)
 	HeaderTimeout time.Duration // --header-timeout: to read a request's headers
 	BodyTimeout   time.Duration // --body-timeout: to read a body; for uploads, between bytes
 	IdleTimeout   time.Duration // --idle-timeout: a keep-alive connection between requests
