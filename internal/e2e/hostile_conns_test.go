@@ -66,17 +66,22 @@ func closedWithin(t *testing.T, c net.Conn, d time.Duration, what string) string
 func TestHostileHeldBodies(t *testing.T) {
 	e := binaryEnv(t, "--header-timeout", "1s", "--body-timeout", "1s", "--idle-timeout", "2s")
 	e.publish("held", site("held"))
-	for _, ln := range []struct{ name, addr, req string }{
-		{"api", hostOf(e.api), "POST /v1/deployments HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + e.token},
-		{"api-anonymous", hostOf(e.api), "POST /v1/deployments HTTP/1.1\r\nHost: x"},
-		{"registry", hostOf(e.api), "PUT /v2/held/manifests/latest HTTP/1.1\r\nHost: x"},
-		{"edge", hostOf(e.edge), "GET / HTTP/1.1\r\nHost: held.localhost"},
+	e.do("POST", "/v1/deployments", e.jsonBody(map[string]any{"name": "heldimg", "kind": "oci"}), nil)
+	for _, ln := range []struct{ name, addr, req, want string }{
+		{"api", hostOf(e.api), "POST /v1/deployments HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + e.token, "HTTP/1.1 400 "},
+		{"api-anonymous", hostOf(e.api), "POST /v1/deployments HTTP/1.1\r\nHost: x", "HTTP/1.1 401 "},
+		{"registry", hostOf(e.api), "PUT /v2/heldimg/manifests/latest HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + e.token, "HTTP/1.1 400 "},
+		{"registry-anonymous", hostOf(e.api), "PUT /v2/heldimg/manifests/latest HTTP/1.1\r\nHost: x", "HTTP/1.1 401 "},
+		{"edge", hostOf(e.edge), "GET / HTTP/1.1\r\nHost: held.localhost", "HTTP/1.1 200 "},
+		{"edge-post", hostOf(e.edge), "POST / HTTP/1.1\r\nHost: held.localhost", "HTTP/1.1 405 "},
 	} {
 		t.Run(ln.name+"/body", func(t *testing.T) {
 			t.Parallel()
 			c := dialT(t, ln.addr)
 			fmt.Fprintf(c, "%s\r\nContent-Length: 100000\r\n\r\n0123456789", ln.req)
-			closedWithin(t, c, 4*time.Second, "held body")
+			if got := closedWithin(t, c, 4*time.Second, "held body"); !strings.HasPrefix(got, ln.want) {
+				t.Errorf("held body answered %.300q; want %q…", got, ln.want)
+			}
 		})
 		t.Run(ln.name+"/slowloris", func(t *testing.T) {
 			t.Parallel()

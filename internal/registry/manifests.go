@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/cairnhq/cairn/internal/httplimit"
 	"github.com/cairnhq/cairn/internal/meta"
 	"github.com/opencontainers/go-digest"
 )
@@ -157,6 +158,9 @@ func (r *Registry) readManifest(req *http.Request) ([]byte, error) {
 		return nil, tooLarge
 	}
 	body, err := io.ReadAll(io.LimitReader(req.Body, limit+1))
+	if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, httplimit.ErrBodyTimeout) {
+		return nil, public(errManifestInvalid, "the request body ended early or stalled")
+	}
 	if err != nil {
 		return nil, err
 	}
