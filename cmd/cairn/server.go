@@ -70,6 +70,13 @@ func (a *app) serverCmd() *cobra.Command {
 	f.DurationVar(&cfg.GCDrain, "gc-drain", cfg.GCDrain, "wait between committing a collection and deleting its bytes")
 	f.DurationVar(&cfg.TmpSweepInterval, "tmp-sweep-interval", cfg.TmpSweepInterval, "how often temporary files left by interrupted blob writes are swept")
 	f.DurationVar(&cfg.TmpMaxAge, "tmp-max-age", cfg.TmpMaxAge, "how long a temporary file must be untouched before a sweep removes it")
+	f.IntVar(&cfg.MaxConns, "max-conns", 0, "connections open at once on each listener; more are answered 503 and closed\n"+
+		"(default 0: 4096, or fewer so that every listener fits the open-file limit)")
+	f.DurationVar(&cfg.HeaderTimeout, "header-timeout", cfg.HeaderTimeout, "most time a client may take to send a request's headers")
+	f.DurationVar(&cfg.BodyTimeout, "body-timeout", cfg.BodyTimeout, "most time a request body may take to arrive; for uploads (publish, registry blobs)\n"+
+		"the most time without a byte arriving")
+	f.DurationVar(&cfg.IdleTimeout, "idle-timeout", cfg.IdleTimeout, "most time a keep-alive connection may wait for its next request")
+	f.IntVar(&cfg.MaxUploads, "max-uploads", cfg.MaxUploads, "unfinished registry upload sessions per deployment; one more answers 429 TOOMANYREQUESTS")
 	f.Var(&logFormat, "log-format", "log format: auto (text on a terminal, else json), text or json")
 	f.Var(&logLevel, "log-level", "log level: debug, info, warn or error")
 	f.BoolVar(&cfg.AccessLog, "access-log", cfg.AccessLog, "log one line per request on every listener (at info level)")
@@ -81,7 +88,9 @@ func (a *app) serverCmd() *cobra.Command {
 		"log-format", "CAIRN_LOG_FORMAT", "log-level", "CAIRN_LOG_LEVEL", "access-log", "CAIRN_ACCESS_LOG",
 		"retention-days", "CAIRN_RETENTION_DAYS", "gc-interval", "CAIRN_GC_INTERVAL", "gc-grace", "CAIRN_GC_GRACE",
 		"gc-drain", "CAIRN_GC_DRAIN", "tmp-sweep-interval", "CAIRN_TMP_SWEEP_INTERVAL",
-		"tmp-max-age", "CAIRN_TMP_MAX_AGE", "region", "CAIRN_REGION", "replica-retry", "CAIRN_REPLICA_RETRY")
+		"tmp-max-age", "CAIRN_TMP_MAX_AGE", "region", "CAIRN_REGION", "replica-retry", "CAIRN_REPLICA_RETRY",
+		"max-conns", "CAIRN_MAX_CONNS", "header-timeout", "CAIRN_HEADER_TIMEOUT", "body-timeout", "CAIRN_BODY_TIMEOUT",
+		"idle-timeout", "CAIRN_IDLE_TIMEOUT", "max-uploads", "CAIRN_MAX_UPLOADS")
 	return cmd
 }
 

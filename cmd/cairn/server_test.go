@@ -95,6 +95,13 @@ func TestServerBadValues(t *testing.T) {
 		{nil, []string{"--token", "short"}, `cairn: --token (CAIRN_TOKEN): the admin token has 5 characters; it needs at least 32`},
 		{map[string]string{"CAIRN_TOKEN": "0123456789abcdef0123456789abcde"}, nil,
 			`cairn: --token (CAIRN_TOKEN): the admin token has 31 characters; it needs at least 32`},
+		{nil, []string{"--max-conns", "-1"}, `cairn: --max-conns: -1 is not between 0 (auto) and 1048576`},
+		{nil, []string{"--max-conns", "1048576"}, `cairn: --max-conns: 1048576 connections on each of 2 listeners need about`},
+		{map[string]string{"CAIRN_MAX_CONNS": "lots"}, nil, `cairn: CAIRN_MAX_CONNS: invalid value "lots" for --max-conns`},
+		{nil, []string{"--body-timeout", "0s"}, `cairn: --body-timeout: 0s is not between 0 and 1h`},
+		{map[string]string{"CAIRN_HEADER_TIMEOUT": "2h"}, nil, `cairn: --header-timeout: 2h0m0s is not between 0 and 1h (set by CAIRN_HEADER_TIMEOUT)`},
+		{nil, []string{"--max-uploads", "0"}, `cairn: --max-uploads: 0 is not between 1 and 100000`},
+		{nil, []string{"--idle-timeout", "forever"}, `cairn: invalid argument "forever" for "--idle-timeout"`},
 	} {
 		cfg, stderr, code := runServerCmd(t, tc.env, append([]string{"server"}, tc.args...)...)
 		if code != 1 || cfg != nil || !strings.HasPrefix(stderr, tc.want) || strings.Count(stderr, "\n") != 1 {

@@ -119,9 +119,40 @@ func (a *API) routes() {
 	a.handle("GET /v1/tokens", needAdmin, a.listTokens)
 	a.handle("GET /v1/tokens/{id}", needAdmin, a.getToken)
 	a.handle("DELETE /v1/tokens/{id}", needAdmin, a.revokeToken)
-	a.handle("/v1/", needToken, func(w http.ResponseWriter, r *http.Request) error {
-		return problem.New(http.StatusNotFound, "not-found", "no such endpoint: "+r.Method+" "+r.URL.Path)
-	})
+	// Every other request. A pattern without a method matches any method,
+	// so this one also takes a known path asked with a wrong method, which
+	// unrouted answers 405 with Allow, as the mux would without it.
+	a.mux.HandleFunc("/", a.unrouted)
+}
+
+// methods are those unrouted tries for Allow.
+var methods = []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete}
+
+// unrouted answers a request no route takes: 405 with Allow when its path
+// is routed for other methods, else 404; both problem+json. Under /v1/ it
+// needs a valid token first (401), as every route does.
+func (a *API) unrouted(w http.ResponseWriter, r *http.Request) {
+	if strings.HasPrefix(r.URL.Path, "/v1/") { // no probing of routes without a token
+		if _, err := a.authenticate(r); err != nil {
+			problem.Write(w, r, a.log, err)
+			return
+		}
+	}
+	var allow []string
+	for _, m := range methods {
+		probe := *r
+		probe.Method = m
+		if _, pattern := a.mux.Handler(&probe); pattern != "/" {
+			allow = append(allow, m)
+		}
+	}
+	if len(allow) == 0 {
+		problem.Write(w, r, a.log, problem.New(http.StatusNotFound, "not-found", "no such endpoint: "+r.Method+" "+r.URL.Path))
+		return
+	}
+	w.Header().Set("Allow", strings.Join(allow, ", "))
+	problem.Write(w, r, a.log, problem.New(http.StatusMethodNotAllowed, "method-not-allowed",
+		fmt.Sprintf("%s is not allowed on %s; allowed: %s", r.Method, r.URL.Path, strings.Join(allow, ", "))))
 }
 
 func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {

@@ -1,7 +1,10 @@
 package api
 
 import (
+	"archive/tar"
+	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -10,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/cairnhq/cairn/internal/blob/fs"
+	"github.com/cairnhq/cairn/internal/httprange"
 	"github.com/cairnhq/cairn/internal/meta/sqlite"
 	"github.com/cairnhq/cairn/internal/publish"
 	"github.com/cairnhq/cairn/internal/release"
@@ -82,12 +86,27 @@ func TestBadRequests(t *testing.T) {
 		{"POST", "/v1/domains", `{"hostname":"a.example.com","deployment":"nope"}`, true, 404, "not-found"},
 		{"GET", "/v1/events?since=yesterday", ``, true, 400, "bad-request"},
 		{"GET", "/v1/nothing", ``, true, 404, "not-found"},
+		{"GET", "/elsewhere", ``, false, 404, "not-found"},
+		{"PUT", "/v1/deployments/demo", ``, true, 405, "method-not-allowed"},
+		{"PUT", "/v1/deployments", ``, true, 405, "method-not-allowed"},
+		{"GET", "/v1/gc", ``, true, 405, "method-not-allowed"},
+		{"PUT", "/v1/gc", ``, false, 401, "unauthorized"},
 	}
 	for _, c := range cases {
 		r, body := call(a, c.method, c.path, c.body, c.auth)
 		if r.StatusCode != c.status || r.Header.Get("Content-Type") != "application/problem+json" ||
 			body["type"] != "https://cairn.dev/problems/"+c.typ || body["detail"] == "" {
 			t.Errorf("%s %s %q: %d %v", c.method, c.path, c.body, r.StatusCode, body)
+		}
+	}
+	for path, want := range map[string]string{
+		"/v1/deployments/demo": "GET, HEAD, PATCH, DELETE",
+		"/v1/deployments":      "GET, HEAD, POST",
+		"/v1/gc":               "POST",
+		"/v1/releases/" + strings.Repeat("a", 64) + "/artifact": "GET, HEAD",
+	} {
+		if r, _ := call(a, "PUT", path, ``, true); r.StatusCode != 405 || r.Header.Get("Allow") != want {
+			t.Errorf("PUT %s: %d, Allow %q; want 405, Allow %q", path, r.StatusCode, r.Header.Get("Allow"), want)
 		}
 	}
 	if r, _ := call(a, "POST", "/v1/deployments", `{"name":"x"}`, false); r.Header.Get("WWW-Authenticate") == "" {
@@ -121,4 +140,42 @@ func FuzzAPIBodies(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestArtifactRanges: Range on a release's artifact goes through
+// httprange: "bytes=-0" is a 416 (it was a 206 with an inverted
+// Content-Range), too many ranges get the whole artifact.
+func TestArtifactRanges(t *testing.T) {
+	a := newAPI(t)
+	call(a, "POST", "/v1/deployments", `{"name":"demo"}`, true)
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	tw.WriteHeader(&tar.Header{Name: "index.html", Mode: 0o644, Size: 2, Typeflag: tar.TypeReg})
+	tw.Write([]byte("hi"))
+	tw.Close()
+	r, v := call(a, "POST", "/v1/deployments/demo/versions", buf.String(), true)
+	if r.StatusCode != 201 {
+		t.Fatalf("publish: %d %v", r.StatusCode, v)
+	}
+	path := "/v1/releases/" + v["artifact_sha256"].(string) + "/artifact"
+	get := func(rng string) *httptest.ResponseRecorder {
+		req := httptest.NewRequest("GET", path, nil)
+		req.Header.Set("Authorization", "Bearer "+testToken)
+		req.Header.Set("Range", rng)
+		rec := httptest.NewRecorder()
+		a.ServeHTTP(rec, req)
+		return rec
+	}
+	whole := get("")
+	size := whole.Body.Len()
+	for rng, want := range map[string]int{"bytes=-0": 416, "bytes=0-0": 206, "bytes=-1": 206,
+		"bytes=" + strings.Repeat("0-0,", httprange.MaxRanges) + "1-1": 200} {
+		rec := get(rng)
+		if rec.Code != want {
+			t.Errorf("Range %.30s: %d; want %d", rng, rec.Code, want)
+		}
+		if cr := rec.Header().Get("Content-Range"); want == 416 && cr != fmt.Sprintf("bytes */%d", size) {
+			t.Errorf("Range %s: Content-Range %q", rng, cr)
+		}
+	}
 }

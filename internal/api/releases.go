@@ -9,6 +9,7 @@ import (
 	"github.com/opencontainers/go-digest"
 
 	"github.com/cairnhq/cairn/internal/blob"
+	"github.com/cairnhq/cairn/internal/httprange"
 	"github.com/cairnhq/cairn/internal/meta"
 	"github.com/cairnhq/cairn/internal/problem"
 )
@@ -47,7 +48,7 @@ type releaseView struct {
 }
 
 // getArtifact streams the release bytes, with Range and conditional
-// requests handled by http.ServeContent.
+// requests handled by http.ServeContent (Range read by httprange).
 func (a *API) getArtifact(w http.ResponseWriter, r *http.Request) error {
 	rel, err := a.release(r)
 	if err != nil {
@@ -69,7 +70,7 @@ func (a *API) getArtifact(w http.ResponseWriter, r *http.Request) error {
 	w.Header().Set("Content-Disposition", `attachment; filename="`+rel.SHA256+`.tar.zst"`)
 	rs := &blobSeeker{ctx: r.Context(), s: a.cfg.Blobs, d: d, size: info.Size}
 	defer rs.Close()
-	http.ServeContent(w, r, "", rel.CreatedAt, rs)
+	http.ServeContent(w, httprange.Rewrite(r, info.Size, httprange.MaxRanges), "", rel.CreatedAt, rs)
 	return nil
 }
 

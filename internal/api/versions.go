@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strconv"
 
+	"github.com/cairnhq/cairn/internal/httplimit"
 	"github.com/cairnhq/cairn/internal/meta"
 	"github.com/cairnhq/cairn/internal/problem"
 	"github.com/cairnhq/cairn/internal/publish"
@@ -26,6 +27,7 @@ func (a *API) createVersion(w http.ResponseWriter, r *http.Request) error {
 	if d.Kind == meta.KindOCI {
 		return a.createImageVersion(w, r, d, activate)
 	}
+	httplimit.Upload(r) // its deadline is renewed while bytes arrive
 	v, err := a.cfg.Publisher.Publish(r.Context(), d, r.Body, publish.Options{
 		Entrypoint: q.Get("entrypoint"),
 		Activate:   activate,

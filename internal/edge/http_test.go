@@ -5,6 +5,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/cairnhq/cairn/internal/httprange"
 )
 
 var site = map[string]string{
@@ -155,6 +157,16 @@ func TestConditionalAndRange(t *testing.T) {
 	resp, _ = v.mustGet(host, "/style.css", 416, "Range: bytes=100-")
 	if resp.Header.Get("Content-Range") != "bytes */6" {
 		t.Errorf("416: %v", resp.Header)
+	}
+	for _, rng := range []string{"bytes=-0", "bytes=6-", "bytes=5-2", "bytes=-0,6-"} {
+		resp, body = v.mustGet(host, "/style.css", 416, "Range: "+rng)
+		if resp.Header.Get("Content-Range") != "bytes */6" {
+			t.Errorf("416 for %s: %v", rng, resp.Header)
+		}
+	}
+	// More than httprange.MaxRanges ranges: the whole file, as nginx's max_ranges.
+	if _, body = v.mustGet(host, "/style.css", 200, "Range: bytes="+strings.Repeat("0-0,", httprange.MaxRanges)+"1-1"); string(body) != "body{}" {
+		t.Errorf("too many ranges: %q", body)
 	}
 	resp, body = v.mustGet(host, "/style.css", 206, "Range: bytes=0-0,2-2")
 	if !strings.HasPrefix(resp.Header.Get("Content-Type"), "multipart/byteranges") || !strings.Contains(string(body), "\r\n\r\nb\r\n") {

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/cairnhq/cairn/internal/httprange"
 	"github.com/cairnhq/cairn/internal/problem"
 	"github.com/cairnhq/cairn/internal/release"
 )
@@ -54,6 +55,9 @@ func (e *Edge) serve(w http.ResponseWriter, r *http.Request, rt *route) {
 // the stored zstd frames of a file with frames of its own, else a gzipped
 // text file; a Range request always gets the content itself.
 func (e *Edge) serveFile(w http.ResponseWriter, r *http.Request, rt *route, ent *release.Entry) {
+	if len(r.Header["Range"]) > 0 { // a range is of the content itself
+		r = httprange.Rewrite(r, ent.Size, httprange.MaxRanges)
+	}
 	h := w.Header()
 	h["Cache-Control"] = rt.cache
 	h["Accept-Ranges"] = acceptRanges

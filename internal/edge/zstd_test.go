@@ -118,6 +118,9 @@ func TestLargeFileStreamed(t *testing.T) {
 		}
 	}
 	v.mustGet(host, "/video.mp4", 416, "Range: bytes="+strconv.Itoa(size)+"-")
+	if resp, _ := v.mustGet(host, "/video.mp4", 416, "Range: bytes=-0"); resp.Header.Get("Content-Range") != "bytes */"+strconv.Itoa(size) {
+		t.Errorf("bytes=-0 of a streamed file: %v", resp.Header)
+	}
 	v.mustGet(host, "/video.mp4", 304, "If-None-Match: "+resp.Header.Get("Etag"))
 	// Several ranges of a streamed file: answered whole.
 	if _, body := v.mustGet(host, "/video.mp4", 200, "Range: bytes=0-1,10-20"); string(body) != big {

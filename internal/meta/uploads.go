@@ -48,3 +48,11 @@ type Uploads interface {
 	// before before, at most limit (<= 0: 100), oldest first.
 	ExpiredUploads(ctx context.Context, before time.Time, limit int) ([]Upload, error)
 }
+
+// UploadCounter is implemented by Uploads stores that can count open
+// sessions; the registry caps the sessions of a deployment with it.
+type UploadCounter interface {
+	// CountUploads counts the uploads of repository repo and of the
+	// repositories under it ("repo/…") last updated at or after since.
+	CountUploads(ctx context.Context, repo string, since time.Time) (int, error)
+}

@@ -36,6 +36,7 @@ var (
 	errRangeInvalid        = errors.New("requested range not satisfiable")
 	errManifestTooLarge    = errors.New("manifest too large")
 	errBlobTooLarge        = errors.New("blob too large")
+	errTooManyUploads      = errors.New("too many requests")
 )
 
 // code is an OCI error code with the HTTP status it is answered with.
@@ -66,6 +67,7 @@ var codes = []code{
 	{errSizeInvalid, http.StatusBadRequest, "SIZE_INVALID", true},
 	{errUnsupported, http.StatusMethodNotAllowed, "UNSUPPORTED", true},
 	{errNotFound, http.StatusNotFound, "UNSUPPORTED", true},
+	{errTooManyUploads, http.StatusTooManyRequests, "TOOMANYREQUESTS", true},
 	// Errors of the stores: their text is not for clients.
 	{blob.ErrDigestMismatch, http.StatusBadRequest, "DIGEST_INVALID", false},
 	{blob.ErrInvalidDigest, http.StatusBadRequest, "DIGEST_INVALID", false},
@@ -89,6 +91,7 @@ var messages = map[string]string{
 	"UNAUTHORIZED":          "authentication required",
 	"DENIED":                "requested access to the resource is denied",
 	"UNSUPPORTED":           "the operation is unsupported",
+	"TOOMANYREQUESTS":       "too many requests",
 	"UNKNOWN":               "unknown error",
 	// not in the spec: the server's disk is full (problem.NoSpace), 507
 	"INSUFFICIENT_STORAGE": "the registry has no storage space left; try again once space is freed",

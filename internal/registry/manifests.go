@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/cairnhq/cairn/internal/httplimit"
 	"github.com/cairnhq/cairn/internal/meta"
 	"github.com/opencontainers/go-digest"
 )
@@ -157,6 +158,9 @@ func (r *Registry) readManifest(req *http.Request) ([]byte, error) {
 		return nil, tooLarge
 	}
 	body, err := io.ReadAll(io.LimitReader(req.Body, limit+1))
+	if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, httplimit.ErrBodyTimeout) {
+		return nil, public(errManifestInvalid, "the request body ended early or stalled")
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -168,10 +172,26 @@ func (r *Registry) readManifest(req *http.Request) ([]byte, error) {
 
 // checkReferences checks that the repository may serve the config and every
 // layer of an image manifest (layers with urls, non-distributable ones, are
-// fetched elsewhere), with the sizes the manifest claims. An index may be
-// sparse and a subject may not exist yet (both allowed by the spec).
+// fetched elsewhere), with the sizes the manifest claims, and that every
+// manifest an index lists is in the repository, with its size: as CNCF
+// distribution does by default, an index whose child is missing is refused
+// with MANIFEST_BLOB_UNKNOWN, so a pull by the index's tag never finds a
+// platform missing. Push the children first (every client does). A subject
+// may not exist yet (the spec allows it).
 func (r *Registry) checkReferences(ctx context.Context, repo string, m *manifest) error {
 	if isIndex(m.MediaType) {
+		for _, desc := range *m.Manifests {
+			c, err := r.reg.GetOCIManifest(ctx, repo, desc.Digest)
+			if errors.Is(err, meta.ErrNotFound) {
+				return public(errManifestBlobUnknown, "the index lists manifest %s, which is not in %s; push it first", desc.Digest, repo)
+			}
+			if err != nil {
+				return err
+			}
+			if c.Size != desc.size() {
+				return public(errManifestInvalid, "manifest %s has %d bytes, the index says %d", desc.Digest, c.Size, desc.size())
+			}
+		}
 		return nil
 	}
 	descs := append([]descriptor{*m.Config}, m.Layers...)

@@ -3,48 +3,27 @@ package registry
 import (
 	"strconv"
 	"strings"
+
+	"github.com/cairnhq/cairn/internal/httprange"
 )
 
-// parseRange reads a Range header against a blob of size bytes. It returns
-// the byte span to send and whether it is partial (206). An absent header,
-// another unit, several ranges or an unparsable value mean the whole blob
-// (RFC 9110 lets a server ignore them). A range starting at or after the end,
-// a first byte after the last, or an empty suffix wraps errRangeInvalid (416).
+// parseRange reads a Range header against a blob of size bytes
+// (httprange.Parse). It returns the byte span to send and whether it is
+// partial (206). An absent header, another unit, a malformed value, more
+// than httprange.MaxRanges ranges, or several satisfiable ranges mean the
+// whole blob (RFC 9110 lets a server ignore them; the registry sends no
+// multipart answers). A header no range of which fits ("bytes=-0", a start
+// at or past the end, a last byte before the first) wraps errRangeInvalid
+// (416).
 func parseRange(h string, size int64) (off, n int64, partial bool, err error) {
-	spec, ok := strings.CutPrefix(strings.TrimSpace(h), "bytes=")
-	if !ok || strings.Contains(spec, ",") {
+	spans, err := httprange.Parse(h, size, httprange.MaxRanges)
+	switch {
+	case err != nil:
+		return 0, 0, false, public(errRangeInvalid, "range %.100q of a %d-byte blob", h, size)
+	case len(spans) != 1:
 		return 0, size, false, nil
 	}
-	first, last, ok := strings.Cut(strings.TrimSpace(spec), "-")
-	if !ok {
-		return 0, size, false, nil
-	}
-	if first == "" { // suffix: the last n bytes
-		k, ok := parseUint(last)
-		if !ok {
-			return 0, size, false, nil
-		}
-		if k == 0 || size == 0 {
-			return 0, 0, false, public(errRangeInvalid, "range %q of a %d-byte blob", h, size)
-		}
-		k = min(k, size)
-		return size - k, k, true, nil
-	}
-	a, ok := parseUint(first)
-	if !ok {
-		return 0, size, false, nil
-	}
-	b := size - 1
-	if last != "" {
-		if b, ok = parseUint(last); !ok {
-			return 0, size, false, nil
-		}
-	}
-	if a >= size || b < a {
-		return 0, 0, false, public(errRangeInvalid, "range %q of a %d-byte blob", h, size)
-	}
-	b = min(b, size-1)
-	return a, b - a + 1, true, nil
+	return spans[0].Start, spans[0].Length, true, nil
 }
 
 // parseContentRange reads the Content-Range of an upload chunk:

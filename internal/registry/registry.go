@@ -20,6 +20,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/cairnhq/cairn/internal/blob"
@@ -32,6 +33,10 @@ const (
 	DefaultMaxManifestBytes = 4 << 20
 	DefaultMaxBlobBytes     = 10 << 30
 	DefaultUploadTTL        = time.Hour
+	// DefaultMaxUploads is the most unfinished upload sessions of one
+	// deployment (all its repositories). A docker push keeps a few open at
+	// once; the cap is for clients that open sessions and abandon them.
+	DefaultMaxUploads = 100
 )
 
 // Config holds what the registry needs.
@@ -52,8 +57,14 @@ type Config struct {
 	MaxManifestBytes int64         // 0: DefaultMaxManifestBytes
 	MaxBlobBytes     int64         // 0: DefaultMaxBlobBytes
 	UploadTTL        time.Duration // idle upload sessions expire after it; 0: DefaultUploadTTL
-	Log              *slog.Logger
-	Now              func() time.Time
+	// MaxUploads caps the unexpired sessions of one deployment (its
+	// repository and those under it): one more answers 429
+	// TOOMANYREQUESTS. 0: DefaultMaxUploads. A push token is for one
+	// deployment, so this is also a cap per push token. Needs a metadata
+	// store that implements meta.UploadCounter (both backends do).
+	MaxUploads int
+	Log        *slog.Logger
+	Now        func() time.Time
 	// Changed, if set, is called after a push published a version.
 	Changed func()
 }
@@ -92,8 +103,11 @@ func New(cfg Config) (*Registry, error) {
 		return nil, errors.New("registry: StageDir is required")
 	case cfg.Host == "":
 		return nil, errors.New("registry: Host is required (it names images in artifact URIs)")
-	case cfg.MaxManifestBytes < 0, cfg.MaxBlobBytes < 0, cfg.UploadTTL < 0:
-		return nil, errors.New("registry: MaxManifestBytes, MaxBlobBytes and UploadTTL must not be negative")
+	case cfg.MaxManifestBytes < 0, cfg.MaxBlobBytes < 0, cfg.UploadTTL < 0, cfg.MaxUploads < 0:
+		return nil, errors.New("registry: MaxManifestBytes, MaxBlobBytes, UploadTTL and MaxUploads must not be negative")
+	}
+	if cfg.MaxUploads == 0 {
+		cfg.MaxUploads = DefaultMaxUploads
 	}
 	if cfg.MaxManifestBytes == 0 {
 		cfg.MaxManifestBytes = DefaultMaxManifestBytes
@@ -189,7 +203,14 @@ func (r *Registry) serve(w http.ResponseWriter, req *http.Request) error {
 	}
 	h := r.endpoint(rt.kind, req.Method)
 	if h == nil {
-		return public(errUnsupported, "%s is not supported here", req.Method)
+		var allow []string
+		for _, m := range []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete} {
+			if r.endpoint(rt.kind, m) != nil {
+				allow = append(allow, m)
+			}
+		}
+		w.Header().Set("Allow", strings.Join(allow, ", "))
+		return public(errUnsupported, "%s is not supported here; allowed: %s", req.Method, strings.Join(allow, ", "))
 	}
 	req, err = r.authorize(req, rt)
 	if err != nil {

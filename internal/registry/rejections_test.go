@@ -187,7 +187,49 @@ func TestNames(t *testing.T) {
 		resp, body := e.do(t, tc.method, tc.path, nil)
 		wantCode(t, tc.method+" "+tc.path, resp, body, tc.status, tc.code)
 	}
+	for path, want := range map[string]string{
+		"/v2/app/manifests/latest": "GET, HEAD, PUT, DELETE",
+		"/v2/app/blobs/uploads/":   "POST",
+		"/v2/app/tags/list":        "GET",
+	} {
+		if resp, _ := e.do(t, "PATCH", path, nil); resp.StatusCode != 405 || resp.Header.Get("Allow") != want {
+			t.Errorf("PATCH %s: %d, Allow %q; want 405, Allow %q", path, resp.StatusCode, resp.Header.Get("Allow"), want)
+		}
+	}
 	if _, err := e.meta.GetDeployment(t.Context(), "under_score"); err == nil {
 		t.Error("a push with an invalid deployment name created a deployment")
 	}
+}
+
+// TestIndexChildren: an index is stored only when every manifest it lists
+// is in the repository with the size it claims (as CNCF distribution does
+// by default); nothing is stored otherwise.
+func TestIndexChildren(t *testing.T) {
+	e := newEnv(t, nil)
+	config := []byte(`{"architecture":"arm64","os":"linux"}`)
+	cd := e.pushBlob(t, "app", config)
+	child := imageManifest(cd, len(config))
+	index := func(d digest.Digest, size int) []byte {
+		return fmt.Appendf(nil, `{"schemaVersion":2,"mediaType":%q,"manifests":[{"mediaType":%q,"digest":%q,"size":%d,"platform":{"os":"linux","architecture":"arm64"}}]}`,
+			ociIndex, ociManifest, d, size)
+	}
+	stored := e.blobCount(t)
+	resp, body := e.do(t, "PUT", "/v2/app/manifests/multi", index(digest.FromBytes(child), len(child)), "Content-Type", ociIndex)
+	wantCode(t, "index before its child", resp, body, 400, "MANIFEST_BLOB_UNKNOWN")
+	wantNothingStored(t, e, "index before its child", stored, "app", "multi")
+
+	resp, body = e.do(t, "PUT", "/v2/app/manifests/"+digest.FromBytes(child).String(), child, "Content-Type", ociManifest)
+	wantCode(t, "the child", resp, body, 201, "")
+	stored = e.blobCount(t)
+	resp, body = e.do(t, "PUT", "/v2/app/manifests/multi", index(digest.FromBytes(child), len(child)+1), "Content-Type", ociIndex)
+	wantCode(t, "index with a wrong child size", resp, body, 400, "MANIFEST_INVALID")
+	wantNothingStored(t, e, "index with a wrong child size", stored, "app", "multi")
+	resp, body = e.do(t, "PUT", "/v2/other/manifests/multi", index(digest.FromBytes(child), len(child)), "Content-Type", ociIndex)
+	wantCode(t, "index whose child is in another repository", resp, body, 400, "MANIFEST_BLOB_UNKNOWN")
+
+	resp, body = e.do(t, "PUT", "/v2/app/manifests/multi", index(digest.FromBytes(child), len(child)), "Content-Type", ociIndex)
+	wantCode(t, "index after its child", resp, body, 201, "")
+	empty := fmt.Appendf(nil, `{"schemaVersion":2,"mediaType":%q,"manifests":[]}`, ociIndex)
+	resp, body = e.do(t, "PUT", "/v2/app/manifests/empty", empty, "Content-Type", ociIndex)
+	wantCode(t, "empty index", resp, body, 201, "")
 }

@@ -50,6 +50,9 @@ const leaseMargin = 5 * time.Minute
 
 // createSession starts an empty session for repo.
 func (r *Registry) createSession(ctx context.Context, repo string) (*meta.Upload, error) {
+	if err := r.checkUploadCap(ctx, repo); err != nil {
+		return nil, err
+	}
 	b := make([]byte, 16)
 	rand.Read(b)
 	now := r.now()
@@ -58,6 +61,26 @@ func (r *Registry) createSession(ctx context.Context, repo string) (*meta.Upload
 		return nil, err
 	}
 	return ss, nil
+}
+
+// checkUploadCap refuses a new session in repo's deployment when it has
+// cfg.MaxUploads unexpired ones (TOOMANYREQUESTS). Sessions created at
+// once may pass it together: the cap can be exceeded by their number.
+func (r *Registry) checkUploadCap(ctx context.Context, repo string) error {
+	c, ok := r.uploads.(meta.UploadCounter)
+	if !ok {
+		return nil
+	}
+	dep := deploymentName(repo)
+	n, err := c.CountUploads(ctx, dep, r.now().Add(-r.cfg.UploadTTL))
+	if err != nil {
+		return err
+	}
+	if n >= r.cfg.MaxUploads {
+		return public(errTooManyUploads, "deployment %s has %d unfinished upload sessions, the limit; finish or cancel (DELETE) some, or wait for idle ones to expire after %v",
+			dep, n, r.cfg.UploadTTL)
+	}
+	return nil
 }
 
 // session loads the upload of rt. A missing, expired or foreign session

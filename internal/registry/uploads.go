@@ -9,6 +9,7 @@ import (
 	"strconv"
 
 	"github.com/cairnhq/cairn/internal/blob"
+	"github.com/cairnhq/cairn/internal/httplimit"
 	"github.com/cairnhq/cairn/internal/meta"
 	"github.com/opencontainers/go-digest"
 )
@@ -56,6 +57,7 @@ func (r *Registry) putBlob(ctx context.Context, req *http.Request, repo string, 
 	if req.ContentLength > r.cfg.MaxBlobBytes {
 		return public(errBlobTooLarge, "%d bytes; the limit is %d", req.ContentLength, r.cfg.MaxBlobBytes)
 	}
+	httplimit.Upload(req)
 	body := newLimitReader(req.Body, r.cfg.MaxBlobBytes)
 	drop, err := r.hold(ctx, d)
 	if err != nil {
@@ -117,6 +119,7 @@ func (r *Registry) appendChunk(w http.ResponseWriter, req *http.Request, rt rout
 	if req.ContentLength > left {
 		return public(errBlobTooLarge, "the blob would exceed the limit of %d bytes", r.cfg.MaxBlobBytes)
 	}
+	httplimit.Upload(req)
 	err := r.addPart(req.Context(), ss, req.Body, left, want)
 	setProgress(w, rt.name, ss)
 	return err
@@ -205,11 +208,15 @@ func uploadProgress(w http.ResponseWriter, status int, repo string, ss *meta.Upl
 	return nil
 }
 
-// bodyErr turns a request body that ended before its Content-Length into
-// the client's error (BLOB_UPLOAD_INVALID) rather than the server's.
+// bodyErr turns a request body that ended before its Content-Length, or
+// stalled past the body timeout, into the client's error
+// (BLOB_UPLOAD_INVALID) rather than the server's.
 func bodyErr(err error) error {
 	if errors.Is(err, io.ErrUnexpectedEOF) {
 		return public(errUploadInvalid, "the request body ended early")
+	}
+	if errors.Is(err, httplimit.ErrBodyTimeout) {
+		return public(errUploadInvalid, "the request body stalled: no bytes arrived within the body timeout")
 	}
 	return err
 }

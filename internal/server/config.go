@@ -11,8 +11,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cairnhq/cairn/internal/httplimit"
 	"github.com/cairnhq/cairn/internal/publish"
 	"github.com/cairnhq/cairn/internal/token"
+	"github.com/cairnhq/cairn/internal/registry"
 )
 
 // Roles a process can run.
@@ -66,6 +68,13 @@ type Config struct {
 	// one must be untouched to be removed (sweep.go).
 	TmpSweepInterval time.Duration
 	TmpMaxAge        time.Duration
+	// Limits of each listener (api, edge, metrics); see internal/httplimit.
+	MaxConns      int           // --max-conns: connections open at once per listener; 0: auto (Config.limits)
+	HeaderTimeout time.Duration // --header-timeout: to read a request's headers
+	BodyTimeout   time.Duration // --body-timeout: to read a body; for uploads, between bytes
+	IdleTimeout   time.Duration // --idle-timeout: a keep-alive connection between requests
+
+	MaxUploads int // --max-uploads: unfinished registry upload sessions per deployment
 
 	// Ready, if set, is called once every listener is bound, with their
 	// addresses (tests bind :0).
@@ -93,6 +102,10 @@ func Default() Config {
 
 		TmpSweepInterval: 5 * time.Minute,
 		TmpMaxAge:        15 * time.Minute,
+		HeaderTimeout: httplimit.DefaultHeaderTimeout,
+		BodyTimeout:   httplimit.DefaultBodyTimeout,
+		IdleTimeout:   httplimit.DefaultIdleTimeout,
+		MaxUploads:    registry.DefaultMaxUploads,
 	}
 }
 
@@ -128,6 +141,23 @@ func (c *Config) Validate() error {
 	if c.MaxPacks < 1 {
 		return fmt.Errorf("--max-packs: must be at least 1")
 	}
+	if c.MaxConns < 0 || c.MaxConns > maxMaxConns {
+		return fmt.Errorf("--max-conns: %d is not between 0 (auto) and %d", c.MaxConns, maxMaxConns)
+	}
+	for _, d := range []struct {
+		flag string
+		v    time.Duration
+	}{{"--header-timeout", c.HeaderTimeout}, {"--body-timeout", c.BodyTimeout}, {"--idle-timeout", c.IdleTimeout}} {
+		if d.v <= 0 || d.v > time.Hour {
+			return fmt.Errorf("%s: %v is not between 0 and 1h", d.flag, d.v)
+		}
+	}
+	if _, err := c.limits(c.listeners()); err != nil {
+		return err
+	}
+	if c.MaxUploads < 1 || c.MaxUploads > 100_000 {
+		return fmt.Errorf("--max-uploads: %d is not between 1 and 100000", c.MaxUploads)
+	}
 	if c.CacheBytes < 0 {
 		return fmt.Errorf("--cache-bytes: must not be negative")
 	}
@@ -162,6 +192,17 @@ func (c *Config) sites(edgeAddr string) *api.Sites {
 		return nil // a base domain that makes no URL: records carry none
 	}
 	return s
+}
+
+// listeners counts the listeners c opens: metrics, edge, api.
+func (c *Config) listeners() int {
+	n := 0
+	for _, on := range []bool{c.MetricsAddr != "", c.HasRole(RoleEdge), c.HasRole(RoleAPI)} {
+		if on {
+			n++
+		}
+	}
+	return n
 }
 
 // HasRole reports whether role is among c.Roles.

@@ -24,7 +24,8 @@ func newRegistry(cfg Config, store meta.Store, blobs blob.Store, token, host str
 		return nil, nil
 	}
 	return registry.New(registry.Config{Meta: store, Blobs: blobs, Token: token, Host: host,
-		StageDir: filepath.Join(cfg.DataDir, "registry-uploads"), Log: log.With("role", "registry"), Changed: changed})
+		StageDir: filepath.Join(cfg.DataDir, "registry-uploads"), MaxUploads: cfg.MaxUploads,
+		Log: log.With("role", "registry"), Changed: changed})
 }
 
 // apiHandler serves reg (if any) at /v2/, the metrics at /metrics (with

@@ -19,6 +19,7 @@ import (
 	"github.com/cairnhq/cairn/internal/blob/fs"
 	"github.com/cairnhq/cairn/internal/blob/s3"
 	"github.com/cairnhq/cairn/internal/edge"
+	"github.com/cairnhq/cairn/internal/httplimit"
 	"github.com/cairnhq/cairn/internal/meta"
 	"github.com/cairnhq/cairn/internal/meta/postgres"
 	"github.com/cairnhq/cairn/internal/meta/sqlite"
@@ -69,6 +70,10 @@ func Run(ctx context.Context, cfg Config) error {
 			}
 		}
 	}()
+	limits, err := cfg.limits(cfg.listeners())
+	if err != nil {
+		return err
+	}
 	var apiAddr, edgeAddr, bootstrap string
 	if cfg.HasRole(RoleAPI) || cfg.MetricsToken {
 		if bootstrap, err = loadToken(cfg); err != nil {
@@ -76,6 +81,7 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 	}
 	m := metrics.New()
+	caps := &connCaps{m: m, l: limits}
 	metricsHandler := metricsAuth(cfg, m.Handler(), bootstrap, store, log)
 	ops := func(mux *http.ServeMux) { mountHealth(mux, store, blobs, log) }
 	if cfg.MetricsAddr != "" {
@@ -86,7 +92,8 @@ func Run(ctx context.Context, cfg Config) error {
 		mux := http.NewServeMux()
 		mux.Handle("/metrics", metricsHandler)
 		ops(mux)
-		servers, lns = append(servers, newHTTPServer(cfg.access("metrics", log, mux), log)), append(lns, ln)
+		srv := httplimit.Server(cfg.access("metrics", log, mux), limits, log)
+		servers, lns = append(servers, srv), append(lns, caps.listen(srv, ln, "metrics"))
 	}
 	var ed *edge.Edge
 	if cfg.HasRole(RoleEdge) {
@@ -99,8 +106,9 @@ func Run(ctx context.Context, cfg Config) error {
 			return fmt.Errorf("--edge-addr: %w", err)
 		}
 		edgeAddr = ln.Addr().String()
-		srv := newHTTPServer(cfg.access("edge", log, m.HTTP("edge", ed)), log)
-		servers, lns = append(servers, srv), append(lns, edge.Coalesce(srv, ln))
+		srv := httplimit.Server(cfg.access("edge", log, m.HTTP("edge", ed)), limits, log)
+		// The cap counts the raw connections; Coalesce wraps them after it.
+		servers, lns = append(servers, srv), append(lns, edge.Coalesce(srv, caps.listen(srv, ln, "edge")))
 	}
 	gcRunner := startGC(ctx, cfg, store, blobs, ed, m, log)
 	if cfg.HasRole(RoleAPI) {
@@ -116,7 +124,7 @@ func Run(ctx context.Context, cfg Config) error {
 		if err != nil {
 			return fmt.Errorf("--api-addr: %w", err)
 		}
-		lns = append(lns, ln)
+		lns = append(lns, ln) // closed by a failed start
 		apiAddr = ln.Addr().String()
 		changed := func() {
 			if ed != nil {
@@ -131,7 +139,8 @@ func Run(ctx context.Context, cfg Config) error {
 		a := api.New(api.Config{Meta: store, Blobs: blobs, Publisher: pub, Token: bootstrap,
 			GC: gcRunner, DefaultRetentionDays: &cfg.RetentionDays, Sites: cfg.sites(edgeAddr),
 			Images: images(reg), Log: log.With("role", "api"), Changed: changed})
-		servers = append(servers, newHTTPServer(cfg.access("api", log, apiHandler(reg, a, metricsHandler, m, ops)), log))
+		srv := httplimit.Server(cfg.access("api", log, apiHandler(reg, a, metricsHandler, m, ops)), limits, log)
+		servers, lns[len(lns)-1] = append(servers, srv), caps.listen(srv, ln, "api")
 	}
 	errc := make(chan error, len(servers))
 	serving = true // from here the servers own their listeners
@@ -155,16 +164,6 @@ func Run(ctx context.Context, cfg Config) error {
 		err = nil
 	}
 	return err
-}
-
-func newHTTPServer(h http.Handler, log *slog.Logger) *http.Server {
-	return &http.Server{
-		Handler:           h,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       120 * time.Second,
-		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
 }
 
 func openMeta(ctx context.Context, cfg Config) (meta.Store, error) {

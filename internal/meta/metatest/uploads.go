@@ -18,6 +18,7 @@ func RunUploads(t *testing.T, newStore func(t *testing.T) meta.Store) {
 		{"Uploads/Expired", testUploadsExpired},
 		{"Uploads/ConcurrentAppends", testUploadConcurrentAppends},
 		{"Uploads/DeleteRacesAppend", testUploadDeleteRacesAppend},
+		{"Uploads/Count", testUploadsCount},
 	})
 }
 
@@ -216,5 +217,38 @@ func testUploadDeleteRacesAppend(t *testing.T, s meta.Store) {
 		if _, err := u.GetUpload(ctx, id); !errors.Is(err, meta.ErrNotFound) {
 			t.Errorf("GetUpload(%s) after the delete: %v", id, err)
 		}
+	}
+}
+
+func testUploadsCount(t *testing.T, s meta.Store) {
+	u, ctx := uploadStore(t, s), t.Context()
+	c, ok := s.(meta.UploadCounter)
+	if !ok {
+		t.Skipf("%T does not implement meta.UploadCounter", s)
+	}
+	for i, repo := range []string{"app", "app/web", "app/web/x", "apple", "other", "app"} {
+		at := uploadT0.Add(time.Duration(i) * time.Second)
+		if err := u.CreateUpload(ctx, meta.Upload{ID: fmt.Sprint("c", i), Repository: repo, Started: at, Updated: at}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tc := range []struct {
+		repo  string
+		since time.Duration
+		want  int
+	}{
+		{"app", 0, 4}, {"app", 2 * time.Second, 2}, {"app/web", 0, 2}, {"apple", 0, 1},
+		{"ap", 0, 0}, {"nothing", 0, 0}, {"app", time.Hour, 0}, {"a%", 0, 0}, {"app_", 0, 0},
+	} {
+		n, err := c.CountUploads(ctx, tc.repo, uploadT0.Add(tc.since))
+		if err != nil || n != tc.want {
+			t.Errorf("CountUploads(%q, t0+%v) = %d, %v; want %d", tc.repo, tc.since, n, err, tc.want)
+		}
+	}
+	if err := u.DeleteUpload(ctx, "c0"); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := c.CountUploads(ctx, "app", uploadT0); err != nil || n != 3 {
+		t.Errorf("after a delete: %d, %v; want 3", n, err)
 	}
 }

@@ -14,7 +14,10 @@ import (
 // value, so of two concurrent appends at one offset (PostgreSQL: the second
 // waits on the row, then re-reads it) exactly one wins.
 
-var _ meta.Uploads = (*Store)(nil)
+var (
+	_ meta.Uploads       = (*Store)(nil)
+	_ meta.UploadCounter = (*Store)(nil)
+)
 
 // CreateUpload records an empty upload.
 func (s *Store) CreateUpload(ctx context.Context, u meta.Upload) error {
@@ -83,6 +86,22 @@ func (s *Store) DeleteUpload(ctx context.Context, id string) error {
 		return err
 	})
 	return s.mapErr("delete upload "+quote(id), err)
+}
+
+// CountUploads counts the uploads of repo and of the repositories under it
+// updated at or after since. A repository name has no LIKE wildcards ('%',
+// '_'); one that does matches nothing under it.
+func (s *Store) CountUploads(ctx context.Context, repo string, since time.Time) (int, error) {
+	under := repo + "/%"
+	if strings.ContainsAny(repo, `%_\`) {
+		under = ""
+	}
+	var n int
+	err := s.snapshotTx(ctx, func(q Querier) error {
+		return q.QueryRowContext(ctx, s.q(`SELECT COUNT(*) FROM uploads
+			WHERE (repository = ? OR repository LIKE ?) AND updated_at >= ?`), repo, under, since.UnixNano()).Scan(&n)
+	})
+	return n, s.mapErr("count uploads of "+quote(repo), err)
 }
 
 // ExpiredUploads returns the uploads last updated before before.
