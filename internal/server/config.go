@@ -79,6 +79,9 @@ type Config struct {
 	// Ready, if set, is called once every listener is bound, with their
 	// addresses (tests bind :0).
 	Ready func(apiAddr, edgeAddr string)
+
+	// testRoles are added after the others (tests of the supervisor).
+	testRoles []role
 }
 
 // Default returns the embedded-default configuration.

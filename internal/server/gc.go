@@ -7,25 +7,20 @@ import (
 
 	"github.com/cairnhq/cairn/internal/api"
 	"github.com/cairnhq/cairn/internal/blob"
-	"github.com/cairnhq/cairn/internal/edge"
 	"github.com/cairnhq/cairn/internal/gc"
 	"github.com/cairnhq/cairn/internal/meta"
 	"github.com/cairnhq/cairn/internal/metrics"
 )
 
-// startGC builds the garbage collector that POST /v1/gc runs and, with
-// role gc and a positive --gc-interval, runs it periodically until ctx
-// ends. Collections invalidate the in-process edge (ed may be nil) before
-// any byte is deleted. A metadata store without garbage collection gives
-// nil (logged): the API then answers 501 and nothing is collected. At
-// start it releases what dead instances of this host held (gc.ReleaseDead).
-func startGC(ctx context.Context, cfg Config, store meta.Store, blobs blob.Store, ed *edge.Edge, m *metrics.Metrics, log *slog.Logger) api.GCRunner {
+// newGC builds the garbage collector that POST /v1/gc runs and, with role
+// gc and a positive --gc-interval, the gc role runs periodically.
+// Collections call changed (the in-process edge's invalidation) before any
+// byte is deleted. A metadata store without garbage collection gives nil
+// (logged): the API then answers 501 and nothing is collected. It first
+// releases what dead instances of this host held (gc.ReleaseDead).
+func newGC(ctx context.Context, cfg Config, store meta.Store, blobs blob.Store, changed func(), m *metrics.Metrics, log *slog.Logger) *gc.Collector {
 	col, err := gc.New(gc.Config{Meta: store, Blobs: blobs, Grace: cfg.GCGrace, Drain: cfg.GCDrain,
-		Metrics: m, Log: log.With("role", "gc"), Changed: func() {
-			if ed != nil {
-				ed.Invalidate()
-			}
-		}})
+		Metrics: m, Log: log.With("role", "gc"), Changed: changed})
 	if errors.Is(err, gc.ErrUnsupported) {
 		log.Warn("garbage collection disabled: the metadata store does not support it", "database", redact(cfg.Database))
 		return nil
@@ -37,8 +32,13 @@ func startGC(ctx context.Context, cfg Config, store meta.Store, blobs blob.Store
 	} else if n > 0 {
 		log.Info("gc: released the locks, leases and claims of dead processes", "holders", n)
 	}
-	if cfg.HasRole(RoleGC) && cfg.GCInterval > 0 {
-		go col.Loop(ctx, cfg.GCInterval)
+	return col
+}
+
+// gcRunner is col as the API's GCRunner, or nil (not a typed nil).
+func gcRunner(col *gc.Collector) api.GCRunner {
+	if col == nil {
+		return nil
 	}
 	return col
 }

@@ -131,13 +131,3 @@ func openRegions(ctx context.Context, cfg Config, store meta.Store, temps *tempS
 	return s, replica.NewReplicator(s, replica.ReplicatorOptions{MaxBackoff: cfg.ReplicaRetry, Log: log}), nil
 }
 
-// startReplicator runs rep (nil: nothing) in the api role until ctx ends;
-// the returned func waits for it to stop.
-func startReplicator(ctx context.Context, cfg Config, rep *replica.Replicator) (wait func()) {
-	if rep == nil || !cfg.HasRole(RoleAPI) {
-		return func() {}
-	}
-	done := make(chan struct{})
-	go func() { defer close(done); rep.Run(ctx) }()
-	return func() { <-done }
-}

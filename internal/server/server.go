@@ -7,163 +7,42 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
-	"time"
 
-	"github.com/cairnhq/cairn/internal/api"
 	"github.com/cairnhq/cairn/internal/blob"
 	"github.com/cairnhq/cairn/internal/blob/fs"
 	"github.com/cairnhq/cairn/internal/blob/s3"
-	"github.com/cairnhq/cairn/internal/edge"
-	"github.com/cairnhq/cairn/internal/httplimit"
 	"github.com/cairnhq/cairn/internal/meta"
 	"github.com/cairnhq/cairn/internal/meta/postgres"
 	"github.com/cairnhq/cairn/internal/meta/sqlite"
-	"github.com/cairnhq/cairn/internal/metrics"
-	"github.com/cairnhq/cairn/internal/publish"
-	"github.com/cairnhq/cairn/internal/release"
 )
 
 // TokenFile is the name of the token file in the data dir.
 const TokenFile = "token"
 
-// Run starts the configured roles and serves until ctx ends.
+// Run starts the configured roles and serves until ctx ends or a role
+// fails. It returns once every role has stopped and the stores are closed.
 func Run(ctx context.Context, cfg Config) error {
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
-	log := cfg.Logger
-	if log == nil {
-		log = slog.New(slog.NewTextHandler(os.Stderr, nil))
-		cfg.Logger = log
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
 	}
-	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
-		return fmt.Errorf("--data: %w", err)
-	}
-	store, err := openMeta(ctx, cfg)
+	p, err := build(ctx, cfg)
 	if err != nil {
 		return err
 	}
-	defer store.Close()
-	temps := &tempStores{}
-	blobs, replicator, err := openRegions(ctx, cfg, store, temps)
-	if err != nil {
-		return err
-	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	go sweepTemp(ctx, temps, cfg.TmpSweepInterval, cfg.TmpMaxAge, log)
-	stopReplicator := startReplicator(ctx, cfg, replicator)
-	defer func() { cancel(); stopReplicator() }()
-
-	var servers []*http.Server
-	var lns []net.Listener
-	serving := false
-	defer func() { // a failed start closes what it opened
-		if !serving {
-			for _, l := range lns {
-				l.Close()
-			}
+	defer p.close()
+	return supervise(ctx, p.roles, cfg.Logger, func() {
+		cfg.Logger.Info("cairn serving", "api", p.apiAddr, "edge", p.edgeAddr, "data", cfg.DataDir,
+			"roles", strings.Join(cfg.Roles, ","))
+		if cfg.Ready != nil {
+			cfg.Ready(p.apiAddr, p.edgeAddr)
 		}
-	}()
-	limits, err := cfg.limits(cfg.listeners())
-	if err != nil {
-		return err
-	}
-	var apiAddr, edgeAddr, bootstrap string
-	if cfg.HasRole(RoleAPI) || cfg.MetricsToken {
-		if bootstrap, err = loadToken(cfg); err != nil {
-			return err
-		}
-	}
-	m := metrics.New()
-	caps := &connCaps{m: m, l: limits}
-	metricsHandler := metricsAuth(cfg, m.Handler(), bootstrap, store, log)
-	ops := func(mux *http.ServeMux) { mountHealth(mux, store, blobs, log) }
-	if cfg.MetricsAddr != "" {
-		ln, err := net.Listen("tcp", cfg.MetricsAddr)
-		if err != nil {
-			return fmt.Errorf("--metrics-addr: %w", err)
-		}
-		mux := http.NewServeMux()
-		mux.Handle("/metrics", metricsHandler)
-		ops(mux)
-		srv := httplimit.Server(cfg.access("metrics", log, mux), limits, log)
-		servers, lns = append(servers, srv), append(lns, caps.listen(srv, ln, "metrics"))
-	}
-	var ed *edge.Edge
-	if cfg.HasRole(RoleEdge) {
-		ed = edge.New(edge.Config{Meta: store, Blobs: blobs, BaseDomain: cfg.BaseDomain,
-			CacheBytes: cfg.CacheBytes, Logger: log.With("role", "edge")})
-		ed.Observe(m)
-		go ed.Run(ctx)
-		ln, err := net.Listen("tcp", cfg.EdgeAddr)
-		if err != nil {
-			return fmt.Errorf("--edge-addr: %w", err)
-		}
-		edgeAddr = ln.Addr().String()
-		srv := httplimit.Server(cfg.access("edge", log, m.HTTP("edge", ed)), limits, log)
-		// The cap counts the raw connections; Coalesce wraps them after it.
-		servers, lns = append(servers, srv), append(lns, edge.Coalesce(srv, caps.listen(srv, ln, "edge")))
-	}
-	gcRunner := startGC(ctx, cfg, store, blobs, ed, m, log)
-	if cfg.HasRole(RoleAPI) {
-		stage := filepath.Join(cfg.DataDir, "staging")
-		os.RemoveAll(stage)
-		if err := os.MkdirAll(stage, 0o700); err != nil {
-			return err
-		}
-		pub := &publish.Publisher{Meta: store, Blobs: blobs, StageDir: stage, Log: log,
-			Limits: release.Limits{MaxFiles: cfg.MaxFiles, MaxBytes: cfg.MaxBytes}, MaxPacks: cfg.MaxPacks}
-		pub.Observe(m)
-		ln, err := net.Listen("tcp", cfg.APIAddr)
-		if err != nil {
-			return fmt.Errorf("--api-addr: %w", err)
-		}
-		lns = append(lns, ln) // closed by a failed start
-		apiAddr = ln.Addr().String()
-		changed := func() {
-			if ed != nil {
-				ed.Invalidate()
-			}
-		}
-		reg, err := newRegistry(cfg, store, blobs, bootstrap, apiAddr, log, changed)
-		if err != nil {
-			return err
-		}
-		go sweepUploads(ctx, reg, uploadSweepInterval, log)
-		a := api.New(api.Config{Meta: store, Blobs: blobs, Publisher: pub, Token: bootstrap,
-			GC: gcRunner, DefaultRetentionDays: &cfg.RetentionDays, Sites: cfg.sites(edgeAddr),
-			Images: images(reg), Log: log.With("role", "api"), Changed: changed})
-		srv := httplimit.Server(cfg.access("api", log, apiHandler(reg, a, metricsHandler, m, ops)), limits, log)
-		servers, lns[len(lns)-1] = append(servers, srv), caps.listen(srv, ln, "api")
-	}
-	errc := make(chan error, len(servers))
-	serving = true // from here the servers own their listeners
-	for i, s := range servers {
-		go func() { errc <- s.Serve(lns[i]) }()
-	}
-	log.Info("cairn serving", "api", apiAddr, "edge", edgeAddr, "data", cfg.DataDir, "roles", strings.Join(cfg.Roles, ","))
-	if cfg.Ready != nil {
-		cfg.Ready(apiAddr, edgeAddr)
-	}
-	select {
-	case <-ctx.Done():
-	case err = <-errc:
-	}
-	shut, done := context.WithTimeout(context.Background(), 10*time.Second)
-	defer done()
-	for _, s := range servers {
-		s.Shutdown(shut)
-	}
-	if errors.Is(err, http.ErrServerClosed) {
-		err = nil
-	}
-	return err
+	})
 }
 
 func openMeta(ctx context.Context, cfg Config) (meta.Store, error) {
