@@ -13,8 +13,8 @@ import (
 
 	"github.com/cairnhq/cairn/internal/httplimit"
 	"github.com/cairnhq/cairn/internal/publish"
-	"github.com/cairnhq/cairn/internal/token"
 	"github.com/cairnhq/cairn/internal/registry"
+	"github.com/cairnhq/cairn/internal/token"
 )
 
 // Roles a process can run.
@@ -105,10 +105,10 @@ func Default() Config {
 
 		TmpSweepInterval: 5 * time.Minute,
 		TmpMaxAge:        15 * time.Minute,
-		HeaderTimeout: httplimit.DefaultHeaderTimeout,
-		BodyTimeout:   httplimit.DefaultBodyTimeout,
-		IdleTimeout:   httplimit.DefaultIdleTimeout,
-		MaxUploads:    registry.DefaultMaxUploads,
+		HeaderTimeout:    httplimit.DefaultHeaderTimeout,
+		BodyTimeout:      httplimit.DefaultBodyTimeout,
+		IdleTimeout:      httplimit.DefaultIdleTimeout,
+		MaxUploads:       registry.DefaultMaxUploads,
 	}
 }
 

@@ -130,4 +130,3 @@ func openRegions(ctx context.Context, cfg Config, store meta.Store, temps *tempS
 	}
 	return s, replica.NewReplicator(s, replica.ReplicatorOptions{MaxBackoff: cfg.ReplicaRetry, Log: log}), nil
 }
-
