@@ -114,28 +114,23 @@ func (r *run) load(ctx context.Context) error {
 	return nil
 }
 
-// mark sorts every live release into kept, waiting (marked, grace not
-// over), due, or to mark, and marks the unrooted ones not marked yet
-// (unmarking marked ones a root reached again).
+// mark applies the plan (plan.go): reports the kept and waiting releases,
+// queues the due ones for collect, and marks the unrooted ones not marked
+// yet (unmarking marked ones a root reached again) in batches.
 func (r *run) mark(ctx context.Context) error {
-	roots := r.snap.Roots(r.now)
-	cutoff := r.now.Add(-r.c.cfg.Grace)
-	var toMark []string
+	p := plan(r.snap, r.now, r.c.cfg.Grace, r.ociHandled)
+	r.rep.Kept = append(r.rep.Kept, p.Kept...)
+	for _, sha := range p.Waiting {
+		r.marked(sha, *r.releases[sha].CollectingAt)
+	}
+	r.due = append(r.due, p.Due...)
+	// Unmarking and marking are one store call: it marks what is still
+	// unrooted in its transaction and unmarks what a root reaches there.
+	roots := p.Roots
+	toMark := append(append([]string{}, p.Unmark...), p.Mark...)
 	wasMarked := map[string]bool{}
-	for _, rel := range r.snap.Releases {
-		switch root, ok := roots[rel.SHA256]; {
-		case rel.CollectedAt != nil, r.ociHandled[rel.SHA256]:
-		case ok && rel.CollectingAt != nil: // a root came back: unmark
-			toMark, wasMarked[rel.SHA256] = append(toMark, rel.SHA256), true
-		case ok:
-			r.rep.Kept = append(r.rep.Kept, Kept{rel.SHA256, root})
-		case rel.CollectingAt == nil:
-			toMark = append(toMark, rel.SHA256)
-		case rel.CollectingAt.After(cutoff):
-			r.marked(rel.SHA256, *rel.CollectingAt)
-		default:
-			r.due = append(r.due, rel.SHA256)
-		}
+	for _, sha := range p.Unmark {
+		wasMarked[sha] = true
 	}
 	r.byDeployment(toMark)
 	for len(toMark) > 0 {
