@@ -108,17 +108,7 @@ func TestThreeProcesses(t *testing.T) {
 	env.publish("multi", site("one"))
 	env.publish("multi", site("two"))
 
-	fetch := func(edge string) string {
-		req, _ := http.NewRequest("GET", "http://"+edge+"/", nil)
-		req.Host = "multi.localhost"
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			return "error: " + err.Error()
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return string(b)
-	}
+	fetch := func(edge string) string { return fetchHost(edge, "multi.localhost") }
 	var lags []time.Duration
 	for i := range 10 {
 		want, n := "<h1>one</h1>", 1
@@ -144,4 +134,18 @@ func TestThreeProcesses(t *testing.T) {
 	if s := strings.TrimSpace(fetch(edges[0])); s != "<h1>two</h1>" {
 		t.Fatalf("edge serves %q", s)
 	}
+}
+
+// fetchHost returns the body of / on the edge at addr for host, or the
+// error as text.
+func fetchHost(addr, host string) string {
+	req, _ := http.NewRequest("GET", "http://"+addr+"/", nil)
+	req.Host = host
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return "error: " + err.Error()
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
 }

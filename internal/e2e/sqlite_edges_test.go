@@ -1,8 +1,6 @@
 package e2e
 
 import (
-	"io"
-	"net/http"
 	"path/filepath"
 	"sort"
 	"testing"
@@ -34,17 +32,7 @@ func TestSQLiteEdgeProcess(t *testing.T) {
 	env.publish("lite", site("one"))
 	env.publish("lite", site("two"))
 
-	fetch := func() string {
-		req, _ := http.NewRequest("GET", "http://"+edge+"/", nil)
-		req.Host = "lite.localhost"
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			return "error: " + err.Error()
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return string(b)
-	}
+	fetch := func() string { return fetchHost(edge, "lite.localhost") }
 	bound := 4 * sqlite.PollInterval
 	var lags []time.Duration
 	for i := range 6 {
