@@ -127,6 +127,11 @@ type NewVersion struct {
 	Manifest     Manifest // artifact_manifest
 	Activate     bool     // make it the active version in the same transaction
 	Actor        string
+	// NewDeployment, when set, is created in the same transaction, with its
+	// "deployment.create" event, as CreateDeploymentWithPolicy does
+	// (RetentionDays and KeepVersions stored as given), and DeploymentID is
+	// ignored; on success *NewDeployment is the stored record.
+	NewDeployment *Deployment
 }
 
 // EventFilter selects events. Zero values mean "any".
@@ -158,7 +163,9 @@ type Versions interface {
 	// next version_number of the deployment, inserts the version (status ready, or
 	// active when nv.Activate, archiving the previously active one), and appends a
 	// "publish" event (plus "activate" when activating). Unknown deployment:
-	// ErrNotFound. Release sha256 not 64 lowercase hex digits, or a release kind
+	// ErrNotFound. With nv.NewDeployment the deployment is inserted first in the
+	// same transaction (name taken: ErrConflict): a publish that fails leaves
+	// no deployment. Release sha256 not 64 lowercase hex digits, or a release kind
 	// (empty means the deployment's) other than the deployment's: ErrInvalid.
 	CreateVersion(ctx context.Context, nv NewVersion) (*Version, error)
 	GetVersion(ctx context.Context, id string) (*Version, error)

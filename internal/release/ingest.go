@@ -136,7 +136,7 @@ func (x *extractor) entry(h *tar.Header, r io.Reader) error {
 		x.seen[name] = tar.TypeDir
 		return os.MkdirAll(dst, 0o755)
 	case tar.TypeSymlink:
-		if err := checkLink(name, h.Linkname); err != nil {
+		if err := CheckLink(name, h.Linkname); err != nil {
 			return err
 		}
 		x.seen[name] = tar.TypeSymlink

@@ -19,6 +19,7 @@ import (
 	"github.com/cairnhq/cairn/internal/blob/fs"
 	"github.com/cairnhq/cairn/internal/blob/s3"
 	"github.com/cairnhq/cairn/internal/edge"
+	"github.com/cairnhq/cairn/internal/ignore"
 	"github.com/cairnhq/cairn/internal/meta"
 	"github.com/cairnhq/cairn/internal/meta/postgres"
 	"github.com/cairnhq/cairn/internal/meta/sqlite"
@@ -41,6 +42,11 @@ func Run(ctx context.Context, cfg Config) error {
 		cfg.Logger = log
 	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return fmt.Errorf("--data: %w", err)
+	}
+	// The marker makes cairn pack and publish refuse a tree holding the
+	// data directory (its token, its database).
+	if err := ignore.MarkDataDir(cfg.DataDir); err != nil {
 		return fmt.Errorf("--data: %w", err)
 	}
 	store, err := openMeta(ctx, cfg)
