@@ -55,7 +55,10 @@ type Deployment struct {
 	ActiveVersionID *string   `json:"active_version_id"`
 	RetentionDays   int       `json:"retention_days"`
 	KeepVersions    int       `json:"keep_versions"` // the newest N archived versions are never collected
-	CreatedAt       time.Time `json:"created_at"`
+	// ActivateOnPush (oci): a push of this tag activates the version it
+	// names; "" (the default): a push never activates anything.
+	ActivateOnPush string    `json:"activate_on_push"`
+	CreatedAt      time.Time `json:"created_at"`
 }
 
 // Manifest is derived from a release's table of contents.
@@ -78,6 +81,10 @@ type Version struct {
 	CreatedAt        time.Time  `json:"created_at"`
 	ArchivedAt       *time.Time `json:"archived_at"`
 	CollectedAt      *time.Time `json:"collected_at"`
+	// Tags (oci): the tags of the deployment's repository that point at the
+	// version's manifest now, in lexical order. A tag moved by a later push
+	// leaves the version.
+	Tags []string `json:"tags,omitempty"`
 }
 
 // Release is the built bytes, named by their sha256 (hex, no prefix).
@@ -308,6 +315,15 @@ type Registry interface {
 	ListOCITags(ctx context.Context, repo, last string, n int) ([]string, error)
 	// DeleteOCITag removes a tag (the manifest stays). Unknown: ErrNotFound.
 	DeleteOCITag(ctx context.Context, repo, tag string) error
+
+	// OCIVersionByDigest returns the newest version of the deployment whose
+	// release is the manifest digest ("sha256:…") and is not collected.
+	// None: ErrNotFound.
+	OCIVersionByDigest(ctx context.Context, deploymentID, digest string) (*Version, error)
+	// SetOCIActivateOnPush stores the deployment's activate_on_push tag ("":
+	// none) with a "deployment.update" event (before/after) when it changes,
+	// and returns the stored deployment. ErrNotFound.
+	SetOCIActivateOnPush(ctx context.Context, deploymentID, tag, actor string) (*Deployment, error)
 
 	// SetOCIAnonymousPull allows or forbids pulls without credentials from
 	// every repository of a deployment (default: forbidden). ErrNotFound.

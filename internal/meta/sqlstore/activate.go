@@ -76,8 +76,14 @@ func (s *Store) CreateVersion(ctx context.Context, nv meta.NewVersion) (*meta.Ve
 			At: now, Actor: nv.Actor, Action: meta.ActionPublish, DeploymentID: d.ID,
 			VersionID: v.ID, ReleaseSHA256: v.ArtifactSHA256,
 		}, map[string]any{"version_number": n, "source_sha256": v.SourceSHA256})
-		if err != nil || !nv.Activate {
+		if err != nil {
 			return err
+		}
+		if err := s.fillTags(ctx, tx, d.ID, []*meta.Version{v}); err != nil {
+			return err
+		}
+		if !nv.Activate {
+			return nil
 		}
 		return s.activate(ctx, tx, d, v, now, nv.Actor, meta.ActionActivate)
 	})

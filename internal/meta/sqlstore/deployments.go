@@ -9,14 +9,15 @@ import (
 // DefaultRetentionDays replaces a zero retention_days.
 const DefaultRetentionDays = 30
 
-const deploymentCols = `id, name, kind, active_version_id, retention_days, keep_versions, created_at`
+const deploymentCols = `id, name, kind, active_version_id, retention_days, keep_versions, activate_on_push, created_at`
 
 func scanDeployment(row scanner) (*meta.Deployment, error) {
 	var (
 		d       meta.Deployment
 		created int64
 	)
-	if err := row.Scan(&d.ID, &d.Name, &d.Kind, &d.ActiveVersionID, &d.RetentionDays, &d.KeepVersions, &created); err != nil {
+	if err := row.Scan(&d.ID, &d.Name, &d.Kind, &d.ActiveVersionID, &d.RetentionDays, &d.KeepVersions,
+		&d.ActivateOnPush, &created); err != nil {
 		return nil, err
 	}
 	d.CreatedAt = fromNanos(created)
@@ -88,6 +89,7 @@ func (s *Store) prepareDeployment(d *meta.Deployment, policy bool) (meta.Deploym
 		nd.RetentionDays = DefaultRetentionDays
 	}
 	nd.ActiveVersionID = nil
+	nd.ActivateOnPush = ""
 	nd.CreatedAt = s.stamp()
 	detail := map[string]any{"name": nd.Name, "kind": nd.Kind, "retention_days": nd.RetentionDays}
 	if policy {
@@ -99,7 +101,7 @@ func (s *Store) prepareDeployment(d *meta.Deployment, policy bool) (meta.Deploym
 // insertDeployment inserts nd with its "deployment.create" event.
 func (s *Store) insertDeployment(ctx context.Context, tx *wtx, nd *meta.Deployment, actor string, detail map[string]any) error {
 	_, err := tx.ExecContext(ctx, s.q(`INSERT INTO deployments (`+deploymentCols+`)
-		VALUES (?, ?, ?, NULL, ?, ?, ?)`),
+		VALUES (?, ?, ?, NULL, ?, ?, '', ?)`),
 		nd.ID, nd.Name, nd.Kind, nd.RetentionDays, nd.KeepVersions, nd.CreatedAt.UnixNano())
 	if err != nil {
 		return err
