@@ -49,12 +49,12 @@ const (
 
 // Deployment is an app or site.
 type Deployment struct {
-	ID              string    `json:"id"`
-	Name            string    `json:"name"`
-	Kind            string    `json:"kind"`
-	ActiveVersionID *string   `json:"active_version_id"`
-	RetentionDays   int       `json:"retention_days"`
-	KeepVersions    int       `json:"keep_versions"` // the newest N archived versions are never collected
+	ID              string  `json:"id"`
+	Name            string  `json:"name"`
+	Kind            string  `json:"kind"`
+	ActiveVersionID *string `json:"active_version_id"`
+	RetentionDays   int     `json:"retention_days"`
+	KeepVersions    int     `json:"keep_versions"` // the newest N archived versions are never collected
 	// ActivateOnPush (oci): a push of this tag activates the version it
 	// names; "" (the default): a push never activates anything.
 	ActivateOnPush string    `json:"activate_on_push"`
