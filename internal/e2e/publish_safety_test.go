@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -14,6 +15,12 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 )
 
 // binServer is `cairn server` (the real binary) running in dir, as the
@@ -417,5 +424,113 @@ func TestAbortedPublishLeavesNoDeployment(t *testing.T) {
 	}
 	if got := strings.Join(s.deployments(), ","); got != "cut" || s.versionCount("cut") != 1 {
 		t.Fatalf("deployments %s, versions of cut %d", got, s.versionCount("cut"))
+	}
+}
+
+// TestRegistryPushNeverActivates: with the real binary, a tag push makes a
+// version that is not active and leaves the active version as it was;
+// re-tagging an image (crane tag app:v1 backup-of-v1) makes no version and
+// records the tag; `cairn activate` activates; a deployment's
+// activate_on_push tag opts in to activation by push; team/app:v1 creates
+// no deployment team.
+func TestRegistryPushNeverActivates(t *testing.T) {
+	s := startBinary(t)
+	auth := remote.WithAuth(&authn.Basic{Username: "ci", Password: s.token})
+	push := func(img v1.Image, ref string) error {
+		r, err := name.ParseReference(s.api+"/"+ref, name.Insecure)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return remote.Write(r, img, auth)
+	}
+	image := func() v1.Image {
+		img, err := random.Image(512, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return img
+	}
+	type version struct {
+		VersionNumber int64    `json:"version_number"`
+		Status        string   `json:"status"`
+		Tags          []string `json:"tags"`
+	}
+	versions := func() map[int64]version {
+		var vs []version
+		if err := json.Unmarshal([]byte(s.ok("versions", "app", "--json")), &vs); err != nil {
+			t.Fatal(err)
+		}
+		out := map[int64]version{}
+		for _, v := range vs {
+			out[v.VersionNumber] = v
+		}
+		return out
+	}
+	active := func() int64 {
+		for n, v := range versions() {
+			if v.Status == "active" {
+				return n
+			}
+		}
+		return 0
+	}
+	img1, img2, img3 := image(), image(), image()
+	if err := push(img1, "app:v1"); err != nil {
+		t.Fatal(err)
+	}
+	if n := active(); n != 0 {
+		t.Fatalf("the first push activated v%d", n)
+	}
+	s.ok("activate", "app", "1")
+	if err := push(img2, "app:v2"); err != nil {
+		t.Fatal(err)
+	}
+	if n := active(); n != 1 {
+		t.Fatalf("after a push of app:v2 the active version is v%d, want v1", n)
+	}
+	if err := push(img1, "app:backup-of-v1"); err != nil {
+		t.Fatal(err)
+	}
+	vs := versions()
+	if len(vs) != 2 || fmt.Sprint(vs[1].Tags) != "[backup-of-v1 v1]" || fmt.Sprint(vs[2].Tags) != "[v2]" || active() != 1 {
+		t.Fatalf("after re-tagging: %+v", vs)
+	}
+
+	// activate_on_push: a push of prod activates the image it names.
+	req, _ := http.NewRequest("PATCH", "http://"+s.api+"/v1/deployments/app", strings.NewReader(`{"activate_on_push":"prod"}`))
+	req.Header.Set("Authorization", "Bearer "+s.token)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dep struct {
+		ActivateOnPush string `json:"activate_on_push"`
+	}
+	json.NewDecoder(resp.Body).Decode(&dep)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || dep.ActivateOnPush != "prod" {
+		t.Fatalf("PATCH activate_on_push: %d %+v", resp.StatusCode, dep)
+	}
+	if err := push(img2, "app:prod"); err != nil {
+		t.Fatal(err)
+	}
+	if n := active(); n != 2 {
+		t.Fatalf("app:prod of v2's image: active v%d, want v2", n)
+	}
+	if err := push(img3, "app:v3"); err != nil {
+		t.Fatal(err)
+	}
+	if n := active(); n != 2 || len(versions()) != 3 {
+		t.Fatalf("app:v3: active v%d, %d versions", n, len(versions()))
+	}
+
+	// A nested repository does not create its first component's deployment.
+	err = push(image(), "team/app:v1")
+	if err == nil || !strings.Contains(err.Error(), "NAME_INVALID") {
+		t.Fatalf("push of team/app:v1: %v", err)
+	}
+	if got := strings.Join(s.deployments(), ","); got != "app" {
+		t.Fatalf("deployments %s, want app", got)
 	}
 }
