@@ -78,6 +78,13 @@ func TestBadRequests(t *testing.T) {
 		{"POST", "/v1/domains", `{"hostname":"a.example.com","deployment":"nope"}`, true, 404, "not-found"},
 		{"GET", "/v1/events?since=yesterday", ``, false, 400, "bad-request"},
 		{"GET", "/v1/nothing", ``, false, 404, "not-found"},
+		{"POST", "/v1/deployments/fresh/versions", `x`, true, 404, "not-found"},
+		{"POST", "/v1/deployments/fresh/versions?create=maybe", `x`, true, 400, "bad-request"},
+		{"POST", "/v1/deployments/Bad_Name/versions?create=true", `x`, true, 400, "bad-request"},
+		{"POST", "/v1/deployments/fresh/versions?create=true", `not a tar`, true, 400, "invalid-upload"},
+		{"GET", "/v1/deployments/fresh", ``, false, 404, "not-found"}, // the failed create left nothing
+		{"GET", "/v1/domains/bad_host.example.com", ``, false, 400, "bad-request"},
+		{"PATCH", "/v1/deployments/demo", `{"activate_on_push":"prod"}`, true, 400, "bad-request"},
 	}
 	for _, c := range cases {
 		r, body := call(a, c.method, c.path, c.body, c.auth)
