@@ -64,6 +64,9 @@ func (a *app) publish(ctx context.Context, dir string, o publishOptions) error {
 		return err
 	}
 	if err := tree.Check(o.entrypoint); err != nil {
+		if sum := rules.Summary(); sum.Paths > 0 {
+			return fmt.Errorf("%w; %s (--include-ignored keeps them)", err, sum)
+		}
 		return err
 	}
 	c := a.client()

@@ -331,7 +331,8 @@ func TestFailedPublishChangesNothing(t *testing.T) {
 
 	dotfiles := filepath.Join(tmp, "dotfiles")
 	writeFiles(t, dotfiles, map[string]string{".env": "S=1", ".git/config": "[core]"})
-	s.fails("has no files to publish", "publish", dotfiles, "--deployment", "fresh")
+	s.fails("has no files to publish; 2 paths left out (.git/ ×1 default, .env ×1 default) (--include-ignored keeps them)",
+		"publish", dotfiles, "--deployment", "fresh")
 
 	site := filepath.Join(tmp, "site")
 	writeFiles(t, site, map[string]string{"index.html": "<h1>one</h1>"})
