@@ -9,23 +9,29 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/cairnhq/cairn/internal/client"
+	"github.com/cairnhq/cairn/internal/ignore"
 	"github.com/cairnhq/cairn/internal/release"
 )
 
 func (a *app) packCmd() *cobra.Command {
 	var out, entrypoint string
+	var includeIgnored bool
 	cmd := &cobra.Command{
 		Use:   "pack DIR -o FILE",
 		Short: "Build a release (tar.zst) of DIR locally and print its sha256 and manifest",
 		Long: "Build a release of DIR locally, with the same bytes the server would store,\n" +
-			"and print its sha256 and manifest. FILE is written whole or not at all.",
+			"and print its sha256 and manifest. FILE is written whole or not at all.\n" +
+			"The paths publish leaves out (.git/, .env, .env.*, .DS_Store, .cairnignore\n" +
+			"and the .cairnignore's rules) are left out here too, unless --include-ignored;\n" +
+			"a tree that contains a cairn data directory is refused.",
 		Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return a.pack(cmd.Context(), args[0], out, entrypoint)
+			return a.pack(cmd.Context(), args[0], out, entrypoint, includeIgnored)
 		},
 	}
 	cmd.Flags().StringVarP(&out, "output", "o", "", "the release file to write (required)")
 	cmd.Flags().StringVar(&entrypoint, "entrypoint", "", "file served at / (default index.html)")
+	cmd.Flags().BoolVar(&includeIgnored, "include-ignored", false, "pack the paths the default rules and .cairnignore leave out (never a data directory)")
 	_ = cmd.MarkFlagRequired("output")
 	return cmd
 }
@@ -36,22 +42,28 @@ type packOutput struct {
 	SizeBytes        int64            `json:"size_bytes"`
 	TreeSHA256       string           `json:"tree_sha256"`
 	ArtifactManifest release.Manifest `json:"artifact_manifest"`
+	Excluded         ignore.Summary   `json:"excluded"`
 }
 
-func (a *app) pack(ctx context.Context, dir, out, entrypoint string) error {
+func (a *app) pack(ctx context.Context, dir, out, entrypoint string, includeIgnored bool) error {
 	if fi, err := os.Stat(dir); err != nil {
 		return err
 	} else if !fi.IsDir() {
 		return fmt.Errorf("%s is not a directory", dir)
 	}
+	rules, err := ignore.Load(dir, ignore.Options{IncludeIgnored: includeIgnored})
+	if err != nil {
+		return err
+	}
 	total := int64(-1)
 	if a.stderrTTY && !a.json {
-		if _, n, err := client.TreeSize(dir); err == nil {
-			total = n
+		if t, err := client.ScanTree(dir, rules); err == nil {
+			_, total = t.Size()
 		}
+		rules, _ = ignore.Load(dir, ignore.Options{IncludeIgnored: includeIgnored}) // counts afresh
 	}
 	bar := a.progressBar(total, "packing")
-	res, err := packFile(ctx, dir, out, release.PackOptions{Progress: barFunc(bar)})
+	res, err := packFile(ctx, dir, out, release.PackOptions{Progress: barFunc(bar), Filter: rules})
 	endBar(bar)
 	if err != nil {
 		return err
@@ -63,7 +75,7 @@ func (a *app) pack(ctx context.Context, dir, out, entrypoint string) error {
 		}
 	}
 	if a.json {
-		return printJSON(a.stdout, packOutput{res.SHA256, res.Size, res.TOC.TreeSHA256, m})
+		return printJSON(a.stdout, packOutput{res.SHA256, res.Size, res.TOC.TreeSHA256, m, rules.Summary()})
 	}
 	fmt.Fprintf(a.stdout, "sha256       %s\n", res.SHA256)
 	fmt.Fprintf(a.stdout, "size_bytes   %d (%s)\n", res.Size, humanBytes(res.Size))
@@ -71,6 +83,7 @@ func (a *app) pack(ctx context.Context, dir, out, entrypoint string) error {
 	fmt.Fprintf(a.stdout, "files        %d\n", m.Files)
 	fmt.Fprintf(a.stdout, "total_bytes  %d (%s)\n", m.TotalBytes, humanBytes(m.TotalBytes))
 	fmt.Fprintf(a.stdout, "entrypoint   %s\n", m.Entrypoint)
+	fmt.Fprintf(a.stdout, "excluded     %s\n", rules.Summary())
 	return nil
 }
 

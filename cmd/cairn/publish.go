@@ -6,16 +6,18 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/cairnhq/cairn/internal/client"
+	"github.com/cairnhq/cairn/internal/ignore"
 	"github.com/cairnhq/cairn/internal/meta"
 )
 
 type publishOptions struct {
 	deployment, domain, entrypoint string
-	noActivate                     bool
+	noActivate, includeIgnored     bool
 }
 
 func (a *app) publishCmd() *cobra.Command {
@@ -24,9 +26,15 @@ func (a *app) publishCmd() *cobra.Command {
 		Use:   "publish DIR --deployment NAME",
 		Short: "Upload DIR as a new version of a deployment and activate it",
 		Long: "Upload DIR as a new version of deployment NAME (created, kind static, if\n" +
-			"missing) and make it the active version unless --no-activate.\n" +
+			"missing, together with its first version) and make it the active version\n" +
+			"unless --no-activate.\n" +
 			"--domain HOST makes HOST serve the deployment: following its active version,\n" +
 			"or pinned to the new version with --no-activate.\n" +
+			"Left out: .git/, .env, .env.*, .DS_Store, .cairnignore and what the tree's\n" +
+			".cairnignore (gitignore syntax) lists; --include-ignored keeps them. A tree\n" +
+			"that contains a cairn data directory is refused.\n" +
+			"Everything is checked before anything changes: on a non-zero exit nothing\n" +
+			"was published.\n" +
 			"The printed edge URLs use CAIRN_BASE_DOMAIN and CAIRN_EDGE_ADDR if set.",
 		Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -38,29 +46,57 @@ func (a *app) publishCmd() *cobra.Command {
 	f.StringVar(&o.domain, "domain", "", "a hostname to serve the deployment at")
 	f.StringVar(&o.entrypoint, "entrypoint", "", "file served at / (default index.html)")
 	f.BoolVar(&o.noActivate, "no-activate", false, "publish without making the version active")
+	f.BoolVar(&o.includeIgnored, "include-ignored", false, "publish the paths the default rules and .cairnignore leave out (never a data directory)")
 	_ = cmd.MarkFlagRequired("deployment")
 	return cmd
 }
 
+// publishOutput is what --json prints: the Version record and what the
+// ignore rules left out.
+type publishOutput struct {
+	*meta.Version
+	Excluded ignore.Summary `json:"excluded"`
+}
+
 func (a *app) publish(ctx context.Context, dir string, o publishOptions) error {
-	if fi, err := os.Stat(dir); err != nil {
-		return err
-	} else if !fi.IsDir() {
-		return fmt.Errorf("%s is not a directory", dir)
-	}
-	c := a.client()
-	if err := a.ensureDeployment(ctx, c, o.deployment); err != nil {
-		return err
-	}
-	v, err := a.upload(ctx, c, dir, o)
+	tree, rules, err := scanForUpload(dir, o.includeIgnored)
 	if err != nil {
 		return err
 	}
+	if err := tree.Check(o.entrypoint); err != nil {
+		if sum := rules.Summary(); sum.Paths > 0 {
+			return fmt.Errorf("%w; %s (--include-ignored keeps them)", err, sum)
+		}
+		return err
+	}
+	c := a.client()
+	dep, err := c.GetDeployment(ctx, o.deployment)
+	switch {
+	case client.IsNotFound(err):
+		dep = nil // created with its first version
+	case err != nil:
+		return fmt.Errorf("publishing %s: %w", o.deployment, err)
+	case dep.Kind != meta.KindStatic:
+		return fmt.Errorf("deployment %s is of kind %s; a directory publishes a static release", o.deployment, dep.Kind)
+	}
+	if o.domain != "" {
+		if err := checkDomainFree(ctx, c, strings.ToLower(o.domain), dep); err != nil {
+			return err
+		}
+	}
+	v, err := a.upload(ctx, c, tree, o, dep == nil)
+	if err != nil {
+		return err
+	}
+	sum := rules.Summary()
 	if a.json {
-		if err := printJSON(a.stdout, v); err != nil {
+		if err := printJSON(a.stdout, publishOutput{v, sum}); err != nil {
 			return err
 		}
 	} else {
+		if dep == nil {
+			fmt.Fprintf(a.stdout, "created deployment %s (static)\n", o.deployment)
+		}
 		m := v.ArtifactManifest
 		files := "files"
 		if m.Files == 1 {
@@ -75,6 +111,9 @@ func (a *app) publish(ctx context.Context, dir string, o publishOptions) error {
 		if v.PreviewURL != "" {
 			fmt.Fprintf(a.stdout, "preview: %s\n", v.PreviewURL)
 		}
+		if sum.Paths > 0 {
+			fmt.Fprintf(a.stdout, "%s\n", sum)
+		}
 	}
 	if o.domain == "" {
 		return nil
@@ -82,31 +121,47 @@ func (a *app) publish(ctx context.Context, dir string, o publishOptions) error {
 	return a.attachDomain(ctx, c, o, v)
 }
 
-// ensureDeployment creates the deployment (kind static) if it is missing.
-func (a *app) ensureDeployment(ctx context.Context, c *client.Client, name string) error {
-	_, err := c.GetDeployment(ctx, name)
-	if !client.IsNotFound(err) {
-		return err
+// scanForUpload reads dir's ignore rules and lists what is sent. A data
+// directory anywhere in the tree is an error.
+func scanForUpload(dir string, includeIgnored bool) (*client.Tree, *ignore.Set, error) {
+	if fi, err := os.Stat(dir); err != nil {
+		return nil, nil, err
+	} else if !fi.IsDir() {
+		return nil, nil, fmt.Errorf("%s is not a directory", dir)
 	}
-	if _, err = c.CreateDeployment(ctx, name, meta.KindStatic, 0); client.IsConflict(err) {
-		return nil // created meanwhile by someone else
-	} else if err != nil {
-		return fmt.Errorf("creating deployment %s: %w", name, err)
+	rules, err := ignore.Load(dir, ignore.Options{IncludeIgnored: includeIgnored})
+	if err != nil {
+		return nil, nil, err
 	}
-	if !a.json {
-		fmt.Fprintf(a.stdout, "created deployment %s (static)\n", name)
+	tree, err := client.ScanTree(dir, rules)
+	if err != nil {
+		return nil, nil, err
+	}
+	return tree, rules, nil
+}
+
+// checkDomainFree fails when host (valid, lower case) serves a deployment
+// other than dep (nil: one not created yet), before anything is published.
+func checkDomainFree(ctx context.Context, c *client.Client, host string, dep *meta.Deployment) error {
+	cur, err := c.GetDomain(ctx, host)
+	if client.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("domain %s: %w; nothing was published", host, err)
+	}
+	if dep == nil || cur.DeploymentID != dep.ID {
+		return fmt.Errorf("domain %s already serves another deployment (%s); nothing was published", host, cur.DeploymentID)
 	}
 	return nil
 }
 
-// upload streams a tar of dir into PublishTar through a pipe. A failed walk
-// aborts the request; a failed request stops the walk.
-func (a *app) upload(ctx context.Context, c *client.Client, dir string, o publishOptions) (*meta.Version, error) {
+// upload streams a tar of tree into PublishTar through a pipe. A failed
+// walk aborts the request; a failed request stops the walk.
+func (a *app) upload(ctx context.Context, c *client.Client, tree *client.Tree, o publishOptions, create bool) (*meta.Version, error) {
 	total := int64(-1)
 	if a.stderrTTY && !a.json {
-		if _, n, err := client.TreeSize(dir); err == nil {
-			total = n
-		}
+		_, total = tree.Size()
 	}
 	bar := a.progressBar(total, "uploading")
 	defer endBar(bar)
@@ -115,7 +170,7 @@ func (a *app) upload(ctx context.Context, c *client.Client, dir string, o publis
 	pr, pw := io.Pipe()
 	walkErr := make(chan error, 1)
 	go func() {
-		err := client.WriteTree(ctx, dir, pw, barFunc(bar))
+		err := tree.Write(ctx, pw, barFunc(bar))
 		pw.CloseWithError(err) // nil closes with EOF
 		if err != nil {
 			cancel()
@@ -124,12 +179,14 @@ func (a *app) upload(ctx context.Context, c *client.Client, dir string, o publis
 		}
 		walkErr <- err
 	}()
-	v, err := c.PublishTar(ctx, o.deployment, pr, o.entrypoint, !o.noActivate)
+	v, err := c.PublishTar(ctx, o.deployment, pr, client.PublishOptions{
+		Entrypoint: o.entrypoint, Activate: !o.noActivate, Create: create,
+	})
 	pr.CloseWithError(errUploadEnded) // unblock the walk if the request ended early
 	werr := <-walkErr
 	if werr != nil && !errors.Is(werr, errUploadEnded) && !errors.Is(werr, io.ErrClosedPipe) &&
 		!(errors.Is(werr, context.Canceled) && err != nil) {
-		return nil, fmt.Errorf("reading %s: %w", dir, werr)
+		return nil, fmt.Errorf("reading the tree: %w", werr)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("publishing %s: %w", o.deployment, err)

@@ -94,7 +94,7 @@ func TestErrorsAreOneLine(t *testing.T) {
 		{[]string{"versions", "demo", "--nope"}, "cairn: unknown flag: --nope (see 'cairn versions --help')"},
 		{[]string{"publish", "."}, `cairn: required flag(s) "deployment" not set`},
 		{[]string{"--api", "ftp://x", "versions", "demo"}, `cairn: --api: "ftp://x" is not an http(s) URL`},
-		{[]string{"publish", t.TempDir(), "--deployment", "demo", "--data", t.TempDir()},
+		{[]string{"publish", siteDir(t), "--deployment", "demo", "--data", t.TempDir()},
 			"cairn: publishing demo: Unauthorized (401): no API token; pass --token, set CAIRN_TOKEN or use --data"},
 	} {
 		args := append(tc.args, "--api="+api.URL)

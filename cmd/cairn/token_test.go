@@ -136,8 +136,8 @@ func FuzzParseExpires(f *testing.F) {
 }
 
 // TestPublishWithDeployToken: a deploy token publishes its deployment and
-// repoints a domain of it that exists (it may not add one: that answers
-// the API's 403 as one line).
+// repoints a domain of it that exists (it may not add one: the API's 403,
+// as one line, before anything is published).
 func TestPublishWithDeployToken(t *testing.T) {
 	admin := "admin-token-0123456789abcdef0123456789"
 	srv := realAPI(t, admin)
@@ -160,10 +160,14 @@ func TestPublishWithDeployToken(t *testing.T) {
 		!strings.Contains(stdout, "domain www.web.test → web (pinned to v2)") {
 		t.Fatalf("publish --domain (existing) as deploy:web: %d %q %q", code, stdout, stderr)
 	}
+	// A domain it may not look up is refused before anything is sent.
 	_, stderr, code = as(tok.Secret, "publish", site, "--deployment", "web", "--domain", "new.web.test")
-	if code != 1 || !strings.Contains(stderr, "domain new.web.test: token tok_") || !strings.Contains(stderr, "(403); v3 was published") ||
+	if code != 1 || !strings.Contains(stderr, "domain new.web.test: token tok_") || !strings.Contains(stderr, "(403); nothing was published") ||
 		strings.Count(stderr, "\n") != 1 {
 		t.Errorf("publish --domain (new) as deploy:web: %d %q", code, stderr)
+	}
+	if stdout, _, _ := as(admin, "versions", "web", "--json"); strings.Count(stdout, `"version_number"`) != 2 {
+		t.Errorf("a refused publish made a version: %s", stdout)
 	}
 	if _, stderr, code := as(tok.Secret, "publish", site, "--deployment", "other"); code != 1 || !strings.Contains(stderr, "403") {
 		t.Errorf("publish to another deployment as deploy:web: %d %q", code, stderr)

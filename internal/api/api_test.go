@@ -91,6 +91,13 @@ func TestBadRequests(t *testing.T) {
 		{"PUT", "/v1/deployments", ``, true, 405, "method-not-allowed"},
 		{"GET", "/v1/gc", ``, true, 405, "method-not-allowed"},
 		{"PUT", "/v1/gc", ``, false, 401, "unauthorized"},
+		{"POST", "/v1/deployments/fresh/versions", `x`, true, 404, "not-found"},
+		{"POST", "/v1/deployments/fresh/versions?create=maybe", `x`, true, 400, "bad-request"},
+		{"POST", "/v1/deployments/Bad_Name/versions?create=true", `x`, true, 400, "bad-request"},
+		{"POST", "/v1/deployments/fresh/versions?create=true", `not a tar`, true, 400, "invalid-upload"},
+		{"GET", "/v1/deployments/fresh", ``, true, 404, "not-found"}, // the failed create left nothing
+		{"GET", "/v1/domains/bad_host.example.com", ``, true, 400, "bad-request"},
+		{"PATCH", "/v1/deployments/demo", `{"activate_on_push":"prod"}`, true, 400, "bad-request"},
 	}
 	for _, c := range cases {
 		r, body := call(a, c.method, c.path, c.body, c.auth)

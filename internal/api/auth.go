@@ -73,6 +73,11 @@ func (a *API) permit(r *http.Request, p *token.Principal, need access) error {
 	}
 	name, key, err := a.ownerName(r.Context(), r, need)
 	if errors.Is(err, meta.ErrNotFound) {
+		if need == needReadDomain || need == needDeployDomain || need == needReadVersion {
+			// The key is a hostname or a version id, not a deployment:
+			// only a token that reads everything learns it does not exist.
+			return forbidden(p, "read or admin (it names none of this token's deployments)")
+		}
 		if p.Named(key) {
 			return nil // the handler answers 404
 		}

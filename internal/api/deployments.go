@@ -129,6 +129,8 @@ func (a *API) patchDeployment(w http.ResponseWriter, r *http.Request) error {
 		RetentionDays *int  `json:"retention_days"`
 		KeepVersions  *int  `json:"keep_versions"`
 		AnonymousPull *bool `json:"anonymous_pull"` // oci deployments: pulls without a token
+		// oci deployments: the tag whose push activates; "" for none
+		ActivateOnPush *string `json:"activate_on_push"`
 	}
 	if err := decode(r, &in); err != nil {
 		return err
@@ -149,6 +151,11 @@ func (a *API) patchDeployment(w http.ResponseWriter, r *http.Request) error {
 	}
 	if in.KeepVersions != nil {
 		if err := checkKeep(*in.KeepVersions); err != nil {
+			return err
+		}
+	}
+	if in.ActivateOnPush != nil {
+		if d, err = a.setActivateOnPush(r, d, *in.ActivateOnPush); err != nil {
 			return err
 		}
 	}

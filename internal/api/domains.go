@@ -67,6 +67,9 @@ func (a *API) createDomain(w http.ResponseWriter, r *http.Request) error {
 
 func (a *API) domain(r *http.Request) (*meta.Domain, error) {
 	h := strings.ToLower(r.PathValue("hostname"))
+	if err := checkHostname(h); err != nil {
+		return nil, err
+	}
 	dom, err := a.cfg.Meta.GetDomain(r.Context(), h)
 	if errors.Is(err, meta.ErrNotFound) {
 		return nil, notFound("domain %q not found", h)

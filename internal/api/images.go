@@ -84,3 +84,17 @@ func looksJSON(r *http.Request) bool {
 	t := bytes.TrimLeft(b, " \t\r\n")
 	return len(t) > 0 && t[0] == '{' || len(t) == 0 && len(b) < 512
 }
+
+// ActivateOnPush is implemented by a registry whose deployments may name
+// the tag whose push activates (meta.Deployment.ActivateOnPush).
+type ActivateOnPush interface {
+	SetActivateOnPush(ctx context.Context, dep *meta.Deployment, tag, actor string) (*meta.Deployment, error)
+}
+
+func (a *API) setActivateOnPush(r *http.Request, d *meta.Deployment, tag string) (*meta.Deployment, error) {
+	ap, ok := a.cfg.Images.(ActivateOnPush)
+	if d.Kind != meta.KindOCI || !ok {
+		return nil, badRequest("activate_on_push applies to oci deployments served by the registry")
+	}
+	return ap.SetActivateOnPush(r.Context(), d, tag, actorOf(r))
+}

@@ -12,17 +12,34 @@ import (
 	"github.com/cairnhq/cairn/internal/publish"
 )
 
+// createVersion publishes a version. With ?create=true a missing {dep}
+// (a name) is created, kind static, in the same transaction as the version:
+// a publish that fails leaves no deployment behind.
 func (a *API) createVersion(w http.ResponseWriter, r *http.Request) error {
-	d, err := a.deployment(r)
-	if err != nil {
-		return err
-	}
 	q := r.URL.Query()
-	activate := true
+	var err error
+	activate, create := true, false
 	if s := q.Get("activate"); s != "" {
 		if activate, err = strconv.ParseBool(s); err != nil {
 			return badRequest("activate must be true or false")
 		}
+	}
+	if s := q.Get("create"); s != "" {
+		if create, err = strconv.ParseBool(s); err != nil {
+			return badRequest("create must be true or false")
+		}
+	}
+	d, err := a.deployment(r)
+	isNew := false
+	if err != nil && create && problem.From(err).Status == http.StatusNotFound {
+		name := r.PathValue("dep")
+		if err := checkName(name); err != nil {
+			return err
+		}
+		d, err, isNew = &meta.Deployment{Name: name, Kind: meta.KindStatic, RetentionDays: a.defaultRetention()}, nil, true
+	}
+	if err != nil {
+		return err
 	}
 	if d.Kind == meta.KindOCI {
 		return a.createImageVersion(w, r, d, activate)
@@ -32,7 +49,11 @@ func (a *API) createVersion(w http.ResponseWriter, r *http.Request) error {
 		Entrypoint: q.Get("entrypoint"),
 		Activate:   activate,
 		Actor:      actorOf(r),
+		Create:     isNew,
 	})
+	if isNew && errors.Is(err, meta.ErrConflict) {
+		return problem.New(http.StatusConflict, "conflict", "deployment "+d.Name+" was created meanwhile; publish again")
+	}
 	if err != nil {
 		return err
 	}

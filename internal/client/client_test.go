@@ -86,7 +86,7 @@ func TestPublishTarStreams(t *testing.T) {
 	}))
 	defer srv.Close()
 	c := New(srv.URL+"/", "s3cret")
-	v, err := c.PublishTar(context.Background(), "demo", bytes.NewReader([]byte("tarbytes")), "main.html", false)
+	v, err := c.PublishTar(context.Background(), "demo", bytes.NewReader([]byte("tarbytes")), PublishOptions{Entrypoint: "main.html"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -114,7 +114,7 @@ func TestPublishTarBodyError(t *testing.T) {
 		pw.Write([]byte(strings.Repeat("x", 1000)))
 		pw.CloseWithError(boom)
 	}()
-	_, err := New(srv.URL, "").PublishTar(context.Background(), "demo", pr, "", true)
+	_, err := New(srv.URL, "").PublishTar(context.Background(), "demo", pr, PublishOptions{Activate: true})
 	if !errors.Is(err, boom) {
 		t.Errorf("got %v, want the body's error", err)
 	}

@@ -56,19 +56,32 @@ func (c *Client) listDeployments(ctx context.Context, path string) ([]meta.Deplo
 	return out.Deployments, nil
 }
 
+// PublishOptions are the query parameters of a tar publish.
+type PublishOptions struct {
+	Entrypoint string // "" takes the server's default
+	Activate   bool
+	// Create makes the server create a missing deployment (kind static) in
+	// the same transaction as its first version: a failed publish leaves no
+	// deployment behind.
+	Create bool
+}
+
 // PublishTar uploads body, a tar stream (plain, gzip or zstd) of the built
 // directory, as a new version of dep. The body is streamed with chunked
 // encoding, never buffered whole; if reading it fails the request is
-// aborted with that error. entrypoint "" takes the server's default.
-func (c *Client) PublishTar(ctx context.Context, dep string, body io.Reader, entrypoint string, activate bool) (*meta.Version, error) {
+// aborted with that error.
+func (c *Client) PublishTar(ctx context.Context, dep string, body io.Reader, o PublishOptions) (*meta.Version, error) {
 	if body == nil {
 		return nil, errors.New("publish: nil body")
 	}
 	q := url.Values{}
-	if entrypoint != "" {
-		q.Set("entrypoint", entrypoint)
+	if o.Entrypoint != "" {
+		q.Set("entrypoint", o.Entrypoint)
 	}
-	q.Set("activate", strconv.FormatBool(activate))
+	q.Set("activate", strconv.FormatBool(o.Activate))
+	if o.Create {
+		q.Set("create", "true")
+	}
 	// Wrapping hides any Len method so that net/http always streams.
 	var v meta.Version
 	err := c.request(ctx, http.MethodPost, depPath(dep)+"/versions?"+q.Encode(),

@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"sort"
 	"time"
+
+	"github.com/cairnhq/cairn/internal/release"
 )
 
 // treeEntry is one path of a scanned tree.
@@ -20,10 +22,18 @@ type treeEntry struct {
 	size int64
 }
 
-// scanTree lists dir's entries sorted by path. Symlinks are listed, never
-// followed (only dir itself may be a symlink). Anything but regular files,
-// directories and symlinks is an error.
-func scanTree(dir string) ([]treeEntry, error) {
+// Filter decides which entries of a tree are sent (internal/ignore's Set,
+// the same rules `cairn pack` applies through release.PackOptions.Filter).
+type Filter interface {
+	Listed(rel string, names []string) error
+	Skip(rel, abs string, isDir bool) (bool, error)
+}
+
+// scanTree lists dir's entries sorted by path, leaving out what filter
+// (may be nil) skips. Symlinks are listed, never followed (only dir itself
+// may be a symlink). Anything but regular files, directories and symlinks is
+// an error.
+func scanTree(dir string, filter Filter) ([]treeEntry, error) {
 	root, err := filepath.EvalSymlinks(dir)
 	if err != nil {
 		return nil, err
@@ -34,29 +44,51 @@ func scanTree(dir string) ([]treeEntry, error) {
 		return nil, fmt.Errorf("%s is not a directory", dir)
 	}
 	var out []treeEntry
-	err = filepath.WalkDir(root, func(abs string, d fs.DirEntry, err error) error {
+	var walk func(abs, rel string) error
+	walk = func(abs, rel string) error {
+		des, err := os.ReadDir(abs)
 		if err != nil {
 			return err
 		}
-		if abs == root {
-			return nil
+		if filter != nil {
+			names := make([]string, len(des))
+			for i, d := range des {
+				names[i] = d.Name()
+			}
+			if err := filter.Listed(rel, names); err != nil {
+				return err
+			}
 		}
-		rel, err := filepath.Rel(root, abs)
-		if err != nil {
-			return err
+		for _, d := range des {
+			childAbs, childRel := filepath.Join(abs, d.Name()), d.Name()
+			if rel != "" {
+				childRel = rel + "/" + childRel
+			}
+			if filter != nil {
+				if skip, err := filter.Skip(childRel, childAbs, d.IsDir()); err != nil {
+					return err
+				} else if skip {
+					continue
+				}
+			}
+			info, err := d.Info()
+			if err != nil {
+				return err
+			}
+			m := info.Mode()
+			if !m.IsRegular() && !m.IsDir() && m&fs.ModeSymlink == 0 {
+				return fmt.Errorf("%s: not a regular file, directory or symlink", filepath.Join(dir, filepath.FromSlash(childRel)))
+			}
+			out = append(out, treeEntry{rel: childRel, abs: childAbs, mode: m, size: info.Size()})
+			if m.IsDir() {
+				if err := walk(childAbs, childRel); err != nil {
+					return err
+				}
+			}
 		}
-		info, err := d.Info()
-		if err != nil {
-			return err
-		}
-		m := info.Mode()
-		if !m.IsRegular() && !m.IsDir() && m&fs.ModeSymlink == 0 {
-			return fmt.Errorf("%s: not a regular file, directory or symlink", filepath.Join(dir, rel))
-		}
-		out = append(out, treeEntry{rel: filepath.ToSlash(rel), abs: abs, mode: m, size: info.Size()})
 		return nil
-	})
-	if err != nil {
+	}
+	if err := walk(root, ""); err != nil {
 		return nil, err
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].rel < out[j].rel })
@@ -65,41 +97,28 @@ func scanTree(dir string) ([]treeEntry, error) {
 
 // TreeSize counts the regular files under dir and their total size, for a
 // progress bar's total.
-func TreeSize(dir string) (files int, bytes int64, err error) {
-	entries, err := scanTree(dir)
+func TreeSize(dir string, filter Filter) (files int, bytes int64, err error) {
+	t, err := ScanTree(dir, filter)
 	if err != nil {
 		return 0, 0, err
 	}
-	for _, e := range entries {
-		if e.mode.IsRegular() {
-			files++
-			bytes += e.size
-		}
-	}
+	files, bytes = t.Size()
 	return files, bytes, nil
 }
 
-// WriteTree writes a plain tar of the tree under dir to w: entries sorted by
+// WriteTree writes a plain tar of the tree under dir, less what filter (may
+// be nil) skips, to w: entries sorted by
 // path, names relative without "./" (directories end in "/"), symlinks as
 // symlinks (never followed), file contents streamed. Headers are normalised
 // (mtime 0, uid/gid 0, modes 0644/0755/0777) so the same tree gives the same
 // bytes. progress, if not nil, is called with each batch of content bytes
 // written. It stops with ctx's error when ctx ends.
-func WriteTree(ctx context.Context, dir string, w io.Writer, progress func(int64)) error {
-	entries, err := scanTree(dir)
+func WriteTree(ctx context.Context, dir string, filter Filter, w io.Writer, progress func(int64)) error {
+	t, err := ScanTree(dir, filter)
 	if err != nil {
 		return err
 	}
-	tw := tar.NewWriter(w)
-	for _, e := range entries {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		if err := writeEntry(ctx, tw, e, progress); err != nil {
-			return err
-		}
-	}
-	return tw.Close()
+	return t.Write(ctx, w, progress)
 }
 
 func writeEntry(ctx context.Context, tw *tar.Writer, e treeEntry, progress func(int64)) error {
@@ -158,4 +177,72 @@ func (p *progressWriter) Write(b []byte) (int, error) {
 		p.fn(int64(n))
 	}
 	return n, err
+}
+
+// Tree is a scanned tree, ready to be checked and sent.
+type Tree struct {
+	dir     string
+	entries []treeEntry
+}
+
+// ScanTree lists the tree under dir, less what filter (may be nil) skips.
+func ScanTree(dir string, filter Filter) (*Tree, error) {
+	entries, err := scanTree(dir, filter)
+	if err != nil {
+		return nil, err
+	}
+	return &Tree{dir: dir, entries: entries}, nil
+}
+
+// Size counts the regular files of the tree and their total size.
+func (t *Tree) Size() (files int, bytes int64) {
+	for _, e := range t.entries {
+		if e.mode.IsRegular() {
+			files++
+			bytes += e.size
+		}
+	}
+	return files, bytes
+}
+
+// Check finds, before anything is sent, what the server would refuse: a
+// tree without a regular file, an entrypoint (if not "") that is not a
+// regular file of the tree, and a symlink whose target leaves the tree.
+func (t *Tree) Check(entrypoint string) error {
+	if files, _ := t.Size(); files == 0 {
+		return fmt.Errorf("%s has no files to publish", t.dir)
+	}
+	if entrypoint != "" {
+		i := sort.Search(len(t.entries), func(i int) bool { return t.entries[i].rel >= entrypoint })
+		if i == len(t.entries) || t.entries[i].rel != entrypoint || !t.entries[i].mode.IsRegular() {
+			return fmt.Errorf("--entrypoint %q is not a file of %s", entrypoint, t.dir)
+		}
+	}
+	for _, e := range t.entries {
+		if e.mode&fs.ModeSymlink == 0 {
+			continue
+		}
+		target, err := os.Readlink(e.abs)
+		if err != nil {
+			return err
+		}
+		if err := release.CheckLink(e.rel, target); err != nil {
+			return fmt.Errorf("%s: %w", t.dir, err)
+		}
+	}
+	return nil
+}
+
+// Write writes the tree as WriteTree does.
+func (t *Tree) Write(ctx context.Context, w io.Writer, progress func(int64)) error {
+	tw := tar.NewWriter(w)
+	for _, e := range t.entries {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := writeEntry(ctx, tw, e, progress); err != nil {
+			return err
+		}
+	}
+	return tw.Close()
 }

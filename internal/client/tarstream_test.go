@@ -73,7 +73,7 @@ func TestWriteTreeRoundTrip(t *testing.T) {
 	dir := testTree(t)
 	var buf bytes.Buffer
 	var progressed int64
-	if err := WriteTree(context.Background(), dir, &buf, func(n int64) { progressed += n }); err != nil {
+	if err := WriteTree(context.Background(), dir, nil, &buf, func(n int64) { progressed += n }); err != nil {
 		t.Fatal(err)
 	}
 	names, got := readTar(t, bytes.NewReader(buf.Bytes()))
@@ -107,7 +107,7 @@ func TestWriteTreeRoundTrip(t *testing.T) {
 	if !sort.StringsAreSorted(trimmed) {
 		t.Errorf("entries not sorted: %v", names)
 	}
-	_, size, err := TreeSize(dir)
+	_, size, err := TreeSize(dir, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -119,13 +119,13 @@ func TestWriteTreeRoundTrip(t *testing.T) {
 func TestWriteTreeDeterministic(t *testing.T) {
 	dir := testTree(t)
 	var a, b bytes.Buffer
-	if err := WriteTree(context.Background(), dir, &a, nil); err != nil {
+	if err := WriteTree(context.Background(), dir, nil, &a, nil); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.Chtimes(filepath.Join(dir, "a.txt"), testTime, testTime); err != nil {
 		t.Fatal(err)
 	}
-	if err := WriteTree(context.Background(), dir, &b, nil); err != nil {
+	if err := WriteTree(context.Background(), dir, nil, &b, nil); err != nil {
 		t.Fatal(err)
 	}
 	if !bytes.Equal(a.Bytes(), b.Bytes()) {
@@ -134,7 +134,7 @@ func TestWriteTreeDeterministic(t *testing.T) {
 }
 
 func TestTreeSize(t *testing.T) {
-	files, size, err := TreeSize(testTree(t))
+	files, size, err := TreeSize(testTree(t), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -144,17 +144,17 @@ func TestTreeSize(t *testing.T) {
 }
 
 func TestWriteTreeErrors(t *testing.T) {
-	if err := WriteTree(context.Background(), filepath.Join(t.TempDir(), "nope"), io.Discard, nil); !errors.Is(err, os.ErrNotExist) {
+	if err := WriteTree(context.Background(), filepath.Join(t.TempDir(), "nope"), nil, io.Discard, nil); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("missing dir: %v", err)
 	}
 	f := filepath.Join(t.TempDir(), "file")
 	writeFile(t, f, "x", 0o644)
-	if err := WriteTree(context.Background(), f, io.Discard, nil); err == nil || !strings.Contains(err.Error(), "not a directory") {
+	if err := WriteTree(context.Background(), f, nil, io.Discard, nil); err == nil || !strings.Contains(err.Error(), "not a directory") {
 		t.Errorf("file as dir: %v", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if err := WriteTree(ctx, testTree(t), io.Discard, nil); !errors.Is(err, context.Canceled) {
+	if err := WriteTree(ctx, testTree(t), nil, io.Discard, nil); !errors.Is(err, context.Canceled) {
 		t.Errorf("cancelled: %v", err)
 	}
 }
@@ -173,7 +173,7 @@ func (f *failWriter) Write(b []byte) (int, error) {
 func TestWriteTreeWriterFails(t *testing.T) {
 	dir := t.TempDir()
 	writeFile(t, filepath.Join(dir, "big"), strings.Repeat("x", 1<<20), 0o644)
-	if err := WriteTree(context.Background(), dir, &failWriter{n: 4096}, nil); !errors.Is(err, io.ErrClosedPipe) {
+	if err := WriteTree(context.Background(), dir, nil, &failWriter{n: 4096}, nil); !errors.Is(err, io.ErrClosedPipe) {
 		t.Errorf("got %v, want the writer's error", err)
 	}
 }

@@ -40,12 +40,19 @@ func TestOCIThroughServer(t *testing.T) {
 	if m := v["artifact_manifest"].(map[string]any); m["files"].(float64) != 3 {
 		t.Fatalf("manifest %v, want 3 layers", m)
 	}
+	// A push activates nothing; cairn activate does.
+	var d map[string]any
+	if code, _ := e.do("POST", "/v1/deployments/app/activate", e.jsonBody(map[string]any{"version_number": 1}), &d); code != 200 || d["active_version_id"] != v["id"] {
+		t.Fatalf("activate v1: %d %v", code, d)
+	}
 	push("v2")
+	if code, _ := e.do("GET", "/v1/deployments/app", nil, &d); code != 200 || d["active_version_id"] != v["id"] {
+		t.Fatalf("a push of v2 changed the active version: %d %v", code, d)
+	}
 	var v3 map[string]any
 	if code, _ := e.do("POST", "/v1/deployments/app/versions", e.jsonBody(map[string]any{"image": "v1"}), &v3); code != 201 || v3["artifact_sha256"] != first {
 		t.Fatalf("version from image: %d %v", code, v3)
 	}
-	var d map[string]any
 	if code, _ := e.do("POST", "/v1/deployments/app/rollback", nil, &d); code != 200 {
 		t.Fatalf("rollback: %d %v", code, d)
 	}

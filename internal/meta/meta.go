@@ -52,13 +52,16 @@ const (
 
 // Deployment is an app or site.
 type Deployment struct {
-	ID              string    `json:"id"`
-	Name            string    `json:"name"`
-	Kind            string    `json:"kind"`
-	ActiveVersionID *string   `json:"active_version_id"`
-	RetentionDays   int       `json:"retention_days"`
-	KeepVersions    int       `json:"keep_versions"` // the newest N archived versions are never collected
-	CreatedAt       time.Time `json:"created_at"`
+	ID              string  `json:"id"`
+	Name            string  `json:"name"`
+	Kind            string  `json:"kind"`
+	ActiveVersionID *string `json:"active_version_id"`
+	RetentionDays   int     `json:"retention_days"`
+	KeepVersions    int     `json:"keep_versions"` // the newest N archived versions are never collected
+	// ActivateOnPush (oci): a push of this tag activates the version it
+	// names; "" (the default): a push never activates anything.
+	ActivateOnPush string    `json:"activate_on_push"`
+	CreatedAt      time.Time `json:"created_at"`
 	// DeletedAt is set while the deployment is deleted: no active version,
 	// every version archived, no domain. Publishing to it again undeletes it.
 	DeletedAt *time.Time `json:"deleted_at,omitempty"`
@@ -90,6 +93,10 @@ type Version struct {
 	CreatedAt        time.Time  `json:"created_at"`
 	ArchivedAt       *time.Time `json:"archived_at"`
 	CollectedAt      *time.Time `json:"collected_at"`
+	// Tags (oci): the tags of the deployment's repository that point at the
+	// version's manifest now, in lexical order. A tag moved by a later push
+	// leaves the version.
+	Tags []string `json:"tags,omitempty"`
 	// URL (while the version is active) and PreviewURL (always) are where
 	// the edge serves it, made by the API from its public edge URL (static
 	// deployments only; not stored).
@@ -144,6 +151,11 @@ type NewVersion struct {
 	Manifest     Manifest // artifact_manifest
 	Activate     bool     // make it the active version in the same transaction
 	Actor        string
+	// NewDeployment, when set, is created in the same transaction, with its
+	// "deployment.create" event, as CreateDeploymentWithPolicy does
+	// (RetentionDays and KeepVersions stored as given), and DeploymentID is
+	// ignored; on success *NewDeployment is the stored record.
+	NewDeployment *Deployment
 }
 
 // EventFilter selects events. Zero values mean "any".
@@ -183,7 +195,9 @@ type Versions interface {
 	// next version_number of the deployment, inserts the version (status ready, or
 	// active when nv.Activate, archiving the previously active one), and appends a
 	// "publish" event (plus "activate" when activating). Unknown deployment:
-	// ErrNotFound. Release sha256 not 64 lowercase hex digits, or a release kind
+	// ErrNotFound. With nv.NewDeployment the deployment is inserted first in the
+	// same transaction (name taken: ErrConflict): a publish that fails leaves
+	// no deployment. Release sha256 not 64 lowercase hex digits, or a release kind
 	// (empty means the deployment's) other than the deployment's: ErrInvalid.
 	CreateVersion(ctx context.Context, nv NewVersion) (*Version, error)
 	GetVersion(ctx context.Context, id string) (*Version, error)
@@ -329,6 +343,15 @@ type Registry interface {
 	ListOCITags(ctx context.Context, repo, last string, n int) ([]string, error)
 	// DeleteOCITag removes a tag (the manifest stays). Unknown: ErrNotFound.
 	DeleteOCITag(ctx context.Context, repo, tag string) error
+
+	// OCIVersionByDigest returns the newest version of the deployment whose
+	// release is the manifest digest ("sha256:…") and is not collected.
+	// None: ErrNotFound.
+	OCIVersionByDigest(ctx context.Context, deploymentID, digest string) (*Version, error)
+	// SetOCIActivateOnPush stores the deployment's activate_on_push tag ("":
+	// none) with a "deployment.update" event (before/after) when it changes,
+	// and returns the stored deployment. ErrNotFound.
+	SetOCIActivateOnPush(ctx context.Context, deploymentID, tag, actor string) (*Deployment, error)
 
 	// SetOCIAnonymousPull allows or forbids pulls without credentials from
 	// every repository of a deployment (default: forbidden). ErrNotFound.

@@ -99,6 +99,9 @@ type Options struct {
 	Activate     bool
 	Actor        string
 	SourceSHA256 string // "" means the sha256 of the uploaded body
+	// Create: dep is not stored yet; it is created in the same transaction
+	// as the version (meta.NewVersion.NewDeployment), and filled in.
+	Create bool
 }
 
 // countReader counts the bytes read through it.
@@ -189,7 +192,7 @@ func (p *Publisher) Publish(ctx context.Context, dep *meta.Deployment, body io.R
 	d := digest.NewDigestFromEncoded(digest.SHA256, res.SHA256)
 	uri := blob.URIOf(p.Blobs, d)
 	m := res.TOC.Manifest(o.Entrypoint)
-	v, err = p.Meta.CreateVersion(ctx, meta.NewVersion{
+	nv := meta.NewVersion{
 		DeploymentID: dep.ID,
 		SourceSHA256: o.SourceSHA256,
 		Release: meta.Release{SHA256: res.SHA256, Kind: meta.KindStatic, SizeBytes: res.Size,
@@ -197,8 +200,11 @@ func (p *Publisher) Publish(ctx context.Context, dep *meta.Deployment, body io.R
 		Manifest: meta.Manifest{Files: m.Files, TotalBytes: m.TotalBytes, Entrypoint: m.Entrypoint},
 		Activate: o.Activate,
 		Actor:    o.Actor,
-	})
-	if err != nil {
+	}
+	if o.Create {
+		nv.NewDeployment = dep
+	}
+	if v, err = p.Meta.CreateVersion(ctx, nv); err != nil {
 		return nil, err
 	}
 	return v, nil

@@ -17,6 +17,7 @@ func basic(user, pass string) string {
 
 func TestAuth(t *testing.T) {
 	e := newEnv(t, nil)
+	e.createOCI(t, "app")
 	ctx := t.Context()
 	cfg := []byte(`{}`)
 	d := e.pushBlob(t, "app/web", cfg)

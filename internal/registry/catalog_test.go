@@ -15,6 +15,7 @@ import (
 // through the Link header.
 func TestCatalog(t *testing.T) {
 	e := newEnv(t, nil)
+	e.createOCI(t, "app")
 	resp, body := e.do(t, "GET", "/v2/_catalog", nil)
 	wantCode(t, "empty catalog", resp, body, 200, "")
 	if strings.TrimSpace(string(body)) != `{"repositories":[]}` {

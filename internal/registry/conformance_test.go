@@ -46,6 +46,9 @@ func testConformanceSuite(t *testing.T, newEnv newEnvFunc) {
 // environment settings.
 func runConformance(t *testing.T, newEnv newEnvFunc, tool string, extra []string) {
 	e := newEnv(t, nil)
+	// The suite pushes to nested repositories (conformance/repo1, …): their deployment
+	// must exist, as a push creates only the deployment it pushes to.
+	e.createOCI(t, "conformance")
 	results := t.TempDir()
 	cmd := exec.CommandContext(t.Context(), tool, strings.TrimPrefix(e.srv.URL, "http://"), results)
 	cmd.Env = append(os.Environ(), "OCI_USERNAME=cairn", "OCI_PASSWORD="+testToken, "OCI_VERSION=1.1")

@@ -23,12 +23,20 @@ func (r *Registry) findDeployment(ctx context.Context, name string) (*meta.Deplo
 }
 
 // pushTarget returns the deployment owning repo for a push, creating the
-// deployment (kind oci) and the repository record when missing. A deployment
-// of another kind is DENIED.
+// repository record when missing and, for a repository without a "/", the
+// deployment (kind oci). A nested repository ("team/app") belongs to the
+// deployment its first component names, which must exist: a push never
+// creates a deployment it does not push to (NAME_INVALID). A deployment of
+// another kind is DENIED.
 func (r *Registry) pushTarget(ctx context.Context, repo string) (*meta.Deployment, error) {
 	name := deploymentName(repo)
 	d, err := r.findDeployment(ctx, name)
 	if errors.Is(err, meta.ErrNotFound) {
+		if name != repo {
+			return nil, public(errNameInvalid, "repository %q: the first component of a repository names its deployment, "+
+				"and there is no deployment %q; a push creates a deployment only for a repository without a \"/\" "+
+				"(push to %q, or create the oci deployment %q first)", repo, name, name, name)
+		}
 		d, err = r.createDeployment(ctx, name)
 	}
 	if err != nil {

@@ -35,6 +35,7 @@ func newGCEnv(t *testing.T) *gcEnv {
 	}
 	t.Cleanup(func() { m.Close() })
 	e := newEnvOn(t, dir, m, func(cfg *registry.Config) { cfg.Now = c.Now })
+	e.createOCI(t, "app")
 	return &gcEnv{env: e, clock: c}
 }
 

@@ -24,6 +24,7 @@ func newPostgresGCEnv(t *testing.T) *gcEnv {
 	}
 	t.Cleanup(func() { m.Close() })
 	e := newEnvOn(t, t.TempDir(), m, func(cfg *registry.Config) { cfg.Now = c.Now })
+	e.createOCI(t, "app")
 	return &gcEnv{env: e, clock: c}
 }
 
@@ -51,6 +52,7 @@ func TestPostgresCollectOCILocksBlobs(t *testing.T) {
 	}
 	t.Cleanup(func() { m.Close() })
 	e := &gcEnv{env: newEnvOn(t, t.TempDir(), m, func(cfg *registry.Config) { cfg.Now = c.Now }), clock: c}
+	e.createOCI(t, "app")
 	e.image(t, "app/x", "lonely", nil, "lonely-layer") // linked, never referenced
 	c.Add(2 * time.Hour)
 	og := e.meta.(meta.OCIGC)

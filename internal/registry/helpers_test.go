@@ -143,3 +143,14 @@ func (e *env) pushBlob(t testing.TB, repo string, b []byte) digest.Digest {
 	}
 	return d
 }
+
+// createOCI creates the oci deployment name, which nested repositories
+// (name/…) need before a push.
+func (e *env) createOCI(t testing.TB, name string) *meta.Deployment {
+	t.Helper()
+	d := &meta.Deployment{Name: name, Kind: meta.KindOCI}
+	if err := e.meta.CreateDeployment(t.Context(), d, "test"); err != nil {
+		t.Fatal(err)
+	}
+	return d
+}

@@ -105,6 +105,7 @@ func TestPushPullImages(t *testing.T) { testPushPullImages(t, newEnv) }
 
 func testPushPullImages(t *testing.T, newEnv newEnvFunc) {
 	e := newEnv(t, nil)
+	e.createOCI(t, "shop")
 	img1, err := random.Image(64<<10, 3)
 	if err != nil {
 		t.Fatal(err)

@@ -132,7 +132,7 @@ func (r *Registry) putManifest(w http.ResponseWriter, req *http.Request, rt rout
 		}
 	}
 	if len(tags) > 0 && rt.name == dep.Name {
-		if err := r.publishPush(ctx, dep, d, m); err != nil {
+		if err := r.publishPush(ctx, dep, d, m, tags); err != nil {
 			return err
 		}
 	}

@@ -40,6 +40,8 @@ func TestPostgres(t *testing.T) {
 	postgresAdmin(t) // skip once, not in every subtest
 	t.Run("PushPullImages", func(t *testing.T) { testPushPullImages(t, newPostgresEnv) })
 	t.Run("TagPushPublishesVersions", func(t *testing.T) { testTagPushPublishesVersions(t, newPostgresEnv) })
+	t.Run("ActivateOnPush", func(t *testing.T) { testActivateOnPush(t, newPostgresEnv) })
+	t.Run("NestedRepositoryRefused", func(t *testing.T) { testNestedRepositoryRefused(t, newPostgresEnv) })
 	t.Run("ConcurrentFirstPushes", func(t *testing.T) { testConcurrentFirstPushes(t, newPostgresEnv) })
 	t.Run("ConformanceSuite", func(t *testing.T) { testConformanceSuite(t, newPostgresEnv) })
 }

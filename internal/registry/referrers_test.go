@@ -11,6 +11,7 @@ import (
 
 func TestReferrers(t *testing.T) {
 	e := newEnv(t, nil)
+	e.createOCI(t, "app")
 	cfg := []byte(`{}`)
 	cd := e.pushBlob(t, "app/web", cfg)
 	subject := imageManifest(cd, len(cfg))
@@ -69,7 +70,8 @@ func TestReferrers(t *testing.T) {
 }
 
 // TestConcurrentFirstPushes pushes into a deployment that does not exist yet
-// from several clients at once: one deployment, every push succeeds.
+// from several clients at once: one deployment, every push succeeds, and
+// none activates anything.
 func TestConcurrentFirstPushes(t *testing.T) { testConcurrentFirstPushes(t, newEnv) }
 
 func testConcurrentFirstPushes(t *testing.T, newEnv newEnvFunc) {
@@ -78,14 +80,17 @@ func testConcurrentFirstPushes(t *testing.T, newEnv newEnvFunc) {
 	for i := range 8 {
 		img := runnable(t, 1, []string{"/x"}, nil)
 		wg.Go(func() {
-			if err := pushErr(e, img, fmt.Sprintf("fresh/r%d:v1", i)); err != nil {
+			if err := pushErr(e, img, fmt.Sprintf("fresh:v%d", i)); err != nil {
 				t.Errorf("push %d: %v", i, err)
 			}
 		})
 	}
 	wg.Wait()
 	deps, err := e.meta.ListDeployments(t.Context())
-	if err != nil || len(deps) != 1 || deps[0].Name != "fresh" {
-		t.Errorf("deployments %+v, %v", deps, err)
+	if err != nil || len(deps) != 1 || deps[0].Name != "fresh" || deps[0].ActiveVersionID != nil {
+		t.Fatalf("deployments %+v, %v", deps, err)
+	}
+	if vs, err := e.meta.ListVersions(t.Context(), deps[0].ID, 0, 0); err != nil || len(vs) != 8 {
+		t.Errorf("%d versions, %v; want 8", len(vs), err)
 	}
 }

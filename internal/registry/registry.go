@@ -150,6 +150,19 @@ func (r *Registry) SetAnonymousPull(ctx context.Context, dep *meta.Deployment, a
 	return r.reg.SetOCIAnonymousPull(ctx, dep.ID, allow)
 }
 
+// SetActivateOnPush names the tag whose push to dep's repository activates
+// the version of the image pushed ("": a push never activates). A tag that
+// is not valid, or a deployment not of kind oci: meta.ErrInvalid.
+func (r *Registry) SetActivateOnPush(ctx context.Context, dep *meta.Deployment, tag, actor string) (*meta.Deployment, error) {
+	if dep.Kind != meta.KindOCI {
+		return nil, fmt.Errorf("%w: activate_on_push applies to oci deployments; %q is of kind %s", meta.ErrInvalid, dep.Name, dep.Kind)
+	}
+	if tag != "" && !tagRE.MatchString(tag) {
+		return nil, fmt.Errorf("%w: activate_on_push %.200q is not a valid tag", meta.ErrInvalid, tag)
+	}
+	return r.reg.SetOCIActivateOnPush(ctx, dep.ID, tag, actor)
+}
+
 type handler func(w http.ResponseWriter, req *http.Request, rt route) error
 
 // endpoint returns the handler of a route kind and method, nil if none.

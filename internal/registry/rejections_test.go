@@ -42,6 +42,7 @@ func wantNothingStored(t *testing.T, e *env, what string, n int, repo, tag strin
 
 func TestManifestRejections(t *testing.T) {
 	e := newEnv(t, func(c *registry.Config) { c.MaxManifestBytes = 2048 })
+	e.createOCI(t, "app")
 	config := []byte(`{"architecture":"amd64","os":"linux"}`)
 	layer := []byte("layer bytes")
 	cd := e.pushBlob(t, "app/web", config)

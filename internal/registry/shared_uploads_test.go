@@ -60,6 +60,7 @@ func testSharedUploads(t *testing.T, open openStoreFunc) {
 	}
 	a := newEnvOn(t, dir, open(t, c.Now), edit)
 	b := newEnvOn(t, dir, open(t, c.Now), edit)
+	a.createOCI(t, "app")
 	leased := func() map[string]bool {
 		t.Helper()
 		snap, err := a.meta.(meta.GC).GCSnapshot(t.Context(), c.Now())

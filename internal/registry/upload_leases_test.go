@@ -27,6 +27,7 @@ func uploadClockEnv(t *testing.T) (*env, *fakeclock.Clock) {
 	}
 	t.Cleanup(func() { m.Close() })
 	e := newEnvOn(t, dir, m, func(cfg *registry.Config) { cfg.Now, cfg.UploadTTL = c.Now, time.Hour })
+	e.createOCI(t, "app")
 	return e, c
 }
 
@@ -112,6 +113,7 @@ func TestUploadLeaseCost(t *testing.T) {
 	t.Cleanup(func() { m.Close() })
 	cs := &countingStore{Store: m}
 	a := newEnvOn(t, dir, cs, nil)
+	a.createOCI(t, "app")
 	const n = 30
 	var all []byte
 	loc := a.startUpload(t, "app/web")

@@ -52,24 +52,34 @@ func (r *Registry) VersionFromImage(ctx context.Context, dep *meta.Deployment, r
 	return v, nil
 }
 
-// publishPush publishes and activates a version for a tag pushed to the
-// deployment's own repository. Only runnable sha256 images make versions:
-// sha512 manifests, artifacts (an artifactType, a non-image config, a
-// subject: signatures, SBOMs) and indexes without a stored image for a
-// platform are stored without one. Pushing the image that is already active
-// under another tag publishes nothing either.
-func (r *Registry) publishPush(ctx context.Context, dep *meta.Deployment, d digest.Digest, m *manifest) error {
+// publishPush records a push of manifest d under tags to the deployment's
+// own repository. A push never activates anything by itself: a digest
+// without a version becomes a new version that is not active; a digest that
+// already has one (re-tagged: the tags were stored with the manifest, and a
+// version's tags are read from them) makes no version. Only when tags hold
+// the deployment's activate_on_push tag is that version activated. Only
+// runnable sha256 images make versions: sha512 manifests, artifacts (an
+// artifactType, a non-image config, a subject: signatures, SBOMs) and
+// indexes without a stored image for a platform are stored without one.
+func (r *Registry) publishPush(ctx context.Context, dep *meta.Deployment, d digest.Digest, m *manifest, tags []string) error {
 	if d.Algorithm() != digest.SHA256 || m.ArtifactType != "" || m.Subject != nil {
 		return nil
 	}
-	if dep.ActiveVersionID != nil {
-		v, err := r.meta.GetVersion(ctx, *dep.ActiveVersionID)
-		if err != nil {
-			return err
-		}
-		if v.ArtifactSHA256 == d.Encoded() {
+	activate := dep.ActivateOnPush != "" && slices.Contains(tags, dep.ActivateOnPush)
+	v, err := r.reg.OCIVersionByDigest(ctx, dep.ID, d.String())
+	switch {
+	case err == nil:
+		if !activate || (dep.ActiveVersionID != nil && *dep.ActiveVersionID == v.ID) {
 			return nil
 		}
+		if _, err := r.meta.Activate(ctx, dep.ID, v.VersionNumber, token.Actor(ctx), meta.ActionActivate); err != nil {
+			return err
+		}
+		r.log.Info("registry: activated on push", "deployment", dep.ID, "tag", dep.ActivateOnPush, "version", v.VersionNumber)
+		r.cfg.Changed()
+		return nil
+	case !errors.Is(err, meta.ErrNotFound):
+		return err
 	}
 	nv, err := r.newVersion(ctx, dep, d, m)
 	if errors.Is(err, meta.ErrInvalid) {
@@ -78,7 +88,7 @@ func (r *Registry) publishPush(ctx context.Context, dep *meta.Deployment, d dige
 	if err != nil {
 		return err
 	}
-	nv.Activate, nv.Actor = true, token.Actor(ctx)
+	nv.Activate, nv.Actor = activate, token.Actor(ctx)
 	if _, err := r.meta.CreateVersion(ctx, nv); err != nil {
 		return err
 	}

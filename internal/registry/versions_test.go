@@ -3,6 +3,7 @@ package registry_test
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/cairnhq/cairn/internal/meta"
@@ -55,8 +56,10 @@ func wantRecord(t *testing.T, e *env, v *meta.Version, img v1.Image, entrypoint 
 
 func TestTagPushPublishesVersions(t *testing.T) { testTagPushPublishesVersions(t, newEnv) }
 
-// testTagPushPublishesVersions: tag pushes to a deployment's repository
-// publish and activate versions, which rollback and activate move between.
+// testTagPushPublishesVersions: a push never activates. A new digest pushed
+// under a tag becomes a version that is not active, with its tags; the
+// active version stays as it was; re-tagging a digest that has a version
+// adds the tag and makes no version; activate and rollback move the pointer.
 func testTagPushPublishesVersions(t *testing.T, newEnv newEnvFunc) {
 	changed := 0
 	e := newEnv(t, func(c *registry.Config) { c.Changed = func() { changed++ } })
@@ -66,43 +69,60 @@ func testTagPushPublishesVersions(t *testing.T, newEnv newEnvFunc) {
 
 	e.push(t, img1, "app:v1")
 	dep, err := e.meta.GetDeployment(ctx, "app")
-	if err != nil || dep.Kind != meta.KindOCI {
+	if err != nil || dep.Kind != meta.KindOCI || dep.ActiveVersionID != nil {
 		t.Fatalf("deployment created by the push: %+v, %v", dep, err)
 	}
 	v1rec, err := e.meta.GetVersionByNumber(ctx, dep.ID, 1)
-	if err != nil || v1rec.Status != meta.StatusActive {
+	if err != nil || v1rec.Status == meta.StatusActive || fmt.Sprint(v1rec.Tags) != "[v1]" {
 		t.Fatalf("version 1: %+v, %v", v1rec, err)
 	}
 	wantRecord(t, e, v1rec, img1, "/bin/server --port 80")
+	if dep, err = e.meta.Activate(ctx, dep.ID, 1, "tester", meta.ActionActivate); err != nil {
+		t.Fatal(err)
+	}
 
-	// The active image under another tag, pushes to sub-repositories and
-	// pushes by digest publish nothing.
-	e.push(t, img1, "app:latest")
+	// Re-tagging (crane tag app:v1 backup-of-v1), pushes to sub-repositories
+	// and pushes by digest make no version.
+	e.push(t, img1, "app:backup-of-v1")
 	e.push(t, img2, "app/cache:v1")
 	d2, _ := img2.Digest()
 	e.push(t, img2, "app@"+d2.String())
-	if vs, _ := e.meta.ListVersions(ctx, dep.ID, 0, 0); len(vs) != 1 {
-		t.Errorf("%d versions, want 1", len(vs))
+	if vs, _ := e.meta.ListVersions(ctx, dep.ID, 0, 0); len(vs) != 1 || fmt.Sprint(vs[0].Tags) != "[backup-of-v1 v1]" {
+		t.Errorf("versions %+v, want 1 with tags [backup-of-v1 v1]", vs)
 	}
 
+	// A new tag of a new image: a version that is not active; the active
+	// version is unchanged.
 	e.push(t, img2, "app:v2")
 	v2rec, err := e.meta.GetVersionByNumber(ctx, dep.ID, 2)
-	if err != nil || v2rec.Status != meta.StatusActive {
+	if err != nil || v2rec.Status == meta.StatusActive || fmt.Sprint(v2rec.Tags) != "[v2]" {
 		t.Fatalf("version 2: %+v, %v", v2rec, err)
 	}
 	wantRecord(t, e, v2rec, img2, "nginx -g daemon off;")
+	if cur, err := e.meta.GetDeployment(ctx, dep.ID); err != nil || cur.ActiveVersionID == nil || *cur.ActiveVersionID != v1rec.ID {
+		t.Fatalf("after a push of app:v2 the active version is %v, want %s (%v)", cur.ActiveVersionID, v1rec.ID, err)
+	}
+	// A tag moved to the other image leaves the first version.
+	e.push(t, img2, "app:backup-of-v1")
+	if v, _ := e.meta.GetVersion(ctx, v1rec.ID); fmt.Sprint(v.Tags) != "[v1]" {
+		t.Errorf("version 1 tags %v after the tag moved", v.Tags)
+	}
 	if changed != 2 {
 		t.Errorf("Changed called %d times, want 2", changed)
 	}
 
-	// Rollback and activate move the pointer between the two images.
-	d, err := e.meta.Activate(ctx, dep.ID, 1, "tester", meta.ActionRollback)
+	// Activate and rollback move the pointer between the two images.
+	d, err := e.meta.Activate(ctx, dep.ID, 2, "tester", meta.ActionActivate)
+	if err != nil || *d.ActiveVersionID != v2rec.ID {
+		t.Fatalf("activate: %+v, %v", d, err)
+	}
+	d, err = e.meta.Activate(ctx, dep.ID, 1, "tester", meta.ActionRollback)
 	if err != nil || *d.ActiveVersionID != v1rec.ID {
 		t.Fatalf("rollback: %+v, %v", d, err)
 	}
-	d, err = e.meta.Activate(ctx, dep.ID, 2, "tester", meta.ActionActivate)
-	if err != nil || *d.ActiveVersionID != v2rec.ID {
-		t.Fatalf("activate: %+v, %v", d, err)
+	e.push(t, img2, "app:v3") // no version (v2 has the digest), no change
+	if cur, _ := e.meta.GetDeployment(ctx, dep.ID); *cur.ActiveVersionID != v1rec.ID {
+		t.Fatalf("a push changed the active version")
 	}
 
 	// The manifest of a release cannot be deleted from the deployment's
@@ -115,9 +135,10 @@ func testTagPushPublishesVersions(t *testing.T, newEnv newEnvFunc) {
 
 func TestVersionFromImage(t *testing.T) {
 	e := newEnv(t, nil)
+	e.createOCI(t, "app")
 	ctx := t.Context()
 	img := runnable(t, 1, []string{"/app"}, nil)
-	e.push(t, img, "app/x:v1") // creates the deployment, not in its own repository
+	e.push(t, img, "app/x:v1") // not in the deployment's own repository: no version
 	dep, err := e.meta.GetDeployment(ctx, "app")
 	if err != nil {
 		t.Fatal(err)
@@ -173,4 +194,80 @@ func mustImageDigest(t testing.TB, img v1.Image) string {
 		t.Fatal(err)
 	}
 	return d.String()
+}
+
+func TestActivateOnPush(t *testing.T) { testActivateOnPush(t, newEnv) }
+
+// testActivateOnPush: with activate_on_push "prod", a push of prod activates
+// the image it names, whether that digest has a version already (re-tag)
+// or not; other tags still activate nothing.
+func testActivateOnPush(t *testing.T, newEnv newEnvFunc) {
+	e := newEnv(t, nil)
+	ctx := t.Context()
+	dep := e.createOCI(t, "app")
+	if _, err := e.reg.SetActivateOnPush(ctx, dep, "bad tag", "tester"); !errors.Is(err, meta.ErrInvalid) {
+		t.Errorf("invalid tag: %v", err)
+	}
+	dep, err := e.reg.SetActivateOnPush(ctx, dep, "prod", "tester")
+	if err != nil || dep.ActivateOnPush != "prod" {
+		t.Fatalf("set: %+v, %v", dep, err)
+	}
+	img1 := runnable(t, 1, []string{"/one"}, nil)
+	img2 := runnable(t, 1, []string{"/two"}, nil)
+	active := func() int64 {
+		t.Helper()
+		d, err := e.meta.GetDeployment(ctx, dep.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d.ActiveVersionID == nil {
+			return 0
+		}
+		v, err := e.meta.GetVersion(ctx, *d.ActiveVersionID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v.VersionNumber
+	}
+	e.push(t, img1, "app:v1")
+	if n := active(); n != 0 {
+		t.Fatalf("app:v1 activated v%d", n)
+	}
+	e.push(t, img1, "app:prod") // re-tag: activates v1, no new version
+	if n := active(); n != 1 {
+		t.Fatalf("app:prod of v1's image: active v%d, want v1", n)
+	}
+	e.push(t, img2, "app:prod") // a new image under prod: v2, active
+	if n := active(); n != 2 {
+		t.Fatalf("app:prod of a new image: active v%d, want v2", n)
+	}
+	e.push(t, img1, "app:v9")
+	if n := active(); n != 2 {
+		t.Fatalf("app:v9: active v%d, want v2", n)
+	}
+	if vs, _ := e.meta.ListVersions(ctx, dep.ID, 0, 0); len(vs) != 2 {
+		t.Errorf("%d versions, want 2", len(vs))
+	}
+	if dep, err = e.reg.SetActivateOnPush(ctx, dep, "", "tester"); err != nil || dep.ActivateOnPush != "" {
+		t.Fatalf("unset: %+v, %v", dep, err)
+	}
+	e.push(t, img1, "app:prod")
+	if n := active(); n != 2 {
+		t.Fatalf("after unset, app:prod activated v%d", n)
+	}
+}
+
+func TestNestedRepositoryRefused(t *testing.T) { testNestedRepositoryRefused(t, newEnv) }
+
+// testNestedRepositoryRefused: team/app:v1 does not create a deployment
+// team; it is refused with NAME_INVALID, which says why.
+func testNestedRepositoryRefused(t *testing.T, newEnv newEnvFunc) {
+	e := newEnv(t, nil)
+	err := pushErr(e, runnable(t, 1, []string{"/x"}, nil), "team/app:v1")
+	if err == nil || !strings.Contains(err.Error(), "NAME_INVALID") || !strings.Contains(err.Error(), `there is no deployment "team"`) {
+		t.Fatalf("push of team/app:v1: %v", err)
+	}
+	if deps, err := e.meta.ListDeployments(t.Context()); err != nil || len(deps) != 0 {
+		t.Fatalf("deployments %+v, %v", deps, err)
+	}
 }

@@ -135,7 +135,7 @@ func (x *extractor) entry(h *tar.Header, r io.Reader) error {
 	case tar.TypeDir:
 		kind = pathres.Dir
 	case tar.TypeSymlink:
-		if err := checkLink(name, h.Linkname); err != nil {
+		if err := CheckLink(name, h.Linkname); err != nil {
 			return err
 		}
 		kind = pathres.Symlink

@@ -55,11 +55,11 @@ func checkText(s string) error {
 	return nil
 }
 
-// checkLink accepts the target of the symlink name as text: not empty, not
+// CheckLink accepts the target of the symlink name as text: not empty, not
 // absolute, at most 4096 bytes, no NUL, with the characters a name may
 // hold, and not leaving the tree as text. Whether it leaves the tree
 // through other links is checked once the whole tree is known (checkLinks).
-func checkLink(name, target string) error {
+func CheckLink(name, target string) error {
 	switch {
 	case target == "":
 		return invalidf("symlink %q has an empty target", name)

@@ -14,11 +14,23 @@ type Limits struct {
 	MaxBytes int64 // sum of regular file sizes
 }
 
-// PackOptions tune packing; none of them changes the bytes produced.
+// PackOptions tune packing; none but Filter changes the bytes produced.
 type PackOptions struct {
 	Concurrency int           // compressing goroutines; 0 means GOMAXPROCS
 	Progress    func(n int64) // called with each batch of content bytes read
 	Limits      Limits        // checked while scanning the tree
+	Filter      Filter        // if set, leaves entries out of the tree packed
+}
+
+// Filter decides which entries of a tree are packed (the CLI's ignore
+// rules, internal/ignore). Its errors end the walk.
+type Filter interface {
+	// Listed is called with the entry names of each listed directory (rel ""
+	// is the root) before any of them is packed.
+	Listed(rel string, names []string) error
+	// Skip reports whether the entry rel (abs on disk) is left out; a
+	// directory left out is not walked.
+	Skip(rel, abs string, isDir bool) (bool, error)
 }
 
 // Result describes a packed artifact.
@@ -46,7 +58,7 @@ func PackDir(ctx context.Context, dir string, w io.Writer, opts PackOptions) (*R
 	}
 	p := newPacker(ctx, w, opts.Concurrency)
 	return p.run(func(fn func(*srcEntry) error) error {
-		return walkTree(p.ctx, dir, opts.Limits, opts.Concurrency, fn)
+		return walkTree(p.ctx, dir, opts.Filter, opts.Limits, opts.Concurrency, fn)
 	}, opts.Progress)
 }
 

@@ -25,7 +25,7 @@ var smallBufs sync.Pool // of *[]byte, cap SmallFile
 // read each small file ahead of fn, so that the many small syscalls of a
 // tree of small files overlap with packing. fn sees the entries, and the
 // first error, in the order a serial walk would.
-func walkTree(ctx context.Context, dir string, lim Limits, readers int, fn func(*srcEntry) error) error {
+func walkTree(ctx context.Context, dir string, filter Filter, lim Limits, readers int, fn func(*srcEntry) error) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	ahead := make(chan *walked, aheadEntries) // in path order, to fn
@@ -33,7 +33,7 @@ func walkTree(ctx context.Context, dir string, lim Limits, readers int, fn func(
 	go func() {
 		defer close(work)
 		defer close(ahead)
-		l := lister{ctx: ctx, ahead: ahead, work: work}
+		l := lister{ctx: ctx, ahead: ahead, work: work, filter: filter}
 		if err := l.dir(dir, ""); err != nil && ctx.Err() == nil {
 			w := &walked{err: err, done: make(chan struct{})}
 			close(w.done)
@@ -89,6 +89,7 @@ type walked struct {
 type lister struct {
 	ctx         context.Context
 	ahead, work chan *walked
+	filter      Filter // nil: every entry
 }
 
 // send queues w for fn and, unless it is already done, for a reader.
@@ -124,8 +125,30 @@ func (l *lister) dir(abs, rel string) error {
 	// The paths below a subdirectory "d" all start with "d/", so they sort
 	// as the key "d/" among the siblings: after "d" itself but also after
 	// siblings such as "d-x" or "d.js".
+	if l.filter != nil {
+		names := make([]string, len(des))
+		for i, d := range des {
+			names[i] = d.Name()
+		}
+		if err := l.filter.Listed(rel, names); err != nil {
+			return err
+		}
+	}
 	items := make([]listItem, 0, len(des)+len(des)/2)
 	for _, d := range des {
+		if l.filter != nil {
+			childRel := d.Name()
+			if rel != "" {
+				childRel = rel + "/" + childRel
+			}
+			skip, err := l.filter.Skip(childRel, filepath.Join(abs, d.Name()), d.IsDir())
+			if err != nil {
+				return err
+			}
+			if skip {
+				continue
+			}
+		}
 		items = append(items, listItem{key: d.Name(), d: d})
 		if d.IsDir() {
 			items = append(items, listItem{key: d.Name() + "/", d: d, contents: true})
@@ -177,7 +200,7 @@ func (w *walked) load() {
 	case m&fs.ModeSymlink != 0:
 		target, err := os.Readlink(abs)
 		if err == nil {
-			err = checkLink(rel, target)
+			err = CheckLink(rel, target)
 		}
 		w.err = err
 		e.Type, e.Mode, e.Link = TypeSymlink, 0o777, target

@@ -13,6 +13,7 @@ import (
 	"github.com/cairnhq/cairn/internal/blob"
 	"github.com/cairnhq/cairn/internal/edge"
 	"github.com/cairnhq/cairn/internal/httplimit"
+	"github.com/cairnhq/cairn/internal/ignore"
 	"github.com/cairnhq/cairn/internal/meta"
 	"github.com/cairnhq/cairn/internal/metrics"
 	"github.com/cairnhq/cairn/internal/publish"
@@ -47,6 +48,11 @@ func build(ctx context.Context, cfg Config) (p *process, err error) {
 	}()
 	log := cfg.Logger
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return p, fmt.Errorf("--data: %w", err)
+	}
+	// The marker makes cairn pack and publish refuse a tree holding the
+	// data directory (its token, its database).
+	if err := ignore.MarkDataDir(cfg.DataDir); err != nil {
 		return p, fmt.Errorf("--data: %w", err)
 	}
 	store, err := openMeta(ctx, cfg)

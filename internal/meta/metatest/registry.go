@@ -15,15 +15,19 @@ import (
 // for Run. Backends that implement meta.Registry call it next to Run; unlike
 // the optional parts of Run, it fails when the store does not implement it.
 func RunRegistry(t *testing.T, newStore func(t *testing.T) meta.Store) {
-	runTests(t, newStore, []test{
-		{"Registry/Repositories", testOCIRepositories},
-		{"Registry/Blobs", testOCIBlobs},
-		{"Registry/ManifestsAndTags", testOCIManifestsAndTags},
-		{"Registry/Referrers", testOCIReferrers},
-		{"Registry/AnonymousPull", testOCIAnonymousPull},
-		{"Registry/ConcurrentPuts", testOCIConcurrentPuts},
-		{"Registry/ConcurrentDeletes", testOCIConcurrentDeletes},
-	})
+	runTests(t, newStore, registryTests)
+}
+
+var registryTests = []test{
+	{"Registry/Repositories", testOCIRepositories},
+	{"Registry/Blobs", testOCIBlobs},
+	{"Registry/ManifestsAndTags", testOCIManifestsAndTags},
+	{"Registry/Referrers", testOCIReferrers},
+	{"Registry/AnonymousPull", testOCIAnonymousPull},
+	{"Registry/ConcurrentPuts", testOCIConcurrentPuts},
+	{"Registry/ConcurrentDeletes", testOCIConcurrentDeletes},
+	{"Registry/VersionTags", testOCIVersionTags},
+	{"Registry/ActivateOnPush", testOCIActivateOnPush},
 }
 
 // registryStore returns s as a meta.Registry with an oci deployment "app".
@@ -385,4 +389,78 @@ func testOCIConcurrentDeletes(t *testing.T, s meta.Store) {
 			}
 		}
 	}
+}
+
+// testOCIVersionTags: a version's tags are the tags of the deployment's
+// repository that point at its manifest; OCIVersionByDigest finds it.
+func testOCIVersionTags(t *testing.T, s meta.Store) {
+	ctx := t.Context()
+	reg, dep := registryStore(t, s)
+	putRepository(t, reg, "app", dep.ID)
+	putRepository(t, reg, "app/sub", dep.ID)
+	d1, d2 := ociDigest("m1"), ociDigest("m2")
+	for _, p := range []struct{ repo, dg, tag string }{
+		{"app", d1, "v1"}, {"app", d1, "backup"}, {"app", d2, "v2"}, {"app/sub", d1, "other"},
+	} {
+		if err := reg.PutOCIManifest(ctx, manifestRec(p.repo, p.dg, "", ""), p.tag); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, err := reg.OCIVersionByDigest(ctx, dep.ID, d1)
+	wantErr(t, "no version yet", err, meta.ErrNotFound)
+	rel := meta.Release{SHA256: sha("m1"), Kind: meta.KindOCI, SizeBytes: 100, URI: "oci://x/app@" + d1}
+	v, err := s.CreateVersion(ctx, meta.NewVersion{DeploymentID: dep.ID, Release: rel})
+	if err != nil || fmt.Sprint(v.Tags) != "[backup v1]" {
+		t.Fatalf("CreateVersion: %+v, %v", v, err)
+	}
+	got, err := reg.OCIVersionByDigest(ctx, dep.ID, d1)
+	if err != nil || got.ID != v.ID || fmt.Sprint(got.Tags) != "[backup v1]" {
+		t.Fatalf("OCIVersionByDigest: %+v, %v", got, err)
+	}
+	if err := reg.PutOCIManifest(ctx, manifestRec("app", d2, "", ""), "backup"); err != nil { // the tag moves
+		t.Fatal(err)
+	}
+	if got, err = s.GetVersion(ctx, v.ID); err != nil || fmt.Sprint(got.Tags) != "[v1]" {
+		t.Fatalf("GetVersion after the tag moved: %+v, %v", got, err)
+	}
+	if vs, err := s.ListVersions(ctx, dep.ID, 0, 0); err != nil || len(vs) != 1 || fmt.Sprint(vs[0].Tags) != "[v1]" {
+		t.Fatalf("ListVersions: %+v, %v", vs, err)
+	}
+	_, err = reg.OCIVersionByDigest(ctx, dep.ID, "sha512:"+sha("m1"))
+	wantErr(t, "sha512", err, meta.ErrInvalid)
+}
+
+// testOCIActivateOnPush: the tag is stored with a deployment.update event
+// when it changes.
+func testOCIActivateOnPush(t *testing.T, s meta.Store) {
+	ctx := t.Context()
+	reg, dep := registryStore(t, s)
+	if dep.ActivateOnPush != "" {
+		t.Fatalf("new deployment: activate_on_push %q", dep.ActivateOnPush)
+	}
+	d, err := reg.SetOCIActivateOnPush(ctx, dep.ID, "prod", "alice")
+	if err != nil || d.ActivateOnPush != "prod" {
+		t.Fatalf("set: %+v, %v", d, err)
+	}
+	if d, err = reg.SetOCIActivateOnPush(ctx, dep.ID, "prod", "alice"); err != nil || d.ActivateOnPush != "prod" {
+		t.Fatalf("set again: %+v, %v", d, err)
+	}
+	if got, err := s.GetDeployment(ctx, dep.ID); err != nil || got.ActivateOnPush != "prod" {
+		t.Fatalf("stored: %+v, %v", got, err)
+	}
+	evs, _ := s.ListEvents(ctx, meta.EventFilter{DeploymentID: dep.ID})
+	n := 0
+	for _, e := range evs {
+		if e.Action == meta.ActionDeploymentUpdate {
+			n++
+			if string(e.Detail) != `{"after":{"activate_on_push":"prod"},"before":{"activate_on_push":""}}` {
+				t.Errorf("detail %s", e.Detail)
+			}
+		}
+	}
+	if n != 1 {
+		t.Errorf("%d deployment.update events, want 1", n)
+	}
+	_, err = reg.SetOCIActivateOnPush(ctx, "dep_nope", "prod", "alice")
+	wantErr(t, "unknown deployment", err, meta.ErrNotFound)
 }

@@ -17,6 +17,8 @@ var versionTests = []test{
 	{"Version/NotFound", testVersionNotFound},
 	{"Version/Invalid", testVersionInvalid},
 	{"Version/List", testVersionList},
+	{"Version/NewDeployment", testVersionNewDeployment},
+	{"Version/NewDeploymentFails", testVersionNewDeploymentFails},
 }
 
 func testVersionCreateGet(t *testing.T, s meta.Store) {

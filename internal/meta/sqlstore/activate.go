@@ -16,16 +16,38 @@ import (
 // lock), inserts it (status ready) with a "publish" event and, when
 // nv.Activate, activates it as Activate does (an "activate" event). Unknown
 // deployment: meta.ErrNotFound. Malformed sha256 or a release kind other than
-// the deployment's: meta.ErrInvalid.
+// the deployment's: meta.ErrInvalid. With nv.NewDeployment the deployment is
+// created first in the same transaction (name taken: meta.ErrConflict), so
+// that a failed publish leaves no deployment behind.
 func (s *Store) CreateVersion(ctx context.Context, nv meta.NewVersion) (*meta.Version, error) {
 	op := "create version of " + quote(nv.DeploymentID)
 	if !isSHA256(nv.Release.SHA256) {
 		return nil, s.mapErr(op, invalid("release sha256 %q is not 64 lowercase hex digits", nv.Release.SHA256))
 	}
+	var (
+		nd     meta.Deployment
+		detail map[string]any
+	)
+	if nv.NewDeployment != nil {
+		var err error
+		if nd, detail, err = s.prepareDeployment(nv.NewDeployment, true); err != nil {
+			return nil, s.mapErr(op, err)
+		}
+		op = "create deployment " + quote(nd.Name) + " with its first version"
+	}
 	var v *meta.Version
 	err := s.update(ctx, func(tx *wtx) error {
-		d, err := s.lockDeployment(ctx, tx, nv.DeploymentID)
-		if err != nil {
+		var (
+			d   *meta.Deployment
+			err error
+		)
+		if nv.NewDeployment != nil {
+			dep := nd // a retried transaction starts from the prepared record
+			if err = s.insertDeployment(ctx, tx, &dep, nv.Actor, detail); err != nil {
+				return err
+			}
+			d = &dep
+		} else if d, err = s.lockDeployment(ctx, tx, nv.DeploymentID); err != nil {
 			return err
 		}
 		if err := s.undelete(ctx, tx, d); err != nil { // a publish undeletes
@@ -57,13 +79,25 @@ func (s *Store) CreateVersion(ctx context.Context, nv meta.NewVersion) (*meta.Ve
 			At: now, Actor: nv.Actor, Action: meta.ActionPublish, DeploymentID: d.ID,
 			VersionID: v.ID, ReleaseSHA256: v.ArtifactSHA256,
 		}, map[string]any{"version_number": n, "source_sha256": v.SourceSHA256})
-		if err != nil || !nv.Activate {
+		if err != nil {
 			return err
+		}
+		if err := s.fillTags(ctx, tx, d.ID, []*meta.Version{v}); err != nil {
+			return err
+		}
+		if !nv.Activate {
+			return nil
 		}
 		return s.activate(ctx, tx, d, v, now, nv.Actor, meta.ActionActivate)
 	})
 	if err != nil {
 		return nil, s.mapErr(op, err)
+	}
+	if nv.NewDeployment != nil {
+		if nv.Activate {
+			nd.ActiveVersionID = &v.ID
+		}
+		*nv.NewDeployment = nd
 	}
 	return v, nil
 }

@@ -12,7 +12,7 @@ import (
 // DefaultRetentionDays replaces a zero retention_days.
 const DefaultRetentionDays = 30
 
-const deploymentCols = `id, name, kind, active_version_id, retention_days, keep_versions, created_at, deleted_at`
+const deploymentCols = `id, name, kind, active_version_id, retention_days, keep_versions, activate_on_push, created_at, deleted_at`
 
 func scanDeployment(row scanner) (*meta.Deployment, error) {
 	var (
@@ -20,7 +20,8 @@ func scanDeployment(row scanner) (*meta.Deployment, error) {
 		created int64
 		deleted sql.NullInt64
 	)
-	if err := row.Scan(&d.ID, &d.Name, &d.Kind, &d.ActiveVersionID, &d.RetentionDays, &d.KeepVersions, &created, &deleted); err != nil {
+	if err := row.Scan(&d.ID, &d.Name, &d.Kind, &d.ActiveVersionID, &d.RetentionDays, &d.KeepVersions,
+		&d.ActivateOnPush, &created, &deleted); err != nil {
 		return nil, err
 	}
 	d.CreatedAt = fromNanos(created)
@@ -63,15 +64,30 @@ func (s *Store) CreateDeployment(ctx context.Context, d *meta.Deployment, actor 
 // a zero d.RetentionDays is stored as given and the event records
 // keep_versions too.
 func (s *Store) createDeployment(ctx context.Context, d *meta.Deployment, actor string, policy bool) error {
+	nd, detail, err := s.prepareDeployment(d, policy)
+	if err != nil {
+		return s.mapErr("create deployment", err)
+	}
+	err = s.update(ctx, func(tx *wtx) error { return s.insertDeployment(ctx, tx, &nd, actor, detail) })
+	if err != nil {
+		return s.mapErr("create deployment "+quote(d.Name), err)
+	}
+	*d = nd
+	return nil
+}
+
+// prepareDeployment validates d and returns the record to insert and the
+// detail of its event.
+func (s *Store) prepareDeployment(d *meta.Deployment, policy bool) (meta.Deployment, map[string]any, error) {
 	switch {
 	case d.Name == "":
-		return s.mapErr("create deployment", invalid("empty name"))
+		return meta.Deployment{}, nil, invalid("empty name")
 	case !validKind(d.Kind):
-		return s.mapErr("create deployment", invalid("unknown kind %q", d.Kind))
+		return meta.Deployment{}, nil, invalid("unknown kind %q", d.Kind)
 	case d.RetentionDays < 0:
-		return s.mapErr("create deployment", invalid("negative retention_days"))
+		return meta.Deployment{}, nil, invalid("negative retention_days")
 	case d.KeepVersions < 0:
-		return s.mapErr("create deployment", invalid("negative keep_versions"))
+		return meta.Deployment{}, nil, invalid("negative keep_versions")
 	}
 	nd := *d
 	if nd.ID == "" {
@@ -81,27 +97,26 @@ func (s *Store) createDeployment(ctx context.Context, d *meta.Deployment, actor 
 		nd.RetentionDays = DefaultRetentionDays
 	}
 	nd.ActiveVersionID = nil
+	nd.ActivateOnPush = ""
 	nd.CreatedAt = s.stamp()
 	detail := map[string]any{"name": nd.Name, "kind": nd.Kind, "retention_days": nd.RetentionDays}
 	if policy {
 		detail["keep_versions"] = nd.KeepVersions
 	}
-	err := s.update(ctx, func(tx *wtx) error {
-		_, err := tx.ExecContext(ctx, s.q(`INSERT INTO deployments (`+deploymentCols+`)
-			VALUES (?, ?, ?, NULL, ?, ?, ?, NULL)`),
-			nd.ID, nd.Name, nd.Kind, nd.RetentionDays, nd.KeepVersions, nd.CreatedAt.UnixNano())
-		if err != nil {
-			return err
-		}
-		return s.appendEvent(ctx, tx, meta.Event{
-			At: nd.CreatedAt, Actor: actor, Action: meta.ActionDeploymentCreate, DeploymentID: nd.ID,
-		}, detail)
-	})
+	return nd, detail, nil
+}
+
+// insertDeployment inserts nd with its "deployment.create" event.
+func (s *Store) insertDeployment(ctx context.Context, tx *wtx, nd *meta.Deployment, actor string, detail map[string]any) error {
+	_, err := tx.ExecContext(ctx, s.q(`INSERT INTO deployments (`+deploymentCols+`)
+		VALUES (?, ?, ?, NULL, ?, ?, '', ?, NULL)`),
+		nd.ID, nd.Name, nd.Kind, nd.RetentionDays, nd.KeepVersions, nd.CreatedAt.UnixNano())
 	if err != nil {
-		return s.mapErr("create deployment "+quote(d.Name), err)
+		return err
 	}
-	*d = nd
-	return nil
+	return s.appendEvent(ctx, tx, meta.Event{
+		At: nd.CreatedAt, Actor: actor, Action: meta.ActionDeploymentCreate, DeploymentID: nd.ID,
+	}, detail)
 }
 
 // GetDeployment finds a deployment by id or, failing that, by name.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"strings"
 
 	"github.com/cairnhq/cairn/internal/meta"
 )
@@ -182,4 +183,49 @@ func (s *Store) OCIAnonymousPull(ctx context.Context, deploymentID string) (bool
 		return false, s.mapErr("anonymous pull of "+quote(deploymentID), err)
 	}
 	return v == 1, nil
+}
+
+// OCIVersionByDigest returns the newest version of the deployment whose
+// release is the manifest digest and that is not collected (meta.Registry).
+func (s *Store) OCIVersionByDigest(ctx context.Context, deploymentID, digest string) (*meta.Version, error) {
+	hex, ok := strings.CutPrefix(digest, "sha256:")
+	if !ok {
+		return nil, s.mapErr("version of "+quote(digest), invalid("%q is not a sha256 digest", digest))
+	}
+	return readRow(ctx, s, "version of "+quote(digest), func(q Querier) (*meta.Version, error) {
+		return s.withTags(ctx, q)(scanVersion(q.QueryRowContext(ctx, s.q(`SELECT `+versionCols+` FROM versions
+			WHERE deployment_id = ? AND artifact_sha256 = ? AND collected_at IS NULL
+			ORDER BY version_number DESC LIMIT 1`), deploymentID, hex)))
+	})
+}
+
+// SetOCIActivateOnPush stores the deployment's activate_on_push tag, with a
+// "deployment.update" event when it changes (meta.Registry).
+func (s *Store) SetOCIActivateOnPush(ctx context.Context, deploymentID, tag, actor string) (*meta.Deployment, error) {
+	var cur *meta.Deployment
+	err := s.update(ctx, func(tx *wtx) error {
+		var err error
+		if cur, err = s.lockDeployment(ctx, tx, deploymentID); err != nil {
+			return err
+		}
+		if cur.ActivateOnPush == tag {
+			return nil
+		}
+		before := cur.ActivateOnPush
+		cur.ActivateOnPush = tag
+		if _, err := tx.ExecContext(ctx, s.q(`UPDATE deployments SET activate_on_push = ? WHERE id = ?`),
+			tag, cur.ID); err != nil {
+			return err
+		}
+		return s.appendEvent(ctx, tx, meta.Event{
+			At: s.stamp(), Actor: actor, Action: meta.ActionDeploymentUpdate, DeploymentID: cur.ID,
+		}, map[string]any{
+			"before": map[string]string{"activate_on_push": before},
+			"after":  map[string]string{"activate_on_push": tag},
+		})
+	})
+	if err != nil {
+		return nil, s.mapErr("set activate_on_push of "+quote(deploymentID), err)
+	}
+	return cur, nil
 }

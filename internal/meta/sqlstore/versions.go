@@ -44,15 +44,52 @@ func (s *Store) versionByNumber(ctx context.Context, q Querier, depID string, n 
 // GetVersion finds a version by id. Missing: meta.ErrNotFound.
 func (s *Store) GetVersion(ctx context.Context, id string) (*meta.Version, error) {
 	return readRow(ctx, s, "get version "+quote(id), func(q Querier) (*meta.Version, error) {
-		return s.versionByID(ctx, q, id)
+		return s.withTags(ctx, q)(s.versionByID(ctx, q, id))
 	})
 }
 
 // GetVersionByNumber finds version n of a deployment. Missing: meta.ErrNotFound.
 func (s *Store) GetVersionByNumber(ctx context.Context, deploymentID string, n int64) (*meta.Version, error) {
 	return readRow(ctx, s, fmt.Sprintf("get version %q v%d", deploymentID, n), func(q Querier) (*meta.Version, error) {
-		return s.versionByNumber(ctx, q, deploymentID, n)
+		return s.withTags(ctx, q)(s.versionByNumber(ctx, q, deploymentID, n))
 	})
+}
+
+// withTags fills the tags of a version just read.
+func (s *Store) withTags(ctx context.Context, q Querier) func(*meta.Version, error) (*meta.Version, error) {
+	return func(v *meta.Version, err error) (*meta.Version, error) {
+		if err != nil {
+			return nil, err
+		}
+		return v, s.fillTags(ctx, q, v.DeploymentID, []*meta.Version{v})
+	}
+}
+
+// fillTags sets the Tags of vs, versions of one deployment: the tags of the
+// deployment's own repository that point at each version's manifest.
+func (s *Store) fillTags(ctx context.Context, q Querier, deploymentID string, vs []*meta.Version) error {
+	rows, err := q.QueryContext(ctx, s.q(`SELECT t.digest, t.tag FROM oci_tags t
+		JOIN deployments d ON t.repository = d.name AND d.kind = 'oci'
+		WHERE d.id = ? ORDER BY t.tag`), deploymentID)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	byDigest := map[string][]string{}
+	for rows.Next() {
+		var d, tag string
+		if err := rows.Scan(&d, &tag); err != nil {
+			return err
+		}
+		byDigest[d] = append(byDigest[d], tag)
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	for _, v := range vs {
+		v.Tags = byDigest["sha256:"+v.ArtifactSHA256]
+	}
+	return nil
 }
 
 // ListVersions returns the deployment's versions newest first, with
@@ -71,6 +108,13 @@ func (s *Store) ListVersions(ctx context.Context, deploymentID string, limit int
 		query, args = query+` AND version_number < ?`, append(args, before)
 	}
 	out, err := list(ctx, s, scanVersion, query+` ORDER BY version_number DESC LIMIT ?`, append(args, limit)...)
+	if err == nil && len(out) > 0 {
+		ptrs := make([]*meta.Version, len(out))
+		for i := range out {
+			ptrs[i] = &out[i]
+		}
+		err = s.read(ctx, func(q Querier) error { return s.fillTags(ctx, q, deploymentID, ptrs) })
+	}
 	return out, s.mapErr(op, err)
 }
 

@@ -1,0 +1,214 @@
+// Package ignore decides which paths of a tree `cairn pack` and `cairn
+// publish` leave out, and recognises cairn data directories, which they
+// refuse to publish at all.
+//
+// The rules, in order (a later matching rule wins, as in gitignore): the
+// defaults (.git/, .env, .env.*, .DS_Store, .cairnignore), then the lines of
+// the tree's root .cairnignore, in gitignore syntax (matched by go-git's
+// gitignore package; a "!" line re-includes what a default left out). A
+// directory that is left out is not walked. With IncludeIgnored no rule
+// applies. A data directory is refused whatever the rules say.
+package ignore
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/go-git/go-git/v5/plumbing/format/gitignore"
+)
+
+// File is the name of the ignore file read from the root of a tree.
+const File = ".cairnignore"
+
+// MaxFileBytes bounds the size of a .cairnignore.
+const MaxFileBytes = 1 << 20
+
+// Defaults are the rules that apply before the .cairnignore's.
+var Defaults = []string{".git/", ".env", ".env.*", ".DS_Store", File}
+
+// Source names where a rule comes from.
+const SourceDefault = "default"
+
+// ErrDataDir marks the error of a tree that contains a cairn data directory.
+var ErrDataDir = errors.New("the tree contains a cairn data directory")
+
+// Options tune a Set.
+type Options struct {
+	IncludeIgnored bool // apply no rule (a data directory is still refused)
+}
+
+// rule is one parsed pattern and where it was written.
+type rule struct {
+	text, source string
+	pat          gitignore.Pattern
+}
+
+// Set holds the rules of one tree and counts what each left out. Its
+// methods are safe for concurrent use.
+type Set struct {
+	root  string
+	rules []rule
+
+	mu     sync.Mutex
+	counts map[int]int // rule index → paths left out
+}
+
+// Load reads the rules of the tree rooted at dir: the defaults and dir's
+// .cairnignore, if any, unless opts.IncludeIgnored.
+func Load(dir string, opts Options) (*Set, error) {
+	s := &Set{root: dir, counts: map[int]int{}}
+	if opts.IncludeIgnored {
+		return s, nil
+	}
+	for _, p := range Defaults {
+		s.rules = append(s.rules, rule{text: p, source: SourceDefault, pat: gitignore.ParsePattern(p, nil)})
+	}
+	f, err := os.Open(filepath.Join(dir, File))
+	if errors.Is(err, os.ErrNotExist) {
+		return s, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, MaxFileBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", File, err)
+	}
+	if len(b) > MaxFileBytes {
+		return nil, fmt.Errorf("%s: larger than %d bytes", File, MaxFileBytes)
+	}
+	rules, err := parse(b)
+	if err != nil {
+		return nil, err
+	}
+	s.rules = append(s.rules, rules...)
+	return s, nil
+}
+
+// parse reads gitignore lines: blank lines and lines starting with "#" are
+// skipped; every other line is a pattern named ".cairnignore:N". A line that
+// is not valid UTF-8 or holds a NUL is an error.
+func parse(b []byte) ([]rule, error) {
+	var out []rule
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	sc.Buffer(make([]byte, 0, 4096), MaxFileBytes)
+	for n := 1; sc.Scan(); n++ {
+		line := strings.TrimSuffix(sc.Text(), "\r")
+		if strings.HasPrefix(line, "#") || strings.TrimSpace(line) == "" {
+			continue
+		}
+		if !validLine(line) {
+			return nil, fmt.Errorf("%s:%d: not valid UTF-8 text", File, n)
+		}
+		out = append(out, rule{text: line, source: fmt.Sprintf("%s:%d", File, n), pat: gitignore.ParsePattern(line, nil)})
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("%s: %w", File, err)
+	}
+	return out, nil
+}
+
+func validLine(s string) bool {
+	return strings.ToValidUTF8(s, "\uFFFD") == s && !strings.ContainsRune(s, 0)
+}
+
+// Listed is called by a walker with the entry names of each directory it
+// lists (rel "" is the root): a data directory is ErrDataDir.
+func (s *Set) Listed(rel string, names []string) error {
+	if s == nil {
+		return nil
+	}
+	return CheckDir(s.root, rel, names)
+}
+
+// Skip reports whether the entry rel (slash-separated, relative to the
+// root; abs on disk) is left out, and counts it against the rule that
+// decided. A directory left out is not walked, so Skip checks it for the
+// data directory shape itself (ErrDataDir).
+func (s *Set) Skip(rel, abs string, isDir bool) (bool, error) {
+	if s == nil || !s.skip(rel, isDir) {
+		return false, nil
+	}
+	if isDir && IsDataDirAt(abs) {
+		return true, DataDirError(s.root, rel)
+	}
+	return true, nil
+}
+
+func (s *Set) skip(rel string, isDir bool) bool {
+	if len(s.rules) == 0 {
+		return false
+	}
+	path := strings.Split(rel, "/")
+	for i := len(s.rules) - 1; i >= 0; i-- {
+		switch s.rules[i].pat.Match(path, isDir) {
+		case gitignore.Exclude:
+			s.mu.Lock()
+			s.counts[i]++
+			s.mu.Unlock()
+			return true
+		case gitignore.Include:
+			return false
+		}
+	}
+	return false
+}
+
+// RuleCount is one rule that left paths out.
+type RuleCount struct {
+	Rule   string `json:"rule"`
+	Source string `json:"source"` // "default" or ".cairnignore:N"
+	Paths  int    `json:"paths"`
+}
+
+// Summary says what a walk left out. A directory left out counts as one
+// path (what is below it is not walked).
+type Summary struct {
+	Paths int         `json:"paths"`
+	Rules []RuleCount `json:"rules"`
+}
+
+// Summary returns the counts so far, rules in the order they were written.
+func (s *Set) Summary() Summary {
+	out := Summary{Rules: []RuleCount{}}
+	if s == nil {
+		return out
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	idx := make([]int, 0, len(s.counts))
+	for i := range s.counts {
+		idx = append(idx, i)
+	}
+	slices.Sort(idx)
+	for _, i := range idx {
+		out.Paths += s.counts[i]
+		out.Rules = append(out.Rules, RuleCount{Rule: s.rules[i].text, Source: s.rules[i].source, Paths: s.counts[i]})
+	}
+	return out
+}
+
+// String is the human form: "3 paths left out (.git/ ×1 default, *.map ×2 .cairnignore:3)".
+func (sum Summary) String() string {
+	if sum.Paths == 0 {
+		return "0 paths left out"
+	}
+	parts := make([]string, len(sum.Rules))
+	for i, r := range sum.Rules {
+		parts[i] = fmt.Sprintf("%s ×%d %s", r.Rule, r.Paths, r.Source)
+	}
+	noun := "paths"
+	if sum.Paths == 1 {
+		noun = "path"
+	}
+	return fmt.Sprintf("%d %s left out (%s)", sum.Paths, noun, strings.Join(parts, ", "))
+}
