@@ -129,6 +129,8 @@ func (a *API) patchDeployment(w http.ResponseWriter, r *http.Request) error {
 		RetentionDays *int  `json:"retention_days"`
 		KeepVersions  *int  `json:"keep_versions"`
 		AnonymousPull *bool `json:"anonymous_pull"` // oci deployments: pulls without a token
+		SPA           *bool `json:"spa"`            // static deployments: see meta.Deployment
+		CleanURLs     *bool `json:"clean_urls"`
 	}
 	if err := decode(r, &in); err != nil {
 		return err
@@ -136,6 +138,9 @@ func (a *API) patchDeployment(w http.ResponseWriter, r *http.Request) error {
 	d, err := a.deployment(r)
 	if err != nil {
 		return err
+	}
+	if (in.SPA != nil || in.CleanURLs != nil) && d.Kind != meta.KindStatic {
+		return badRequest("spa and clean_urls apply to static deployments; %q has kind %q", d.Name, d.Kind)
 	}
 	if in.AnonymousPull != nil {
 		if err := a.setAnonymousPull(r, d, *in.AnonymousPull); err != nil {
@@ -152,7 +157,8 @@ func (a *API) patchDeployment(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 	}
-	if d, err = a.setPolicy(r.Context(), d, meta.Policy{RetentionDays: in.RetentionDays, KeepVersions: in.KeepVersions}); err != nil {
+	if d, err = a.setPolicy(r.Context(), d, meta.Policy{RetentionDays: in.RetentionDays, KeepVersions: in.KeepVersions,
+		SPA: in.SPA, CleanURLs: in.CleanURLs}); err != nil {
 		return err
 	}
 	return writeJSON(w, http.StatusOK, a.withURLs(d))

@@ -12,7 +12,7 @@ import (
 // DefaultRetentionDays replaces a zero retention_days.
 const DefaultRetentionDays = 30
 
-const deploymentCols = `id, name, kind, active_version_id, retention_days, keep_versions, created_at, deleted_at`
+const deploymentCols = `id, name, kind, active_version_id, retention_days, keep_versions, created_at, deleted_at, spa, clean_urls`
 
 func scanDeployment(row scanner) (*meta.Deployment, error) {
 	var (
@@ -20,7 +20,7 @@ func scanDeployment(row scanner) (*meta.Deployment, error) {
 		created int64
 		deleted sql.NullInt64
 	)
-	if err := row.Scan(&d.ID, &d.Name, &d.Kind, &d.ActiveVersionID, &d.RetentionDays, &d.KeepVersions, &created, &deleted); err != nil {
+	if err := row.Scan(&d.ID, &d.Name, &d.Kind, &d.ActiveVersionID, &d.RetentionDays, &d.KeepVersions, &created, &deleted, &d.SPA, &d.CleanURLs); err != nil {
 		return nil, err
 	}
 	d.CreatedAt = fromNanos(created)
@@ -88,8 +88,8 @@ func (s *Store) createDeployment(ctx context.Context, d *meta.Deployment, actor 
 	}
 	err := s.update(ctx, func(tx *wtx) error {
 		_, err := tx.ExecContext(ctx, s.q(`INSERT INTO deployments (`+deploymentCols+`)
-			VALUES (?, ?, ?, NULL, ?, ?, ?, NULL)`),
-			nd.ID, nd.Name, nd.Kind, nd.RetentionDays, nd.KeepVersions, nd.CreatedAt.UnixNano())
+			VALUES (?, ?, ?, NULL, ?, ?, ?, NULL, ?, ?)`),
+			nd.ID, nd.Name, nd.Kind, nd.RetentionDays, nd.KeepVersions, nd.CreatedAt.UnixNano(), nd.SPA, nd.CleanURLs)
 		if err != nil {
 			return err
 		}
