@@ -23,6 +23,10 @@ func (e *Edge) serve(w http.ResponseWriter, r *http.Request, rt *route) {
 		p = "/" + p
 	}
 	clean := path.Clean(p)
+	if rt.site {
+		e.serveSite(w, r, rt, p, clean)
+		return
+	}
 	rel := clean[1:]
 	root := rel == ""
 	slash := !root && strings.HasSuffix(p, "/")
@@ -35,7 +39,7 @@ func (e *Edge) serve(w http.ResponseWriter, r *http.Request, rt *route) {
 		e.notFound(w, r, rt)
 		return
 	case ent.Type == release.TypeDir && !slash && !root:
-		redirect(w, r, rt, clean+"/")
+		redirect(w, r, rt, clean+"/", http.StatusMovedPermanently)
 		return
 	case ent.Type == release.TypeDir:
 		if ent, _, ok = lookup(rt.toc, joinRel(at, "index.html")); !ok || ent.Type != release.TypeFile {
@@ -43,7 +47,7 @@ func (e *Edge) serve(w http.ResponseWriter, r *http.Request, rt *route) {
 			return
 		}
 	case slash: // a file asked for as a directory
-		redirect(w, r, rt, clean)
+		redirect(w, r, rt, clean, http.StatusMovedPermanently)
 		return
 	}
 	e.serveFile(w, r, rt, ent)
@@ -59,7 +63,7 @@ func (e *Edge) serveFile(w http.ResponseWriter, r *http.Request, rt *route, ent 
 	h["Accept-Ranges"] = acceptRanges
 	_, _, passable := ent.RawSpan()
 	gz := gzippable(ent)
-	if passable || gz {
+	if (passable || gz) && h["Vary"] == nil { // set already: an SPA answer
 		h["Vary"] = varyAE
 	}
 	noRange := len(r.Header["Range"]) == 0
@@ -92,6 +96,9 @@ func (e *Edge) serveFile(w http.ResponseWriter, r *http.Request, rt *route, ent 
 	}
 	h["Etag"] = f.etag
 	h["Content-Type"] = f.ctype
+	if rt.site {
+		rt.siteHeaders(r, h)
+	}
 	if noRange && len(r.Header["If-None-Match"]) == 0 && len(r.Header["If-Match"]) == 0 {
 		// What ServeContent would do, without its per-request work.
 		h["Content-Length"] = f.clen
@@ -122,6 +129,7 @@ func (e *Edge) serveStream(w http.ResponseWriter, r *http.Request, rt *route, en
 	}
 	h["Etag"] = []string{etag(ent, c)}
 	h["Content-Type"] = []string{contentType(ent)}
+	rt.siteHeaders(r, h)
 	if rng := r.Header.Get("Range"); strings.Contains(rng, ",") {
 		// Multipart ranges read the stream from a goroutine that may outlive
 		// ServeContent; serve the whole file instead (RFC 9110 allows it).
@@ -144,8 +152,20 @@ func (e *Edge) serveStream(w http.ResponseWriter, r *http.Request, rt *route, en
 // notFound serves the release's 404.html with status 404, or a plain 404.
 func (e *Edge) notFound(w http.ResponseWriter, r *http.Request, rt *route) {
 	ent, _, ok := lookup(rt.toc, "404.html")
-	if !ok || ent.Type != release.TypeFile || !e.cacheable(ent, identity) {
+	if !ok || ent.Type != release.TypeFile {
+		rt.siteHeaders(r, w.Header())
 		page(w, r, http.StatusNotFound)
+		return
+	}
+	e.servePage(w, r, rt, ent, http.StatusNotFound)
+}
+
+// servePage serves a file whole with status code (no ranges, no
+// preconditions): a not-found page. Too large for the cache: a plain page.
+func (e *Edge) servePage(w http.ResponseWriter, r *http.Request, rt *route, ent *release.Entry, code int) {
+	if !e.cacheable(ent, identity) {
+		rt.siteHeaders(r, w.Header())
+		page(w, r, code)
 		return
 	}
 	f, err := e.loadFile(r.Context(), rt, ent, identity)
@@ -157,14 +177,16 @@ func (e *Edge) notFound(w http.ResponseWriter, r *http.Request, rt *route) {
 	h["Cache-Control"] = cacheRevalid
 	h["Content-Type"] = f.ctype
 	h["Content-Length"] = f.clen
-	w.WriteHeader(http.StatusNotFound)
+	rt.siteHeaders(r, h)
+	w.WriteHeader(code)
 	if r.Method != http.MethodHead {
 		w.Write(f.data)
 	}
 }
 
-// redirect answers 301 to the absolute path to (query string kept).
-func redirect(w http.ResponseWriter, r *http.Request, rt *route, to string) {
+// redirect answers code (301, 308) to the absolute path to, query string
+// kept.
+func redirect(w http.ResponseWriter, r *http.Request, rt *route, to string, code int) {
 	loc := (&url.URL{Path: to}).EscapedPath()
 	if r.URL.RawQuery != "" {
 		loc += "?" + r.URL.RawQuery
@@ -172,5 +194,6 @@ func redirect(w http.ResponseWriter, r *http.Request, rt *route, to string) {
 	h := w.Header()
 	h.Set("Location", loc)
 	h["Cache-Control"] = rt.cache
-	w.WriteHeader(http.StatusMovedPermanently)
+	rt.siteHeaders(r, h)
+	w.WriteHeader(code)
 }
