@@ -54,9 +54,10 @@ func (e *Edge) serve(w http.ResponseWriter, r *http.Request, rt *route) {
 }
 
 // serveFile sends a file entry with status 200 (or 206, 304, 416 as the
-// request's Range and preconditions ask). A client that accepts them gets
-// the stored zstd frames of a file with frames of its own, else a gzipped
-// text file; a Range request always gets the content itself.
+// request's Range and preconditions ask). The coding is negotiated from
+// Accept-Encoding (see negotiate): the stored zstd frames of a file with
+// frames of its own, or a text file brotli-compressed or gzipped by the
+// edge; a Range request always gets the content itself.
 func (e *Edge) serveFile(w http.ResponseWriter, r *http.Request, rt *route, ent *release.Entry) {
 	h := w.Header()
 	h["Cache-Control"] = rt.cache
@@ -69,12 +70,7 @@ func (e *Edge) serveFile(w http.ResponseWriter, r *http.Request, rt *route, ent 
 	noRange := len(r.Header["Range"]) == 0
 	c := identity
 	if ae := r.Header["Accept-Encoding"]; noRange && len(ae) > 0 {
-		switch {
-		case passable && acceptsZstd(ae):
-			c = zstdFrames
-		case gz && e.cacheable(ent, gzipped) && acceptsGzip(ae):
-			c = gzipped
-		}
+		c = negotiate(ae, passable, gz && e.cacheable(ent, gzipped))
 	}
 	if !e.cacheable(ent, c) {
 		e.serveStream(w, r, rt, ent, c == zstdFrames)
@@ -82,8 +78,8 @@ func (e *Edge) serveFile(w http.ResponseWriter, r *http.Request, rt *route, ent 
 	}
 	var f *file
 	var err error
-	if c == gzipped {
-		f, err = e.gzipFile(r.Context(), rt, ent)
+	if c == gzipped || c == brotlied {
+		f, err = e.gzipFile(r.Context(), rt, ent, c)
 	} else {
 		f, err = e.loadFile(r.Context(), rt, ent, c)
 	}
