@@ -32,10 +32,10 @@ type route struct {
 	// The site's own rules (_redirects, _headers; nil: none) and settings.
 	// site is set when any of them is, and sends requests down the
 	// slower path of serveSite.
-	rules     *siterules.Rules
-	spa       bool
-	cleanURLs bool
-	site      bool
+	rules      *siterules.Rules
+	spa        bool
+	cleanURLs  bool
+	site       bool
 	hdrVersion []string // X-Cairn-Version
 	hdrRelease []string // X-Cairn-Release
 }
