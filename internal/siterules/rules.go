@@ -1,6 +1,7 @@
 package siterules
 
 import (
+	"bytes"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -22,8 +23,8 @@ type Rules struct {
 // file order (redirects first); the publish path refuses a release with
 // any (Check), the edge serves the rest.
 func Parse(redirects, headers []byte) (*Rules, []error) {
-	rs, errs := parseRedirects(redirects)
-	hs, herrs := parseHeaders(headers)
+	rs, errs := parseRedirects(bytes.TrimPrefix(redirects, bom))
+	hs, herrs := parseHeaders(bytes.TrimPrefix(headers, bom))
 	errs = append(errs, herrs...)
 	if len(rs) == 0 && len(hs) == 0 {
 		return nil, errs
@@ -40,6 +41,9 @@ func Parse(redirects, headers []byte) (*Rules, []error) {
 	}
 	return r, errs
 }
+
+// bom is the UTF-8 byte order mark some editors write first.
+var bom = []byte("\ufeff")
 
 // Check parses both files strictly: nil, or an error wrapping ErrInvalid
 // that names the file and the first refused line (and how many more).

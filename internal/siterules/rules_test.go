@@ -258,3 +258,18 @@ func TestMatcherDoesNotAllocate(t *testing.T) {
 		t.Errorf("rule 999: %+v", m)
 	}
 }
+
+func TestByteOrderMarkAndCRLF(t *testing.T) {
+	r := mustParse(t, "\ufeff/a /b 302\r\n/c /d\r\n", "\ufeff/a\r\n  X-A: 1\r\n")
+	if m, ok := r.Redirect("/a", "", false); !ok || m.Location != "/b" || m.Status != 302 {
+		t.Errorf("/a: %+v %v", m, ok)
+	}
+	if m, ok := r.Redirect("/c", "", false); !ok || m.Location != "/d" {
+		t.Errorf("/c: %+v %v", m, ok)
+	}
+	h := http.Header{}
+	r.Headers("/a", h)
+	if h.Get("X-A") != "1" {
+		t.Errorf("headers %v", h)
+	}
+}
