@@ -156,3 +156,28 @@ func TestCleanURLs(t *testing.T) {
 		}
 	}
 }
+
+// TestRulesLoadedOncePerRelease: the rules are read and compiled with the
+// release's TOC; requests, and new routes to the same release, read
+// nothing more.
+func TestRulesLoadedOncePerRelease(t *testing.T) {
+	var cb *countingBlobs
+	v := newEnv(t, Config{}, func(e *Edge) { cb = &countingBlobs{Store: e.blobs}; e.blobs = cb })
+	d := v.deploy("site")
+	v.publish(d, map[string]string{"index.html": "home", "_redirects": "/a /b 302\n", "_headers": "/*\n  X-A: 1\n"}, true)
+	v.mustGet("site.localhost", "/a", http.StatusFound)
+	v.mustGet("site.localhost", "/", http.StatusOK) // index.html into the hot cache
+	before := cb.opens.Load()
+	for range 20 {
+		if resp, _ := v.mustGet("site.localhost", "/a", http.StatusFound); resp.Header.Get("X-A") != "1" {
+			t.Fatalf("headers %v", resp.Header)
+		}
+		v.mustGet("site.localhost", "/", http.StatusOK)
+	}
+	v.edge.Invalidate() // the route is resolved again; the release's TOC and rules are cached
+	v.mustGet("site.localhost", "/a", http.StatusFound)
+	v.mustGet("site--v1.localhost", "/a", http.StatusFound)
+	if n := cb.opens.Load() - before; n != 0 {
+		t.Errorf("%d storage reads after the rules were loaded", n)
+	}
+}
