@@ -1,7 +1,7 @@
 // Command bench measures cairn against reference tools side by side, in one
 // run, and prints the ratios the issues state targets for.
 //
-//	go run ./bench static   pack vs tar|zstd; edge vs nginx (installs nginx, wrk, npm sites)
+//	go run ./bench static   pack vs tar|zstd; edge vs nginx (installs nginx, wrk, npm sites); edge with site rules vs without
 //	go run ./bench memory   RSS of server and CLI while publishing a 2 GB tree
 //	go run ./bench oci      push/pull throughput vs CNCF distribution v3.1.2
 //	go run ./bench scaleout cold reads over S3 vs naive, warm S3 vs fs, propagation (PostgreSQL + S3)

@@ -188,6 +188,86 @@ func benchEdge(bin, work string, sites []site, results map[string]any) error {
 			"nginx_rps": median(nr), "cairn_rps": median(cr), "nginx_mbps": median(nm), "cairn_mbps": median(cm),
 			"nginx_p99_ms": median(nl), "cairn_p99_ms": median(cl), "ratio": median(cr) / median(nr)}
 	}
+	return benchRules(bin, data, work, sites, results)
+}
+
+// benchRules measures what site rules cost the edge: small-file req/s of
+// the same site published as it is and with a 1,000-rule _redirects and a
+// 100-rule _headers (of every kind: literal, splat, placeholder, query,
+// forced), alternating, five rounds after a warm-up.
+func benchRules(bin, data, work string, sites []site, results map[string]any) error {
+	s, rel, size := pick(sites, 4<<10)
+	dir := filepath.Join(work, "rules-site")
+	if err := run("", "cp", "-al", s.dir, dir); err != nil { // hard links: no copy
+		return err
+	}
+	var red, hdr strings.Builder
+	for i := range 1000 {
+		switch i % 5 {
+		case 0:
+			fmt.Fprintf(&red, "/old/page-%d /new/page-%d 301\n", i, i)
+		case 1:
+			fmt.Fprintf(&red, "/legacy-%d/* /archive/%d/:splat 302\n", i, i)
+		case 2:
+			fmt.Fprintf(&red, "/blog-%d/:year/:slug /posts/:year/:slug 301\n", i)
+		case 3:
+			fmt.Fprintf(&red, "/search-%d q=:q /find?q=:q 302\n", i)
+		case 4:
+			fmt.Fprintf(&red, "/app-%d/* /index.html 200!\n", i) // forced: looked at for existing files too
+		}
+	}
+	top, _, _ := strings.Cut(rel, "/")
+	for i := range 98 {
+		fmt.Fprintf(&hdr, "/section-%d/*\n  X-Section: %d\n", i, i)
+	}
+	fmt.Fprintf(&hdr, "/*\n  X-Frame-Options: DENY\n  X-Content-Type-Options: nosniff\n")
+	fmt.Fprintf(&hdr, "/%s/*\n  Cache-Control: public, max-age=3600\n", top)
+	for name, text := range map[string]string{"_redirects": red.String(), "_headers": hdr.String()} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
+			return err
+		}
+	}
+	ruled := s.name + "-rules"
+	if err := run("", bin, "publish", dir, "--deployment", ruled, "--api", "http://"+apiAddr, "--data", data); err != nil {
+		return err
+	}
+	plainHost, rulesHost := s.name+".localhost", ruled+".localhost"
+	// The rules are in force: the file answers with the site's headers.
+	req, _ := http.NewRequest("GET", "http://"+edgeAddr+"/"+rel, nil)
+	req.Host = rulesHost
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 || resp.Header.Get("X-Frame-Options") != "DENY" || resp.Header.Get("Cache-Control") != "public, max-age=3600" {
+		return fmt.Errorf("%s/%s with rules: status %d, headers %v", rulesHost, rel, resp.StatusCode, resp.Header)
+	}
+	fmt.Printf("\n== edge: small file with a 1,000-rule _redirects and a 100-rule _headers vs without (wrk -t2 -c32, 8 s, median of 5 alternating rounds)\n")
+	var pr, rr []float64
+	for round := range 6 { // round 0 warms both up
+		p, err := wrk("http://"+edgeAddr+"/"+rel, plainHost)
+		if err != nil {
+			return err
+		}
+		r, err := wrk("http://"+edgeAddr+"/"+rel, rulesHost)
+		if err != nil {
+			return err
+		}
+		if round > 0 {
+			pr, rr = append(pr, p.rps), append(rr, r.rps)
+		}
+	}
+	fmt.Printf("%s/%s (%d bytes)\n", s.name, rel, size)
+	fmt.Printf("       no rules   %10.0f req/s\n", median(pr))
+	fmt.Printf("       with rules %10.0f req/s   ratio %.2f×\n", median(rr), median(rr)/median(pr))
+	fmt.Printf("       rounds (rules/none):")
+	for i := range rr {
+		fmt.Printf(" %.2f", rr[i]/pr[i])
+	}
+	fmt.Println()
+	results["edge_rules_small"] = map[string]any{"file": s.name + "/" + rel, "bytes": size,
+		"plain_rps": median(pr), "rules_rps": median(rr), "ratio": median(rr) / median(pr)}
 	return nil
 }
 

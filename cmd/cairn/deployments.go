@@ -6,6 +6,8 @@ import (
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
+
+	"github.com/cairnhq/cairn/internal/meta"
 )
 
 // deploymentsCmd is `cairn deployments`: every deployment with its kind,
@@ -60,7 +62,7 @@ func (a *app) deploymentsCmd() *cobra.Command {
 func (a *app) deploymentCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "deployment",
-		Short: "Delete a deployment or change its retention",
+		Short: "Delete a deployment or change its settings",
 		Args:  exactArgs(0),
 		RunE:  func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
@@ -88,36 +90,59 @@ func (a *app) deploymentCmd() *cobra.Command {
 	}
 	del.Flags().BoolVar(&force, "force", false, "also remove the domains that point at it")
 	var retention, keep int
+	var spa, clean bool
 	set := &cobra.Command{
-		Use:               "set NAME [--retention-days N] [--keep-versions N]",
-		Short:             "Change how long a deployment's archived releases are kept",
+		Use:               "set NAME [--retention-days N] [--keep-versions N] [--spa[=false]] [--clean-urls[=false]]",
+		Short:             "Change a deployment's retention or how the edge serves its site",
 		Args:              exactArgs(1),
 		ValidArgsFunction: a.completeDeployments,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var rp, kp *int
+			var sp, cp *bool
 			if cmd.Flags().Changed("retention-days") {
 				rp = &retention
 			}
 			if cmd.Flags().Changed("keep-versions") {
 				kp = &keep
 			}
-			if rp == nil && kp == nil {
-				return fmt.Errorf("nothing to set: give --retention-days or --keep-versions")
+			if cmd.Flags().Changed("spa") {
+				sp = &spa
 			}
-			d, err := a.client().SetPolicy(cmd.Context(), args[0], rp, kp)
-			if err != nil {
-				return err
+			if cmd.Flags().Changed("clean-urls") {
+				cp = &clean
+			}
+			if rp == nil && kp == nil && sp == nil && cp == nil {
+				return fmt.Errorf("nothing to set: give --retention-days, --keep-versions, --spa or --clean-urls")
+			}
+			var d *meta.Deployment
+			var err error
+			if rp != nil || kp != nil {
+				if d, err = a.client().SetPolicy(cmd.Context(), args[0], rp, kp); err != nil {
+					return err
+				}
+			}
+			if sp != nil || cp != nil {
+				if d, err = a.client().SetSite(cmd.Context(), args[0], sp, cp); err != nil {
+					return err
+				}
 			}
 			if a.json {
 				return printJSON(a.stdout, d)
 			}
-			_, err = fmt.Fprintf(a.stdout, "%s: retention %d days, keeps the newest %d archived versions\n",
-				d.Name, d.RetentionDays, d.KeepVersions)
-			return err
+			if rp != nil || kp != nil {
+				fmt.Fprintf(a.stdout, "%s: retention %d days, keeps the newest %d archived versions\n",
+					d.Name, d.RetentionDays, d.KeepVersions)
+			}
+			if sp != nil || cp != nil {
+				fmt.Fprintf(a.stdout, "%s: spa %s, clean URLs %s\n", d.Name, onOff(d.SPA), onOff(d.CleanURLs))
+			}
+			return nil
 		},
 	}
 	set.Flags().IntVar(&retention, "retention-days", 0, "days an archived version's release is kept (0: collectable once archived)")
 	set.Flags().IntVar(&keep, "keep-versions", 0, "the newest N archived versions are never collected")
+	set.Flags().BoolVar(&spa, "spa", false, "static sites: serve the entrypoint (200) for unknown paths of requests that accept HTML")
+	set.Flags().BoolVar(&clean, "clean-urls", false, "static sites: serve /about from about.html and redirect /about.html to /about (308)")
 	cmd.AddCommand(del, set)
 	return cmd
 }
@@ -141,4 +166,11 @@ func (a *app) completeDeploymentFlag(cmd *cobra.Command, _ []string, _ string) (
 		names = append(names, d.Name)
 	}
 	return names, cobra.ShellCompDirectiveNoFileComp
+}
+
+func onOff(b bool) string {
+	if b {
+		return "on"
+	}
+	return "off"
 }

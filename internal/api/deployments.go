@@ -131,6 +131,8 @@ func (a *API) patchDeployment(w http.ResponseWriter, r *http.Request) error {
 		AnonymousPull *bool `json:"anonymous_pull"` // oci deployments: pulls without a token
 		// oci deployments: the tag whose push activates; "" for none
 		ActivateOnPush *string `json:"activate_on_push"`
+		SPA            *bool   `json:"spa"` // static deployments: see meta.Deployment
+		CleanURLs      *bool   `json:"clean_urls"`
 	}
 	if err := decode(r, &in); err != nil {
 		return err
@@ -138,6 +140,9 @@ func (a *API) patchDeployment(w http.ResponseWriter, r *http.Request) error {
 	d, err := a.deployment(r)
 	if err != nil {
 		return err
+	}
+	if (in.SPA != nil || in.CleanURLs != nil) && d.Kind != meta.KindStatic {
+		return badRequest("spa and clean_urls apply to static deployments; %q has kind %q", d.Name, d.Kind)
 	}
 	if in.AnonymousPull != nil {
 		if err := a.setAnonymousPull(r, d, *in.AnonymousPull); err != nil {
@@ -159,8 +164,10 @@ func (a *API) patchDeployment(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 	}
-	if d, err = a.setPolicy(r.Context(), d, meta.Policy{RetentionDays: in.RetentionDays, KeepVersions: in.KeepVersions}); err != nil {
+	if d, err = a.setPolicy(r.Context(), d, meta.Policy{RetentionDays: in.RetentionDays, KeepVersions: in.KeepVersions,
+		SPA: in.SPA, CleanURLs: in.CleanURLs}); err != nil {
 		return err
 	}
+	a.cfg.Changed() // the edge serves by spa and clean_urls
 	return writeJSON(w, http.StatusOK, a.withURLs(d))
 }

@@ -96,13 +96,13 @@ func (a *API) createWithPolicy(ctx context.Context, d *meta.Deployment) error {
 
 // setPolicy stores the set fields of p for d and returns the stored record.
 func (a *API) setPolicy(ctx context.Context, d *meta.Deployment, p meta.Policy) (*meta.Deployment, error) {
-	if p.RetentionDays == nil && p.KeepVersions == nil {
+	if p.RetentionDays == nil && p.KeepVersions == nil && p.SPA == nil && p.CleanURLs == nil {
 		return d, nil
 	}
 	if ps, ok := a.cfg.Meta.(meta.Policies); ok {
 		return ps.SetPolicy(ctx, d.ID, p, token.Actor(ctx))
 	}
-	if p.KeepVersions != nil || *p.RetentionDays == 0 {
+	if p.KeepVersions != nil || p.SPA != nil || p.CleanURLs != nil || p.RetentionDays == nil || *p.RetentionDays == 0 {
 		return nil, errNoPolicies
 	}
 	d.RetentionDays = *p.RetentionDays

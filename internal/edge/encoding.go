@@ -65,3 +65,78 @@ func qPositive(q string) bool {
 	}
 	return q[0] == '1' || nonzero
 }
+
+// negotiate picks the coding of a response from Accept-Encoding values:
+// among zstd (if frames, the file has stored frames of its own) and br and
+// gzip (if text, the edge compresses the file), the one with the highest
+// quality above zero; equal qualities prefer zstd, then br, then gzip. An
+// explicitly listed identity with a higher quality than all of them wins.
+// "*" is not taken as consent (see acceptsZstd). It does not allocate.
+func negotiate(values []string, frames, text bool) coding {
+	qz, qb, qg, qi := -1, -1, -1, -1 // -1: not listed
+	for _, v := range values {
+		for v != "" {
+			var elem string
+			elem, v, _ = strings.Cut(v, ",")
+			name, params, _ := strings.Cut(elem, ";")
+			var q *int
+			switch name = strings.TrimSpace(name); {
+			case strings.EqualFold(name, "zstd"):
+				q = &qz
+			case strings.EqualFold(name, "br"):
+				q = &qb
+			case strings.EqualFold(name, "gzip"), strings.EqualFold(name, "x-gzip"):
+				q = &qg
+			case strings.EqualFold(name, "identity"):
+				q = &qi
+			default:
+				continue
+			}
+			if *q < 0 { // the first mention counts
+				*q = qValue(params)
+			}
+		}
+	}
+	best, c := 0, identity
+	if frames && qz > best {
+		best, c = qz, zstdFrames
+	}
+	if text && qb > best {
+		best, c = qb, brotlied
+	}
+	if text && qg > best {
+		best, c = qg, gzipped
+	}
+	if qi > best {
+		return identity
+	}
+	return c
+}
+
+// qValue reads the weight among ";"-separated parameters, in thousandths
+// (default 1000); a malformed one is 0.
+func qValue(params string) int {
+	for params != "" {
+		var p string
+		p, params, _ = strings.Cut(params, ";")
+		k, val, ok := strings.Cut(p, "=")
+		if !ok || !strings.EqualFold(strings.TrimSpace(k), "q") {
+			continue
+		}
+		val = strings.TrimSpace(val)
+		if !qPositive(val) {
+			return 0
+		}
+		n, scale := 0, 1000
+		for i := 0; i < len(val); i++ {
+			if c := val[i]; c >= '0' && c <= '9' {
+				n = n*10 + int(c-'0')
+				if i > 0 {
+					scale /= 10
+				}
+			}
+		}
+		return n * scale
+	}
+	return 1000
+}

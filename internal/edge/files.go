@@ -15,13 +15,14 @@ import (
 )
 
 // coding is a representation of a file: its content, its stored zstd
-// frames, or its content gzipped by the edge.
+// frames, or its content gzipped or brotli-compressed by the edge.
 type coding uint8
 
 const (
 	identity coding = iota
 	zstdFrames
 	gzipped
+	brotlied
 )
 
 // fileKey names one representation of a file of a release.
@@ -44,7 +45,7 @@ type file struct {
 // fileOverhead approximates the memory of a cached file beyond its bytes.
 const fileOverhead = 512
 
-var codingNames = [...]string{identity: "", zstdFrames: "zstd", gzipped: "gzip"}
+var codingNames = [...]string{identity: "", zstdFrames: "zstd", gzipped: "gzip", brotlied: "br"}
 
 func newFile(e *release.Entry, data []byte, c coding) *file {
 	f := &file{data: data, etag: []string{etag(e, c)}, ctype: []string{contentType(e)},
@@ -103,21 +104,26 @@ func (e *Edge) loadFile(ctx context.Context, rt *route, ent *release.Entry, c co
 	})
 }
 
-// inlineGzip: files up to this size are gzipped on their first request
-// (well under a millisecond); larger ones in the background.
+// inlineGzip: files up to this size are compressed (gzip, brotli) on their
+// first request (a few milliseconds at most); larger ones in the
+// background.
 const inlineGzip = 64 << 10
 
-// noGzip is cached under the gzip key of a file that gzip would not shrink
-// by a tenth: its content is sent instead.
+// noGzip is cached under the gzip (or brotli) key of a file that the
+// coding would not shrink by a tenth: its content is sent instead.
 var noGzip = &file{}
 
-// gzipFile returns the gzipped representation of ent once it is made (and
-// cached), else its content. A file of up to inlineGzip bytes is gzipped at
-// once (once for concurrent requests); a larger one is gzipped in the
-// background for later requests unless another file is being gzipped, so
-// that gzip never holds up a response. ent must be cacheable.
-func (e *Edge) gzipFile(ctx context.Context, rt *route, ent *release.Entry) (*file, error) {
-	k := fileKey{rt.sha, ent.Path, gzipped}
+// compressors are the codings the edge makes itself, from a file's content.
+var compressors = [...]func([]byte) []byte{gzipped: gzipBytes, brotlied: brotliBytes}
+
+// gzipFile returns the representation of ent in c (gzipped or brotlied)
+// once it is made (and cached), else its content. A file of up to
+// inlineGzip bytes is compressed at once (once for concurrent requests); a
+// larger one in the background for later requests unless another file is
+// being compressed, so that compression never holds up a response. ent
+// must be cacheable.
+func (e *Edge) gzipFile(ctx context.Context, rt *route, ent *release.Entry, c coding) (*file, error) {
+	k := fileKey{rt.sha, ent.Path, c}
 	f, known := e.files.get(k)
 	if known && f != noGzip {
 		return f, nil
@@ -151,13 +157,13 @@ func (e *Edge) gzipFile(ctx context.Context, rt *route, ent *release.Entry) (*fi
 	return id, nil
 }
 
-// makeGzip gzips the content id of ent and caches the result under k, or
-// noGzip where gzip would not save a tenth of the bytes.
+// makeGzip compresses the content id of ent in k.coding and caches the
+// result under k, or noGzip where it would not save a tenth of the bytes.
 func (e *Edge) makeGzip(k fileKey, ent *release.Entry, id *file) *file {
 	f, cost := noGzip, int64(len(ent.Path))+fileOverhead
-	if gz := gzipBytes(id.data); len(gz) < len(id.data)-len(id.data)/10 {
-		f = newFile(ent, gz, gzipped)
-		cost += int64(len(gz))
+	if z := compressors[k.coding](id.data); len(z) < len(id.data)-len(id.data)/10 {
+		f = newFile(ent, z, k.coding)
+		cost += int64(len(z))
 	}
 	e.files.add(k, f, cost)
 	return f

@@ -53,13 +53,15 @@ func TestGzip(t *testing.T) {
 		path, ae string
 		want     string // Content-Encoding
 	}{
-		{"/index.html", "gzip, deflate, br", "gzip"},
+		{"/index.html", "gzip, deflate, br", "br"}, // equal q: br first
+		{"/index.html", "gzip, br;q=0.9", "gzip"},
 		{"/index.html", "x-gzip", "gzip"},
 		{"/index.html", "gzip, zstd", "gzip"}, // shares a frame: no zstd to pass through
 		{"/app.js", "gzip", "gzip"},
 		{"/big.txt", "gzip", "gzip"},
 		{"/big.txt", "gzip, zstd", "zstd"}, // the stored frames win: nothing to compress
-		{"/index.html", "gzip;q=0, br", ""},
+		{"/index.html", "gzip;q=0, br", "br"},
+		{"/index.html", "gzip;q=0, br;q=0", ""},
 		{"/index.html", "*", ""},
 		{"/noise.txt", "gzip", ""}, // gzip would not save a tenth
 		{"/tiny.css", "gzip", ""},
@@ -73,6 +75,8 @@ func TestGzip(t *testing.T) {
 			content = gunzip(t, body)
 		case "zstd":
 			content = decodeZstd(t, body)
+		case "br":
+			content = unbrotli(t, body)
 		default:
 			content = string(body)
 		}

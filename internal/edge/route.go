@@ -14,6 +14,7 @@ import (
 
 	"github.com/cairnhq/cairn/internal/meta"
 	"github.com/cairnhq/cairn/internal/release"
+	"github.com/cairnhq/cairn/internal/siterules"
 )
 
 // route is what a host resolved to at one generation: a release and its
@@ -27,6 +28,14 @@ type route struct {
 	rr         release.RangeReader
 	entrypoint string
 	cache      []string // Cache-Control of file responses
+
+	// The site's own rules (_redirects, _headers; nil: none) and settings.
+	// site is set when any of them is, and sends requests down the
+	// slower path of serveSite.
+	rules      *siterules.Rules
+	spa        bool
+	cleanURLs  bool
+	site       bool
 	hdrVersion []string // X-Cairn-Version
 	hdrRelease []string // X-Cairn-Release
 }
@@ -47,8 +56,10 @@ type routeKey struct {
 
 // tocEntry is a cached TOC with the reader of its artifact.
 type tocEntry struct {
-	toc *release.TOC
-	rr  release.RangeReader
+	toc   *release.TOC
+	rr    release.RangeReader
+	rules *siterules.Rules // compiled once per release; nil: none
+	files bool             // the release has a _redirects or _headers
 }
 
 // errNoSite: the host names nothing servable (404).
@@ -91,7 +102,7 @@ func (e *Edge) route(ctx context.Context, host string) (*route, error) {
 
 // resolve looks host up in the metadata store and loads the TOC.
 func (e *Edge) resolve(ctx context.Context, host string, gen uint64) (*route, error) {
-	v, preview, err := e.findVersion(ctx, host)
+	v, dep, preview, err := e.findVersion(ctx, host)
 	switch {
 	case errors.Is(err, meta.ErrNotFound) || errors.Is(err, errNoSite):
 		return &route{gen: gen, status: http.StatusNotFound}, nil
@@ -115,7 +126,9 @@ func (e *Edge) resolve(ctx context.Context, host string, gen uint64) (*route, er
 	}
 	rt := &route{gen: gen, sha: rel.SHA256, toc: te.toc, rr: te.rr,
 		entrypoint: v.ArtifactManifest.Entrypoint, cache: cacheRevalid,
-		hdrVersion: []string{v.ID}, hdrRelease: []string{rel.SHA256}}
+		hdrVersion: []string{v.ID}, hdrRelease: []string{rel.SHA256},
+		rules: te.rules, spa: dep.SPA, cleanURLs: dep.CleanURLs}
+	rt.site = te.files || rt.spa || rt.cleanURLs
 	if rt.entrypoint = path.Clean("/" + rt.entrypoint)[1:]; rt.entrypoint == "" {
 		rt.entrypoint = "index.html"
 	}
@@ -127,43 +140,43 @@ func (e *Edge) resolve(ctx context.Context, host string, gen uint64) (*route, er
 	return rt, nil
 }
 
-// findVersion maps a host to the version it serves; preview reports a
+// findVersion maps a host to the version it serves and its deployment;
+// preview reports a
 // {name}--v{N} host. Nothing to serve: an error wrapping meta.ErrNotFound
 // or errNoSite.
-func (e *Edge) findVersion(ctx context.Context, host string) (v *meta.Version, preview bool, err error) {
-	var dep *meta.Deployment
+func (e *Edge) findVersion(ctx context.Context, host string) (v *meta.Version, dep *meta.Deployment, preview bool, err error) {
 	if name, n, ok := siteLabel(host, e.base); ok {
 		if dep, err = e.meta.GetDeployment(ctx, name); err != nil {
-			return nil, false, err
+			return nil, nil, false, err
 		}
 		if dep.Kind != meta.KindStatic {
-			return nil, false, errNoSite
+			return nil, nil, false, errNoSite
 		}
 		if n > 0 {
 			v, err = e.meta.GetVersionByNumber(ctx, dep.ID, n)
-			return v, true, err
+			return v, dep, true, err
 		}
 	} else {
 		dom, err := e.meta.GetDomain(ctx, host)
 		if err != nil {
-			return nil, false, err
+			return nil, nil, false, err
 		}
 		if dep, err = e.meta.GetDeployment(ctx, dom.DeploymentID); err != nil {
-			return nil, false, err
+			return nil, nil, false, err
 		}
 		if dep.Kind != meta.KindStatic {
-			return nil, false, errNoSite
+			return nil, nil, false, errNoSite
 		}
 		if dom.VersionID != nil {
 			v, err = e.meta.GetVersion(ctx, *dom.VersionID)
-			return v, false, err
+			return v, dep, false, err
 		}
 	}
 	if dep.ActiveVersionID == nil {
-		return nil, false, errNoSite
+		return nil, nil, false, errNoSite
 	}
 	v, err = e.meta.GetVersion(ctx, *dep.ActiveVersionID)
-	return v, false, err
+	return v, dep, false, err
 }
 
 // loadTOC returns the cached TOC of rel, reading it (two ranged reads) on
@@ -193,6 +206,9 @@ func (e *Edge) loadTOC(ctx context.Context, rel *meta.Release) (*tocEntry, error
 			return nil, fmt.Errorf("TOC of release %s: %w", rel.SHA256, err)
 		}
 		te := &tocEntry{toc: toc, rr: rr}
+		if err := e.loadRules(ctx, rel.SHA256, te); err != nil {
+			return nil, err
+		}
 		e.tocs.add(rel.SHA256, te, 1)
 		return te, nil
 	})

@@ -24,6 +24,10 @@ func (e *Edge) serve(w http.ResponseWriter, r *http.Request, rt *route) {
 		p = "/" + p
 	}
 	clean := path.Clean(p)
+	if rt.site {
+		e.serveSite(w, r, rt, p, clean)
+		return
+	}
 	rel := clean[1:]
 	root := rel == ""
 	slash := !root && strings.HasSuffix(p, "/")
@@ -36,7 +40,7 @@ func (e *Edge) serve(w http.ResponseWriter, r *http.Request, rt *route) {
 		e.notFound(w, r, rt)
 		return
 	case ent.Type == release.TypeDir && !slash && !root:
-		redirect(w, r, rt, clean+"/")
+		redirect(w, r, rt, clean+"/", http.StatusMovedPermanently)
 		return
 	case ent.Type == release.TypeDir:
 		if ent, _, ok = lookup(rt.toc, joinRel(at, "index.html")); !ok || ent.Type != release.TypeFile {
@@ -44,16 +48,17 @@ func (e *Edge) serve(w http.ResponseWriter, r *http.Request, rt *route) {
 			return
 		}
 	case slash: // a file asked for as a directory
-		redirect(w, r, rt, clean)
+		redirect(w, r, rt, clean, http.StatusMovedPermanently)
 		return
 	}
 	e.serveFile(w, r, rt, ent)
 }
 
 // serveFile sends a file entry with status 200 (or 206, 304, 416 as the
-// request's Range and preconditions ask). A client that accepts them gets
-// the stored zstd frames of a file with frames of its own, else a gzipped
-// text file; a Range request always gets the content itself.
+// request's Range and preconditions ask). The coding is negotiated from
+// Accept-Encoding (see negotiate): the stored zstd frames of a file with
+// frames of its own, or a text file brotli-compressed or gzipped by the
+// edge; a Range request always gets the content itself.
 func (e *Edge) serveFile(w http.ResponseWriter, r *http.Request, rt *route, ent *release.Entry) {
 	if len(r.Header["Range"]) > 0 { // a range is of the content itself
 		r = httprange.Rewrite(r, ent.Size, httprange.MaxRanges)
@@ -63,18 +68,13 @@ func (e *Edge) serveFile(w http.ResponseWriter, r *http.Request, rt *route, ent 
 	h["Accept-Ranges"] = acceptRanges
 	_, _, passable := ent.RawSpan()
 	gz := gzippable(ent)
-	if passable || gz {
+	if (passable || gz) && h["Vary"] == nil { // set already: an SPA answer
 		h["Vary"] = varyAE
 	}
 	noRange := len(r.Header["Range"]) == 0
 	c := identity
 	if ae := r.Header["Accept-Encoding"]; noRange && len(ae) > 0 {
-		switch {
-		case passable && acceptsZstd(ae):
-			c = zstdFrames
-		case gz && e.cacheable(ent, gzipped) && acceptsGzip(ae):
-			c = gzipped
-		}
+		c = negotiate(ae, passable, gz && e.cacheable(ent, gzipped))
 	}
 	if !e.cacheable(ent, c) {
 		e.serveStream(w, r, rt, ent, c == zstdFrames)
@@ -82,8 +82,8 @@ func (e *Edge) serveFile(w http.ResponseWriter, r *http.Request, rt *route, ent 
 	}
 	var f *file
 	var err error
-	if c == gzipped {
-		f, err = e.gzipFile(r.Context(), rt, ent)
+	if c == gzipped || c == brotlied {
+		f, err = e.gzipFile(r.Context(), rt, ent, c)
 	} else {
 		f, err = e.loadFile(r.Context(), rt, ent, c)
 	}
@@ -96,6 +96,9 @@ func (e *Edge) serveFile(w http.ResponseWriter, r *http.Request, rt *route, ent 
 	}
 	h["Etag"] = f.etag
 	h["Content-Type"] = f.ctype
+	if rt.site {
+		rt.siteHeaders(r, h)
+	}
 	if noRange && len(r.Header["If-None-Match"]) == 0 && len(r.Header["If-Match"]) == 0 {
 		// What ServeContent would do, without its per-request work.
 		h["Content-Length"] = f.clen
@@ -126,6 +129,7 @@ func (e *Edge) serveStream(w http.ResponseWriter, r *http.Request, rt *route, en
 	}
 	h["Etag"] = []string{etag(ent, c)}
 	h["Content-Type"] = []string{contentType(ent)}
+	rt.siteHeaders(r, h)
 	if rng := r.Header.Get("Range"); strings.Contains(rng, ",") {
 		// Multipart ranges read the stream from a goroutine that may outlive
 		// ServeContent; serve the whole file instead (RFC 9110 allows it).
@@ -148,8 +152,20 @@ func (e *Edge) serveStream(w http.ResponseWriter, r *http.Request, rt *route, en
 // notFound serves the release's 404.html with status 404, or a plain 404.
 func (e *Edge) notFound(w http.ResponseWriter, r *http.Request, rt *route) {
 	ent, _, ok := lookup(rt.toc, "404.html")
-	if !ok || ent.Type != release.TypeFile || !e.cacheable(ent, identity) {
+	if !ok || ent.Type != release.TypeFile {
+		rt.siteHeaders(r, w.Header())
 		page(w, r, http.StatusNotFound)
+		return
+	}
+	e.servePage(w, r, rt, ent, http.StatusNotFound)
+}
+
+// servePage serves a file whole with status code (no ranges, no
+// preconditions): a not-found page. Too large for the cache: a plain page.
+func (e *Edge) servePage(w http.ResponseWriter, r *http.Request, rt *route, ent *release.Entry, code int) {
+	if !e.cacheable(ent, identity) {
+		rt.siteHeaders(r, w.Header())
+		page(w, r, code)
 		return
 	}
 	f, err := e.loadFile(r.Context(), rt, ent, identity)
@@ -161,14 +177,16 @@ func (e *Edge) notFound(w http.ResponseWriter, r *http.Request, rt *route) {
 	h["Cache-Control"] = cacheRevalid
 	h["Content-Type"] = f.ctype
 	h["Content-Length"] = f.clen
-	w.WriteHeader(http.StatusNotFound)
+	rt.siteHeaders(r, h)
+	w.WriteHeader(code)
 	if r.Method != http.MethodHead {
 		w.Write(f.data)
 	}
 }
 
-// redirect answers 301 to the absolute path to (query string kept).
-func redirect(w http.ResponseWriter, r *http.Request, rt *route, to string) {
+// redirect answers code (301, 308) to the absolute path to, query string
+// kept.
+func redirect(w http.ResponseWriter, r *http.Request, rt *route, to string, code int) {
 	loc := (&url.URL{Path: to}).EscapedPath()
 	if r.URL.RawQuery != "" {
 		loc += "?" + r.URL.RawQuery
@@ -176,5 +194,6 @@ func redirect(w http.ResponseWriter, r *http.Request, rt *route, to string) {
 	h := w.Header()
 	h.Set("Location", loc)
 	h["Cache-Control"] = rt.cache
-	w.WriteHeader(http.StatusMovedPermanently)
+	rt.siteHeaders(r, h)
+	w.WriteHeader(code)
 }

@@ -230,6 +230,8 @@ type Collection struct {
 type Policy struct {
 	RetentionDays *int // 0 allowed: archived versions are collectable at once
 	KeepVersions  *int
+	SPA           *bool // the site settings of a static deployment
+	CleanURLs     *bool
 }
 
 // Policies is implemented by stores that keep retention_days exactly as

@@ -65,6 +65,13 @@ type Deployment struct {
 	// DeletedAt is set while the deployment is deleted: no active version,
 	// every version archived, no domain. Publishing to it again undeletes it.
 	DeletedAt *time.Time `json:"deleted_at,omitempty"`
+
+	// SPA: the edge answers unknown paths of requests that accept HTML with
+	// the entrypoint, status 200 (static deployments).
+	SPA bool `json:"spa"`
+	// CleanURLs: the edge serves /about from about.html and redirects
+	// /about.html to /about with a 308 (static deployments).
+	CleanURLs bool `json:"clean_urls"`
 	// URL is where the edge serves the deployment, made by the API from its
 	// public edge URL (static deployments only; not stored).
 	URL string `json:"url,omitempty"`

@@ -17,6 +17,7 @@ import (
 	"github.com/cairnhq/cairn/internal/httplog"
 	"github.com/cairnhq/cairn/internal/meta"
 	"github.com/cairnhq/cairn/internal/release"
+	"github.com/cairnhq/cairn/internal/siterules"
 )
 
 // TypeBase prefixes every problem type URI.
@@ -65,6 +66,9 @@ var table = []mapping{
 	{ErrBadRequest, http.StatusBadRequest, "bad-request", true},
 	{release.ErrTooLarge, http.StatusRequestEntityTooLarge, "upload-too-large", true},
 	{release.ErrInvalid, http.StatusBadRequest, "invalid-upload", true},
+	// A refused line of a site's _redirects or _headers: the text names
+	// the file and the line.
+	{siterules.ErrInvalid, http.StatusBadRequest, "invalid-site-rules", true},
 	{meta.ErrNotFound, http.StatusNotFound, "not-found", false},
 	{blob.ErrNotFound, http.StatusNotFound, "not-found", false},
 	{meta.ErrConflict, http.StatusConflict, "conflict", false},

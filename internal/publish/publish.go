@@ -29,6 +29,7 @@ import (
 	"github.com/cairnhq/cairn/internal/metrics"
 	"github.com/cairnhq/cairn/internal/problem"
 	"github.com/cairnhq/cairn/internal/release"
+	"github.com/cairnhq/cairn/internal/siterules"
 )
 
 // Publisher publishes static releases.
@@ -175,6 +176,9 @@ func (p *Publisher) Publish(ctx context.Context, dep *meta.Deployment, body io.R
 		return nil, fmt.Errorf("%w: reading the body: %v", release.ErrInvalid, err)
 	} else if n > maxTrailing {
 		return nil, fmt.Errorf("%w: data after the end of the archive", release.ErrInvalid)
+	}
+	if err := siterules.CheckDir(tree); err != nil {
+		return nil, err // a refused _redirects or _headers line: 400 naming it
 	}
 	if o.SourceSHA256 == "" {
 		o.SourceSHA256 = hex.EncodeToString(src.Sum(nil))

@@ -36,7 +36,7 @@ func Run(t *testing.T, newStore func(t *testing.T) meta.Store) {
 	for _, group := range [][]test{deploymentTests, versionTests, activateTests, domainTests, deleteTests, eventTests, chainTests, gcTests} {
 		all = append(all, group...)
 	}
-	all = append(all, test{"Watch", testWatch})
+	all = append(all, test{"Watch", testWatch}, test{"SiteSettings", testSiteSettings})
 	runTests(t, newStore, all)
 }
 

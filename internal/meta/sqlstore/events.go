@@ -82,7 +82,8 @@ func (s *Store) announce(ctx context.Context, tx *wtx, e meta.Event) error {
 	switch e.Action {
 	case meta.ActionPublish, meta.ActionActivate, meta.ActionRollback,
 		meta.ActionDomainAdd, meta.ActionDomainRepoint, meta.ActionCollect,
-		meta.ActionDomainRemove, meta.ActionDeploymentDelete:
+		meta.ActionDomainRemove, meta.ActionDeploymentDelete,
+		meta.ActionDeploymentUpdate: // settings the edge serves by (spa, clean_urls)
 	default:
 		return nil
 	}

@@ -27,7 +27,7 @@ func (s *Store) SetPolicy(ctx context.Context, id string, p meta.Policy, actor s
 		if d, err = s.lockDeployment(ctx, tx, id); err != nil {
 			return err
 		}
-		before, after := map[string]int{}, map[string]int{}
+		before, after := map[string]any{}, map[string]any{}
 		if p.RetentionDays != nil && *p.RetentionDays != d.RetentionDays {
 			before["retention_days"], after["retention_days"] = d.RetentionDays, *p.RetentionDays
 			d.RetentionDays = *p.RetentionDays
@@ -36,11 +36,19 @@ func (s *Store) SetPolicy(ctx context.Context, id string, p meta.Policy, actor s
 			before["keep_versions"], after["keep_versions"] = d.KeepVersions, *p.KeepVersions
 			d.KeepVersions = *p.KeepVersions
 		}
+		if p.SPA != nil && *p.SPA != d.SPA {
+			before["spa"], after["spa"] = d.SPA, *p.SPA
+			d.SPA = *p.SPA
+		}
+		if p.CleanURLs != nil && *p.CleanURLs != d.CleanURLs {
+			before["clean_urls"], after["clean_urls"] = d.CleanURLs, *p.CleanURLs
+			d.CleanURLs = *p.CleanURLs
+		}
 		if len(after) == 0 {
 			return nil
 		}
-		if _, err := tx.ExecContext(ctx, s.q(`UPDATE deployments SET retention_days = ?, keep_versions = ? WHERE id = ?`),
-			d.RetentionDays, d.KeepVersions, d.ID); err != nil {
+		if _, err := tx.ExecContext(ctx, s.q(`UPDATE deployments SET retention_days = ?, keep_versions = ?, spa = ?, clean_urls = ? WHERE id = ?`),
+			d.RetentionDays, d.KeepVersions, d.SPA, d.CleanURLs, d.ID); err != nil {
 			return err
 		}
 		return s.appendEvent(ctx, tx, meta.Event{
