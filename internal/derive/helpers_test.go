@@ -116,7 +116,9 @@ type entry struct {
 func dir(n string) entry              { return entry{name: n, typ: tar.TypeDir, mode: 0o755} }
 func file(n, body string) entry       { return entry{name: n, typ: tar.TypeReg, mode: 0o644, body: body} }
 func hardlink(n, target string) entry { return entry{name: n, typ: tar.TypeLink, link: target} }
-func symlink(n, target string) entry  { return entry{name: n, typ: tar.TypeSymlink, link: target, mode: 0o777} }
+func symlink(n, target string) entry {
+	return entry{name: n, typ: tar.TypeSymlink, link: target, mode: 0o777}
+}
 
 // layer makes an uncompressed-tar layer (gzipped by go-containerregistry).
 func layer(t testing.TB, es ...entry) v1.Layer {
