@@ -128,9 +128,13 @@ func Run(ctx context.Context, cfg Config) error {
 			return err
 		}
 		go sweepUploads(ctx, reg, uploadSweepInterval, log)
+		der, err := newDeriver(cfg, store, blobs, reg, log)
+		if err != nil {
+			return err
+		}
 		a := api.New(api.Config{Meta: store, Blobs: blobs, Publisher: pub, Token: bootstrap,
 			GC: gcRunner, DefaultRetentionDays: &cfg.RetentionDays, Sites: cfg.sites(edgeAddr),
-			Images: images(reg), Log: log.With("role", "api"), Changed: changed})
+			Images: images(reg), Derive: der, Log: log.With("role", "api"), Changed: changed})
 		servers = append(servers, newHTTPServer(cfg.access("api", log, apiHandler(reg, a, metricsHandler, m, ops)), log))
 	}
 	errc := make(chan error, len(servers))
