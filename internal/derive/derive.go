@@ -51,8 +51,14 @@ type Config struct {
 	// directory dir as root; nil: TarUnpack.
 	Unpack  func(ctx context.Context, artifact, dir string) error
 	TempDir string // scratch space; "" = os.TempDir()
+	// Timeout bounds one derivation, which runs on when the callers that
+	// asked for it give up; 0 means DefaultTimeout.
+	Timeout time.Duration
 	Log     *slog.Logger
 }
+
+// DefaultTimeout bounds a derivation unless Config.Timeout says otherwise.
+const DefaultTimeout = 30 * time.Minute
 
 // Deriver makes derived artifacts on demand, once: concurrent callers in
 // one process share one derivation (singleflight), and processes sharing a
@@ -77,6 +83,9 @@ func New(cfg Config) (*Deriver, error) {
 	}
 	if cfg.Unpack == nil {
 		cfg.Unpack = TarUnpack
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = DefaultTimeout
 	}
 	return &Deriver{cfg: cfg, ds: ds}, nil
 }
@@ -103,7 +112,8 @@ func (d *Deriver) once(ctx context.Context, kind, source string, make func(ctx c
 	}
 	ch := d.group.DoChan(kind+":"+source, func() (any, error) {
 		// The derivation outlives a caller that gives up: others may wait for it.
-		ctx := context.WithoutCancel(ctx)
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), d.cfg.Timeout)
+		defer cancel()
 		unlock, r, err := d.lock(ctx, kind, source)
 		if r != nil || err != nil {
 			return r, err

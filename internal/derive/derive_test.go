@@ -10,6 +10,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/opencontainers/go-digest"
@@ -213,5 +214,49 @@ func TestRootfsRefused(t *testing.T) {
 	dep, v := e.version(t, "v1")
 	if _, err := noPack.Rootfs(context.Background(), dep, v); !errors.Is(err, derive.ErrUnavailable) {
 		t.Errorf("no packer: %v, want ErrUnavailable", err)
+	}
+}
+
+// TestRootfsCallerGivesUp: the first caller going away does not end the
+// derivation that a second caller waits for.
+func TestRootfsCallerGivesUp(t *testing.T) {
+	e := newEnv(t)
+	e.push(t, plainImage(t, "g"), "v1")
+	dep, v := e.version(t, "v1")
+	var calls atomic.Int32
+	entered, gate := make(chan struct{}), make(chan struct{})
+	inner := staticPacker(&calls)
+	gated := func(ctx context.Context, r io.Reader, w io.Writer, scratch string) (*release.Result, error) {
+		close(entered)
+		<-gate
+		return inner(ctx, r, w, scratch)
+	}
+	d, err := derive.New(derive.Config{Meta: e.meta, Blobs: e.blobs, Images: e.reg, Pack: gated, TempDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	first := make(chan error, 1)
+	go func() {
+		_, err := d.Rootfs(ctx, dep, v)
+		first <- err
+	}()
+	<-entered
+	cancel()
+	if err := <-first; !errors.Is(err, context.Canceled) {
+		t.Fatalf("first caller: %v, want context.Canceled", err)
+	}
+	second := make(chan error, 1)
+	go func() {
+		_, err := d.Rootfs(context.Background(), dep, v)
+		second <- err
+	}()
+	time.Sleep(50 * time.Millisecond) // let the second caller join the flight
+	close(gate)
+	if err := <-second; err != nil {
+		t.Fatalf("second caller: %v", err)
+	}
+	if calls.Load() != 1 {
+		t.Errorf("%d derivations, want 1", calls.Load())
 	}
 }

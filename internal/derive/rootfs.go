@@ -94,7 +94,8 @@ func (d *Deriver) Rootfs(ctx context.Context, dep *meta.Deployment, v *meta.Vers
 	if d.cfg.Images == nil || d.cfg.Pack == nil {
 		return nil, fmt.Errorf("%w: no rootfs packer or registry", ErrUnavailable)
 	}
-	img, imgDigest, err := d.cfg.Images.Image(ctx, dep.Name, digest.NewDigestFromEncoded(digest.SHA256, v.ArtifactSHA256))
+	manifest := digest.NewDigestFromEncoded(digest.SHA256, v.ArtifactSHA256)
+	img, imgDigest, err := d.cfg.Images.Image(ctx, dep.Name, manifest)
 	if err != nil {
 		return nil, err
 	}
@@ -103,6 +104,12 @@ func (d *Deriver) Rootfs(ctx context.Context, dep *meta.Deployment, v *meta.Vers
 		return nil, fmt.Errorf("image %s: config: %w", imgDigest, err)
 	}
 	res, err := d.once(ctx, meta.DerivedRootfs, v.ArtifactSHA256, func(ctx context.Context) (*Result, error) {
+		// Opened again under the derivation's context: img reads its
+		// layers under the caller's, who may give up before the others.
+		img, _, err := d.cfg.Images.Image(ctx, dep.Name, manifest)
+		if err != nil {
+			return nil, err
+		}
 		return d.flattenAndPack(ctx, img, v.ArtifactSHA256)
 	})
 	if err != nil {
