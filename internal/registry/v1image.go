@@ -79,7 +79,7 @@ type storedImage struct {
 	m   *manifest
 }
 
-func (s *storedImage) RawManifest() ([]byte, error)         { return s.raw, nil }
+func (s *storedImage) RawManifest() ([]byte, error)        { return s.raw, nil }
 func (s *storedImage) MediaType() (types.MediaType, error) { return s.mt, nil }
 
 func (s *storedImage) RawConfigFile() ([]byte, error) {
@@ -104,9 +104,11 @@ type storedLayer struct {
 	d   descriptor
 }
 
-func (l *storedLayer) Digest() (v1.Hash, error)            { return v1.NewHash(l.d.Digest) }
-func (l *storedLayer) Size() (int64, error)                { return l.d.size(), nil }
-func (l *storedLayer) MediaType() (types.MediaType, error) { return types.MediaType(l.d.MediaType), nil }
+func (l *storedLayer) Digest() (v1.Hash, error) { return v1.NewHash(l.d.Digest) }
+func (l *storedLayer) Size() (int64, error)     { return l.d.size(), nil }
+func (l *storedLayer) MediaType() (types.MediaType, error) {
+	return types.MediaType(l.d.MediaType), nil
+}
 
 // Compressed streams the layer and fails at EOF if its bytes do not hash
 // to its digest.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 
 	"github.com/cairnhq/cairn/internal/meta"
 )
@@ -53,7 +54,7 @@ func (s *Store) PutDerived(ctx context.Context, d *meta.Derived, rel meta.Releas
 			return err
 		}
 		if sha != d.SHA256 {
-			return meta.ErrConflict
+			return fmt.Errorf("%w: %s of %s is recorded as %s, not %s", meta.ErrConflict, d.Kind, d.SourceSHA256, sha, d.SHA256)
 		}
 		d.CreatedAt = fromNanos(created)
 		return nil
