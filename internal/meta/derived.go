@@ -33,8 +33,9 @@ type Derivations interface {
 	// d, filling d.CreatedAt from the stored row. Recording the same
 	// derivation again changes nothing. Another sha256 already recorded
 	// for (kind, source): ErrConflict. Unknown kind, rel.SHA256 not d.SHA256,
-	// malformed sha256s: ErrInvalid. No release row for the source:
-	// ErrNotFound.
+	// malformed sha256s, a source of the wrong kind (a rootfs derives from
+	// an oci release, an erofs image from a rootfs one): ErrInvalid. No
+	// release row for the source: ErrNotFound.
 	PutDerived(ctx context.Context, d *Derived, rel Release) error
 	// GetDerived finds what kind derives from source, whose release is not
 	// collected. None: ErrNotFound.

@@ -34,12 +34,24 @@ func putDerived(t *testing.T, ds meta.Derivations, kind, source, content string)
 	return d
 }
 
+// publishImage publishes an oci version whose manifest is content.
+func publishImage(t *testing.T, s meta.Store, depID, content string) *meta.Version {
+	t.Helper()
+	rel := release(content)
+	rel.Kind, rel.TreeSHA256 = meta.KindOCI, ""
+	v, err := s.CreateVersion(t.Context(), meta.NewVersion{DeploymentID: depID, Release: rel, Activate: true, Actor: "tester"})
+	if err != nil {
+		t.Fatalf("CreateVersion(%s): %v", content, err)
+	}
+	return v
+}
+
 // testDerivedRecord: recorded both ways, once per (kind, source).
 func testDerivedRecord(t *testing.T, s meta.Store) {
 	ctx := t.Context()
 	ds := derivations(t, s)
-	d := newDeployment(t, s, "img")
-	v := publish(t, s, d.ID, "image", true)
+	d := ociDeployment(t, s, "img")
+	v := publishImage(t, s, d.ID, "image")
 	r := putDerived(t, ds, meta.DerivedRootfs, v.ArtifactSHA256, "rootfs")
 	if r.CreatedAt.IsZero() {
 		t.Error("CreatedAt not filled")
@@ -68,6 +80,12 @@ func testDerivedRecord(t *testing.T, s meta.Store) {
 	wantErr(t, "unknown kind", ds.PutDerived(ctx, bad, release("x")), meta.ErrInvalid)
 	_, err = ds.GetDerived(ctx, meta.DerivedErofs, v.ArtifactSHA256)
 	wantErr(t, "no erofs of the image itself", err, meta.ErrNotFound)
+	wrong := &meta.Derived{Kind: meta.DerivedErofs, SourceSHA256: v.ArtifactSHA256, SHA256: sha("y")}
+	wantErr(t, "erofs of an OCI manifest", ds.PutDerived(ctx, wrong, release("y")), meta.ErrInvalid)
+	site := newDeployment(t, s, "site")
+	static := publish(t, s, site.ID, "static", true)
+	wrong = &meta.Derived{Kind: meta.DerivedRootfs, SourceSHA256: static.ArtifactSHA256, SHA256: sha("z")}
+	wantErr(t, "rootfs of a static release", ds.PutDerived(ctx, wrong, release("z")), meta.ErrInvalid)
 }
 
 // testDerivedRoots: a derived rootfs and the erofs image of it are kept
@@ -76,11 +94,11 @@ func testDerivedRoots(t *testing.T, s meta.Store) {
 	ctx := t.Context()
 	ds := derivations(t, s)
 	g := gcStore(t, s)
-	d := newDeployment(t, s, "img") // retention 30
-	v1 := publish(t, s, d.ID, "image one", true)
+	d := ociDeployment(t, s, "img") // retention 30
+	v1 := publishImage(t, s, d.ID, "image one")
 	r1 := putDerived(t, ds, meta.DerivedRootfs, v1.ArtifactSHA256, "rootfs one")
 	e1 := putDerived(t, ds, meta.DerivedErofs, r1.SHA256, "erofs one")
-	v2 := publish(t, s, d.ID, "image two", true)
+	v2 := publishImage(t, s, d.ID, "image two")
 	r2 := putDerived(t, ds, meta.DerivedRootfs, v2.ArtifactSHA256, "rootfs two")
 	now := getVersion(t, s, v2.ID).CreatedAt
 	rs := roots(t, g, now)

@@ -13,6 +13,9 @@ import (
 
 var _ meta.Derivations = (*Store)(nil)
 
+// derivedFrom is the release kind each derived kind is made from.
+var derivedFrom = map[string]string{meta.DerivedRootfs: meta.KindOCI, meta.DerivedErofs: meta.KindRootfs}
+
 // PutDerived records d with its release rel: see meta.Derivations. It takes
 // the sha256 locks of both, so a collection deciding about either waits.
 func (s *Store) PutDerived(ctx context.Context, d *meta.Derived, rel meta.Release) error {
@@ -27,8 +30,12 @@ func (s *Store) PutDerived(ctx context.Context, d *meta.Derived, rel meta.Releas
 		if err := s.lockSHAs(ctx, tx, []string{d.SourceSHA256, d.SHA256}); err != nil {
 			return err
 		}
-		if _, err := s.releaseBySHA(ctx, tx, d.SourceSHA256); err != nil {
+		src, err := s.releaseBySHA(ctx, tx, d.SourceSHA256)
+		if err != nil {
 			return err // sql.ErrNoRows: meta.ErrNotFound
+		}
+		if want := derivedFrom[d.Kind]; src.Kind != want {
+			return invalid("a %s derives from a %s release, not %s release %s", d.Kind, want, src.Kind, d.SourceSHA256)
 		}
 		now := s.stamp().UnixNano()
 		if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO releases (`+releaseCols+`)
