@@ -164,14 +164,11 @@ func TestRootfsRoute(t *testing.T) {
 		}
 	}
 
-	if _, err := exec.LookPath("mkfs.erofs"); err != nil {
-		t.Fatal("mkfs.erofs missing: .ci/run installs erofs-utils")
-	}
-	if os.Geteuid() != 0 {
+	if _, err := exec.LookPath("mkfs.erofs"); err != nil || os.Geteuid() != 0 {
 		if os.Getenv("CI") == "true" {
-			t.Fatal("CI runs the tests as root")
+			t.Fatal("CI runs the tests as root, with mkfs.erofs (.ci/run installs erofs-utils)")
 		}
-		t.Skip("erofs: unpacking a rootfs needs root")
+		t.Skip("erofs: needs mkfs.erofs and root (to unpack a rootfs)")
 	}
 	code, ev := callAs(a, dep, "GET", "/v1/releases/"+sha+"/erofs", "")
 	if code != 403 {
