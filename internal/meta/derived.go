@@ -32,7 +32,8 @@ type Derivations interface {
 	// "rootfs" or "erofs"), or revives it if it was collected, and records
 	// d, filling d.CreatedAt from the stored row. Recording the same
 	// derivation again changes nothing. Another sha256 already recorded
-	// for (kind, source): ErrConflict. Unknown kind, rel.SHA256 not d.SHA256,
+	// for (kind, source): ErrConflict, unless its release was collected
+	// (then d replaces it). Unknown kind, rel.SHA256 not d.SHA256,
 	// malformed sha256s, a source of the wrong kind (a rootfs derives from
 	// an oci release, an erofs image from a rootfs one): ErrInvalid. No
 	// release row for the source: ErrNotFound.

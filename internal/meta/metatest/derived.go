@@ -140,9 +140,14 @@ func testDerivedRoots(t *testing.T, s meta.Store) {
 	if err := g.DropClaims(ctx, "gc-test", r1.SHA256, e1.SHA256); err != nil {
 		t.Fatal(err)
 	}
-	// Deriving again (the same bytes) revives the release.
-	putDerived(t, ds, meta.DerivedRootfs, v1.ArtifactSHA256, "rootfs one")
-	if rel, err := s.GetRelease(ctx, r1.SHA256); err != nil || rel.CollectedAt != nil {
-		t.Errorf("rootfs of v1 derived again: %+v, %v", rel, err)
+	// Deriving again revives the release (the same bytes) or replaces the
+	// collected record (other bytes: another packer or mkfs.erofs).
+	putDerived(t, ds, meta.DerivedErofs, r1.SHA256, "erofs one")
+	if rel, err := s.GetRelease(ctx, e1.SHA256); err != nil || rel.CollectedAt != nil {
+		t.Errorf("erofs derived again: %+v, %v", rel, err)
+	}
+	newer := putDerived(t, ds, meta.DerivedRootfs, v1.ArtifactSHA256, "rootfs one, newer packer")
+	if got, err := ds.GetDerived(ctx, meta.DerivedRootfs, v1.ArtifactSHA256); err != nil || got.SHA256 != newer.SHA256 {
+		t.Errorf("rootfs of v1 derived again with other bytes: %+v, %v", got, err)
 	}
 }

@@ -47,6 +47,13 @@ func (s *Store) PutDerived(ctx context.Context, d *meta.Derived, rel meta.Releas
 			WHERE sha256 = ? AND collected_at IS NOT NULL`), rel.URI, rel.SHA256); err != nil {
 			return err
 		}
+		// A record whose release was collected gives way: deriving again may
+		// give other bytes (another mkfs.erofs, say).
+		if _, err := tx.ExecContext(ctx, s.q(`DELETE FROM derived WHERE kind = ? AND source_sha256 = ? AND sha256 <> ?
+			AND sha256 IN (SELECT sha256 FROM releases WHERE collected_at IS NOT NULL)`),
+			d.Kind, d.SourceSHA256, d.SHA256); err != nil {
+			return err
+		}
 		if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO derived (kind, source_sha256, sha256, created_at)
 			VALUES (?, ?, ?, ?) ON CONFLICT (kind, source_sha256) DO NOTHING`),
 			d.Kind, d.SourceSHA256, d.SHA256, now); err != nil {
