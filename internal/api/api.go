@@ -43,6 +43,9 @@ type Config struct {
 	Images Images
 	// Sites makes the url and preview_url of records; nil leaves them out.
 	Sites *Sites
+	// Derive makes derived artifacts (rootfs of oci versions, erofs
+	// images); nil answers 501.
+	Derive Derivations
 }
 
 // API is the v1 HTTP handler.
@@ -102,10 +105,12 @@ func (a *API) routes() {
 	a.handle("GET /v1/deployments/{dep}/versions", needReadDeployment, a.listVersions)
 	a.handle("GET /v1/deployments/{dep}/versions/{n}", needReadDeployment, a.getVersionByNumber)
 	a.handle("GET /v1/versions/{id}", needReadVersion, a.getVersion)
+	a.handle("GET /v1/deployments/{dep}/versions/{n}/rootfs", needReadDeployment, a.getRootfs)
 	a.handle("POST /v1/deployments/{dep}/activate", needDeploy, a.activate)
 	a.handle("POST /v1/deployments/{dep}/rollback", needDeploy, a.rollback)
 	a.handle("GET /v1/releases/{sha}", needReadAll, a.getRelease)
 	a.handle("GET /v1/releases/{sha}/artifact", needReadAll, a.getArtifact)
+	a.handle("GET /v1/releases/{sha}/erofs", needReadAll, a.getErofs)
 	a.handle("POST /v1/domains", needAdmin, a.createDomain)
 	a.handle("GET /v1/domains", needReadAny, a.listDomains)
 	a.handle("DELETE /v1/domains/{hostname}", needAdmin, a.deleteDomain)

@@ -32,6 +32,9 @@ func (a *API) getRelease(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	view := releaseView{Release: rel}
+	if view.derivedView, err = a.derivedOf(r.Context(), rel.SHA256); err != nil {
+		return err
+	}
 	if rs, ok := a.cfg.Meta.(meta.Replicas); ok {
 		if view.Replicas, err = rs.ReplicaStatuses(r.Context(), "sha256:"+rel.SHA256); err != nil {
 			return err
@@ -45,6 +48,7 @@ func (a *API) getRelease(w http.ResponseWriter, r *http.Request) error {
 type releaseView struct {
 	*meta.Release
 	Replicas map[string]meta.ReplicaStatus `json:"replicas,omitempty"`
+	derivedView
 }
 
 // getArtifact streams the release bytes, with Range and conditional
@@ -65,9 +69,13 @@ func (a *API) getArtifact(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	w.Header().Set("ETag", `"`+rel.SHA256+`"`)
-	w.Header().Set("Content-Type", "application/zstd")
+	ctype, ext := "application/zstd", ".tar.zst"
+	if rel.Kind == meta.DerivedErofs {
+		ctype, ext = "application/octet-stream", ".erofs"
+	}
+	w.Header().Set("Content-Type", ctype)
 	w.Header().Set("Cache-Control", "public, max-age=31536000, immutable")
-	w.Header().Set("Content-Disposition", `attachment; filename="`+rel.SHA256+`.tar.zst"`)
+	w.Header().Set("Content-Disposition", `attachment; filename="`+rel.SHA256+ext+`"`)
 	rs := &blobSeeker{ctx: r.Context(), s: a.cfg.Blobs, d: d, size: info.Size}
 	defer rs.Close()
 	http.ServeContent(w, httprange.Rewrite(r, info.Size, httprange.MaxRanges), "", rel.CreatedAt, rs)

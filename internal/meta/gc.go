@@ -28,7 +28,7 @@ const (
 	RootRetention    = "retention"     // archived less than retention_days ago
 )
 
-var rootRank = map[string]int{RootLease: 0, RootRegistry: 1, RootActive: 2, RootDomain: 3, RootKeepVersions: 4, RootRetention: 5}
+var rootRank = map[string]int{RootLease: 0, RootRegistry: 1, RootActive: 2, RootDomain: 3, RootKeepVersions: 4, RootRetention: 5, RootDerived: 6}
 
 // Root is why a release must be kept: the strongest root found, and the
 // version that holds it (none for lease and registry).
@@ -86,15 +86,23 @@ type GCSnapshot struct {
 	Claimed     map[string]bool      // sha256s with an unexpired deletion claim
 	External    map[string]bool      // sha256s the registry references
 	Orphans     map[string]time.Time // digest ("sha256:…") → first seen as an orphan
+	Derived     []Derived            // derived artifacts (see Roots)
 }
 
 // Roots returns the strongest root of every release that has one at now;
 // releases absent from the map are unrooted.
 func (s *GCSnapshot) Roots(now time.Time) map[string]Root {
 	roots := map[string]Root{}
+	held := map[string]Root{} // the strongest root by a version (what derived artifacts inherit)
 	add := func(sha string, r Root) {
 		if cur, ok := roots[sha]; !ok || rootRank[r.Reason] < rootRank[cur.Reason] {
 			roots[sha] = r
+		}
+		if r.Reason == RootLease || r.Reason == RootRegistry {
+			return
+		}
+		if cur, ok := held[sha]; !ok || rootRank[r.Reason] < rootRank[cur.Reason] {
+			held[sha] = r
 		}
 	}
 	for sha, ok := range s.Leased {
@@ -143,7 +151,31 @@ func (s *GCSnapshot) Roots(now time.Time) map[string]Root {
 			add(v.SHA256, Root{Reason: RootKeepVersions, DeploymentID: d.ID, VersionID: v.ID, VersionNumber: v.VersionNumber})
 		}
 	}
+	s.deriveRoots(held, add)
 	return roots
+}
+
+// deriveRoots roots each derived artifact whose source a version roots
+// (directly, or through the artifact it derives from in turn: an erofs
+// image of a rootfs flattened from an OCI version). Leases and the
+// registry do not pass on: a tagged image keeps its manifest, not the
+// rootfs made from it. The root names the version.
+func (s *GCSnapshot) deriveRoots(held map[string]Root, add func(string, Root)) {
+	for changed := true; changed; {
+		changed = false
+		for _, d := range s.Derived {
+			src, ok := held[d.SourceSHA256]
+			if !ok {
+				continue
+			}
+			if _, ok := held[d.SHA256]; ok {
+				continue
+			}
+			add(d.SHA256, Root{Reason: RootDerived, DeploymentID: src.DeploymentID, VersionID: src.VersionID,
+				VersionNumber: src.VersionNumber})
+			changed = true
+		}
+	}
 }
 
 // Leases are time-bounded holds kept in the metadata store, so that they

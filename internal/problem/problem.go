@@ -14,6 +14,7 @@ import (
 	"syscall"
 
 	"github.com/cairnhq/cairn/internal/blob"
+	"github.com/cairnhq/cairn/internal/derive"
 	"github.com/cairnhq/cairn/internal/httplog"
 	"github.com/cairnhq/cairn/internal/meta"
 	"github.com/cairnhq/cairn/internal/release"
@@ -77,6 +78,7 @@ var table = []mapping{
 	{blob.ErrDigestMismatch, http.StatusBadRequest, "digest-mismatch", false},
 	{blob.ErrInvalidDigest, http.StatusBadRequest, "invalid-digest", false},
 	{blob.ErrInvalidRange, http.StatusRequestedRangeNotSatisfiable, "invalid-range", false},
+	{derive.ErrUnavailable, http.StatusNotImplemented, "derive-unavailable", true},
 	{context.DeadlineExceeded, http.StatusGatewayTimeout, "timeout", false},
 	// The server's disk (blobs, staging, SQLite) is full or over quota:
 	// the request may succeed once space is freed.

@@ -110,7 +110,7 @@ func (r *Registry) newVersion(ctx context.Context, dep *meta.Deployment, d diges
 	img := m
 	if isIndex(m.MediaType) {
 		var err error
-		if img, err = r.platformImage(ctx, dep.Name, m); err != nil {
+		if img, _, err = r.platformImage(ctx, dep.Name, m); err != nil {
 			return meta.NewVersion{}, err
 		}
 	}
@@ -141,8 +141,9 @@ func isImage(m *manifest) bool {
 		(m.Config.MediaType == mtOCIConfig || m.Config.MediaType == mtDockerConfig)
 }
 
-// platformImage picks the image of an index that describes its version.
-func (r *Registry) platformImage(ctx context.Context, repo string, idx *manifest) (*manifest, error) {
+// platformImage picks the image of an index that describes its version,
+// and returns it with its record.
+func (r *Registry) platformImage(ctx context.Context, repo string, idx *manifest) (*manifest, *meta.OCIManifest, error) {
 	rank := func(d descriptor) int {
 		switch {
 		case d.Platform == nil || d.Platform.OS != "linux":
@@ -162,17 +163,17 @@ func (r *Registry) platformImage(ctx context.Context, repo string, idx *manifest
 			continue
 		}
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		m, err := r.loadManifest(ctx, rec)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		if isImage(m) {
-			return m, nil
+			return m, rec, nil
 		}
 	}
-	return nil, fmt.Errorf("%w: the index has no stored image", meta.ErrInvalid)
+	return nil, nil, fmt.Errorf("%w: the index has no stored image", meta.ErrInvalid)
 }
 
 // loadManifest reads and parses a stored manifest.

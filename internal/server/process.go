@@ -178,8 +178,12 @@ func (p *process) apiServer(cfg Config, store meta.Store, blobs blob.Store, col 
 	if reg != nil {
 		p.add(loopRole("upload-sweeper", func(ctx context.Context) { sweepUploads(ctx, reg, uploadSweepInterval, log) }))
 	}
+	der, err := newDeriver(cfg, store, blobs, reg, log)
+	if err != nil {
+		return nil, nil, err
+	}
 	a := api.New(api.Config{Meta: store, Blobs: blobs, Publisher: pub, Token: bootstrap,
 		GC: col, DefaultRetentionDays: &cfg.RetentionDays, Sites: cfg.sites(p.edgeAddr),
-		Images: images(reg), Log: log.With("role", "api"), Changed: changed})
+		Images: images(reg), Derive: der, Log: log.With("role", "api"), Changed: changed})
 	return httplimit.Server(cfg.access("api", log, apiHandler(reg, a, metricsHandler, m, ops)), limits, log), ln, nil
 }

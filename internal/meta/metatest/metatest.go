@@ -33,7 +33,7 @@ type test struct {
 // subtest; Run closes it when the subtest ends.
 func Run(t *testing.T, newStore func(t *testing.T) meta.Store) {
 	var all []test
-	for _, group := range [][]test{deploymentTests, versionTests, activateTests, domainTests, deleteTests, eventTests, chainTests, gcTests} {
+	for _, group := range [][]test{deploymentTests, versionTests, activateTests, domainTests, deleteTests, eventTests, chainTests, gcTests, derivedTests} {
 		all = append(all, group...)
 	}
 	all = append(all, test{"Watch", testWatch}, test{"SiteSettings", testSiteSettings})

@@ -80,6 +80,9 @@ func (s *Store) snapshot(ctx context.Context, tx Querier, snap *meta.GCSnapshot,
 	if err := s.registryDigests(ctx, tx, snap.External); err != nil {
 		return err
 	}
+	if snap.Derived, err = s.derivedRows(ctx, tx, ``); err != nil {
+		return err
+	}
 	orows, err := tx.QueryContext(ctx, `SELECT digest, first_seen_at FROM gc_orphans`)
 	if err != nil {
 		return err

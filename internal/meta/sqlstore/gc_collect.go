@@ -52,11 +52,18 @@ func (f *rootFinder) rootOf(ctx context.Context, sha string) (*meta.Root, error)
 	if ext, err := s.registryRefers(ctx, tx, sha); err != nil || ext {
 		return &meta.Root{Reason: meta.RootRegistry}, err
 	}
-	var mine []meta.GCVersion
-	if err := s.gcVersions(ctx, tx, &mine, `artifact_sha256 = ? AND collected_at IS NULL`, sha); err != nil {
+	// A derived artifact is rooted by the versions of what it derives from.
+	edges, srcs, err := s.sources(ctx, tx, []string{sha})
+	if err != nil {
 		return nil, err
 	}
-	snap := &meta.GCSnapshot{}
+	var mine []meta.GCVersion
+	for _, x := range append([]string{sha}, srcs...) {
+		if err := s.gcVersions(ctx, tx, &mine, `artifact_sha256 = ? AND collected_at IS NULL`, x); err != nil {
+			return nil, err
+		}
+	}
+	snap := &meta.GCSnapshot{Derived: edges}
 	seen := map[string]bool{}
 	for _, v := range mine {
 		if seen[v.DeploymentID] {
@@ -101,7 +108,7 @@ func (s *Store) MarkCollecting(ctx context.Context, shas []string, now time.Time
 	kept := map[string]meta.Root{}
 	err := s.update(ctx, func(tx *wtx) error {
 		clear(kept)
-		if err := s.lockRoots(ctx, tx, shas); err != nil {
+		if err := s.lockRootsWithSources(ctx, tx, shas); err != nil {
 			return err
 		}
 		f := s.rootFinder(tx, now)
@@ -134,7 +141,7 @@ func (s *Store) CollectReleases(ctx context.Context, shas []string, markedBefore
 	var out []meta.Collection
 	err := s.update(ctx, func(tx *wtx) error {
 		out = nil
-		if err := s.lockRoots(ctx, tx, shas); err != nil {
+		if err := s.lockRootsWithSources(ctx, tx, shas); err != nil {
 			return err
 		}
 		f := s.rootFinder(tx, now)
@@ -216,4 +223,15 @@ func (s *Store) collect(ctx context.Context, f *rootFinder, sha string, markedBe
 		}
 	}
 	return c, s.claim(ctx, tx, sha, holder, until)
+}
+
+// lockRootsWithSources takes lockRoots of shas and of what they derive
+// from, whose versions root them too (derivation rows are never changed
+// once written, so reading them first is safe).
+func (s *Store) lockRootsWithSources(ctx context.Context, tx *wtx, shas []string) error {
+	_, srcs, err := s.sources(ctx, tx, shas)
+	if err != nil {
+		return err
+	}
+	return s.lockRoots(ctx, tx, append(append([]string{}, shas...), srcs...))
 }

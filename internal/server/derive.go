@@ -1,0 +1,48 @@
+package server
+
+import (
+	"log/slog"
+	"os"
+	"path/filepath"
+
+	"github.com/cairnhq/cairn/internal/api"
+	"github.com/cairnhq/cairn/internal/blob"
+	"github.com/cairnhq/cairn/internal/derive"
+	"github.com/cairnhq/cairn/internal/meta"
+	"github.com/cairnhq/cairn/internal/registry"
+)
+
+// rootfsPacker is the packer of rootfs releases that derived rootfs
+// releases are made with.
+//
+// TODO(rootfs): release.PackRootfsTar (branch rootfs) plugs in here:
+//
+//	func(ctx context.Context, r io.Reader, w io.Writer, dir string) (*release.Result, error) {
+//		return release.PackRootfsTar(ctx, r, w, release.RootfsOptions{ScratchDir: dir})
+//	}
+//
+// Until then GET …/versions/{n}/rootfs answers 501 (derive.ErrUnavailable).
+var rootfsPacker derive.Packer
+
+// newDeriver builds the maker of derived artifacts, with its scratch space
+// under the data dir (emptied at start), or returns nil (not a typed nil)
+// when the metadata store does not record them.
+func newDeriver(cfg Config, store meta.Store, blobs blob.Store, reg *registry.Registry, log *slog.Logger) (api.Derivations, error) {
+	if _, ok := store.(meta.Derivations); !ok {
+		return nil, nil
+	}
+	tmp := filepath.Join(cfg.DataDir, "derive")
+	os.RemoveAll(tmp)
+	if err := os.MkdirAll(tmp, 0o700); err != nil {
+		return nil, err
+	}
+	dc := derive.Config{Meta: store, Blobs: blobs, Pack: rootfsPacker, TempDir: tmp, Log: log.With("role", "derive")}
+	if reg != nil {
+		dc.Images = reg
+	}
+	d, err := derive.New(dc)
+	if err != nil {
+		return nil, err
+	}
+	return d, nil
+}
