@@ -115,6 +115,9 @@ func (a *app) publish(ctx context.Context, dir string, o publishOptions) error {
 			fmt.Fprintf(a.stdout, "%s\n", sum)
 		}
 	}
+	for _, w := range v.Warnings {
+		fmt.Fprintf(a.stderr, "cairn: warning: %s\n", w)
+	}
 	if o.domain == "" {
 		return nil
 	}

@@ -57,6 +57,9 @@ func (a *app) versionCmd() *cobra.Command {
 			if v.PreviewURL != "" {
 				fmt.Fprintf(w, "preview:     %s\n", v.PreviewURL)
 			}
+			for _, warn := range v.Warnings {
+				fmt.Fprintf(w, "warning:     %s\n", warn)
+			}
 			dl := "-"
 			if len(hosts) > 0 {
 				dl = strings.Join(hosts, ", ")

@@ -189,3 +189,28 @@ func TestCompletion(t *testing.T) {
 		}
 	}
 }
+
+// TestNoIndexWarning: a tree without its entrypoint (monaco-editor's npm
+// tree has no index.html) publishes, warns on the CLI, and the version
+// record keeps the warning; a tree with one has none.
+func TestNoIndexWarning(t *testing.T) {
+	e := start(t)
+	dir := siteDir(t, map[string]string{"min/vs/loader.js": "x", "README.md": "y"})
+	out, stderr, code := e.runCLI(dir, "publish", ".", "--deployment", "noindex")
+	if code != 0 || !strings.Contains(stderr, "cairn: warning: no index.html in the tree: / answers 404") {
+		t.Fatalf("publish: exit %d, stdout %q, stderr %q", code, out, stderr)
+	}
+	out, _, _ = e.runCLI(dir, "version", "show", "noindex", "1")
+	if !strings.Contains(out, "warning:     no index.html") {
+		t.Errorf("version show: %q", out)
+	}
+	var v map[string]any
+	e.do("GET", "/v1/deployments/noindex/versions/1", nil, &v)
+	if ws, _ := v["warnings"].([]any); len(ws) != 1 {
+		t.Errorf("record warnings %v", v["warnings"])
+	}
+	_, stderr, _ = e.runCLI(siteDir(t, site("ok")), "publish", ".", "--deployment", "withindex")
+	if strings.Contains(stderr, "warning") {
+		t.Errorf("a site with index.html warned: %q", stderr)
+	}
+}

@@ -100,6 +100,9 @@ type Version struct {
 	CreatedAt        time.Time  `json:"created_at"`
 	ArchivedAt       *time.Time `json:"archived_at"`
 	CollectedAt      *time.Time `json:"collected_at"`
+	// Warnings are what the publish warned about (a site without its
+	// entrypoint, so / answers 404), for users who missed the CLI's line.
+	Warnings []string `json:"warnings,omitempty"`
 	// Tags (oci): the tags of the deployment's repository that point at the
 	// version's manifest now, in lexical order. A tag moved by a later push
 	// leaves the version.
@@ -158,6 +161,7 @@ type NewVersion struct {
 	Manifest     Manifest // artifact_manifest
 	Activate     bool     // make it the active version in the same transaction
 	Actor        string
+	Warnings     []string // what the publish warned about, kept in the record
 	// NewDeployment, when set, is created in the same transaction, with its
 	// "deployment.create" event, as CreateDeploymentWithPolicy does
 	// (RetentionDays and KeepVersions stored as given), and DeploymentID is

@@ -204,6 +204,7 @@ func (p *Publisher) Publish(ctx context.Context, dep *meta.Deployment, body io.R
 		Manifest: meta.Manifest{Files: m.Files, TotalBytes: m.TotalBytes, Entrypoint: m.Entrypoint},
 		Activate: o.Activate,
 		Actor:    o.Actor,
+		Warnings: warnings(res.TOC, m.Entrypoint),
 	}
 	if o.Create {
 		nv.NewDeployment = dep
@@ -261,4 +262,14 @@ func (p *Publisher) pack(ctx context.Context, tree, stage string) (*release.Resu
 		return nil, nil, fmt.Errorf("store release %s: %w", res.SHA256, err)
 	}
 	return res, drop, nil
+}
+
+// warnings are what a publish that succeeds tells its user: a tree without
+// its entrypoint serves / as 404 (monaco-editor's npm tree has no
+// index.html).
+func warnings(toc *release.TOC, entrypoint string) []string {
+	if e, ok := toc.Lookup(entrypoint); ok && e.Type == release.TypeFile {
+		return nil
+	}
+	return []string{fmt.Sprintf("no %s in the tree: / answers 404 (add one, or publish with --entrypoint FILE)", entrypoint)}
 }

@@ -19,6 +19,7 @@ var versionTests = []test{
 	{"Version/List", testVersionList},
 	{"Version/NewDeployment", testVersionNewDeployment},
 	{"Version/NewDeploymentFails", testVersionNewDeploymentFails},
+	{"Version/Warnings", testVersionWarnings},
 }
 
 func testVersionCreateGet(t *testing.T, s meta.Store) {
@@ -209,5 +210,25 @@ func testVersionList(t *testing.T, s meta.Store) {
 		if got := strings.Join(nums, ","); got != tc.want {
 			t.Errorf("ListVersions(limit %d, before %d) = %q, want %q", tc.limit, tc.before, got, tc.want)
 		}
+	}
+}
+
+// testVersionWarnings: a version keeps what its publish warned about.
+func testVersionWarnings(t *testing.T, s meta.Store) {
+	d := newDeployment(t, s, "site")
+	rel := release("warned")
+	want := []string{"no index.html in the tree: / answers 404", "second"}
+	v, err := s.CreateVersion(t.Context(), meta.NewVersion{DeploymentID: d.ID, Release: rel,
+		Manifest: meta.Manifest{Files: 1, TotalBytes: 6, Entrypoint: "index.html"}, Actor: "tester", Warnings: want})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, got := range []*meta.Version{v, getVersion(t, s, v.ID)} {
+		if strings.Join(got.Warnings, "|") != strings.Join(want, "|") {
+			t.Errorf("warnings %q, want %q", got.Warnings, want)
+		}
+	}
+	if plain := publish(t, s, d.ID, "plain", false); len(getVersion(t, s, plain.ID).Warnings) != 0 {
+		t.Errorf("a version without warnings has %q", getVersion(t, s, plain.ID).Warnings)
 	}
 }

@@ -2,6 +2,7 @@ package sqlstore
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 
 	"github.com/cairnhq/cairn/internal/meta"
@@ -12,19 +13,25 @@ const DefaultVersionLimit = 100
 
 const versionCols = `id, deployment_id, version_number, status, source_sha256, artifact_uri,
 	artifact_sha256, manifest_files, manifest_total_bytes, manifest_entrypoint,
-	created_at, archived_at, collected_at`
+	created_at, archived_at, collected_at, warnings`
 
 func scanVersion(row scanner) (*meta.Version, error) {
 	var (
 		v                   meta.Version
 		created             int64
 		archived, collected *int64
+		warnings            string
 	)
 	err := row.Scan(&v.ID, &v.DeploymentID, &v.VersionNumber, &v.Status, &v.SourceSHA256,
 		&v.ArtifactURI, &v.ArtifactSHA256, &v.ArtifactManifest.Files, &v.ArtifactManifest.TotalBytes,
-		&v.ArtifactManifest.Entrypoint, &created, &archived, &collected)
+		&v.ArtifactManifest.Entrypoint, &created, &archived, &collected, &warnings)
 	if err != nil {
 		return nil, err
+	}
+	if warnings != "" {
+		if err := json.Unmarshal([]byte(warnings), &v.Warnings); err != nil {
+			return nil, fmt.Errorf("version %s: warnings: %w", v.ID, err)
+		}
 	}
 	v.CreatedAt = fromNanos(created)
 	v.ArchivedAt = nullTime(archived)
@@ -155,4 +162,13 @@ func (s *Store) GetRelease(ctx context.Context, sha256 string) (*meta.Release, e
 	return readRow(ctx, s, "get release "+quote(sha256), func(q Querier) (*meta.Release, error) {
 		return s.releaseBySHA(ctx, q, sha256)
 	})
+}
+
+// encodeWarnings is the stored form of a version's warnings: '' for none.
+func encodeWarnings(w []string) string {
+	if len(w) == 0 {
+		return ""
+	}
+	b, _ := json.Marshal(w)
+	return string(b)
 }
