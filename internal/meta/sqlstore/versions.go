@@ -164,7 +164,7 @@ func (s *Store) GetRelease(ctx context.Context, sha256 string) (*meta.Release, e
 	})
 }
 
-// encodeWarnings is the stored form of a version's warnings: '' for none.
+// encodeWarnings is the stored form of a version's warnings: ” for none.
 func encodeWarnings(w []string) string {
 	if len(w) == 0 {
 		return ""
