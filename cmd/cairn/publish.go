@@ -23,7 +23,7 @@ type publishOptions struct {
 func (a *app) publishCmd() *cobra.Command {
 	var o publishOptions
 	cmd := &cobra.Command{
-		Use:   "publish DIR --deployment NAME",
+		Use:   "publish DIR|FILE.tar.zst --deployment NAME",
 		Short: "Upload DIR as a new version of a deployment and activate it",
 		Long: "Upload DIR as a new version of deployment NAME (created, kind static, if\n" +
 			"missing, together with its first version) and make it the active version\n" +
@@ -33,9 +33,10 @@ func (a *app) publishCmd() *cobra.Command {
 			"Left out: .git/, .env, .env.*, .DS_Store, .cairnignore and what the tree's\n" +
 			".cairnignore (gitignore syntax) lists; --include-ignored keeps them. A tree\n" +
 			"that contains a cairn data directory is refused.\n" +
+			"FILE.tar.zst, a release made by cairn pack, is verified, uploaded as it is\n" +
+			"and must come out on the server as the same release (sha256).\n" +
 			"Everything is checked before anything changes: on a non-zero exit nothing\n" +
-			"was published.\n" +
-			"The printed edge URLs use CAIRN_BASE_DOMAIN and CAIRN_EDGE_ADDR if set.",
+			"was published.",
 		Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return a.publish(cmd.Context(), args[0], o)
@@ -59,6 +60,9 @@ type publishOutput struct {
 }
 
 func (a *app) publish(ctx context.Context, dir string, o publishOptions) error {
+	if isFile(dir) {
+		return a.publishFile(ctx, dir, o)
+	}
 	tree, rules, err := scanForUpload(dir, o.includeIgnored)
 	if err != nil {
 		return err
@@ -88,35 +92,8 @@ func (a *app) publish(ctx context.Context, dir string, o publishOptions) error {
 	if err != nil {
 		return err
 	}
-	sum := rules.Summary()
-	if a.json {
-		if err := printJSON(a.stdout, publishOutput{v, sum}); err != nil {
-			return err
-		}
-	} else {
-		if dep == nil {
-			fmt.Fprintf(a.stdout, "created deployment %s (static)\n", o.deployment)
-		}
-		m := v.ArtifactManifest
-		files := "files"
-		if m.Files == 1 {
-			files = "file"
-		}
-		fmt.Fprintf(a.stdout, "published %s v%d (sha256 %s…, %d %s, %s)",
-			o.deployment, v.VersionNumber, shortSHA(v.ArtifactSHA256), m.Files, files, humanBytes(m.TotalBytes))
-		if v.URL != "" {
-			fmt.Fprintf(a.stdout, " → %s", v.URL)
-		}
-		fmt.Fprintln(a.stdout)
-		if v.PreviewURL != "" {
-			fmt.Fprintf(a.stdout, "preview: %s\n", v.PreviewURL)
-		}
-		if sum.Paths > 0 {
-			fmt.Fprintf(a.stdout, "%s\n", sum)
-		}
-	}
-	for _, w := range v.Warnings {
-		fmt.Fprintf(a.stderr, "cairn: warning: %s\n", w)
+	if err := a.printPublished(v, dep == nil, o, rules.Summary()); err != nil {
+		return err
 	}
 	if o.domain == "" {
 		return nil
@@ -198,3 +175,39 @@ func (a *app) upload(ctx context.Context, c *client.Client, tree *client.Tree, o
 }
 
 var errUploadEnded = errors.New("upload ended")
+
+// printPublished prints the published version: the Version record (and
+// what the ignore rules left out) with --json, else a summary with its
+// URLs; warnings go to stderr either way.
+func (a *app) printPublished(v *meta.Version, created bool, o publishOptions, sum ignore.Summary) error {
+	if a.json {
+		if err := printJSON(a.stdout, publishOutput{v, sum}); err != nil {
+			return err
+		}
+	} else {
+		if created {
+			fmt.Fprintf(a.stdout, "created deployment %s (static)\n", o.deployment)
+		}
+		m := v.ArtifactManifest
+		files := "files"
+		if m.Files == 1 {
+			files = "file"
+		}
+		fmt.Fprintf(a.stdout, "published %s v%d (sha256 %s…, %d %s, %s)",
+			o.deployment, v.VersionNumber, shortSHA(v.ArtifactSHA256), m.Files, files, humanBytes(m.TotalBytes))
+		if v.URL != "" {
+			fmt.Fprintf(a.stdout, " → %s", v.URL)
+		}
+		fmt.Fprintln(a.stdout)
+		if v.PreviewURL != "" {
+			fmt.Fprintf(a.stdout, "preview: %s\n", v.PreviewURL)
+		}
+		if sum.Paths > 0 {
+			fmt.Fprintf(a.stdout, "%s\n", sum)
+		}
+	}
+	for _, w := range v.Warnings {
+		fmt.Fprintf(a.stderr, "cairn: warning: %s\n", w)
+	}
+	return nil
+}

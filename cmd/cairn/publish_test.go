@@ -119,7 +119,8 @@ func TestPublishNotADirectory(t *testing.T) {
 	f := filepath.Join(t.TempDir(), "file")
 	os.WriteFile(f, nil, 0o644)
 	_, stderr, code := cli(t, nil, "publish", f, "--deployment", "demo")
-	if code != 1 || stderr != "cairn: "+f+" is not a directory\n" {
+	if code != 1 || !strings.HasPrefix(stderr, "cairn: "+f+" is neither a directory nor a release made by cairn pack (") ||
+		strings.Count(stderr, "\n") != 1 {
 		t.Errorf("exit %d, stderr %q", code, stderr)
 	}
 }

@@ -44,12 +44,18 @@ func (a *API) createVersion(w http.ResponseWriter, r *http.Request) error {
 	if d.Kind == meta.KindOCI {
 		return a.createImageVersion(w, r, d, activate)
 	}
+	if s := q.Get("sha256"); s != "" && !isHexSHA256(s) {
+		return badRequest("sha256 %q is not 64 lowercase hex digits", s)
+	}
 	httplimit.Upload(r) // its deadline is renewed while bytes arrive
 	v, err := a.cfg.Publisher.Publish(r.Context(), d, r.Body, publish.Options{
 		Entrypoint: q.Get("entrypoint"),
 		Activate:   activate,
 		Actor:      actorOf(r),
 		Create:     isNew,
+		// ?sha256= (cairn publish FILE.tar.zst): the release must repack
+		// to exactly this.
+		ExpectSHA256: q.Get("sha256"),
 	})
 	if isNew && errors.Is(err, meta.ErrConflict) {
 		return problem.New(http.StatusConflict, "conflict", "deployment "+d.Name+" was created meanwhile; publish again")
@@ -209,4 +215,17 @@ func (a *API) pointTo(w http.ResponseWriter, r *http.Request, n int64, action st
 	}
 	a.cfg.Changed()
 	return writeJSON(w, http.StatusOK, a.withURLs(d))
+}
+
+// isHexSHA256 reports whether s is 64 lowercase hex digits.
+func isHexSHA256(s string) bool {
+	if len(s) != 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return true
 }

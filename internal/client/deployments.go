@@ -64,6 +64,9 @@ type PublishOptions struct {
 	// the same transaction as its first version: a failed publish leaves no
 	// deployment behind.
 	Create bool
+	// SHA256, if set, is the release the upload must pack to (a `cairn
+	// pack` artifact); the server refuses another with 422.
+	SHA256 string
 }
 
 // PublishTar uploads body, a tar stream (plain, gzip or zstd) of the built
@@ -81,6 +84,9 @@ func (c *Client) PublishTar(ctx context.Context, dep string, body io.Reader, o P
 	q.Set("activate", strconv.FormatBool(o.Activate))
 	if o.Create {
 		q.Set("create", "true")
+	}
+	if o.SHA256 != "" {
+		q.Set("sha256", o.SHA256)
 	}
 	// Wrapping hides any Len method so that net/http always streams.
 	var v meta.Version

@@ -214,3 +214,49 @@ func TestNoIndexWarning(t *testing.T) {
 		t.Errorf("a site with index.html warned: %q", stderr)
 	}
 }
+
+// TestPublishPackArtifact: `cairn pack` then `cairn publish FILE.tar.zst`
+// publishes that very release (same sha256, checked by the server), and
+// the edge serves it; a file that is not a release is refused with one
+// line and nothing published; a release of another format (here: a
+// valid tar.zst that repacks differently) is refused by the server (422).
+func TestPublishPackArtifact(t *testing.T) {
+	e := start(t)
+	dir := siteDir(t, site("packed"))
+	art := filepath.Join(t.TempDir(), "site.tar.zst")
+	out, stderr, code := e.runCLI(dir, "pack", ".", "-o", art, "--json")
+	var packed struct {
+		SHA256 string `json:"sha256"`
+	}
+	if code != 0 || json.Unmarshal([]byte(out), &packed) != nil || packed.SHA256 == "" {
+		t.Fatalf("pack: %d %q %q", code, out, stderr)
+	}
+	out, stderr, code = e.runCLI(dir, "publish", art, "--deployment", "fromfile", "--json")
+	var v map[string]any
+	if code != 0 || json.Unmarshal([]byte(out), &v) != nil || v["artifact_sha256"] != packed.SHA256 {
+		t.Fatalf("publish FILE: %d %q %q (pack made %s)", code, out, stderr, packed.SHA256)
+	}
+	if resp, body := e.get("fromfile.localhost", "/"); resp.StatusCode != 200 || string(body) != site("packed")["index.html"] {
+		t.Errorf("edge: %d %q", resp.StatusCode, body)
+	}
+
+	junk := filepath.Join(t.TempDir(), "junk.tar.zst")
+	os.WriteFile(junk, []byte("not a release"), 0o644)
+	_, stderr, code = e.runCLI(dir, "publish", junk, "--deployment", "fromfile")
+	if code != 1 || !strings.Contains(stderr, "is neither a directory nor a release made by cairn pack") {
+		t.Errorf("junk: %d %q", code, stderr)
+	}
+	// The server refuses an upload that does not repack to the sha256 it
+	// was told (what an artifact of another format version would do).
+	var p map[string]any
+	code, _ = e.do("POST", "/v1/deployments/fromfile/versions?sha256="+strings.Repeat("ab", 32),
+		bytes.NewReader(tarOf(t, site("other"))), &p)
+	if code != 422 || !strings.HasSuffix(p["type"].(string), "/release-mismatch") {
+		t.Errorf("mismatch: %d %v", code, p)
+	}
+	var vs struct{ Versions []map[string]any }
+	e.do("GET", "/v1/deployments/fromfile/versions", nil, &vs)
+	if len(vs.Versions) != 1 {
+		t.Errorf("%d versions after the refused uploads, want 1", len(vs.Versions))
+	}
+}

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"sync"
@@ -103,6 +104,10 @@ type Options struct {
 	// Create: dep is not stored yet; it is created in the same transaction
 	// as the version (meta.NewVersion.NewDeployment), and filled in.
 	Create bool
+	// ExpectSHA256, if set, is the sha256 the release must come out with
+	// (the upload is a `cairn pack` artifact): any other answers 422 and
+	// stores nothing.
+	ExpectSHA256 string
 }
 
 // countReader counts the bytes read through it.
@@ -193,6 +198,10 @@ func (p *Publisher) Publish(ctx context.Context, dep *meta.Deployment, body io.R
 		return nil, err
 	}
 	defer drop() // the lease holds the release until the version is committed
+	if o.ExpectSHA256 != "" && res.SHA256 != o.ExpectSHA256 {
+		return nil, problem.New(http.StatusUnprocessableEntity, "release-mismatch", fmt.Sprintf(
+			"the upload packs to release %s, not %s: it is not a cairn pack artifact of this format version", res.SHA256, o.ExpectSHA256))
+	}
 	d := digest.NewDigestFromEncoded(digest.SHA256, res.SHA256)
 	uri := blob.URIOf(p.Blobs, d)
 	m := res.TOC.Manifest(o.Entrypoint)
