@@ -79,8 +79,8 @@ func corruptf(format string, a ...any) error {
 type Footer struct {
 	Version   uint32
 	Flags     uint32 // FlagRootfs or 0
-	TOCOffset int64 // offset of the TOC skippable frame (its 8-byte header)
-	TOCLength int64 // length of the whole TOC skippable frame
+	TOCOffset int64  // offset of the TOC skippable frame (its 8-byte header)
+	TOCLength int64  // length of the whole TOC skippable frame
 }
 
 // appendSkippable appends a zstd skippable frame holding payload.

@@ -126,6 +126,6 @@ func TestPackRootfsTar(t *testing.T) {
 	}
 }
 
-func itoa(n uint32) string { return fmt.Sprint(n) }
-func otoa(m uint32) string { return fmt.Sprintf("%o", m) }
+func itoa(n uint32) string   { return fmt.Sprint(n) }
+func otoa(m uint32) string   { return fmt.Sprintf("%o", m) }
 func ori(u, g uint32) string { return fmt.Sprintf(" %d:%d", u, g) }

@@ -57,10 +57,10 @@ type Entry struct {
 // TOC is the table of contents of a release.
 type TOC struct {
 	Version    int     `json:"version"`
-	Kind       string  `json:"kind,omitempty"`        // KindRootfs, or "" (static)
-	TreeSHA256 string  `json:"tree_sha256"` // TreeDigest of the entries: names the tree, not its compression
-	DataLength int64   `json:"data_length"` // compressed bytes of all data frames
-	TarLength  int64   `json:"tar_length"`  // uncompressed bytes of the tar stream
+	Kind       string  `json:"kind,omitempty"` // KindRootfs, or "" (static)
+	TreeSHA256 string  `json:"tree_sha256"`    // TreeDigest of the entries: names the tree, not its compression
+	DataLength int64   `json:"data_length"`    // compressed bytes of all data frames
+	TarLength  int64   `json:"tar_length"`     // uncompressed bytes of the tar stream
 	Entries    []Entry `json:"entries"`
 
 	index map[string]int
