@@ -26,10 +26,17 @@ func (a *API) createVersion(w http.ResponseWriter, r *http.Request) error {
 	if d.Kind == meta.KindOCI {
 		return a.createImageVersion(w, r, d, activate)
 	}
+	var rt *meta.Runtime
+	if q.Has("runtime") || d.Kind == meta.KindRootfs {
+		if rt, err = publish.ParseRuntime([]byte(q.Get("runtime"))); err != nil {
+			return err
+		}
+	}
 	v, err := a.cfg.Publisher.Publish(r.Context(), d, r.Body, publish.Options{
 		Entrypoint: q.Get("entrypoint"),
 		Activate:   activate,
 		Actor:      actorOf(r),
+		Runtime:    rt,
 	})
 	if err != nil {
 		return err

@@ -2,6 +2,7 @@ package sqlstore
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"time"
 
@@ -44,13 +45,21 @@ func (s *Store) CreateVersion(ctx context.Context, nv meta.NewVersion) (*meta.Ve
 		v = &meta.Version{
 			ID: newID("ver_"), DeploymentID: d.ID, VersionNumber: n, Status: meta.StatusReady,
 			SourceSHA256: nv.SourceSHA256, ArtifactURI: rel.URI, ArtifactSHA256: rel.SHA256,
-			ArtifactManifest: nv.Manifest, CreatedAt: now, ArchivedAt: &now,
+			ArtifactManifest: nv.Manifest, CreatedAt: now, ArchivedAt: &now, Runtime: nv.Runtime,
+		}
+		var runtime *string
+		if nv.Runtime != nil {
+			b, err := json.Marshal(nv.Runtime)
+			if err != nil {
+				return err
+			}
+			runtime = new(string(b))
 		}
 		m := v.ArtifactManifest
 		if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO versions (`+versionCols+`)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL)`),
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?)`),
 			v.ID, v.DeploymentID, v.VersionNumber, v.Status, v.SourceSHA256, v.ArtifactURI,
-			v.ArtifactSHA256, m.Files, m.TotalBytes, m.Entrypoint, now.UnixNano(), now.UnixNano()); err != nil {
+			v.ArtifactSHA256, m.Files, m.TotalBytes, m.Entrypoint, now.UnixNano(), now.UnixNano(), runtime); err != nil {
 			return err
 		}
 		err = s.appendEvent(ctx, tx, meta.Event{

@@ -2,6 +2,7 @@ package sqlstore
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 
 	"github.com/cairnhq/cairn/internal/meta"
@@ -12,19 +13,26 @@ const DefaultVersionLimit = 100
 
 const versionCols = `id, deployment_id, version_number, status, source_sha256, artifact_uri,
 	artifact_sha256, manifest_files, manifest_total_bytes, manifest_entrypoint,
-	created_at, archived_at, collected_at`
+	created_at, archived_at, collected_at, runtime`
 
 func scanVersion(row scanner) (*meta.Version, error) {
 	var (
 		v                   meta.Version
 		created             int64
 		archived, collected *int64
+		runtime             *string
 	)
 	err := row.Scan(&v.ID, &v.DeploymentID, &v.VersionNumber, &v.Status, &v.SourceSHA256,
 		&v.ArtifactURI, &v.ArtifactSHA256, &v.ArtifactManifest.Files, &v.ArtifactManifest.TotalBytes,
-		&v.ArtifactManifest.Entrypoint, &created, &archived, &collected)
+		&v.ArtifactManifest.Entrypoint, &created, &archived, &collected, &runtime)
 	if err != nil {
 		return nil, err
+	}
+	if runtime != nil {
+		v.Runtime = new(meta.Runtime)
+		if err := json.Unmarshal([]byte(*runtime), v.Runtime); err != nil {
+			return nil, fmt.Errorf("version %s: runtime: %w", v.ID, err)
+		}
 	}
 	v.CreatedAt = fromNanos(created)
 	v.ArchivedAt = nullTime(archived)
