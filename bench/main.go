@@ -6,6 +6,7 @@
 //	go run ./bench oci      push/pull throughput vs CNCF distribution v3.1.2
 //	go run ./bench scaleout cold reads over S3 vs naive, warm S3 vs fs, propagation (PostgreSQL + S3)
 //	go run ./bench gc       mark and sweep of 10,000 versions; edge p99 during the sweep vs idle
+//	go run ./bench rootfs   pack of a Debian rootfs vs tar|zstd; verified unpack vs tar --zstd -xpf (root)
 package main
 
 import (
@@ -15,7 +16,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: go run ./bench static|memory|scaleout|oci|gc")
+		fmt.Fprintln(os.Stderr, "usage: go run ./bench static|memory|scaleout|oci|gc|rootfs")
 		os.Exit(2)
 	}
 	var err error
@@ -30,8 +31,10 @@ func main() {
 		err = scaleout()
 	case "oci":
 		err = oci()
+	case "rootfs":
+		err = rootfsBench()
 	default:
-		err = fmt.Errorf("unknown benchmark %q (static, memory, scaleout, oci, gc)", os.Args[1])
+		err = fmt.Errorf("unknown benchmark %q (static, memory, scaleout, oci, gc, rootfs)", os.Args[1])
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)

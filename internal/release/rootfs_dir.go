@@ -6,9 +6,11 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -203,16 +205,43 @@ func WriteRootfsTar(ctx context.Context, dir string, w io.Writer, progress func(
 }
 
 // PackRootfsDir packs the root filesystem at dir (read as root to see every
-// file) into a rootfs release: WriteRootfsTar into PackRootfsTar, so a
-// directory and its tar give the same release.
+// file) into a rootfs release, walking it in path order while it packs
+// (ScanRootfs), without a copy. The release is the one PackRootfsTar makes
+// of WriteRootfsTar's stream of dir.
 func PackRootfsDir(ctx context.Context, dir string, w io.Writer, opts RootfsOptions) (*Result, error) {
-	pr, pw := io.Pipe()
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	go func() { pw.CloseWithError(WriteRootfsTar(ctx, dir, pw, nil)) }()
-	res, err := PackRootfsTar(ctx, pr, w, opts)
-	pr.CloseWithError(errors.New("pack ended"))
-	return res, err
+	if opts.Concurrency <= 0 {
+		opts.Concurrency = runtime.GOMAXPROCS(0)
+	}
+	p := newPacker(ctx, w, opts.Concurrency)
+	p.rootfs = true
+	lim := opts.Limits
+	return p.run(func(fn func(*srcEntry) error) error {
+		var files, total, names int64
+		return ScanRootfs(p.ctx, dir, func(f *RootfsFile) error {
+			files++
+			total += f.Size
+			names += int64(len(f.Path) + len(f.Link))
+			switch {
+			case lim.MaxFiles > 0 && files > lim.MaxFiles:
+				return fmt.Errorf("%w: more than %d entries", ErrTooLarge, lim.MaxFiles)
+			case lim.MaxBytes > 0 && total > lim.MaxBytes:
+				return fmt.Errorf("%w: more than %d bytes", ErrTooLarge, lim.MaxBytes)
+			case names > maxNameBytes:
+				return fmt.Errorf("%w: more than %d bytes of names and link targets", ErrTooLarge, maxNameBytes)
+			}
+			src := &srcEntry{Entry: f.Entry, abs: f.Abs}
+			if src.Type == TypeFile {
+				src.ContentType = ContentType(src.Path)
+				if src.Size > 0 && src.Size < SmallFile {
+					var err error
+					if src.data, err = readSmall(src.abs, src.Size); err != nil {
+						return err
+					}
+				}
+			}
+			return fn(src)
+		})
+	}, nil)
 }
 
 // RootfsDirDigest is the rootfs tree digest of the tree at dir as it is on
