@@ -247,7 +247,7 @@ func (p *Publisher) packWith(ctx context.Context, stage string, pack func(contex
 	res, err := pack(pctx, f)
 	cancel()
 	if err != nil {
-		if ctx.Err() == nil && pctx.Err() != nil {
+		if ctx.Err() == nil && errors.Is(pctx.Err(), context.DeadlineExceeded) {
 			return nil, nil, fmt.Errorf("pack took more than %v: %w", timeout, context.DeadlineExceeded)
 		}
 		return nil, nil, err
