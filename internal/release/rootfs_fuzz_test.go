@@ -50,3 +50,20 @@ func FuzzPackRootfsTar(f *testing.F) {
 		}
 	})
 }
+
+// FuzzRootfsTOCJSON holds the hand-written TOC encoder equal to
+// encoding/json on the fields of rootfs entries.
+func FuzzRootfsTOCJSON(f *testing.F) {
+	f.Add("rootfs", uint32(1000), uint32(0), uint32(8), uint32(1), "security.capability", []byte{1, 0, 0, 2}, "user.<&>ü")
+	f.Fuzz(func(t *testing.T, kind string, uid, gid, major, minor uint32, x1 string, v []byte, x2 string) {
+		if v == nil {
+			v = []byte{}
+		}
+		toc := &TOC{Version: 1, Kind: kind, Entries: []Entry{
+			{Path: "a", Type: TypeChar, UID: uid, GID: gid, DevMajor: major, DevMinor: minor},
+			{Path: "b", Type: TypeFile, Xattrs: map[string][]byte{x1: v, x2: []byte("x")}},
+			{Path: "c", Type: TypeFile, Xattrs: map[string][]byte{}},
+		}}
+		checkTOCJSON(t, toc)
+	})
+}

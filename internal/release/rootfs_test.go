@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"testing"
 )
@@ -63,6 +64,7 @@ func TestPackRootfsTar(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	checkTOCJSON(t, toc)
 	if toc.Kind != KindRootfs || toc.TreeSHA256 != res.TOC.TreeSHA256 {
 		t.Fatalf("kind %q tree %s", toc.Kind, toc.TreeSHA256)
 	}
@@ -129,3 +131,42 @@ func TestPackRootfsTar(t *testing.T) {
 func itoa(n uint32) string   { return fmt.Sprint(n) }
 func otoa(m uint32) string   { return fmt.Sprintf("%o", m) }
 func ori(u, g uint32) string { return fmt.Sprintf(" %d:%d", u, g) }
+
+// TestRootfsFooterFlag: a reader tells a rootfs release by its footer flag,
+// which must agree with the TOC's kind.
+func TestRootfsFooterFlag(t *testing.T) {
+	_, art, err := packRootfs(t, rootfsTar(t, sampleRootfs()...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	flags := len(art) - FooterSize + 20
+	if art[flags] != FlagRootfs {
+		t.Fatalf("footer flags %d, want %d", art[flags], FlagRootfs)
+	}
+	art[flags] = 0
+	if _, err := ReadTOC(context.Background(), ReaderAt(bytes.NewReader(art)), int64(len(art))); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("a rootfs TOC under a static footer: %v", err)
+	}
+	art[flags] = 2
+	if _, err := ReadTOC(context.Background(), ReaderAt(bytes.NewReader(art)), int64(len(art))); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("unknown footer flag: %v", err)
+	}
+}
+
+// TestRootfsTarRejects: what a rootfs upload refuses.
+func TestRootfsTarRejects(t *testing.T) {
+	for name, hs := range map[string][]*tar.Header{
+		"absolute":        {{Name: "/etc/passwd", Typeflag: tar.TypeReg}},
+		"dot-dot":         {{Name: "a/../../x", Typeflag: tar.TypeReg}},
+		"under a symlink": {{Name: "etc", Typeflag: tar.TypeSymlink, Linkname: "/"}, {Name: "etc/passwd", Typeflag: tar.TypeReg}},
+		"hard link later": {{Name: "h", Typeflag: tar.TypeLink, Linkname: "f"}, {Name: "f", Typeflag: tar.TypeReg}},
+		"hard link out":   {{Name: "h", Typeflag: tar.TypeLink, Linkname: "../etc/passwd"}},
+		"hard link dir":   {{Name: "d", Typeflag: tar.TypeDir}, {Name: "h", Typeflag: tar.TypeLink, Linkname: "d"}},
+		"duplicate":       {{Name: "f", Typeflag: tar.TypeReg}, {Name: "./f", Typeflag: tar.TypeReg}},
+		"socket-like":     {{Name: "x", Typeflag: 'S'}},
+	} {
+		if _, _, err := packRootfs(t, rootfsTar(t, hs...)); !errors.Is(err, ErrInvalid) {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+}
