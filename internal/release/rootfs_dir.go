@@ -216,32 +216,62 @@ func PackRootfsDir(ctx context.Context, dir string, w io.Writer, opts RootfsOpti
 	p.rootfs = true
 	lim := opts.Limits
 	return p.run(func(fn func(*srcEntry) error) error {
-		var files, total, names int64
-		return ScanRootfs(p.ctx, dir, func(f *RootfsFile) error {
-			files++
-			total += f.Size
-			names += int64(len(f.Path) + len(f.Link))
-			switch {
-			case lim.MaxFiles > 0 && files > lim.MaxFiles:
-				return fmt.Errorf("%w: more than %d entries", ErrTooLarge, lim.MaxFiles)
-			case lim.MaxBytes > 0 && total > lim.MaxBytes:
-				return fmt.Errorf("%w: more than %d bytes", ErrTooLarge, lim.MaxBytes)
-			case names > maxNameBytes:
-				return fmt.Errorf("%w: more than %d bytes of names and link targets", ErrTooLarge, maxNameBytes)
+		// The scan (stat, xattrs, small files read) runs ahead of the
+		// packer, at most aheadEntries entries, so that its syscalls
+		// overlap with the packing.
+		ctx, cancel := context.WithCancel(p.ctx)
+		defer cancel()
+		ahead := make(chan *srcEntry, aheadEntries)
+		scanErr := make(chan error, 1)
+		go func() {
+			defer close(ahead)
+			scanErr <- scanAhead(ctx, dir, lim, ahead)
+		}()
+		for src := range ahead {
+			if err := fn(src); err != nil {
+				cancel()
+				for range ahead { // let the scan end
+				}
+				<-scanErr
+				return err
 			}
-			src := &srcEntry{Entry: f.Entry, abs: f.Abs}
-			if src.Type == TypeFile {
-				src.ContentType = ContentType(src.Path)
-				if src.Size > 0 && src.Size < SmallFile {
-					var err error
-					if src.data, err = readSmall(src.abs, src.Size); err != nil {
-						return err
-					}
+		}
+		return <-scanErr
+	}, nil)
+}
+
+// scanAhead sends dir's entries, small files read, to ahead, checking lim.
+func scanAhead(ctx context.Context, dir string, lim Limits, ahead chan<- *srcEntry) error {
+	var files, total, names int64
+	return ScanRootfs(ctx, dir, func(f *RootfsFile) error {
+		files++
+		total += f.Size
+		names += int64(len(f.Path) + len(f.Link))
+		switch {
+		case lim.MaxFiles > 0 && files > lim.MaxFiles:
+			return fmt.Errorf("%w: more than %d entries", ErrTooLarge, lim.MaxFiles)
+		case lim.MaxBytes > 0 && total > lim.MaxBytes:
+			return fmt.Errorf("%w: more than %d bytes", ErrTooLarge, lim.MaxBytes)
+		case names > maxNameBytes:
+			return fmt.Errorf("%w: more than %d bytes of names and link targets", ErrTooLarge, maxNameBytes)
+		}
+		src := &srcEntry{Entry: f.Entry, abs: f.Abs}
+		if src.Type == TypeFile {
+			src.ContentType = ContentType(src.Path)
+			if src.Size > 0 && src.Size < SmallFile {
+				var err error
+				if src.data, err = readSmall(src.abs, src.Size); err != nil {
+					return err
 				}
 			}
-			return fn(src)
-		})
-	}, nil)
+		}
+		select {
+		case ahead <- src:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	})
 }
 
 // RootfsDirDigest is the rootfs tree digest of the tree at dir as it is on
