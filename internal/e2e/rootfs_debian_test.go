@@ -78,8 +78,7 @@ func listing(t *testing.T, dir string) string {
 		t.Fatalf("find %s: %v", dir, err)
 	}
 	lines := strings.Split(strings.TrimSuffix(string(out), "\n"), "\n")
-	sort.Strings(lines) // find lists in directory order, which differs between filesystems
-	var b strings.Builder
+	var norm []string
 	for _, l := range lines {
 		f := strings.SplitN(l, " ", 7)
 		name := strings.SplitN(f[6], "\x00", 2)[0]
@@ -100,9 +99,10 @@ func listing(t *testing.T, dir string) string {
 			}
 			f[5] += fmt.Sprintf(" %x", sha256.Sum256(c))
 		}
-		b.WriteString(strings.Join(f, " ") + "\n")
+		norm = append(norm, strings.Join(f, " "))
 	}
-	return b.String()
+	sort.Strings(norm) // find lists in directory order, which differs between filesystems
+	return strings.Join(norm, "\n") + "\n"
 }
 
 func diffListings(t *testing.T, what, want, got string) {
