@@ -17,6 +17,7 @@ var versionTests = []test{
 	{"Version/NotFound", testVersionNotFound},
 	{"Version/Invalid", testVersionInvalid},
 	{"Version/List", testVersionList},
+	{"Version/Runtime", testVersionRuntime},
 }
 
 func testVersionCreateGet(t *testing.T, s meta.Store) {
