@@ -11,6 +11,7 @@
 package unpack
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -79,7 +80,7 @@ func Unpack(ctx context.Context, ra io.ReaderAt, size int64, dir string, o Optio
 	defer root.Close()
 	defer func() {
 		if err != nil {
-			clear(root)
+			removeContents(root)
 		}
 	}()
 	u := unpacker{ctx: ctx, root: root, ra: ra, toc: toc, made: map[string]bool{"": true}}
@@ -131,8 +132,8 @@ func check(toc *release.TOC, o Options) error {
 	return nil
 }
 
-// clear removes everything below root, never following a symlink.
-func clear(root *os.Root) {
+// removeContents removes everything below root, never following a symlink.
+func removeContents(root *os.Root) {
 	d, err := root.Open(".")
 	if err != nil {
 		return
@@ -384,24 +385,11 @@ func (u *unpacker) job(ctx context.Context, dec *zstd.Decoder, job []*release.En
 		if e.InFrame+e.Size > int64(len(out)) {
 			return fmt.Errorf("%w: %q lies outside its frame", release.ErrCorrupt, e.Path)
 		}
-		if err := u.write(e, readerOf(out[e.InFrame:e.InFrame+e.Size])); err != nil {
+		if err := u.write(e, bytes.NewReader(out[e.InFrame:e.InFrame+e.Size])); err != nil {
 			return err
 		}
 	}
 	return nil
-}
-
-type bytesReader struct{ b []byte }
-
-func readerOf(b []byte) io.Reader { return &bytesReader{b} }
-
-func (r *bytesReader) Read(p []byte) (int, error) {
-	if len(r.b) == 0 {
-		return 0, io.EOF
-	}
-	n := copy(p, r.b)
-	r.b = r.b[n:]
-	return n, nil
 }
 
 // write creates the file e (never over anything: O_EXCL, and O_NOFOLLOW by
