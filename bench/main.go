@@ -7,6 +7,7 @@
 //	go run ./bench scaleout cold reads over S3 vs naive, warm S3 vs fs, propagation (PostgreSQL + S3)
 //	go run ./bench gc       mark and sweep of 10,000 versions; edge p99 during the sweep vs idle
 //	go run ./bench derive   OCI flatten (rootfs derivation) of a 200 MB image vs crane export | tar -x
+//	go run ./bench rootfs   pack of a Debian rootfs vs tar|zstd; verified unpack vs tar --zstd -xpf (root)
 package main
 
 import (
@@ -16,7 +17,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: go run ./bench static|memory|scaleout|oci|gc|derive")
+		fmt.Fprintln(os.Stderr, "usage: go run ./bench static|memory|scaleout|oci|gc|rootfs|derive")
 		os.Exit(2)
 	}
 	var err error
@@ -31,10 +32,12 @@ func main() {
 		err = scaleout()
 	case "oci":
 		err = oci()
+	case "rootfs":
+		err = rootfsBench()
 	case "derive":
 		err = deriveBench()
 	default:
-		err = fmt.Errorf("unknown benchmark %q (static, memory, scaleout, oci, gc, derive)", os.Args[1])
+		err = fmt.Errorf("unknown benchmark %q (static, memory, scaleout, oci, gc, rootfs, derive)", os.Args[1])
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)

@@ -18,12 +18,14 @@ import (
 type publishOptions struct {
 	deployment, domain, entrypoint string
 	noActivate, includeIgnored     bool
+	kind                           string
+	rt                             runtimeFlags
 }
 
 func (a *app) publishCmd() *cobra.Command {
 	var o publishOptions
 	cmd := &cobra.Command{
-		Use:   "publish DIR|FILE.tar.zst --deployment NAME",
+		Use:   "publish DIR|FILE --deployment NAME [--kind rootfs]",
 		Short: "Upload DIR as a new version of a deployment and activate it",
 		Long: "Upload DIR as a new version of deployment NAME (created, kind static, if\n" +
 			"missing, together with its first version) and make it the active version\n" +
@@ -36,7 +38,12 @@ func (a *app) publishCmd() *cobra.Command {
 			"FILE.tar.zst, a release made by cairn pack, is verified, uploaded as it is\n" +
 			"and must come out on the server as the same release (sha256).\n" +
 			"Everything is checked before anything changes: on a non-zero exit nothing\n" +
-			"was published.",
+			"was published.\n\n" +
+			"--kind rootfs publishes a Linux root filesystem: DIR (run as root to read\n" +
+			"every file, owner, device and xattr) or a tar stream file (plain, gzip or\n" +
+			"zstd, such as a tar of a debootstrap tree or docker export output), with\n" +
+			"its runtime settings: --cmd, --env K=V, --port, --user, --workdir,\n" +
+			"--health-path (--health-interval, --health-timeout).",
 		Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return a.publish(cmd.Context(), args[0], o)
@@ -48,6 +55,8 @@ func (a *app) publishCmd() *cobra.Command {
 	f.StringVar(&o.entrypoint, "entrypoint", "", "file served at / (default index.html)")
 	f.BoolVar(&o.noActivate, "no-activate", false, "publish without making the version active")
 	f.BoolVar(&o.includeIgnored, "include-ignored", false, "publish the paths the default rules and .cairnignore leave out (never a data directory)")
+	f.StringVar(&o.kind, "kind", meta.KindStatic, "release kind: static or rootfs")
+	o.rt.register(f)
 	_ = cmd.MarkFlagRequired("deployment")
 	return cmd
 }
@@ -60,7 +69,14 @@ type publishOutput struct {
 }
 
 func (a *app) publish(ctx context.Context, dir string, o publishOptions) error {
-	if isFile(dir) {
+	switch {
+	case o.kind == meta.KindRootfs:
+		return a.publishRootfs(ctx, dir, o)
+	case o.kind != meta.KindStatic:
+		return fmt.Errorf("--kind %q: want static or rootfs", o.kind)
+	case o.rt.set():
+		return errors.New("--cmd, --env, --port, --user, --workdir and --health-* need --kind rootfs")
+	case isFile(dir):
 		return a.publishFile(ctx, dir, o)
 	}
 	tree, rules, err := scanForUpload(dir, o.includeIgnored)
@@ -186,7 +202,11 @@ func (a *app) printPublished(v *meta.Version, created bool, o publishOptions, su
 		}
 	} else {
 		if created {
-			fmt.Fprintf(a.stdout, "created deployment %s (static)\n", o.deployment)
+			kind := o.kind
+			if kind == "" {
+				kind = meta.KindStatic
+			}
+			fmt.Fprintf(a.stdout, "created deployment %s (%s)\n", o.deployment, kind)
 		}
 		m := v.ArtifactManifest
 		files := "files"

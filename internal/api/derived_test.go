@@ -51,14 +51,7 @@ func newDeriveAPI(t *testing.T) *API {
 	srv := httptest.NewServer(reg)
 	t.Cleanup(srv.Close)
 	pack := func(ctx context.Context, r io.Reader, w io.Writer, scratch string) (*release.Result, error) {
-		tree := filepath.Join(scratch, "tree")
-		if err := os.Mkdir(tree, 0o755); err != nil {
-			return nil, err
-		}
-		if err := release.Extract(ctx, r, tree, release.Limits{}); err != nil {
-			return nil, err
-		}
-		return release.PackDir(ctx, tree, w, release.PackOptions{})
+		return release.PackRootfsTar(ctx, r, w, release.RootfsOptions{ScratchDir: scratch})
 	}
 	der, err := derive.New(derive.Config{Meta: store, Blobs: blobs, Images: reg, Pack: pack, TempDir: t.TempDir()})
 	if err != nil {

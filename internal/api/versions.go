@@ -36,13 +36,26 @@ func (a *API) createVersion(w http.ResponseWriter, r *http.Request) error {
 		if err := checkName(name); err != nil {
 			return err
 		}
-		d, err, isNew = &meta.Deployment{Name: name, Kind: meta.KindStatic, RetentionDays: a.defaultRetention()}, nil, true
+		kind := meta.KindStatic
+		if k := q.Get("kind"); k != "" {
+			if k != meta.KindStatic && k != meta.KindRootfs {
+				return badRequest("kind %q: a publish creates a static or rootfs deployment", k)
+			}
+			kind = k
+		}
+		d, err, isNew = &meta.Deployment{Name: name, Kind: kind, RetentionDays: a.defaultRetention()}, nil, true
 	}
 	if err != nil {
 		return err
 	}
 	if d.Kind == meta.KindOCI {
 		return a.createImageVersion(w, r, d, activate)
+	}
+	var rt *meta.Runtime
+	if q.Has("runtime") || d.Kind == meta.KindRootfs {
+		if rt, err = publish.ParseRuntime([]byte(q.Get("runtime"))); err != nil {
+			return err
+		}
 	}
 	if s := q.Get("sha256"); s != "" && !isHexSHA256(s) {
 		return badRequest("sha256 %q is not 64 lowercase hex digits", s)
@@ -56,6 +69,7 @@ func (a *API) createVersion(w http.ResponseWriter, r *http.Request) error {
 		// ?sha256= (cairn publish FILE.tar.zst): the release must repack
 		// to exactly this.
 		ExpectSHA256: q.Get("sha256"),
+		Runtime:      rt,
 	})
 	if isNew && errors.Is(err, meta.ErrConflict) {
 		return problem.New(http.StatusConflict, "conflict", "deployment "+d.Name+" was created meanwhile; publish again")

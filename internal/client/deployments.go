@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
@@ -93,6 +94,36 @@ func (c *Client) PublishTar(ctx context.Context, dep string, body io.Reader, o P
 	err := c.request(ctx, http.MethodPost, depPath(dep)+"/versions?"+q.Encode(),
 		struct{ io.Reader }{body}, "application/x-tar", &v)
 	if err != nil {
+		return nil, err
+	}
+	return &v, nil
+}
+
+// PublishRootfs uploads a tar stream of a root filesystem (plain, gzip or
+// zstd) as a new version of rootfs deployment dep, with its runtime
+// settings (nil: the server's defaults).
+// With create the server makes a missing deployment (kind rootfs) in the
+// transaction of its first version.
+func (c *Client) PublishRootfs(ctx context.Context, dep string, body io.Reader, rt *meta.Runtime, activate, create bool) (*meta.Version, error) {
+	if body == nil {
+		return nil, errors.New("publish: nil body")
+	}
+	q := url.Values{}
+	if rt != nil {
+		js, err := json.Marshal(rt)
+		if err != nil {
+			return nil, err
+		}
+		q.Set("runtime", string(js))
+	}
+	q.Set("activate", strconv.FormatBool(activate))
+	if create {
+		q.Set("create", "true")
+		q.Set("kind", meta.KindRootfs)
+	}
+	var v meta.Version
+	if err := c.request(ctx, http.MethodPost, depPath(dep)+"/versions?"+q.Encode(),
+		struct{ io.Reader }{body}, "application/x-tar", &v); err != nil {
 		return nil, err
 	}
 	return &v, nil

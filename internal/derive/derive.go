@@ -48,7 +48,7 @@ type Config struct {
 	// images are ErrUnavailable).
 	Mkfs string
 	// Unpack unpacks a rootfs release (file artifact) into the empty
-	// directory dir as root; nil: TarUnpack.
+	// directory dir as root; nil: SafeUnpack.
 	Unpack  func(ctx context.Context, artifact, dir string) error
 	TempDir string // scratch space; "" = os.TempDir()
 	// Timeout bounds one derivation, which runs on when the callers that
@@ -82,7 +82,7 @@ func New(cfg Config) (*Deriver, error) {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
 	if cfg.Unpack == nil {
-		cfg.Unpack = TarUnpack
+		cfg.Unpack = SafeUnpack
 	}
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = DefaultTimeout

@@ -1,7 +1,6 @@
 package derive
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -16,6 +15,7 @@ import (
 	"github.com/opencontainers/go-digest"
 
 	"github.com/cairnhq/cairn/internal/meta"
+	"github.com/cairnhq/cairn/internal/release/unpack"
 )
 
 // ErofsTime is the one timestamp every inode of an erofs image gets (-T).
@@ -45,17 +45,22 @@ func ErofsArgs(source, img, dir string) []string {
 	return []string{"--quiet", fmt.Sprintf("-T%d", ErofsTime), "-U", ErofsUUID(source), "--preserve-mtime", img, dir}
 }
 
-// TarUnpack unpacks the rootfs release artifact (a tar.zst) into dir with
-// GNU tar as root, restoring owners, modes, links, devices and xattrs.
-//
-// TODO(rootfs): swap for the safe unpacker (internal/release/unpack:
-// unpack.Unpack with AllowDevices, which also checks the tree digest) once
-// it lands; tar trusts the release not to write outside dir.
-func TarUnpack(ctx context.Context, artifact, dir string) error {
-	cmd := exec.CommandContext(ctx, "tar", "--zstd", "-xpf", artifact, "-C", dir,
-		"--numeric-owner", "--xattrs", "--xattrs-include=*")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("unpack %s: %w: %s", filepath.Base(artifact), err, bytes.TrimSpace(out))
+// SafeUnpack unpacks the rootfs release in artifact into the empty
+// directory dir with the safe unpacker (internal/release/unpack: every
+// path resolved inside dir, devices allowed, the tree digest checked
+// against the TOC; a failure removes what it wrote).
+func SafeUnpack(ctx context.Context, artifact, dir string) error {
+	f, err := os.Open(artifact)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	if _, err := unpack.Unpack(ctx, f, fi.Size(), dir, unpack.Options{AllowDevices: true}); err != nil {
+		return fmt.Errorf("unpack %s: %w", filepath.Base(artifact), err)
 	}
 	return nil
 }

@@ -1,10 +1,12 @@
 package derive_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"github.com/cairnhq/cairn/internal/release"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -57,12 +59,20 @@ func rootfsTree(t testing.TB) string {
 func storeRootfs(t testing.TB, e *env, tree string) string {
 	t.Helper()
 	ctx := context.Background()
-	art := filepath.Join(t.TempDir(), "rootfs.tar.zst")
-	out, err := exec.Command("tar", "--zstd", "-cpf", art, "--numeric-owner", "--xattrs", "--sort=name",
-		"--mtime=@0", "-C", tree, ".").CombinedOutput()
+	// A real rootfs release: a tar of the tree through the rootfs packer.
+	plain, err := exec.Command("tar", "-cpf", "-", "--numeric-owner", "--xattrs", "-C", tree, ".").Output()
 	if err != nil {
-		t.Fatalf("tar: %v: %s", err, out)
+		t.Fatalf("tar: %v", err)
 	}
+	art := filepath.Join(t.TempDir(), "rootfs.tar.zst")
+	out, err := os.Create(art)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := release.PackRootfsTar(ctx, bytes.NewReader(plain), out, release.RootfsOptions{ScratchDir: t.TempDir()}); err != nil {
+		t.Fatal(err)
+	}
+	out.Close()
 	b := readFile(t, art)
 	sum := sha256.Sum256(b)
 	sha := hex.EncodeToString(sum[:])
@@ -126,7 +136,7 @@ func TestErofsDeterministic(t *testing.T) {
 	rc.Close()
 	f.Close()
 	dir := t.TempDir()
-	if err := derive.TarUnpack(context.Background(), art, dir); err != nil {
+	if err := derive.SafeUnpack(context.Background(), art, dir); err != nil {
 		t.Fatal(err)
 	}
 	later := time.Now().Add(48 * time.Hour)

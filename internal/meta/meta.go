@@ -112,6 +112,28 @@ type Version struct {
 	// deployments only; not stored).
 	URL        string `json:"url,omitempty"`
 	PreviewURL string `json:"preview_url,omitempty"`
+	// Runtime is how a dynamic (rootfs) version runs; nil for static.
+	Runtime *Runtime `json:"runtime,omitempty"`
+}
+
+// Runtime are the settings a runtime host starts a dynamic version with.
+// Cmd is also the version's artifact_manifest.entrypoint (its words joined
+// by spaces).
+type Runtime struct {
+	Cmd         []string          `json:"cmd"`
+	Env         map[string]string `json:"env,omitempty"`
+	Workdir     string            `json:"workdir,omitempty"`
+	User        string            `json:"user,omitempty"`
+	Port        int               `json:"port"` // the app listens on it, passed as $PORT (default 8080)
+	HealthCheck *HealthCheck      `json:"health_check,omitempty"`
+}
+
+// HealthCheck is an HTTP GET of Path on the instance's port, every
+// Interval, failing after Timeout (Go durations, e.g. "10s").
+type HealthCheck struct {
+	Path     string `json:"path"`
+	Interval string `json:"interval"`
+	Timeout  string `json:"timeout"`
 }
 
 // Release is the built bytes, named by their sha256 (hex, no prefix).
@@ -159,6 +181,7 @@ type NewVersion struct {
 	SourceSHA256 string
 	Release      Release  // inserted if no release with this SHA256 exists yet
 	Manifest     Manifest // artifact_manifest
+	Runtime      *Runtime // dynamic versions only
 	Activate     bool     // make it the active version in the same transaction
 	Actor        string
 	Warnings     []string // what the publish warned about, kept in the record

@@ -108,6 +108,8 @@ type Options struct {
 	// (the upload is a `cairn pack` artifact): any other answers 422 and
 	// stores nothing.
 	ExpectSHA256 string
+	// Runtime of a rootfs version (ParseRuntime); must be nil for static.
+	Runtime *meta.Runtime
 }
 
 // countReader counts the bytes read through it.
@@ -155,8 +157,14 @@ func (p *Publisher) Publish(ctx context.Context, dep *meta.Deployment, body io.R
 			p.Metrics.Inc(`cairn_publish_total{result="error"}`)
 		}
 	}()
+	if dep.Kind == meta.KindRootfs {
+		return p.publishRootfs(ctx, dep, body, o)
+	}
 	if dep.Kind != meta.KindStatic {
-		return nil, problem.New(400, "wrong-kind", fmt.Sprintf("deployment %q has kind %q; tar uploads make static releases", dep.Name, dep.Kind))
+		return nil, problem.New(400, "wrong-kind", fmt.Sprintf("deployment %q has kind %q; tar uploads make static or rootfs releases", dep.Name, dep.Kind))
+	}
+	if o.Runtime != nil {
+		return nil, problem.New(400, "bad-request", fmt.Sprintf("deployment %q is static: it has no runtime settings", dep.Name))
 	}
 	if o.Entrypoint == "" {
 		o.Entrypoint = "index.html"
@@ -230,6 +238,17 @@ func (p *Publisher) Publish(ctx context.Context, dep *meta.Deployment, body io.R
 // (gc.Hold: waits out a deletion in progress, so the bytes are stored after
 // it); the caller drops the lease once the version is committed.
 func (p *Publisher) pack(ctx context.Context, tree, stage string) (*release.Result, func(), error) {
+	packDir := release.PackDir
+	if p.packDir != nil {
+		packDir = p.packDir
+	}
+	return p.packWith(ctx, stage, func(ctx context.Context, w io.Writer) (*release.Result, error) {
+		return packDir(ctx, tree, w, release.PackOptions{Limits: p.Limits})
+	})
+}
+
+// packWith is pack with any packer writing the artifact to w.
+func (p *Publisher) packWith(ctx context.Context, stage string, pack func(context.Context, io.Writer) (*release.Result, error)) (*release.Result, func(), error) {
 	done, err := p.slot(ctx)
 	if err != nil {
 		return nil, nil, err
@@ -240,16 +259,12 @@ func (p *Publisher) pack(ctx context.Context, tree, stage string) (*release.Resu
 		return nil, nil, err
 	}
 	defer f.Close()
-	packDir := release.PackDir
-	if p.packDir != nil {
-		packDir = p.packDir
-	}
 	timeout := p.PackTimeout
 	if timeout <= 0 {
 		timeout = DefaultPackTimeout
 	}
 	pctx, cancel := context.WithTimeout(ctx, timeout)
-	res, err := packDir(pctx, tree, f, release.PackOptions{Limits: p.Limits})
+	res, err := pack(pctx, f)
 	cancel()
 	if err != nil {
 		// pctx was cancelled above: only its deadline makes this a timeout.

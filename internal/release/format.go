@@ -38,6 +38,16 @@ const (
 
 	// maxTOCBytes bounds the decoded TOC a reader accepts.
 	maxTOCBytes = 256 << 20
+
+	// FlagRootfs is the footer flag of a rootfs release (docs/format.md,
+	// "Rootfs releases"); a static release has no flag set.
+	FlagRootfs = 1
+)
+
+// Release kinds as the TOC records them ("" is static).
+const (
+	KindStatic = ""
+	KindRootfs = "rootfs"
 )
 
 // maxNameBytes bounds the bytes of the paths and link targets of one tree
@@ -68,8 +78,9 @@ func corruptf(format string, a ...any) error {
 // Footer locates the TOC frame.
 type Footer struct {
 	Version   uint32
-	TOCOffset int64 // offset of the TOC skippable frame (its 8-byte header)
-	TOCLength int64 // length of the whole TOC skippable frame
+	Flags     uint32 // FlagRootfs or 0
+	TOCOffset int64  // offset of the TOC skippable frame (its 8-byte header)
+	TOCLength int64  // length of the whole TOC skippable frame
 }
 
 // appendSkippable appends a zstd skippable frame holding payload.
@@ -84,7 +95,7 @@ func encodeFooter(f Footer) []byte {
 	p := make([]byte, 0, 32)
 	p = append(p, footerID...)
 	p = binary.LittleEndian.AppendUint32(p, f.Version)
-	p = binary.LittleEndian.AppendUint32(p, 0) // flags, reserved
+	p = binary.LittleEndian.AppendUint32(p, f.Flags)
 	p = binary.LittleEndian.AppendUint64(p, uint64(f.TOCOffset))
 	p = binary.LittleEndian.AppendUint64(p, uint64(f.TOCLength))
 	return appendSkippable(make([]byte, 0, FooterSize), footerMagic, p)
@@ -103,7 +114,7 @@ func ParseFooter(b []byte, size int64) (Footer, error) {
 	if f.Version != FormatVersion {
 		return Footer{}, corruptf("format version %d not supported", f.Version)
 	}
-	if le.Uint32(b[20:]) != 0 {
+	if f.Flags = le.Uint32(b[20:]); f.Flags&^FlagRootfs != 0 {
 		return Footer{}, corruptf("unknown footer flags")
 	}
 	off, n := le.Uint64(b[24:]), le.Uint64(b[32:])

@@ -80,6 +80,7 @@ type packer struct {
 	inflight  *semaphore.Weighted // bytes of the frames not yet written
 	budget    int64               // the capacity of inflight
 	links     int                 // symlinks packed, to check once the tree is known
+	rootfs    bool                // a rootfs release (KindRootfs)
 	order     chan *frameJob      // to the writer, in frame order
 	lens      []int64             // compressed length of each frame, set by the writer
 	kept      map[int64][]*kept   // files whose frames may be reused, by size (producer)
@@ -339,7 +340,7 @@ func (p *packer) pack(walk walkFunc, progress func(int64)) (*TOC, error) {
 	if err != nil {
 		return nil, err
 	}
-	if p.links > 0 {
+	if p.links > 0 && !p.rootfs { // a rootfs's links may point anywhere: its unpacker confines them
 		t, err := linkTree(p.entries)
 		if err == nil {
 			err = checkLinks(t)
@@ -352,7 +353,11 @@ func (p *packer) pack(walk walkFunc, progress func(int64)) (*TOC, error) {
 	if err := p.cut(); err != nil {
 		return nil, err
 	}
-	return &TOC{Version: FormatVersion, TarLength: p.tarLen, Entries: p.entries}, nil
+	toc := &TOC{Version: FormatVersion, TarLength: p.tarLen, Entries: p.entries}
+	if p.rootfs {
+		toc.Kind = KindRootfs
+	}
+	return toc, nil
 }
 
 // finish resolves frame indexes to offsets and writes the TOC and footer.
@@ -380,12 +385,16 @@ func (p *packer) finish(toc *TOC) (*Result, error) {
 		}
 	}
 	toc.DataLength = p.size
-	toc.TreeSHA256 = TreeDigest(toc.Entries)
+	toc.TreeSHA256 = toc.Digest()
 	frame, err := encodeTOC(toc)
 	if err != nil {
 		return nil, err
 	}
-	tail := append(frame, encodeFooter(Footer{Version: FormatVersion, TOCOffset: p.size, TOCLength: int64(len(frame))})...)
+	var flags uint32
+	if toc.Kind == KindRootfs {
+		flags = FlagRootfs
+	}
+	tail := append(frame, encodeFooter(Footer{Version: FormatVersion, Flags: flags, TOCOffset: p.size, TOCLength: int64(len(frame))})...)
 	if _, err := p.w.Write(tail); err != nil {
 		return nil, err
 	}

@@ -72,12 +72,28 @@ func fileMode(perm uint32) uint32 {
 
 // tarHeader is the canonical tar header of an entry.
 func tarHeader(e *Entry) *tar.Header {
-	h := &tar.Header{Name: e.Path, Mode: int64(e.Mode), ModTime: time.Unix(0, 0)}
+	h := &tar.Header{Name: e.Path, Mode: int64(e.Mode), ModTime: time.Unix(0, 0),
+		Uid: int(e.UID), Gid: int(e.GID)} // 0 in static releases
+	for _, name := range sortedXattrs(e.Xattrs) {
+		if h.PAXRecords == nil {
+			h.PAXRecords = map[string]string{}
+		}
+		h.PAXRecords[paxXattr+name] = string(e.Xattrs[name])
+	}
 	switch e.Type {
 	case TypeDir:
 		h.Typeflag, h.Name = tar.TypeDir, e.Path+"/"
 	case TypeSymlink:
 		h.Typeflag, h.Linkname = tar.TypeSymlink, e.Link
+	case TypeHardlink:
+		h.Typeflag, h.Linkname = tar.TypeLink, e.Link
+	case TypeChar, TypeBlock:
+		h.Typeflag, h.Devmajor, h.Devminor = tar.TypeChar, int64(e.DevMajor), int64(e.DevMinor)
+		if e.Type == TypeBlock {
+			h.Typeflag = tar.TypeBlock
+		}
+	case TypeFifo:
+		h.Typeflag = tar.TypeFifo
 	default:
 		h.Typeflag, h.Size = tar.TypeReg, e.Size
 	}

@@ -76,7 +76,14 @@ func ReadTOC(ctx context.Context, rr RangeReader, size int64) (*TOC, error) {
 	} else if frame, err = readExactly(ctx, rr, f.TOCOffset, f.TOCLength); err != nil {
 		return nil, err
 	}
-	return ParseTOC(frame, f.TOCOffset)
+	toc, err := ParseTOC(frame, f.TOCOffset)
+	if err != nil {
+		return nil, err
+	}
+	if (f.Flags&FlagRootfs != 0) != (toc.Kind == KindRootfs) {
+		return nil, corruptf("footer flags do not match the TOC kind %q", toc.Kind)
+	}
+	return toc, nil
 }
 
 var decoders = sync.Pool{New: func() any {

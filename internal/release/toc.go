@@ -19,6 +19,11 @@ const (
 	TypeFile    = "file"
 	TypeDir     = "dir"
 	TypeSymlink = "symlink"
+	// Types of rootfs releases only.
+	TypeHardlink = "hardlink" // Link names an earlier entry of type file
+	TypeChar     = "char"     // character device: DevMajor, DevMinor
+	TypeBlock    = "block"    // block device: DevMajor, DevMinor
+	TypeFifo     = "fifo"
 )
 
 // Entry is one path of the tree, with where its content sits in the artifact.
@@ -29,7 +34,14 @@ type Entry struct {
 	Size        int64  `json:"size,omitempty"`
 	SHA256      string `json:"sha256,omitempty"` // hex sha256 of the content (files)
 	ContentType string `json:"content_type,omitempty"`
-	Link        string `json:"link,omitempty"` // symlink target
+	Link        string `json:"link,omitempty"` // symlink target; hardlink: the path of the entry it links to
+
+	// Rootfs releases only (docs/format.md, "Rootfs releases").
+	UID      uint32            `json:"uid,omitempty"`
+	GID      uint32            `json:"gid,omitempty"`
+	DevMajor uint32            `json:"devmajor,omitempty"`
+	DevMinor uint32            `json:"devminor,omitempty"`
+	Xattrs   map[string][]byte `json:"xattrs,omitempty"` // kept names only (KeepXattr)
 
 	// Location of the content (files with Size > 0).
 	FrameOffset int64 `json:"frame_offset,omitempty"` // offset of the first frame
@@ -45,9 +57,10 @@ type Entry struct {
 // TOC is the table of contents of a release.
 type TOC struct {
 	Version    int     `json:"version"`
-	TreeSHA256 string  `json:"tree_sha256"` // TreeDigest of the entries: names the tree, not its compression
-	DataLength int64   `json:"data_length"` // compressed bytes of all data frames
-	TarLength  int64   `json:"tar_length"`  // uncompressed bytes of the tar stream
+	Kind       string  `json:"kind,omitempty"` // KindRootfs, or "" (static)
+	TreeSHA256 string  `json:"tree_sha256"`    // TreeDigest of the entries: names the tree, not its compression
+	DataLength int64   `json:"data_length"`    // compressed bytes of all data frames
+	TarLength  int64   `json:"tar_length"`     // uncompressed bytes of the tar stream
 	Entries    []Entry `json:"entries"`
 
 	index map[string]int
@@ -146,6 +159,9 @@ func (t *TOC) validate(dataLength int64) error {
 	if t.Version != FormatVersion {
 		return corruptf("TOC version %d", t.Version)
 	}
+	if t.Kind != KindStatic && t.Kind != KindRootfs {
+		return corruptf("TOC kind %q", t.Kind)
+	}
 	if t.DataLength != dataLength || !isHexSHA(t.TreeSHA256) || t.TarLength < 1024 {
 		return corruptf("TOC header fields")
 	}
@@ -160,6 +176,14 @@ func (t *TOC) validate(dataLength int64) error {
 		if err := checkRelPath(e.Path); err != nil {
 			return corruptf("entry path %q", e.Path)
 		}
+		if t.Kind == KindRootfs {
+			if err := t.validateRootfs(i); err != nil {
+				return err
+			}
+		} else if e.UID != 0 || e.GID != 0 || e.DevMajor != 0 || e.DevMinor != 0 || e.Xattrs != nil ||
+			(e.Type != TypeFile && e.Type != TypeDir && e.Type != TypeSymlink) {
+			return corruptf("entry %q: rootfs fields in a static release", e.Path)
+		}
 		if err := e.validate(dataLength); err != nil {
 			return err
 		}
@@ -169,7 +193,7 @@ func (t *TOC) validate(dataLength int64) error {
 
 func (e *Entry) validate(dataLength int64) error {
 	switch e.Type {
-	case TypeDir, TypeSymlink:
+	case TypeDir, TypeSymlink, TypeHardlink, TypeChar, TypeBlock, TypeFifo:
 		if e.Size != 0 || e.FrameLength != 0 {
 			return corruptf("entry %q: content on a non-file", e.Path)
 		}

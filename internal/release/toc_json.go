@@ -1,6 +1,7 @@
 package release
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"strconv"
 )
@@ -12,6 +13,9 @@ import (
 func appendTOCJSON(b []byte, t *TOC) []byte {
 	b = append(b, `{"version":`...)
 	b = strconv.AppendInt(b, int64(t.Version), 10)
+	if t.Kind != "" {
+		b = appendJSONString(append(b, `,"kind":`...), t.Kind)
+	}
 	b = append(b, `,"tree_sha256":`...)
 	b = appendJSONString(b, t.TreeSHA256)
 	b = append(b, `,"data_length":`...)
@@ -50,6 +54,22 @@ func appendEntryJSON(b []byte, e *Entry) []byte {
 	}
 	if e.Link != "" {
 		b = appendJSONString(append(b, `,"link":`...), e.Link)
+	}
+	b = appendJSONInt(b, `,"uid":`, int64(e.UID))
+	b = appendJSONInt(b, `,"gid":`, int64(e.GID))
+	b = appendJSONInt(b, `,"devmajor":`, int64(e.DevMajor))
+	b = appendJSONInt(b, `,"devminor":`, int64(e.DevMinor))
+	if len(e.Xattrs) > 0 {
+		b = append(b, `,"xattrs":{`...)
+		for i, name := range sortedXattrs(e.Xattrs) {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = append(appendJSONString(b, name), ':', '"')
+			b = base64.StdEncoding.AppendEncode(b, e.Xattrs[name])
+			b = append(b, '"')
+		}
+		b = append(b, '}')
 	}
 	b = appendJSONInt(b, `,"frame_offset":`, e.FrameOffset)
 	b = appendJSONInt(b, `,"frame_length":`, e.FrameLength)

@@ -41,7 +41,7 @@ func Verify(ctx context.Context, ra io.ReaderAt, size int64) (*TOC, error) {
 	if _, err := io.Copy(io.Discard, io.TeeReader(d, counted)); err != nil {
 		return nil, corruptf("data frames: %v", err)
 	}
-	if counted.n != toc.TarLength || TreeDigest(toc.Entries) != toc.TreeSHA256 {
+	if counted.n != toc.TarLength || toc.Digest() != toc.TreeSHA256 {
 		return nil, corruptf("tar stream does not match tree_sha256")
 	}
 	for i := range toc.Entries {
@@ -69,7 +69,8 @@ func verifyEntry(tr *tar.Reader, e *Entry) error {
 	}
 	want := tarHeader(e)
 	if h.Name != want.Name || h.Typeflag != want.Typeflag || h.Mode != want.Mode ||
-		h.Size != want.Size || h.Linkname != want.Linkname {
+		h.Size != want.Size || h.Linkname != want.Linkname || h.Uid != want.Uid || h.Gid != want.Gid ||
+		h.Devmajor != want.Devmajor || h.Devminor != want.Devminor || !sameXattrs(h, want) {
 		return corruptf("tar entry %q does not match the TOC entry %q", h.Name, e.Path)
 	}
 	if e.Type != TypeFile {

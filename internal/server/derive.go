@@ -1,6 +1,10 @@
 package server
 
 import (
+	"context"
+	"io"
+
+	"github.com/cairnhq/cairn/internal/release"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -12,17 +16,11 @@ import (
 	"github.com/cairnhq/cairn/internal/registry"
 )
 
-// rootfsPacker is the packer of rootfs releases that derived rootfs
-// releases are made with.
-//
-// TODO(rootfs): release.PackRootfsTar (branch rootfs) plugs in here:
-//
-//	func(ctx context.Context, r io.Reader, w io.Writer, dir string) (*release.Result, error) {
-//		return release.PackRootfsTar(ctx, r, w, release.RootfsOptions{ScratchDir: dir})
-//	}
-//
-// Until then GET …/versions/{n}/rootfs answers 501 (derive.ErrUnavailable).
-var rootfsPacker derive.Packer
+// rootfsPacker packs derived rootfs releases: the rootfs format of
+// internal/release, from the flattened image's tar stream.
+func rootfsPacker(ctx context.Context, r io.Reader, w io.Writer, dir string) (*release.Result, error) {
+	return release.PackRootfsTar(ctx, r, w, release.RootfsOptions{ScratchDir: dir})
+}
 
 // newDeriver builds the maker of derived artifacts, with its scratch space
 // under the data dir (emptied at start), or returns nil (not a typed nil)

@@ -20,6 +20,7 @@ var versionTests = []test{
 	{"Version/NewDeployment", testVersionNewDeployment},
 	{"Version/NewDeploymentFails", testVersionNewDeploymentFails},
 	{"Version/Warnings", testVersionWarnings},
+	{"Version/Runtime", testVersionRuntime},
 }
 
 func testVersionCreateGet(t *testing.T, s meta.Store) {

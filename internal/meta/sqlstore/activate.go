@@ -2,6 +2,7 @@ package sqlstore
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"time"
 
@@ -67,12 +68,21 @@ func (s *Store) CreateVersion(ctx context.Context, nv meta.NewVersion) (*meta.Ve
 			ID: newID("ver_"), DeploymentID: d.ID, VersionNumber: n, Status: meta.StatusReady,
 			SourceSHA256: nv.SourceSHA256, ArtifactURI: rel.URI, ArtifactSHA256: rel.SHA256,
 			ArtifactManifest: nv.Manifest, CreatedAt: now, ArchivedAt: &now, Warnings: nv.Warnings,
+			Runtime: nv.Runtime,
+		}
+		var runtime *string
+		if nv.Runtime != nil {
+			b, err := json.Marshal(nv.Runtime)
+			if err != nil {
+				return err
+			}
+			runtime = new(string(b))
 		}
 		m := v.ArtifactManifest
 		if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO versions (`+versionCols+`)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?)`),
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?)`),
 			v.ID, v.DeploymentID, v.VersionNumber, v.Status, v.SourceSHA256, v.ArtifactURI,
-			v.ArtifactSHA256, m.Files, m.TotalBytes, m.Entrypoint, now.UnixNano(), now.UnixNano(),
+			v.ArtifactSHA256, m.Files, m.TotalBytes, m.Entrypoint, now.UnixNano(), now.UnixNano(), runtime,
 			encodeWarnings(nv.Warnings)); err != nil {
 			return err
 		}

@@ -13,20 +13,27 @@ const DefaultVersionLimit = 100
 
 const versionCols = `id, deployment_id, version_number, status, source_sha256, artifact_uri,
 	artifact_sha256, manifest_files, manifest_total_bytes, manifest_entrypoint,
-	created_at, archived_at, collected_at, warnings`
+	created_at, archived_at, collected_at, runtime, warnings`
 
 func scanVersion(row scanner) (*meta.Version, error) {
 	var (
 		v                   meta.Version
 		created             int64
 		archived, collected *int64
+		runtime             *string
 		warnings            string
 	)
 	err := row.Scan(&v.ID, &v.DeploymentID, &v.VersionNumber, &v.Status, &v.SourceSHA256,
 		&v.ArtifactURI, &v.ArtifactSHA256, &v.ArtifactManifest.Files, &v.ArtifactManifest.TotalBytes,
-		&v.ArtifactManifest.Entrypoint, &created, &archived, &collected, &warnings)
+		&v.ArtifactManifest.Entrypoint, &created, &archived, &collected, &runtime, &warnings)
 	if err != nil {
 		return nil, err
+	}
+	if runtime != nil {
+		v.Runtime = new(meta.Runtime)
+		if err := json.Unmarshal([]byte(*runtime), v.Runtime); err != nil {
+			return nil, fmt.Errorf("version %s: runtime: %w", v.ID, err)
+		}
 	}
 	if warnings != "" {
 		if err := json.Unmarshal([]byte(warnings), &v.Warnings); err != nil {
