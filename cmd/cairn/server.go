@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"path/filepath"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -34,6 +36,9 @@ func (a *app) serverCmd() *cobra.Command {
 				return a.blameConfig(err)
 			}
 			cfg.Logger = a.logger(logFormat.value, logLevel.value)
+			if a.stderrTTY && !a.json {
+				cfg.Ready = func(api, edge string) { a.banner(cfg, api, edge) }
+			}
 			ctx := cmd.Context()
 			err := a.runServer(ctx, cfg)
 			if errors.Is(err, context.Canceled) && ctx.Err() != nil {
@@ -131,4 +136,24 @@ func (c *choiceValue) Set(s string) error {
 		}
 	}
 	return fmt.Errorf("must be one of %s", strings.Join(c.choices, ", "))
+}
+
+// banner tells a person at a terminal where the server is and what to do
+// next, once every listener is bound.
+func (a *app) banner(cfg server.Config, api, edge string) {
+	w := a.stderr
+	fmt.Fprintf(w, "\ncairn is up (data %s)\n", cfg.DataDir)
+	if api != "" {
+		fmt.Fprintf(w, "  API   http://%s   token in %s (the CLI reads it)\n", api, filepath.Join(cfg.DataDir, server.TokenFile))
+	}
+	if edge != "" {
+		port := ""
+		if _, p, err := net.SplitHostPort(edge); err == nil && p != "80" {
+			port = ":" + p
+		}
+		fmt.Fprintf(w, "  edge  http://NAME.%s%s/  (curl -H 'Host: NAME.%s' http://%s/)\n", cfg.BaseDomain, port, cfg.BaseDomain, edge)
+	}
+	if api != "" {
+		fmt.Fprintf(w, "next: cairn publish ./site --deployment demo\n\n")
+	}
 }

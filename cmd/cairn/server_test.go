@@ -140,3 +140,37 @@ func TestParseSize(t *testing.T) {
 		}
 	}
 }
+
+// TestServerBanner: at a terminal, once the listeners are bound, the
+// server says where the API and the edge are, where the token is and what
+// to run next; not at all with --json or without a terminal.
+func TestServerBanner(t *testing.T) {
+	for _, c := range []struct {
+		tty, json bool
+		want      bool
+	}{{true, false, true}, {false, false, false}, {true, true, false}} {
+		var errb bytes.Buffer
+		a := newApp(&bytes.Buffer{}, &errb, func(string) string { return "" })
+		a.stderrTTY = c.tty
+		a.runServer = func(ctx context.Context, cfg server.Config) error {
+			if cfg.Ready != nil {
+				cfg.Ready("127.0.0.1:7800", "127.0.0.1:7880")
+			}
+			return nil
+		}
+		args := []string{"server", "--data", "/d"}
+		if c.json {
+			args = append(args, "--json")
+		}
+		if code := a.run(context.Background(), args); code != 0 {
+			t.Fatalf("exit %d: %s", code, errb.String())
+		}
+		got := errb.String()
+		has := strings.Contains(got, "cairn is up (data /d)") && strings.Contains(got, "http://127.0.0.1:7800") &&
+			strings.Contains(got, "token in /d/token") && strings.Contains(got, "http://NAME.localhost:7880/") &&
+			strings.Contains(got, "next: cairn publish ./site --deployment demo")
+		if has != c.want {
+			t.Errorf("tty %v json %v: banner %v, want %v:\n%s", c.tty, c.json, has, c.want, got)
+		}
+	}
+}
