@@ -34,12 +34,12 @@ func TestScopes(t *testing.T) {
 	_, agent := e.mint(t, "agent")
 
 	cfg := []byte(`{}`)
-	d := e.pushBlobAs(t, "app/web", cfg, "bearer "+push) // lower-case scheme
+	d := e.pushBlobAs(t, "app", cfg, "bearer "+push) // lower-case scheme
 	man := imageManifest(d, len(cfg))
-	resp, body := e.do(t, "PUT", "/v2/app/web/manifests/v1", man, "Content-Type", ociManifest, "Authorization", "bEaReR "+push)
+	resp, body := e.do(t, "PUT", "/v2/app/manifests/v1", man, "Content-Type", ociManifest, "Authorization", "bEaReR "+push)
 	wantCode(t, "push as push:app", resp, body, 201, "")
 
-	manifest := "/v2/app/web/manifests/v1"
+	manifest := "/v2/app/manifests/v1"
 	for _, c := range []struct {
 		name, secret, method, path string
 		status                     int
@@ -47,7 +47,7 @@ func TestScopes(t *testing.T) {
 	}{
 		{"push:app pulls", push, "GET", manifest, 200, ""},
 		{"pull:app pulls", pull, "GET", manifest, 200, ""},
-		{"pull:app pulls a blob", pull, "GET", "/v2/app/web/blobs/" + d.String(), 200, ""},
+		{"pull:app pulls a blob", pull, "GET", "/v2/app/blobs/" + d.String(), 200, ""},
 		{"pull:app pings", pull, "GET", "/v2/", 200, ""},
 		{"deploy:app pulls", deploy, "GET", manifest, 200, ""},
 		{"read pulls", read, "GET", manifest, 200, ""},
@@ -55,8 +55,8 @@ func TestScopes(t *testing.T) {
 		{"pull:other", pullOther, "GET", manifest, 403, "DENIED"},
 		{"agent", agent, "GET", manifest, 403, "DENIED"},
 		{"pull:app lists", pull, "GET", "/v2/_catalog", 403, "DENIED"},
-		{"pull:app pushes", pull, "POST", "/v2/app/web/blobs/uploads/", 403, "DENIED"},
-		{"deploy:app pushes", deploy, "POST", "/v2/app/web/blobs/uploads/", 403, "DENIED"},
+		{"pull:app pushes", pull, "POST", "/v2/app/blobs/uploads/", 403, "DENIED"},
+		{"deploy:app pushes", deploy, "POST", "/v2/app/blobs/uploads/", 403, "DENIED"},
 		{"read deletes", read, "DELETE", manifest, 403, "DENIED"},
 		{"push:app pushes to other", push, "POST", "/v2/other/blobs/uploads/", 403, "DENIED"},
 	} {
