@@ -45,17 +45,17 @@ import (
 	"time"
 
 	"github.com/cairnhq/cairn/internal/blob"
+	"github.com/cairnhq/cairn/internal/lease"
 	"github.com/cairnhq/cairn/internal/meta"
 	"github.com/cairnhq/cairn/internal/metrics"
 )
 
 // Timing constants. The default grace period (an hour) must stay longer
-// than LeaseTTL.
+// than lease.TTL.
 const (
 	LockName     = "gc"             // the runner lock in the metadata store
 	LockTTL      = 30 * time.Second // renewed by the run's heartbeat (lock.go)
 	Heartbeat    = 10 * time.Second // between renewals of the runner lock
-	LeaseTTL     = 10 * time.Minute // a publisher's lease, renewed while it lasts
 	ClaimTTL     = 2 * time.Minute  // a deletion claim, beyond Drain
 	claimMargin  = 15 * time.Second // deletions stop this long before their claims expire
 	DefaultGrace = time.Hour
@@ -90,7 +90,7 @@ type Config struct {
 	// Metrics, if set, counts runs (not dry runs) and what they collect.
 	Metrics *metrics.Metrics
 	// Owner names this process instance in the runner lock, "HOST/PID/NONCE"
-	// (default ProcessOwner(); see lock.go).
+	// (default lease.ProcessOwner(); see lock.go).
 	Owner string
 	// Heartbeat is the time between renewals of the runner lock while a run
 	// lasts (default Heartbeat; tests shorten it). It must be well under
@@ -121,9 +121,9 @@ func New(cfg Config) (*Collector, error) {
 		cfg.Changed = func() {}
 	}
 	if cfg.Owner == "" {
-		cfg.Owner = ProcessOwner()
+		cfg.Owner = lease.ProcessOwner()
 	}
-	if _, ok := parseOwner(cfg.Owner); !ok {
+	if !lease.ValidOwner(cfg.Owner) {
 		return nil, fmt.Errorf("gc: owner %q is not HOST/PID/NONCE", cfg.Owner)
 	}
 	if cfg.Heartbeat <= 0 {

@@ -1,12 +1,25 @@
-package gc
+// Package lease takes the leases that keep a release's bytes from the
+// garbage collector while an operation is in flight (a publish, a derive,
+// a registry upload session), and names the process instance that holds
+// them (owner.go). A lease is a root for internal/gc: no collection of the
+// leased sha256 commits while it lasts, and taking one waits out a deletion
+// of its bytes in progress. The leases live in the metadata store
+// (meta.Leases); this package holds no state of its own.
+package lease
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"sync"
 	"time"
 
 	"github.com/cairnhq/cairn/internal/meta"
 )
+
+// TTL is a publisher's lease, renewed while it lasts. The collector's grace
+// period must stay longer.
+const TTL = 10 * time.Minute
 
 // holdPoll is how often Hold re-checks a deletion in progress.
 const holdPoll = 20 * time.Millisecond
@@ -17,7 +30,7 @@ const holdPoll = 20 * time.Millisecond
 // "collecting" mark. If the bytes of sha are being deleted (a collection
 // committed and holds a deletion claim), Hold waits until that deletion is
 // over, so the caller's store of the bytes comes after it. The lease is
-// renewed every LeaseTTL/3 until the returned drop is called (drop is safe
+// renewed every TTL/3 until the returned drop is called (drop is safe
 // to call twice). A store without meta.Leases needs no lease: Hold returns
 // a no-op. Errors: ctx ending while waiting, or the store's.
 func Hold(ctx context.Context, m meta.Store, sha string) (drop func(), err error) {
@@ -25,8 +38,8 @@ func Hold(ctx context.Context, m meta.Store, sha string) (drop func(), err error
 	if !ok {
 		return func() {}, nil
 	}
-	holder := ProcessOwner() + "/publish-" + randomID() // released if this process dies (lock.go)
-	if err := Lease(ctx, m, sha, holder, LeaseTTL); err != nil {
+	holder := ProcessOwner() + "/publish-" + randomID() // released if this process dies (owner.go)
+	if err := Take(ctx, m, sha, holder, TTL); err != nil {
 		l.DropRelease(context.WithoutCancel(ctx), sha, holder)
 		return nil, err
 	}
@@ -35,14 +48,14 @@ func Hold(ctx context.Context, m meta.Store, sha string) (drop func(), err error
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		t := time.NewTicker(LeaseTTL / 3)
+		t := time.NewTicker(TTL / 3)
 		defer t.Stop()
 		for {
 			select {
 			case <-stop:
 				return
 			case <-t.C:
-				l.HoldRelease(context.WithoutCancel(ctx), sha, holder, LeaseTTL)
+				l.HoldRelease(context.WithoutCancel(ctx), sha, holder, TTL)
 			}
 		}
 	}()
@@ -58,13 +71,13 @@ func Hold(ctx context.Context, m meta.Store, sha string) (drop func(), err error
 	}, nil
 }
 
-// Lease takes, or renews, holder's lease on release sha until the store's
+// Take takes, or renews, holder's lease on release sha until the store's
 // now+ttl, and like Hold waits while the bytes of sha are being deleted. It
-// is not renewed by itself: the caller calls Lease again before ttl ends,
+// is not renewed by itself: the caller calls Take again before ttl ends,
 // and ends it with meta.Leases.DropRelease or lets it expire. A store
 // without meta.Leases needs no lease. Errors: ctx ending while waiting (a
 // lease taken stays until it expires), or the store's.
-func Lease(ctx context.Context, m meta.Store, sha, holder string, ttl time.Duration) error {
+func Take(ctx context.Context, m meta.Store, sha, holder string, ttl time.Duration) error {
 	l, ok := m.(meta.Leases)
 	if !ok {
 		return nil
@@ -78,4 +91,23 @@ func Lease(ctx context.Context, m meta.Store, sha, holder string, ttl time.Durat
 			return err
 		}
 	}
+}
+
+// sleep waits d of real time, or until ctx ends.
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// randomID returns 16 hex digits.
+func randomID() string {
+	var b [8]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
 }
