@@ -66,13 +66,21 @@ const (
 var (
 	// ErrBusy: another run holds the lock.
 	ErrBusy = errors.New("gc: another collection is running")
-	// ErrUnsupported: the metadata store does not implement meta.GC.
-	ErrUnsupported = errors.New("gc: the metadata store does not support garbage collection")
 )
+
+// Store is what the collector needs of the metadata store: the records,
+// the collection and registry collection queries, and the leases (for
+// releasing the locks of dead processes).
+type Store interface {
+	meta.Store
+	meta.GC
+	meta.OCIGC
+	meta.Leases
+}
 
 // Config configures a Collector. Meta and Blobs are required.
 type Config struct {
-	Meta  meta.Store // must implement meta.GC
+	Meta  Store
 	Blobs blob.Store
 	// Grace is how long a release stays marked before it may be collected,
 	// and how long a blob must be seen as an orphan before it is deleted.
@@ -105,12 +113,8 @@ type Collector struct {
 	g   meta.GC
 }
 
-// New returns a Collector; ErrUnsupported if cfg.Meta is not a meta.GC.
+// New returns a Collector; an error if cfg.Owner is not an owner id.
 func New(cfg Config) (*Collector, error) {
-	g, ok := cfg.Meta.(meta.GC)
-	if !ok {
-		return nil, ErrUnsupported
-	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -129,7 +133,7 @@ func New(cfg Config) (*Collector, error) {
 	if cfg.Heartbeat <= 0 {
 		cfg.Heartbeat = Heartbeat
 	}
-	return &Collector{cfg: cfg, g: g}, nil
+	return &Collector{cfg: cfg, g: cfg.Meta}, nil
 }
 
 // Loop runs a collection every interval (the first one after at most a

@@ -32,14 +32,16 @@ const holdPoll = 20 * time.Millisecond
 // over, so the caller's store of the bytes comes after it. The lease is
 // renewed every TTL/3 until the returned drop is called (drop is safe
 // to call twice). A store without meta.Leases needs no lease: Hold returns
-// a no-op. Errors: ctx ending while waiting, or the store's.
+// a no-op (m is a meta.Store because publish.Publisher and derive.Config
+// carry only that; both backends implement meta.Leases). Errors: ctx
+// ending while waiting, or the store's.
 func Hold(ctx context.Context, m meta.Store, sha string) (drop func(), err error) {
 	l, ok := m.(meta.Leases)
 	if !ok {
 		return func() {}, nil
 	}
 	holder := ProcessOwner() + "/publish-" + randomID() // released if this process dies (owner.go)
-	if err := Take(ctx, m, sha, holder, TTL); err != nil {
+	if err := Take(ctx, l, sha, holder, TTL); err != nil {
 		l.DropRelease(context.WithoutCancel(ctx), sha, holder)
 		return nil, err
 	}
@@ -74,14 +76,10 @@ func Hold(ctx context.Context, m meta.Store, sha string) (drop func(), err error
 // Take takes, or renews, holder's lease on release sha until the store's
 // now+ttl, and like Hold waits while the bytes of sha are being deleted. It
 // is not renewed by itself: the caller calls Take again before ttl ends,
-// and ends it with meta.Leases.DropRelease or lets it expire. A store
-// without meta.Leases needs no lease. Errors: ctx ending while waiting (a
-// lease taken stays until it expires), or the store's.
-func Take(ctx context.Context, m meta.Store, sha, holder string, ttl time.Duration) error {
-	l, ok := m.(meta.Leases)
-	if !ok {
-		return nil
-	}
+// and ends it with meta.Leases.DropRelease or lets it expire. Errors: ctx
+// ending while waiting (a lease taken stays until it expires), or the
+// store's.
+func Take(ctx context.Context, l meta.Leases, sha, holder string, ttl time.Duration) error {
 	for {
 		deleting, err := l.HoldRelease(ctx, sha, holder, ttl)
 		if err != nil || !deleting {

@@ -95,13 +95,8 @@ func (o owner) dead(self owner) bool {
 
 // ReleaseDead drops every lock, lease and deletion claim whose holder is an
 // instance of self's host (self is an owner id, ProcessOwner()) that is no
-// longer alive, and returns how many holders it dropped. A store without
-// meta.Leases has none.
-func ReleaseDead(ctx context.Context, m meta.Store, self string) (int, error) {
-	l, ok := m.(meta.Leases)
-	if !ok {
-		return 0, nil
-	}
+// longer alive, and returns how many holders it dropped.
+func ReleaseDead(ctx context.Context, l meta.Leases, self string) (int, error) {
 	me, ok := parseOwner(self)
 	if !ok {
 		return 0, fmt.Errorf("lease: owner %q is not HOST/PID/NONCE", self)

@@ -67,12 +67,8 @@ func (r *Registry) createSession(ctx context.Context, repo string) (*meta.Upload
 // cfg.MaxUploads unexpired ones (TOOMANYREQUESTS). Sessions created at
 // once may pass it together: the cap can be exceeded by their number.
 func (r *Registry) checkUploadCap(ctx context.Context, repo string) error {
-	c, ok := r.uploads.(meta.UploadCounter)
-	if !ok {
-		return nil
-	}
 	dep := deploymentName(repo)
-	n, err := c.CountUploads(ctx, dep, r.now().Add(-r.cfg.UploadTTL))
+	n, err := r.meta.CountUploads(ctx, dep, r.now().Add(-r.cfg.UploadTTL))
 	if err != nil {
 		return err
 	}
@@ -216,11 +212,7 @@ func (r *Registry) leaseTTL() time.Duration { return r.cfg.UploadTTL + leaseMarg
 // by lostPart for a request that won after all), each digest is leased
 // again with lease.Take, which waits out a deletion of its bytes in progress.
 func (r *Registry) renew(ctx context.Context, ss *meta.Upload, more ...string) error {
-	l, ok := r.meta.(meta.Leases)
-	if !ok {
-		return nil
-	}
-	n, err := l.RenewLeases(ctx, holder(ss.ID), r.leaseTTL())
+	n, err := r.meta.RenewLeases(ctx, holder(ss.ID), r.leaseTTL())
 	if err != nil {
 		return err
 	}
@@ -239,13 +231,9 @@ func (r *Registry) renew(ctx context.Context, ss *meta.Upload, more ...string) e
 // dropLeases ends the leases of session id on the digests ds; failures are
 // logged (the leases expire by themselves).
 func (r *Registry) dropLeases(ctx context.Context, id string, ds ...string) {
-	l, ok := r.meta.(meta.Leases)
-	if !ok {
-		return
-	}
 	ctx = context.WithoutCancel(ctx)
 	for _, d := range ds {
-		if err := l.DropRelease(ctx, digest.Digest(d).Encoded(), holder(id)); err != nil {
+		if err := r.meta.DropRelease(ctx, digest.Digest(d).Encoded(), holder(id)); err != nil {
 			r.log.Warn("registry: dropping an upload's lease", "upload", id, "digest", d, "err", err)
 		}
 	}
