@@ -16,7 +16,7 @@ import (
 	"golang.org/x/sync/singleflight"
 
 	"github.com/cairnhq/cairn/internal/blob"
-	"github.com/cairnhq/cairn/internal/gc"
+	"github.com/cairnhq/cairn/internal/lease"
 	"github.com/cairnhq/cairn/internal/meta"
 	"github.com/cairnhq/cairn/internal/release"
 )
@@ -164,7 +164,7 @@ func (d *Deriver) lock(ctx context.Context, kind, source string) (unlock func(),
 		return func() {}, nil, nil
 	}
 	name := "derive:" + kind + ":" + source
-	holder := gc.ProcessOwner() + "/derive-" + randomID()
+	holder := lease.ProcessOwner() + "/derive-" + randomID()
 	for {
 		got, err := l.AcquireLock(ctx, name, holder, lockTTL)
 		if err != nil {
@@ -208,7 +208,7 @@ func (d *Deriver) lock(ctx context.Context, kind, source string) (unlock func(),
 // it as derived from source, under a GC lease so that no collection of sha
 // runs in between.
 func (d *Deriver) store(ctx context.Context, f *os.File, rec *meta.Derived, rel meta.Release) (*Result, error) {
-	drop, err := gc.Hold(ctx, d.cfg.Meta, rec.SHA256)
+	drop, err := lease.Hold(ctx, d.cfg.Meta, rec.SHA256)
 	if err != nil {
 		return nil, err
 	}

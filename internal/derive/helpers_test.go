@@ -40,7 +40,7 @@ const testToken = "s3cret-token-of-at-least-32-chars"
 // loopback, with one oci deployment "app".
 type env struct {
 	reg   *registry.Registry
-	meta  meta.Store
+	meta  meta.Full
 	blobs *blobfs.Store
 	host  string
 	dir   string
@@ -57,7 +57,7 @@ func newEnv(t testing.TB) *env {
 	return newEnvOn(t, dir, m)
 }
 
-func newEnvOn(t testing.TB, dir string, m meta.Store) *env {
+func newEnvOn(t testing.TB, dir string, m meta.Full) *env {
 	t.Helper()
 	b, err := blobfs.New(filepath.Join(dir, "blobs"))
 	if err != nil {

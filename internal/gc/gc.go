@@ -45,17 +45,17 @@ import (
 	"time"
 
 	"github.com/cairnhq/cairn/internal/blob"
+	"github.com/cairnhq/cairn/internal/lease"
 	"github.com/cairnhq/cairn/internal/meta"
 	"github.com/cairnhq/cairn/internal/metrics"
 )
 
 // Timing constants. The default grace period (an hour) must stay longer
-// than LeaseTTL.
+// than lease.TTL.
 const (
 	LockName     = "gc"             // the runner lock in the metadata store
 	LockTTL      = 30 * time.Second // renewed by the run's heartbeat (lock.go)
 	Heartbeat    = 10 * time.Second // between renewals of the runner lock
-	LeaseTTL     = 10 * time.Minute // a publisher's lease, renewed while it lasts
 	ClaimTTL     = 2 * time.Minute  // a deletion claim, beyond Drain
 	claimMargin  = 15 * time.Second // deletions stop this long before their claims expire
 	DefaultGrace = time.Hour
@@ -66,13 +66,21 @@ const (
 var (
 	// ErrBusy: another run holds the lock.
 	ErrBusy = errors.New("gc: another collection is running")
-	// ErrUnsupported: the metadata store does not implement meta.GC.
-	ErrUnsupported = errors.New("gc: the metadata store does not support garbage collection")
 )
+
+// Store is what the collector needs of the metadata store: the records,
+// the collection and registry collection queries, and the leases (for
+// releasing the locks of dead processes).
+type Store interface {
+	meta.Store
+	meta.GC
+	meta.OCIGC
+	meta.Leases
+}
 
 // Config configures a Collector. Meta and Blobs are required.
 type Config struct {
-	Meta  meta.Store // must implement meta.GC
+	Meta  Store
 	Blobs blob.Store
 	// Grace is how long a release stays marked before it may be collected,
 	// and how long a blob must be seen as an orphan before it is deleted.
@@ -90,7 +98,7 @@ type Config struct {
 	// Metrics, if set, counts runs (not dry runs) and what they collect.
 	Metrics *metrics.Metrics
 	// Owner names this process instance in the runner lock, "HOST/PID/NONCE"
-	// (default ProcessOwner(); see lock.go).
+	// (default lease.ProcessOwner(); see lock.go).
 	Owner string
 	// Heartbeat is the time between renewals of the runner lock while a run
 	// lasts (default Heartbeat; tests shorten it). It must be well under
@@ -105,12 +113,8 @@ type Collector struct {
 	g   meta.GC
 }
 
-// New returns a Collector; ErrUnsupported if cfg.Meta is not a meta.GC.
+// New returns a Collector; an error if cfg.Owner is not an owner id.
 func New(cfg Config) (*Collector, error) {
-	g, ok := cfg.Meta.(meta.GC)
-	if !ok {
-		return nil, ErrUnsupported
-	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -121,15 +125,15 @@ func New(cfg Config) (*Collector, error) {
 		cfg.Changed = func() {}
 	}
 	if cfg.Owner == "" {
-		cfg.Owner = ProcessOwner()
+		cfg.Owner = lease.ProcessOwner()
 	}
-	if _, ok := parseOwner(cfg.Owner); !ok {
+	if !lease.ValidOwner(cfg.Owner) {
 		return nil, fmt.Errorf("gc: owner %q is not HOST/PID/NONCE", cfg.Owner)
 	}
 	if cfg.Heartbeat <= 0 {
 		cfg.Heartbeat = Heartbeat
 	}
-	return &Collector{cfg: cfg, g: g}, nil
+	return &Collector{cfg: cfg, g: cfg.Meta}, nil
 }
 
 // Loop runs a collection every interval (the first one after at most a

@@ -149,29 +149,3 @@ func TestDeadOwnerReleased(t *testing.T) {
 		})
 	}
 }
-
-// TestReleaseDead: at start a process drops the leases and deletion claims
-// of a dead instance of its host too, and keeps the others'.
-func TestReleaseDead(t *testing.T) {
-	e := newEnv(t)
-	ctx := t.Context()
-	dead := ownerOf("h1", deadPID(t), "old")
-	sha := func(c byte) string { return fmt.Sprintf("%064x", c) }
-	for holder, s := range map[string]string{dead + "/publish-1": sha(1), "upload-0123": sha(2),
-		ownerOf("h2", 1, "x") + "/publish-2": sha(3)} {
-		if _, err := e.meta.HoldRelease(ctx, s, holder, time.Hour); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if ok, err := e.meta.ClaimOrphan(ctx, sha(4), dead+"/gc-1", e.clock.Now(), time.Hour); !ok || err != nil {
-		t.Fatal(ok, err)
-	}
-	n, err := gc.ReleaseDead(ctx, e.meta, ownerOf("h1", os.Getpid(), "new"))
-	if err != nil || n != 2 {
-		t.Errorf("ReleaseDead = %d, %v; want the 2 holders of the dead instance", n, err)
-	}
-	hs, err := e.meta.Holders(ctx)
-	if err != nil || len(hs) != 2 {
-		t.Errorf("holders left: %v, %v; want the upload session's and the other host's", hs, err)
-	}
-}

@@ -29,10 +29,7 @@ type RegistryReport struct {
 // and the orphan sweep (blobs). Releases that are registry manifests are
 // handled here only: the mark phase skips them (r.ociHandled).
 func (r *run) oci(ctx context.Context) error {
-	og, ok := r.c.cfg.Meta.(meta.OCIGC)
-	if !ok {
-		return nil
-	}
+	og := r.c.cfg.Meta
 	graph, err := og.OCIGraph(ctx)
 	if err != nil || len(graph.Manifests)+len(graph.Blobs) == 0 {
 		return err

@@ -14,6 +14,7 @@ import (
 	"github.com/cairnhq/cairn/internal/blob/fs"
 	"github.com/cairnhq/cairn/internal/blob/replica"
 	"github.com/cairnhq/cairn/internal/gc"
+	"github.com/cairnhq/cairn/internal/lease"
 )
 
 // TestOrphans: blobs without a live release are deleted once seen for the
@@ -32,7 +33,7 @@ func TestOrphans(t *testing.T) {
 		return d.Encoded()
 	}
 	stray, leased := put("stray"), put("in flight")
-	drop, err := gc.Hold(ctx, e.meta, leased)
+	drop, err := lease.Hold(ctx, e.meta, leased)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/cairnhq/cairn/internal/gc"
+	"github.com/cairnhq/cairn/internal/lease"
 	"github.com/cairnhq/cairn/internal/meta"
 )
 
@@ -138,7 +139,7 @@ func TestLeaseHolds(t *testing.T) {
 	d := e.deployment("site", 0, 0)
 	v1 := e.publish(d, "one", true)
 	e.publish(d, "two", true)
-	drop, err := gc.Hold(t.Context(), e.meta, v1.ArtifactSHA256)
+	drop, err := lease.Hold(t.Context(), e.meta, v1.ArtifactSHA256)
 	if err != nil {
 		t.Fatal(err)
 	}

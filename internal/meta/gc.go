@@ -179,8 +179,8 @@ func (s *GCSnapshot) deriveRoots(held map[string]Root, add func(string, Root)) {
 }
 
 // Leases are time-bounded holds kept in the metadata store, so that they
-// work across processes. Times are the store's clock. Optional: callers
-// type-assert.
+// work across processes. Times are the store's clock. Part of meta.Full;
+// its consumers declare it (internal/lease, gc.Store, registry.Store).
 type Leases interface {
 	// HoldRelease takes, or renews, holder's lease on release sha256 until
 	// now+ttl and clears the release's collecting mark, in one transaction.
@@ -211,8 +211,8 @@ type Leases interface {
 	DropHolder(ctx context.Context, holder string) error
 }
 
-// GC is implemented by stores that support garbage collection; callers
-// type-assert. Every method is one transaction, and each decision is made on
+// GC is the garbage collection of the metadata store; part of meta.Full,
+// declared by gc.Store. Every method is one transaction, and each decision is made on
 // roots re-found inside it at now (GCSnapshot.Roots on the rows the
 // transaction reads), serialised with every pointer change and HoldRelease:
 // on SQLite by the single writer; a PostgreSQL backend must lock the release

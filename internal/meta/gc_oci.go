@@ -82,9 +82,8 @@ type OCICollection struct {
 	Collections []Collection // the releases collected
 }
 
-// OCIGC is implemented by stores that collect the OCI registry; callers
-// type-assert (the collector skips the registry without it, and then keeps
-// every digest the registry references).
+// OCIGC is the collection of the OCI registry; part of meta.Full, declared
+// by gc.Store.
 type OCIGC interface {
 	// OCIGraph reads every manifest, blob link and tag in one read transaction.
 	OCIGraph(ctx context.Context) (*OCIGraph, error)

@@ -331,7 +331,7 @@ type OCIManifest struct {
 
 // Registry stores what the OCI registry knows beyond the bytes: repositories,
 // which repository may serve which blob, manifests, tags and the per-deployment
-// anonymous-pull flag. Stores implement it optionally; callers type-assert.
+// anonymous-pull flag. Part of meta.Full, declared by registry.Store.
 //
 // Contract: digests are stored as given (the caller validates them); a
 // repository must exist (PutOCIRepository) before blobs, manifests or tags are

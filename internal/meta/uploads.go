@@ -29,8 +29,8 @@ type UploadPart struct {
 	Size   int64
 }
 
-// Uploads keeps upload sessions. Stores implement it optionally; callers
-// type-assert. Times are the caller's; every method is one transaction.
+// Uploads keeps upload sessions. Part of meta.Full, declared by
+// registry.Store. Times are the caller's; every method is one transaction.
 type Uploads interface {
 	// CreateUpload records u (ID, Repository, Started, Updated; no parts,
 	// size 0). A taken ID: ErrConflict.
@@ -49,8 +49,9 @@ type Uploads interface {
 	ExpiredUploads(ctx context.Context, before time.Time, limit int) ([]Upload, error)
 }
 
-// UploadCounter is implemented by Uploads stores that can count open
-// sessions; the registry caps the sessions of a deployment with it.
+// UploadCounter counts open upload sessions; the registry caps the
+// sessions of a deployment with it. Part of meta.Full, declared by
+// registry.Store.
 type UploadCounter interface {
 	// CountUploads counts the uploads of repository repo and of the
 	// repositories under it ("repo/…") last updated at or after since.

@@ -25,7 +25,7 @@ import (
 	"golang.org/x/sync/semaphore"
 
 	"github.com/cairnhq/cairn/internal/blob"
-	"github.com/cairnhq/cairn/internal/gc"
+	"github.com/cairnhq/cairn/internal/lease"
 	"github.com/cairnhq/cairn/internal/meta"
 	"github.com/cairnhq/cairn/internal/metrics"
 	"github.com/cairnhq/cairn/internal/problem"
@@ -235,7 +235,7 @@ func (p *Publisher) Publish(ctx context.Context, dep *meta.Deployment, body io.R
 // pack writes the canonical artifact to a staging file and stores it in the
 // blob store, which verifies its digest before it becomes visible, in one of
 // MaxPacks turns. Before storing, it takes a GC lease on the digest
-// (gc.Hold: waits out a deletion in progress, so the bytes are stored after
+// (lease.Hold: waits out a deletion in progress, so the bytes are stored after
 // it); the caller drops the lease once the version is committed.
 func (p *Publisher) pack(ctx context.Context, tree, stage string) (*release.Result, func(), error) {
 	packDir := release.PackDir
@@ -276,7 +276,7 @@ func (p *Publisher) packWith(ctx context.Context, stage string, pack func(contex
 	if _, err := f.Seek(0, io.SeekStart); err != nil {
 		return nil, nil, err
 	}
-	drop, err := gc.Hold(ctx, p.Meta, res.SHA256)
+	drop, err := lease.Hold(ctx, p.Meta, res.SHA256)
 	if err != nil {
 		return nil, nil, fmt.Errorf("lease release %s: %w", res.SHA256, err)
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/opencontainers/go-digest"
 
 	"github.com/cairnhq/cairn/internal/gc"
+	"github.com/cairnhq/cairn/internal/lease"
 	"github.com/cairnhq/cairn/internal/meta"
 )
 
@@ -95,7 +96,7 @@ func testGCCollectOCIRechecks(t *testing.T, newGCEnv func(*testing.T) *gcEnv) {
 		Blobs: []meta.OCIRef{layer}, Cutoff: e.clock.Now().Add(-time.Hour), MarkedBefore: e.clock.Now(), Now: e.clock.Now(),
 		Holder: "test", TTL: time.Minute}
 
-	drop, err := gc.Hold(ctx, e.meta, digest.FromBytes([]byte("loose-layer")).Encoded())
+	drop, err := lease.Hold(ctx, e.meta, digest.FromBytes([]byte("loose-layer")).Encoded())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -25,7 +25,7 @@ const testToken = "s3cret-token-of-at-least-32-chars"
 // otherwise) and a filesystem blob store.
 type env struct {
 	reg   *registry.Registry
-	meta  meta.Store
+	meta  meta.Full
 	blobs *fs.Store
 	srv   *httptest.Server
 	dir   string
@@ -48,7 +48,7 @@ func newEnv(t testing.TB, edit func(*registry.Config)) *env {
 }
 
 // newEnvOn starts a registry on m, with its blobs and upload sessions in dir.
-func newEnvOn(t testing.TB, dir string, m meta.Store, edit func(*registry.Config)) *env {
+func newEnvOn(t testing.TB, dir string, m meta.Full, edit func(*registry.Config)) *env {
 	t.Helper()
 	b, err := fs.New(filepath.Join(dir, "blobs"))
 	if err != nil {

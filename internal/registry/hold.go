@@ -5,10 +5,10 @@ import (
 
 	"github.com/opencontainers/go-digest"
 
-	"github.com/cairnhq/cairn/internal/gc"
+	"github.com/cairnhq/cairn/internal/lease"
 )
 
-// hold takes the garbage collector's publish lease (gc.Hold) on each sha256
+// hold takes the garbage collector's publish lease (lease.Hold) on each sha256
 // digest of ds for a push that stores bytes and links them: a leased digest
 // is a root, and Hold waits out a deletion in progress, so the bytes are
 // stored (and linked) after it. Other algorithms are not collected. The
@@ -26,7 +26,7 @@ func (r *Registry) hold(ctx context.Context, ds ...digest.Digest) (drop func(), 
 			continue
 		}
 		seen[d] = true
-		dr, err := gc.Hold(ctx, r.meta, d.Encoded())
+		dr, err := lease.Hold(ctx, r.meta, d.Encoded())
 		if err != nil {
 			drop()
 			return nil, err

@@ -39,12 +39,24 @@ const (
 	DefaultMaxUploads = 100
 )
 
+// Store is what the registry needs of the metadata store: the records,
+// the registry tables, the upload sessions (and their count per
+// deployment), the leases of upload sessions and the stored tokens.
+type Store interface {
+	meta.Store
+	meta.Registry
+	meta.Uploads
+	meta.UploadCounter
+	meta.Leases
+	meta.Tokens
+}
+
 // Config holds what the registry needs.
 type Config struct {
-	Meta  meta.Store // must also implement meta.Registry and meta.Uploads
+	Meta  Store
 	Blobs blob.Store
-	// Token is the bootstrap admin token; the stored tokens (meta.Tokens,
-	// if Meta implements it) are accepted too, each within its scopes (see
+	// Token is the bootstrap admin token; the stored tokens (meta.Tokens)
+	// are accepted too, each within its scopes (see
 	// authorize). A token is sent as "Authorization: Bearer <token>" or as
 	// the Basic password (any user).
 	Token string
@@ -60,8 +72,7 @@ type Config struct {
 	// MaxUploads caps the unexpired sessions of one deployment (its
 	// repository and those under it): one more answers 429
 	// TOOMANYREQUESTS. 0: DefaultMaxUploads. A push token is for one
-	// deployment, so this is also a cap per push token. Needs a metadata
-	// store that implements meta.UploadCounter (both backends do).
+	// deployment, so this is also a cap per push token.
 	MaxUploads int
 	Log        *slog.Logger
 	Now        func() time.Time
@@ -73,7 +84,7 @@ type Config struct {
 // mount it with mux.Handle("/v2/", r), without stripping the prefix.
 type Registry struct {
 	cfg     Config
-	meta    meta.Store
+	meta    Store
 	reg     meta.Registry
 	uploads meta.Uploads
 	blobs   blob.Store
@@ -89,14 +100,6 @@ var _ http.Handler = (*Registry)(nil)
 func New(cfg Config) (*Registry, error) {
 	if cfg.Meta == nil || cfg.Blobs == nil {
 		return nil, errors.New("registry: Meta and Blobs are required")
-	}
-	reg, ok := cfg.Meta.(meta.Registry)
-	if !ok {
-		return nil, fmt.Errorf("registry: the metadata store %T does not implement meta.Registry", cfg.Meta)
-	}
-	uploads, ok := cfg.Meta.(meta.Uploads)
-	if !ok {
-		return nil, fmt.Errorf("registry: the metadata store %T does not implement meta.Uploads", cfg.Meta)
 	}
 	switch {
 	case cfg.StageDir == "":
@@ -135,9 +138,8 @@ func New(cfg Config) (*Registry, error) {
 	if err := os.MkdirAll(cfg.StageDir, 0o700); err != nil {
 		return nil, fmt.Errorf("registry: staging directory: %w", err)
 	}
-	r := &Registry{cfg: cfg, meta: cfg.Meta, reg: reg, uploads: uploads, blobs: cfg.Blobs, log: cfg.Log, now: cfg.Now}
-	tokens, _ := cfg.Meta.(meta.Tokens)
-	r.auth = token.NewAuthenticator(cfg.Token, tokens, cfg.Now, cfg.Log)
+	r := &Registry{cfg: cfg, meta: cfg.Meta, reg: cfg.Meta, uploads: cfg.Meta, blobs: cfg.Blobs, log: cfg.Log, now: cfg.Now}
+	r.auth = token.NewAuthenticator(cfg.Token, cfg.Meta, cfg.Now, cfg.Log)
 	if _, err := r.SweepUploads(context.Background()); err != nil {
 		return nil, fmt.Errorf("registry: %w", err)
 	}

@@ -15,7 +15,7 @@ import (
 	"github.com/opencontainers/go-digest"
 
 	"github.com/cairnhq/cairn/internal/blob"
-	"github.com/cairnhq/cairn/internal/gc"
+	"github.com/cairnhq/cairn/internal/lease"
 	"github.com/cairnhq/cairn/internal/meta"
 )
 
@@ -26,7 +26,7 @@ import (
 //
 //   - A chunk (a PATCH body, a PUT's last one) is spooled to an unlinked
 //     file in StageDir while it is hashed and limited. Its digest is leased
-//     for the session (holder "upload-<id>"; gc.Lease waits out a deletion
+//     for the session (holder "upload-<id>"; lease.Take waits out a deletion
 //     of the same bytes in progress), then stored with blobs.Put, and only
 //     then appended to the session, guarded by the size read: a lost race
 //     answers 416 with the current Range.
@@ -67,12 +67,8 @@ func (r *Registry) createSession(ctx context.Context, repo string) (*meta.Upload
 // cfg.MaxUploads unexpired ones (TOOMANYREQUESTS). Sessions created at
 // once may pass it together: the cap can be exceeded by their number.
 func (r *Registry) checkUploadCap(ctx context.Context, repo string) error {
-	c, ok := r.uploads.(meta.UploadCounter)
-	if !ok {
-		return nil
-	}
 	dep := deploymentName(repo)
-	n, err := c.CountUploads(ctx, dep, r.now().Add(-r.cfg.UploadTTL))
+	n, err := r.meta.CountUploads(ctx, dep, r.now().Add(-r.cfg.UploadTTL))
 	if err != nil {
 		return err
 	}
@@ -128,7 +124,7 @@ func (r *Registry) addPart(ctx context.Context, ss *meta.Upload, body io.Reader,
 	p := meta.UploadPart{Size: n}
 	if n > 0 {
 		p.Digest = "sha256:" + hex.EncodeToString(h.Sum(nil))
-		err := gc.Lease(ctx, r.meta, digest.Digest(p.Digest).Encoded(), holder(ss.ID), r.leaseTTL())
+		err := lease.Take(ctx, r.meta, digest.Digest(p.Digest).Encoded(), holder(ss.ID), r.leaseTTL())
 		if err != nil {
 			return err
 		}
@@ -214,13 +210,9 @@ func (r *Registry) leaseTTL() time.Duration { return r.cfg.UploadTTL + leaseMarg
 // ("" is skipped) to leaseTTL from now, all in one statement. If fewer
 // leases were held than there are digests (a lease lapsed, or was dropped
 // by lostPart for a request that won after all), each digest is leased
-// again with gc.Lease, which waits out a deletion of its bytes in progress.
+// again with lease.Take, which waits out a deletion of its bytes in progress.
 func (r *Registry) renew(ctx context.Context, ss *meta.Upload, more ...string) error {
-	l, ok := r.meta.(meta.Leases)
-	if !ok {
-		return nil
-	}
-	n, err := l.RenewLeases(ctx, holder(ss.ID), r.leaseTTL())
+	n, err := r.meta.RenewLeases(ctx, holder(ss.ID), r.leaseTTL())
 	if err != nil {
 		return err
 	}
@@ -229,7 +221,7 @@ func (r *Registry) renew(ctx context.Context, ss *meta.Upload, more ...string) e
 		return nil
 	}
 	for _, d := range ds {
-		if err := gc.Lease(ctx, r.meta, digest.Digest(d).Encoded(), holder(ss.ID), r.leaseTTL()); err != nil {
+		if err := lease.Take(ctx, r.meta, digest.Digest(d).Encoded(), holder(ss.ID), r.leaseTTL()); err != nil {
 			return err
 		}
 	}
@@ -239,13 +231,9 @@ func (r *Registry) renew(ctx context.Context, ss *meta.Upload, more ...string) e
 // dropLeases ends the leases of session id on the digests ds; failures are
 // logged (the leases expire by themselves).
 func (r *Registry) dropLeases(ctx context.Context, id string, ds ...string) {
-	l, ok := r.meta.(meta.Leases)
-	if !ok {
-		return
-	}
 	ctx = context.WithoutCancel(ctx)
 	for _, d := range ds {
-		if err := l.DropRelease(ctx, digest.Digest(d).Encoded(), holder(id)); err != nil {
+		if err := r.meta.DropRelease(ctx, digest.Digest(d).Encoded(), holder(id)); err != nil {
 			r.log.Warn("registry: dropping an upload's lease", "upload", id, "digest", d, "err", err)
 		}
 	}

@@ -22,11 +22,11 @@ import (
 
 // openStoreFunc opens one more handle on a shared metadata database, on
 // the clock now.
-type openStoreFunc func(t *testing.T, now func() time.Time) meta.Store
+type openStoreFunc func(t *testing.T, now func() time.Time) meta.Full
 
 func TestSharedUploads(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "meta.db")
-	testSharedUploads(t, func(t *testing.T, now func() time.Time) meta.Store {
+	testSharedUploads(t, func(t *testing.T, now func() time.Time) meta.Full {
 		m, err := sqlite.Open(path, sqlite.WithClock(now))
 		if err != nil {
 			t.Fatal(err)
@@ -39,7 +39,7 @@ func TestSharedUploads(t *testing.T) {
 func TestPostgresSharedUploads(t *testing.T) {
 	postgresAdmin(t)
 	u := freshSchema(t)
-	testSharedUploads(t, func(t *testing.T, now func() time.Time) meta.Store {
+	testSharedUploads(t, func(t *testing.T, now func() time.Time) meta.Full {
 		m, err := postgres.Open(t.Context(), u, postgres.WithClock(now))
 		if err != nil {
 			t.Fatal(err)

@@ -58,7 +58,7 @@ type Config struct {
 
 	RetentionDays int           // --retention-days: retention of deployments created without one
 	GCInterval    time.Duration // --gc-interval: between periodic collections (role gc); 0 disables
-	GCGrace       time.Duration // --gc-grace: marked → collectable; orphan age; keep > gc.LeaseTTL
+	GCGrace       time.Duration // --gc-grace: marked → collectable; orphan age; keep > lease.TTL
 	GCDrain       time.Duration // --gc-drain: collection committed → bytes deleted
 
 	ReplicaRetry time.Duration // --replica-retry: longest wait between tries of a failed copy; 0: 5m

@@ -23,12 +23,8 @@ func rootfsPacker(ctx context.Context, r io.Reader, w io.Writer, dir string) (*r
 }
 
 // newDeriver builds the maker of derived artifacts, with its scratch space
-// under the data dir (emptied at start), or returns nil (not a typed nil)
-// when the metadata store does not record them.
-func newDeriver(cfg Config, store meta.Store, blobs blob.Store, reg *registry.Registry, log *slog.Logger) (api.Derivations, error) {
-	if _, ok := store.(meta.Derivations); !ok {
-		return nil, nil
-	}
+// under the data dir (emptied at start).
+func newDeriver(cfg Config, store meta.Full, blobs blob.Store, reg *registry.Registry, log *slog.Logger) (api.Derivations, error) {
 	tmp := filepath.Join(cfg.DataDir, "derive")
 	os.RemoveAll(tmp)
 	if err := os.MkdirAll(tmp, 0o700); err != nil {

@@ -13,12 +13,11 @@ import (
 // metricsAuth returns h as is, or with --metrics-token-required, h behind
 // a check for a bearer token with the read or admin scope: 401 without a
 // valid token, 403 with another scope. The probes stay open either way.
-func metricsAuth(cfg Config, h http.Handler, bootstrap string, store meta.Store, log *slog.Logger) http.Handler {
+func metricsAuth(cfg Config, h http.Handler, bootstrap string, store meta.Tokens, log *slog.Logger) http.Handler {
 	if !cfg.MetricsToken {
 		return h
 	}
-	tokens, _ := store.(meta.Tokens)
-	auth := token.NewAuthenticator(bootstrap, tokens, nil, log)
+	auth := token.NewAuthenticator(bootstrap, store, nil, log)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		secret, ok := token.FromHeader(r.Header.Get("Authorization"), false)
 		if !ok {

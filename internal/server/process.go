@@ -118,12 +118,15 @@ func build(ctx context.Context, cfg Config) (p *process, err error) {
 			ed.Invalidate()
 		}
 	}
-	col := newGC(ctx, cfg, store, blobs, changed, m, log)
-	if col != nil && cfg.HasRole(RoleGC) && cfg.GCInterval > 0 {
+	col, err := newGC(ctx, cfg, store, blobs, changed, m, log)
+	if err != nil {
+		return p, err
+	}
+	if cfg.HasRole(RoleGC) && cfg.GCInterval > 0 {
 		p.add(loopRole("gc", func(ctx context.Context) { col.Loop(ctx, cfg.GCInterval) }))
 	}
 	if cfg.HasRole(RoleAPI) {
-		srv, ln, err := p.apiServer(cfg, store, blobs, gcRunner(col), bootstrap, metricsHandler, m, ops, limits, changed)
+		srv, ln, err := p.apiServer(cfg, store, blobs, col, bootstrap, metricsHandler, m, ops, limits, changed)
 		if err != nil {
 			return p, err
 		}
@@ -154,7 +157,7 @@ func (p *process) listen(addr, flag string) (net.Listener, error) {
 
 // apiServer builds the API listener's server (v1 API, registry, metrics,
 // probes) and adds the registry's upload sweeper.
-func (p *process) apiServer(cfg Config, store meta.Store, blobs blob.Store, col api.GCRunner, bootstrap string,
+func (p *process) apiServer(cfg Config, store meta.Full, blobs blob.Store, col api.GCRunner, bootstrap string,
 	metricsHandler http.Handler, m *metrics.Metrics, ops func(*http.ServeMux), limits httplimit.Limits,
 	changed func()) (*http.Server, net.Listener, error) {
 	log := cfg.Logger
@@ -175,15 +178,13 @@ func (p *process) apiServer(cfg Config, store meta.Store, blobs blob.Store, col 
 	if err != nil {
 		return nil, nil, err
 	}
-	if reg != nil {
-		p.add(loopRole("upload-sweeper", func(ctx context.Context) { sweepUploads(ctx, reg, uploadSweepInterval, log) }))
-	}
+	p.add(loopRole("upload-sweeper", func(ctx context.Context) { sweepUploads(ctx, reg, uploadSweepInterval, log) }))
 	der, err := newDeriver(cfg, store, blobs, reg, log)
 	if err != nil {
 		return nil, nil, err
 	}
 	a := api.New(api.Config{Meta: store, Blobs: blobs, Publisher: pub, Token: bootstrap,
 		GC: col, DefaultRetentionDays: &cfg.RetentionDays, Sites: cfg.sites(p.edgeAddr),
-		Images: images(reg), Derive: der, Log: log.With("role", "api"), Changed: changed})
+		Images: reg, Derive: der, Log: log.With("role", "api"), Changed: changed})
 	return httplimit.Server(cfg.access("api", log, apiHandler(reg, a, metricsHandler, m, ops)), limits, log), ln, nil
 }

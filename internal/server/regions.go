@@ -87,7 +87,7 @@ func (c *Config) validateRegions() error {
 // (an unreachable region does not stop the start), and the Replicator is
 // returned for the api role to run; with one it is that store, as before.
 // Stores with temporary files are added to temps as they open.
-func openRegions(ctx context.Context, cfg Config, store meta.Store, temps *tempStores) (blob.Store, *replica.Replicator, error) {
+func openRegions(ctx context.Context, cfg Config, store meta.Replicas, temps *tempStores) (blob.Store, *replica.Replicator, error) {
 	regions, err := parseBlobs(cfg.Blobs)
 	if err != nil {
 		return nil, nil, err
@@ -108,10 +108,6 @@ func openRegions(ctx context.Context, cfg Config, store meta.Store, temps *tempS
 	if err != nil || len(regions) == 1 {
 		return primary, nil, err
 	}
-	state, ok := store.(meta.Replicas)
-	if !ok {
-		return nil, nil, fmt.Errorf("--blobs: several regions need a metadata store that tracks replicas")
-	}
 	reopen := replica.DefaultReopen
 	if cfg.ReplicaRetry > 0 {
 		reopen = min(reopen, cfg.ReplicaRetry)
@@ -123,7 +119,7 @@ func openRegions(ctx context.Context, cfg Config, store meta.Store, temps *tempS
 		}, reopen)})
 	}
 	log := cfg.Logger.With("role", "replica")
-	s, err := replica.New(replica.Region{Name: regions[0].Name, Store: primary}, others, state,
+	s, err := replica.New(replica.Region{Name: regions[0].Name, Store: primary}, others, store,
 		replica.Options{Local: cfg.Region, Log: log})
 	if err != nil {
 		return nil, nil, fmt.Errorf("--blobs: %w", err)

@@ -7,58 +7,36 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/cairnhq/cairn/internal/api"
 	"github.com/cairnhq/cairn/internal/blob"
-	"github.com/cairnhq/cairn/internal/meta"
 	"github.com/cairnhq/cairn/internal/metrics"
 	"github.com/cairnhq/cairn/internal/registry"
 )
 
-// newRegistry builds the OCI registry served at /v2/ on the API listener,
-// or returns nil when the metadata store has no registry tables.
-func newRegistry(cfg Config, store meta.Store, blobs blob.Store, token, host string, log *slog.Logger, changed func()) (*registry.Registry, error) {
-	_, reg := store.(meta.Registry)
-	_, uploads := store.(meta.Uploads)
-	if !reg || !uploads {
-		log.Warn("this metadata store does not support the OCI registry yet; /v2/ is off")
-		return nil, nil
-	}
+// newRegistry builds the OCI registry served at /v2/ on the API listener.
+func newRegistry(cfg Config, store registry.Store, blobs blob.Store, token, host string, log *slog.Logger, changed func()) (*registry.Registry, error) {
 	return registry.New(registry.Config{Meta: store, Blobs: blobs, Token: token, Host: host,
 		StageDir: filepath.Join(cfg.DataDir, "registry-uploads"), MaxUploads: cfg.MaxUploads,
 		Log: log.With("role", "registry"), Changed: changed})
 }
 
-// apiHandler serves reg (if any) at /v2/, the metrics at /metrics (with
+// apiHandler serves reg at /v2/, the metrics at /metrics (with
 // metricsHandler), the probes at /healthz and /readyz (ops) and everything
 // else with api, counting every request in m.
 func apiHandler(reg *registry.Registry, api, metricsHandler http.Handler, m *metrics.Metrics, ops func(*http.ServeMux)) http.Handler {
 	mux := http.NewServeMux()
-	if reg != nil {
-		mux.Handle("/v2/", reg)
-	}
+	mux.Handle("/v2/", reg)
 	mux.Handle("/metrics", metricsHandler)
 	ops(mux)
 	mux.Handle("/", api)
 	return m.HTTP("api", mux)
 }
 
-// images returns reg as the API's Images, or nil (not a typed nil).
-func images(reg *registry.Registry) api.Images {
-	if reg == nil {
-		return nil
-	}
-	return reg
-}
-
 // uploadSweepInterval is how often expired upload sessions are removed.
 const uploadSweepInterval = 10 * time.Minute
 
 // sweepUploads removes expired upload sessions of reg now and every
-// interval until ctx ends (reg nil: nothing to do).
+// interval until ctx ends.
 func sweepUploads(ctx context.Context, reg *registry.Registry, interval time.Duration, log *slog.Logger) {
-	if reg == nil {
-		return
-	}
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {

@@ -45,7 +45,9 @@ func Run(ctx context.Context, cfg Config) error {
 	})
 }
 
-func openMeta(ctx context.Context, cfg Config) (meta.Store, error) {
+// openMeta opens the metadata store of cfg.Database. It is a meta.Full:
+// each consumer takes the narrow interface it declares from it.
+func openMeta(ctx context.Context, cfg Config) (meta.Full, error) {
 	switch {
 	case strings.HasPrefix(cfg.Database, "postgres://") || strings.HasPrefix(cfg.Database, "postgresql://"):
 		s, err := postgres.Open(ctx, cfg.Database, postgres.WithLogger(cfg.Logger))

@@ -49,6 +49,7 @@ import (
 var (
 	_ meta.Store   = (*Store)(nil)
 	_ meta.Watcher = (*Store)(nil)
+	_ meta.Full    = (*Store)(nil)
 )
 
 // Store is a meta.Store and meta.Watcher on PostgreSQL. It is safe for
