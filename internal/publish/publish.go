@@ -2,8 +2,10 @@
 // verified release and a new version: extract safely to a staging
 // directory, pack the canonical artifact, store it create-only under its
 // digest, then commit the version. A version becomes visible only after its
-// bytes are stored and verified; a failure at any step leaves no version,
-// no release row and no blob behind.
+// bytes are stored and verified; a failure at any step leaves no version
+// and no release row. A blob already stored when a later step fails stays
+// behind, unreferenced: the publish's GC lease keeps it until the publish
+// returns, then GC collects it as an orphan blob.
 package publish
 
 import (

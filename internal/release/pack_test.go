@@ -355,3 +355,33 @@ func TestPackStopsCleanly(t *testing.T) {
 		t.Fatalf("%d goroutines left behind", n-before)
 	}
 }
+
+// TestWalkErrorEndsGoroutines checks that when fn fails, walkTree has ended
+// its lister and readers by the time it returns, even while the lister is
+// still reading a large directory. It allows a goroutine a few milliseconds
+// to exit after it has signalled that it is done, far less than the listing.
+func TestWalkErrorEndsGoroutines(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "a"), []byte("a"), 0o644)
+	os.Mkdir(filepath.Join(dir, "b"), 0o755)
+	for i := range 20000 {
+		if err := os.WriteFile(filepath.Join(dir, "b", fmt.Sprintf("f%05d", i)), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stop := errors.New("stop")
+	before := runtime.NumGoroutine()
+	for round := range 5 {
+		err := walkTree(context.Background(), dir, nil, Limits{}, 4, func(*srcEntry) error { return stop })
+		if !errors.Is(err, stop) {
+			t.Fatalf("walk: %v", err)
+		}
+		deadline := time.Now().Add(5 * time.Millisecond)
+		for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
+			time.Sleep(time.Millisecond)
+		}
+		if n := runtime.NumGoroutine(); n != before {
+			t.Fatalf("round %d: %d goroutines before, %d after", round, before, n)
+		}
+	}
+}

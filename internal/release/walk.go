@@ -27,10 +27,17 @@ var smallBufs sync.Pool // of *[]byte, cap SmallFile
 // first error, in the order a serial walk would.
 func walkTree(ctx context.Context, dir string, filter Filter, lim Limits, readers int, fn func(*srcEntry) error) error {
 	ctx, cancel := context.WithCancel(ctx)
+	// The lister and the readers end before walkTree returns, on an error
+	// too: cancel stops the lister, which closes work, which ends the
+	// readers.
+	var wg sync.WaitGroup
+	defer wg.Wait()
 	defer cancel()
 	ahead := make(chan *walked, aheadEntries) // in path order, to fn
 	work := make(chan *walked, aheadEntries)  // to the readers
+	wg.Add(1 + max(1, readers))
 	go func() {
+		defer wg.Done()
 		defer close(work)
 		defer close(ahead)
 		l := lister{ctx: ctx, ahead: ahead, work: work, filter: filter}
@@ -42,6 +49,7 @@ func walkTree(ctx context.Context, dir string, filter Filter, lim Limits, reader
 	}()
 	for range max(1, readers) {
 		go func() {
+			defer wg.Done()
 			for w := range work {
 				w.load()
 				close(w.done)
