@@ -90,19 +90,9 @@ func (a *app) publish(ctx context.Context, dir string, o publishOptions) error {
 		return err
 	}
 	c := a.client()
-	dep, err := c.GetDeployment(ctx, o.deployment)
-	switch {
-	case client.IsNotFound(err):
-		dep = nil // created with its first version
-	case err != nil:
-		return fmt.Errorf("publishing %s: %w", o.deployment, err)
-	case dep.Kind != meta.KindStatic:
-		return fmt.Errorf("deployment %s is of kind %s; a directory publishes a static release", o.deployment, dep.Kind)
-	}
-	if o.domain != "" {
-		if err := checkDomainFree(ctx, c, strings.ToLower(o.domain), dep); err != nil {
-			return err
-		}
+	dep, err := a.publishTarget(ctx, c, o, meta.KindStatic, "deployment %s is of kind %s; a directory publishes a static release")
+	if err != nil {
+		return err
 	}
 	v, err := a.upload(ctx, c, tree, o, dep == nil)
 	if err != nil {
@@ -230,4 +220,26 @@ func (a *app) printPublished(v *meta.Version, created bool, o publishOptions, su
 		fmt.Fprintf(a.stderr, "cairn: warning: %s\n", w)
 	}
 	return nil
+}
+
+// publishTarget checks, before anything is sent, that o.deployment is of
+// kind (or missing: nil, created with its first version; wrongKind formats
+// the error from its name and kind) and that o.domain serves no other
+// deployment.
+func (a *app) publishTarget(ctx context.Context, c *client.Client, o publishOptions, kind, wrongKind string) (*meta.Deployment, error) {
+	dep, err := c.GetDeployment(ctx, o.deployment)
+	switch {
+	case client.IsNotFound(err):
+		dep = nil
+	case err != nil:
+		return nil, fmt.Errorf("publishing %s: %w", o.deployment, err)
+	case dep.Kind != kind:
+		return nil, fmt.Errorf(wrongKind, o.deployment, dep.Kind)
+	}
+	if o.domain != "" {
+		if err := checkDomainFree(ctx, c, strings.ToLower(o.domain), dep); err != nil {
+			return nil, err
+		}
+	}
+	return dep, nil
 }

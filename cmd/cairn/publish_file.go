@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"strings"
 
 	"github.com/cairnhq/cairn/internal/client"
 	"github.com/cairnhq/cairn/internal/ignore"
@@ -45,19 +44,9 @@ func (a *app) publishFile(ctx context.Context, path string, o publishOptions) er
 	}
 	sum := hex.EncodeToString(h.Sum(nil))
 	c := a.client()
-	dep, err := c.GetDeployment(ctx, o.deployment)
-	switch {
-	case client.IsNotFound(err):
-		dep = nil // created with its first version
-	case err != nil:
-		return fmt.Errorf("publishing %s: %w", o.deployment, err)
-	case dep.Kind != meta.KindStatic:
-		return fmt.Errorf("deployment %s is of kind %s; a cairn pack artifact is a static release", o.deployment, dep.Kind)
-	}
-	if o.domain != "" {
-		if err := checkDomainFree(ctx, c, strings.ToLower(o.domain), dep); err != nil {
-			return err
-		}
+	dep, err := a.publishTarget(ctx, c, o, meta.KindStatic, "deployment %s is of kind %s; a cairn pack artifact is a static release")
+	if err != nil {
+		return err
 	}
 	bar := a.progressBar(fi.Size(), "uploading")
 	body := io.Reader(io.NewSectionReader(f, 0, fi.Size()))

@@ -133,19 +133,9 @@ func (a *app) publishRootfs(ctx context.Context, src string, o publishOptions) e
 		return err
 	}
 	c := a.client()
-	dep, err := c.GetDeployment(ctx, o.deployment)
-	switch {
-	case client.IsNotFound(err):
-		dep = nil // created with its first version
-	case err != nil:
-		return fmt.Errorf("publishing %s: %w", o.deployment, err)
-	case dep.Kind != meta.KindRootfs:
-		return fmt.Errorf("deployment %s has kind %s, not rootfs", o.deployment, dep.Kind)
-	}
-	if o.domain != "" {
-		if err := checkDomainFree(ctx, c, strings.ToLower(o.domain), dep); err != nil {
-			return err
-		}
+	dep, err := a.publishTarget(ctx, c, o, meta.KindRootfs, "deployment %s has kind %s, not rootfs")
+	if err != nil {
+		return err
 	}
 	v, err := a.uploadRootfs(ctx, c, src, fi.IsDir(), rt, o, dep == nil)
 	if err != nil {

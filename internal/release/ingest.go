@@ -191,17 +191,7 @@ func (x *extractor) file(name, dst string, h *tar.Header, r io.Reader) error {
 	if err != nil {
 		return err
 	}
-	n, err := io.Copy(f, r)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return tarErr(err)
-	}
-	if n != h.Size {
-		return invalidf("the archive is truncated")
-	}
-	return nil
+	return copyEntry(f, r, h.Size)
 }
 
 // tailReader remembers the last 1024 bytes read, to check that a tar stream
@@ -234,4 +224,20 @@ func (t *tailReader) trailer() bool {
 		}
 	}
 	return true
+}
+
+// copyEntry copies a tar entry's content r (size bytes) into f and closes
+// f; a short entry is a truncated archive.
+func copyEntry(f *os.File, r io.Reader, size int64) error {
+	n, err := io.Copy(f, r)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return tarErr(err)
+	}
+	if n != size {
+		return invalidf("the archive is truncated")
+	}
+	return nil
 }

@@ -278,17 +278,7 @@ func (in *rootfsIngest) content(src *srcEntry, h *tar.Header, r io.Reader) error
 	if err != nil {
 		return err
 	}
-	n, err := io.Copy(f, r)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return tarErr(err)
-	}
-	if n != h.Size {
-		return invalidf("the archive is truncated")
-	}
-	return nil
+	return copyEntry(f, r, h.Size)
 }
 
 // canonical returns the entries in path order, each group of hard links
