@@ -30,8 +30,10 @@ type Span struct{ Start, Length int64 }
 // bytes, allowing at most max ranges. It returns:
 //   - nil, nil: serve the whole representation. The header is absent, has
 //     another unit, is malformed, or asks for more than max ranges; or the
-//     representation is empty and a suffix range asks for its end (RFC
-//     9110 §14.1.1: satisfiable, but there are no bytes to range over).
+//     representation is empty: there are no bytes to range over, and like
+//     http.ServeContent (which ignores Range for an empty file, since
+//     clients that always send one mean "at most this much") an empty
+//     representation is served whole, as an empty 200.
 //   - the satisfiable ranges in the order asked, clipped to size; ranges
 //     that start at or after the end are left out.
 //   - ErrUnsatisfiable: no range is satisfiable: every range starts at or
@@ -43,7 +45,7 @@ func Parse(h string, size int64, max int) ([]Span, error) {
 		return nil, nil
 	}
 	var spans []Span
-	n, suffixOfEmpty := 0, false
+	n := 0
 	for part := range strings.SplitSeq(spec, ",") {
 		part = strings.Trim(part, " \t")
 		if part == "" { // empty list elements are allowed (RFC 9110 §5.6.1)
@@ -60,9 +62,6 @@ func Parse(h string, size int64, max int) ([]Span, error) {
 			k, ok := parseUint(last)
 			if !ok {
 				return nil, nil
-			}
-			if k > 0 && size == 0 {
-				suffixOfEmpty = true
 			}
 			if k > 0 && size > 0 {
 				k = min(k, size)
@@ -96,7 +95,7 @@ func Parse(h string, size int64, max int) ([]Span, error) {
 		return nil, nil // "bytes=" or "bytes=,": malformed
 	case len(spans) > 0:
 		return spans, nil
-	case suffixOfEmpty:
+	case size == 0:
 		return nil, nil
 	}
 	return nil, ErrUnsatisfiable
