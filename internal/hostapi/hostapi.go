@@ -1,0 +1,127 @@
+// Package hostapi is the contract of the runtime half of cairn, in two
+// parts:
+//   - the records an agent and the API exchange over HTTP (Host,
+//     Desired, Observed), with their JSON field names;
+//   - Runtime, what the agent drives on its own host: the release cache,
+//     per-instance roots, networking and a Driver (runc, microVMs).
+//
+// The agent loop (internal/agent) speaks to the API and to a Runtime; the
+// host side (internal/host) implements Runtime. Neither reaches the
+// metadata store: an agent knows the API's URL and an agent-scoped token.
+// See docs/design.md, "Hosts and instances".
+package hostapi
+
+import (
+	"context"
+	"io"
+	"time"
+)
+
+// Isolation levels, weakest first. A deployment that asks for a level is
+// never placed on a host whose driver gives a weaker one.
+const (
+	IsolationContainer = "container" // namespaces, cgroups, seccomp (runc)
+	IsolationMicroVM   = "microvm"   // a guest kernel (qemu microvm, Firecracker)
+)
+
+// Host states.
+const (
+	HostReady    = "ready"
+	HostDraining = "draining" // takes no new instances; its instances move away
+	HostLost     = "lost"     // missed heartbeats; its instances are replaced
+)
+
+// Instance states (DESIGN: pending|starting|healthy|unhealthy|stopping|
+// stopped|failed).
+const (
+	StatePending   = "pending"   // desired, not yet started by its host
+	StateStarting  = "starting"  // process started, health not yet seen
+	StateHealthy   = "healthy"   // answers its health check
+	StateUnhealthy = "unhealthy" // running, failing its health check
+	StateStopping  = "stopping"
+	StateStopped   = "stopped"
+	StateFailed    = "failed" // crashed too often; its last log lines are kept
+)
+
+// Capacity is what a host offers, or what its instances use.
+type Capacity struct {
+	CPU         float64 `json:"cpu"`          // cores
+	MemoryBytes int64   `json:"memory_bytes"` // bytes
+	Instances   int     `json:"instances"`    // instance slots
+}
+
+// Host is the record of one compute host, as the API keeps it.
+type Host struct {
+	ID        string    `json:"id"`
+	Hostname  string    `json:"hostname"`
+	Region    string    `json:"region"`
+	Driver    string    `json:"driver"`    // "runc", "qemu", "firecracker"
+	Isolation string    `json:"isolation"` // IsolationContainer or IsolationMicroVM
+	Capacity  Capacity  `json:"capacity"`
+	Used      Capacity  `json:"used"`
+	LastSeen  time.Time `json:"last_seen"`
+	State     string    `json:"state"`
+}
+
+// Limits bound one instance; the driver enforces them (cgroups for runc).
+type Limits struct {
+	CPU         float64 `json:"cpu"`          // cores, e.g. 0.5
+	MemoryBytes int64   `json:"memory_bytes"` // hard limit: past it the instance is OOM-killed
+	Pids        int64   `json:"pids"`         // most processes and threads
+}
+
+// Desired is one instance the API wants running on a host.
+type Desired struct {
+	ID         string            `json:"id"` // instance id: [a-z0-9-], unique over all hosts
+	Deployment string            `json:"deployment"`
+	Version    int64             `json:"version"`     // the version's number
+	Release    string            `json:"release"`     // sha256 (hex) of the rootfs release
+	TreeDigest string            `json:"tree_digest"` // the release TOC's tree digest, verified on the host
+	Cmd        []string          `json:"cmd"`         // meta.Runtime.Cmd
+	Env        map[string]string `json:"env,omitempty"`
+	Workdir    string            `json:"workdir,omitempty"`
+	User       string            `json:"user,omitempty"`
+	Port       int               `json:"port"` // the app listens on it; passed as $PORT
+	HealthPath string            `json:"health_path,omitempty"`
+	Limits     Limits            `json:"limits"`
+	Egress     bool              `json:"egress"` // may the instance open connections beyond its host bridge
+}
+
+// Observed is what a host reports of one instance.
+type Observed struct {
+	ID         string    `json:"id"`
+	State      string    `json:"state"`
+	Addr       string    `json:"addr,omitempty"`        // ip:port on the host bridge, reachable by the host and the router
+	TreeDigest string    `json:"tree_digest,omitempty"` // of the root the host verified before starting
+	StartedAt  time.Time `json:"started_at,omitzero"`
+	ExitCode   *int      `json:"exit_code,omitempty"`
+	Restarts   int       `json:"restarts"`
+	LastLog    []string  `json:"last_log,omitempty"` // kept when the instance failed
+}
+
+// Runtime is the host side of an agent: it fetches and verifies releases
+// into its cache, makes each instance a root of its own, gives it a
+// network namespace and runs it with its driver.
+type Runtime interface {
+	// Driver and Isolation name what this host runs instances with.
+	Driver() string
+	Isolation() string
+	// Start makes d run: fetch and verify the release (once per host),
+	// make its root, its network and start it. It returns once the
+	// instance's process runs (StateStarting); health is the agent's.
+	// Start of an id whose process has exited runs it again in the same
+	// root and network: that is how the agent restarts a crash (with
+	// backoff, counting Restarts).
+	Start(ctx context.Context, d Desired) (Observed, error)
+	// Stop stops an instance (SIGTERM, then SIGKILL after grace) and
+	// releases what it held; teardown may finish after Stop returns.
+	Stop(ctx context.Context, id string, grace time.Duration) error
+	// List returns every instance on this host, including those an
+	// earlier agent process started: an agent that restarts adopts them.
+	// An instance whose process exited by itself is StateStopped with its
+	// ExitCode set.
+	List(ctx context.Context) ([]Observed, error)
+	// Logs copies an instance's stdout and stderr to w: what is kept, and
+	// with follow, what comes after until ctx ends or the instance stops.
+	Logs(ctx context.Context, id string, follow bool, w io.Writer) error
+}
