@@ -6,7 +6,7 @@
 //     per-instance roots, networking and a Driver (runc, microVMs).
 //
 // The agent loop (internal/agent) speaks to the API and to a Runtime; the
-// host side (internal/host) implements Runtime. Neither reaches the
+// host side (internal/runtime) implements Runtime. Neither reaches the
 // metadata store: an agent knows the API's URL and an agent-scoped token.
 // See docs/design.md, "Hosts and instances".
 package hostapi
