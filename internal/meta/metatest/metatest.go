@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cairnhq/cairn/internal/fakeclock"
 	"github.com/cairnhq/cairn/internal/meta"
 )
 
@@ -40,11 +41,54 @@ func Run(t *testing.T, newStore func(t *testing.T) meta.Store) {
 	runTests(t, newStore, all)
 }
 
+// suites are every suite RunAll runs. Adding a suite is one entry here.
+var suites = []struct {
+	name string
+	run  func(t *testing.T, newStore func(t *testing.T) meta.Store)
+}{
+	{"Store", Run},
+	{"Registry", RunRegistry},
+	{"Replicas", RunReplicas},
+	{"Tokens", RunTokens},
+	{"Uploads", RunUploads},
+}
+
+// Clocks are the clocks RunAll runs every suite under, by name: one that
+// moves a microsecond a call and one that never moves, both in a zone
+// that is not UTC, so that nothing may depend on time passing between
+// calls or on the process's zone.
+func Clocks() map[string]func() func() time.Time {
+	start := time.Date(2030, 1, 2, 3, 4, 5, 6, time.FixedZone("UTC+2", 2*60*60))
+	return map[string]func() func() time.Time{
+		"ticking": func() func() time.Time { return fakeclock.Ticking(start, time.Microsecond).Now },
+		"frozen":  func() func() time.Time { return fakeclock.Ticking(start, 0).Now },
+	}
+}
+
+// RunAll runs every suite (Run, RunRegistry, RunReplicas, RunTokens,
+// RunUploads, …) under each of Clocks. newStore must return a fresh, empty
+// store that stamps with now; RunAll closes it when the subtest ends. The
+// subtests run in parallel: each has a store of its own.
+func RunAll(t *testing.T, newStore func(t *testing.T, now func() time.Time) meta.Store) {
+	for clock, newClock := range Clocks() {
+		t.Run(clock, func(t *testing.T) {
+			t.Parallel()
+			for _, suite := range suites {
+				t.Run(suite.name, func(t *testing.T) {
+					t.Parallel()
+					suite.run(t, func(t *testing.T) meta.Store { return newStore(t, newClock()) })
+				})
+			}
+		})
+	}
+}
+
 // runTests runs each test on a fresh store from newStore, closed when the
-// subtest ends.
+// subtest ends. Under RunAll the tests run in parallel.
 func runTests(t *testing.T, newStore func(t *testing.T) meta.Store, tests []test) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			s := newStore(t)
 			t.Cleanup(func() {
 				if err := s.Close(); err != nil {

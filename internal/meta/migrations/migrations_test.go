@@ -48,8 +48,13 @@ func TestApplyOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
+	c, err := db.Conn(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
 	now := func() int64 { return 42 }
-	first, err := Apply(t.Context(), db, SQLite, now)
+	first, err := Apply(t.Context(), c, SQLite, now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -57,7 +62,7 @@ func TestApplyOnce(t *testing.T) {
 	if len(first) != len(ms) || !slices.IsSorted(first) {
 		t.Errorf("first Apply applied %v, want all %d in order", first, len(ms))
 	}
-	again, err := Apply(t.Context(), db, SQLite, now)
+	again, err := Apply(t.Context(), c, SQLite, now)
 	if err != nil || len(again) != 0 {
 		t.Errorf("second Apply applied %v (%v), want none", again, err)
 	}

@@ -70,17 +70,7 @@ func (s *Store) retry(ctx context.Context, fn func() error) error {
 // and commits it if fn succeeds; retryable failures run the whole
 // transaction again.
 func (s *Store) inTx(ctx context.Context, opts *sql.TxOptions, fn func(tx *sql.Tx) error) error {
-	return s.retry(ctx, func() error {
-		tx, err := s.db.BeginTx(ctx, opts)
-		if err != nil {
-			return err
-		}
-		defer tx.Rollback() // no-op after Commit
-		if err := fn(tx); err != nil {
-			return err
-		}
-		return tx.Commit()
-	})
+	return s.retry(ctx, func() error { return sqlstore.InTx(ctx, s.db, opts, fn) })
 }
 
 // SQLSTATEs the Store acts on.

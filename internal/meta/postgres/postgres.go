@@ -73,29 +73,27 @@ type Store struct {
 }
 
 // Option configures Open.
-type Option func(*options)
+type Option = sqlstore.Option[own]
 
-type options struct {
-	now      func() time.Time
+// own are the settings of this backend alone (see sqlstore.Options).
+type own struct {
 	log      *slog.Logger
 	maxConns int
 }
 
 // WithClock sets the clock that stamps records and events (default time.Now).
-func WithClock(now func() time.Time) Option {
-	return func(o *options) { o.now = now }
-}
+func WithClock(now func() time.Time) Option { return sqlstore.WithClock[own](now) }
 
 // WithLogger sets where Watch reports lost and restored listener connections
 // (default: nowhere).
 func WithLogger(l *slog.Logger) Option {
-	return func(o *options) { o.log = l }
+	return func(o *sqlstore.Options[own]) { o.Own.log = l }
 }
 
 // WithMaxConns bounds the pooled connections (default max(8, GOMAXPROCS)).
 // Each Watch holds one more connection of its own.
 func WithMaxConns(n int) Option {
-	return func(o *options) { o.maxConns = n }
+	return func(o *sqlstore.Options[own]) { o.Own.maxConns = n }
 }
 
 // Open connects to the database at url (a postgres:// URL or a keyword/value
@@ -104,25 +102,24 @@ func WithMaxConns(n int) Option {
 // Store. ctx bounds the connecting and migrating only. The caller closes the
 // Store.
 func Open(ctx context.Context, url string, opts ...Option) (*Store, error) {
-	o := options{now: time.Now, log: slog.New(slog.DiscardHandler), maxConns: max(8, runtime.GOMAXPROCS(0))}
-	for _, opt := range opts {
-		opt(&o)
-	}
+	o := sqlstore.Collect(own{log: slog.New(slog.DiscardHandler), maxConns: max(8, runtime.GOMAXPROCS(0))}, opts)
 	pcfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: open: %w", err) // pgx redacts the password
 	}
-	pcfg.MaxConns = int32(max(1, o.maxConns))
+	pcfg.MaxConns = int32(max(1, o.Own.maxConns))
 	cfg := pcfg.ConnConfig
-	s := &Store{now: o.now, log: o.log, d: migrations.Postgres, cfg: cfg}
+	s := &Store{now: o.Now, log: o.Own.log, d: migrations.Postgres, cfg: cfg}
 	where := fmt.Sprintf("%s@%s:%d/%s", cfg.User, cfg.Host, cfg.Port, cfg.Database)
-	if s.schema, err = s.migrate(ctx); err != nil {
-		return nil, fmt.Errorf("postgres: open %s: %w", where, err)
-	}
 	if s.pool, err = pgxpool.NewWithConfig(ctx, pcfg); err != nil {
 		return nil, fmt.Errorf("postgres: open %s: %w", where, err)
 	}
 	s.db = stdlib.OpenDBFromPool(s.pool)
+	if s.schema, err = s.migrate(ctx); err != nil {
+		s.db.Close()
+		s.pool.Close()
+		return nil, fmt.Errorf("postgres: open %s: %w", where, err)
+	}
 	s.Store = sqlstore.New(s.hooks())
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	return s, nil
@@ -148,8 +145,3 @@ func (s *Store) Close() error {
 
 // q rebinds a query written with '?' placeholders for the dialect.
 func (s *Store) q(query string) string { return s.d.Rebind(query) }
-
-// stamp is the clock's time in UTC, truncated to what the database keeps.
-func (s *Store) stamp() time.Time {
-	return time.Unix(0, s.now().UnixNano()).UTC()
-}

@@ -9,7 +9,6 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/cairnhq/cairn/internal/fakeclock"
 	"github.com/cairnhq/cairn/internal/meta"
 	"github.com/cairnhq/cairn/internal/meta/metatest"
 	"github.com/cairnhq/cairn/internal/meta/migrations"
@@ -42,33 +41,14 @@ func open(t *testing.T, u string, opts ...postgres.Option) *postgres.Store {
 	return s
 }
 
-func TestConformance(t *testing.T) {
+// TestAll runs every conformance suite under a ticking and a frozen clock,
+// each subtest on a schema of its own.
+func TestAll(t *testing.T) {
 	admin(t) // skip once, not in every subtest
-	metatest.Run(t, func(t *testing.T) meta.Store {
+	metatest.RunAll(t, func(t *testing.T, now func() time.Time) meta.Store {
 		u, _ := freshSchema(t)
-		return open(t, u)
+		return open(t, u, postgres.WithClock(now))
 	})
-}
-
-func TestRegistry(t *testing.T) {
-	admin(t)
-	metatest.RunRegistry(t, func(t *testing.T) meta.Store { u, _ := freshSchema(t); return open(t, u) })
-}
-
-// TestConformanceFakeClock runs the suite with a ticking and a frozen clock in
-// a non-UTC zone: nothing may depend on time passing between calls.
-func TestConformanceFakeClock(t *testing.T) {
-	admin(t)
-	zone := time.FixedZone("UTC+2", 2*60*60)
-	for name, step := range map[string]time.Duration{"ticking": time.Microsecond, "frozen": 0} {
-		t.Run(name, func(t *testing.T) {
-			metatest.Run(t, func(t *testing.T) meta.Store {
-				c := fakeclock.Ticking(time.Date(2030, 1, 2, 3, 4, 5, 6, zone), step)
-				u, _ := freshSchema(t)
-				return open(t, u, postgres.WithClock(c.Now))
-			})
-		})
-	}
 }
 
 // migrationRows is schema_migrations of schema as text.
@@ -201,6 +181,7 @@ func TestRegistryLocaleCollation(t *testing.T) {
 	metatest.RunRegistry(t, func(t *testing.T) meta.Store {
 		u, schema := freshSchema(t)
 		s := open(t, u)
+		a := admin(t) // the subtests run in parallel: a connection each
 		for _, col := range []string{"oci_repositories ALTER COLUMN name", "oci_tags ALTER COLUMN tag"} {
 			stmt := fmt.Sprintf(`ALTER TABLE %s.%s TYPE text COLLATE %q`, schema, col, coll)
 			if _, err := a.Exec(t.Context(), stmt); err != nil {

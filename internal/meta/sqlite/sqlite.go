@@ -53,32 +53,23 @@ type Store struct {
 	closeMu sync.Once
 }
 
-type options struct {
-	now func() time.Time
-}
-
 // Option configures Open.
-type Option func(*options)
+type Option = sqlstore.Option[struct{}]
 
 // WithClock sets the clock that stamps records and events (default time.Now).
-func WithClock(now func() time.Time) Option {
-	return func(o *options) { o.now = now }
-}
+func WithClock(now func() time.Time) Option { return sqlstore.WithClock[struct{}](now) }
 
 const busyTimeoutMS = 5000
 
 // Open opens (creating if needed) the database file at path and brings its
 // schema up to date. The directory must exist. The caller closes the Store.
 func Open(path string, opts ...Option) (*Store, error) {
-	o := options{now: time.Now}
-	for _, opt := range opts {
-		opt(&o)
-	}
+	o := sqlstore.Collect(struct{}{}, opts)
 	abs, err := filepath.Abs(path)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
-	s := &Store{now: o.now, closed: make(chan struct{})}
+	s := &Store{now: o.Now, closed: make(chan struct{})}
 	s.Store = sqlstore.New(s.hooks())
 	s.w, err = sql.Open("sqlite", dsn(abs, "_txlock=immediate", "_pragma=journal_mode(WAL)"))
 	if err != nil {
@@ -87,7 +78,7 @@ func Open(path string, opts ...Option) (*Store, error) {
 	s.w.SetMaxOpenConns(1)
 	s.w.SetMaxIdleConns(1)
 	ctx := context.Background()
-	if _, err := migrations.Apply(ctx, s.w, migrations.SQLite, func() int64 { return s.stamp().UnixNano() }); err != nil {
+	if err := s.migrate(ctx); err != nil {
 		s.w.Close()
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
@@ -101,6 +92,18 @@ func Open(path string, opts ...Option) (*Store, error) {
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
 	return s, nil
+}
+
+// migrate applies the missing migrations with the shared runner
+// (migrations.Apply) on the writer connection.
+func (s *Store) migrate(ctx context.Context) error {
+	c, err := s.w.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	_, err = migrations.Apply(ctx, c, migrations.SQLite, func() int64 { return s.now().UnixNano() })
+	return err
 }
 
 // dsn is a file: URI for abs with the connection settings both pools share.
@@ -138,33 +141,15 @@ func (s *Store) hooks() sqlstore.Hooks {
 			return fn(s.r)
 		},
 		Update: func(ctx context.Context, fn func(tx *sql.Tx) error) error {
-			return inTx(ctx, s.w, nil, fn)
+			return sqlstore.InTx(ctx, s.w, nil, fn)
 		},
 		Snapshot: func(ctx context.Context, fn func(tx *sql.Tx) error) error {
-			return inTx(ctx, s.r, &sql.TxOptions{ReadOnly: true}, fn)
+			return sqlstore.InTx(ctx, s.r, &sql.TxOptions{ReadOnly: true}, fn)
 		},
 		Changed:  s.notify,
 		Conflict: conflict,
 		NoSpace:  full,
 	}
-}
-
-// inTx runs fn in one transaction of db and commits it if fn succeeds.
-func inTx(ctx context.Context, db *sql.DB, opts *sql.TxOptions, fn func(tx *sql.Tx) error) error {
-	tx, err := db.BeginTx(ctx, opts)
-	if err != nil {
-		return err
-	}
-	defer tx.Rollback() // no-op after Commit
-	if err := fn(tx); err != nil {
-		return err
-	}
-	return tx.Commit()
-}
-
-// stamp is the clock's time in UTC, truncated to what the database keeps.
-func (s *Store) stamp() time.Time {
-	return time.Unix(0, s.now().UnixNano()).UTC()
 }
 
 // conflict reports unique-key violations.

@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cairnhq/cairn/internal/fakeclock"
 	"github.com/cairnhq/cairn/internal/meta"
 	"github.com/cairnhq/cairn/internal/meta/metatest"
 	"github.com/cairnhq/cairn/internal/meta/sqlite"
@@ -23,28 +22,11 @@ func open(t *testing.T, path string, opts ...sqlite.Option) *sqlite.Store {
 	return s
 }
 
-func TestConformance(t *testing.T) {
-	metatest.Run(t, func(t *testing.T) meta.Store {
-		return open(t, filepath.Join(t.TempDir(), "meta.db"))
+// TestAll runs every conformance suite under a ticking and a frozen clock.
+func TestAll(t *testing.T) {
+	metatest.RunAll(t, func(t *testing.T, now func() time.Time) meta.Store {
+		return open(t, filepath.Join(t.TempDir(), "meta.db"), sqlite.WithClock(now))
 	})
-}
-
-func TestRegistry(t *testing.T) {
-	metatest.RunRegistry(t, func(t *testing.T) meta.Store { return open(t, filepath.Join(t.TempDir(), "meta.db")) })
-}
-
-// TestConformanceFakeClock runs the suite with a ticking and a frozen clock in
-// a non-UTC zone: nothing may depend on time passing between calls.
-func TestConformanceFakeClock(t *testing.T) {
-	zone := time.FixedZone("UTC+2", 2*60*60)
-	for name, step := range map[string]time.Duration{"ticking": time.Microsecond, "frozen": 0} {
-		t.Run(name, func(t *testing.T) {
-			metatest.Run(t, func(t *testing.T) meta.Store {
-				c := fakeclock.Ticking(time.Date(2030, 1, 2, 3, 4, 5, 6, zone), step)
-				return open(t, filepath.Join(t.TempDir(), "meta.db"), sqlite.WithClock(c.Now))
-			})
-		})
-	}
 }
 
 func TestClock(t *testing.T) {
