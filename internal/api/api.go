@@ -20,18 +20,28 @@ import (
 	"github.com/cairnhq/cairn/internal/token"
 )
 
+// Store is what the API needs of the metadata store: records, retention
+// policies, tokens, derivations and replica states.
+type Store interface {
+	meta.Store
+	meta.Policies
+	meta.Tokens
+	meta.Derivations
+	meta.Replicas
+}
+
 // Config holds what the API needs.
 type Config struct {
-	Meta      meta.Store
+	Meta      Store
 	Blobs     blob.Store
 	Publisher *publish.Publisher
 	// Token is the bootstrap admin token (the token file or --token); the
-	// stored tokens (meta.Tokens, if Meta implements it) are accepted too.
+	// stored tokens (Meta's meta.Tokens) are accepted too.
 	Token string
 	Log   *slog.Logger
 	// Changed, if set, is called after every committed pointer change.
 	Changed func()
-	// GC runs POST /v1/gc; nil answers 501.
+	// GC runs POST /v1/gc; required.
 	GC GCRunner
 	// DefaultRetentionDays is the retention_days of a deployment created
 	// without one (--retention-days); nil means 30.
@@ -50,11 +60,10 @@ type Config struct {
 
 // API is the v1 HTTP handler.
 type API struct {
-	cfg    Config
-	mux    *http.ServeMux
-	log    *slog.Logger
-	auth   *token.Authenticator
-	tokens meta.Tokens // nil: the store keeps no tokens
+	cfg  Config
+	mux  *http.ServeMux
+	log  *slog.Logger
+	auth *token.Authenticator
 	// patterns are the routes, in the order handle registered them.
 	patterns []string
 }
@@ -68,8 +77,7 @@ func New(cfg Config) *API {
 		cfg.Changed = func() {}
 	}
 	a := &API{cfg: cfg, mux: http.NewServeMux(), log: cfg.Log}
-	a.tokens, _ = cfg.Meta.(meta.Tokens)
-	a.auth = token.NewAuthenticator(cfg.Token, a.tokens, cfg.Now, cfg.Log)
+	a.auth = token.NewAuthenticator(cfg.Token, cfg.Meta, cfg.Now, cfg.Log)
 	a.routes()
 	return a
 }

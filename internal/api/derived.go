@@ -83,10 +83,7 @@ type derivedView struct {
 
 func (a *API) derivedOf(ctx context.Context, sha string) (derivedView, error) {
 	var v derivedView
-	ds, ok := a.cfg.Meta.(meta.Derivations)
-	if !ok {
-		return v, nil
-	}
+	ds := a.cfg.Meta
 	from, err := ds.DerivedFrom(ctx, sha)
 	if err != nil {
 		return v, err

@@ -33,9 +33,6 @@ func (a *API) runGC(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 	}
-	if a.cfg.GC == nil {
-		return problem.New(http.StatusNotImplemented, "gc-unavailable", "garbage collection is not available on this server")
-	}
 	// A run finishes even if the client goes away: an aborted one leaves
 	// claims and undeleted bytes for a later run.
 	rep, err := a.cfg.GC.Run(context.WithoutCancel(r.Context()), in.DryRun)
@@ -78,20 +75,10 @@ func checkKeep(n int) error {
 	return nil
 }
 
-// errNoPolicies: the metadata backend cannot store the policy asked for.
-var errNoPolicies = problem.New(http.StatusNotImplemented, "unsupported",
-	"this metadata backend cannot store retention_days 0 or keep_versions")
-
 // createWithPolicy creates d with its retention_days (0 allowed) and
-// keep_versions, in one transaction when the store implements meta.Policies.
+// keep_versions, in one transaction.
 func (a *API) createWithPolicy(ctx context.Context, d *meta.Deployment) error {
-	if p, ok := a.cfg.Meta.(meta.Policies); ok {
-		return p.CreateDeploymentWithPolicy(ctx, d, token.Actor(ctx))
-	}
-	if d.RetentionDays == 0 || d.KeepVersions != 0 {
-		return errNoPolicies
-	}
-	return a.cfg.Meta.CreateDeployment(ctx, d, token.Actor(ctx))
+	return a.cfg.Meta.CreateDeploymentWithPolicy(ctx, d, token.Actor(ctx))
 }
 
 // setPolicy stores the set fields of p for d and returns the stored record.
@@ -99,12 +86,5 @@ func (a *API) setPolicy(ctx context.Context, d *meta.Deployment, p meta.Policy) 
 	if p.RetentionDays == nil && p.KeepVersions == nil && p.SPA == nil && p.CleanURLs == nil {
 		return d, nil
 	}
-	if ps, ok := a.cfg.Meta.(meta.Policies); ok {
-		return ps.SetPolicy(ctx, d.ID, p, token.Actor(ctx))
-	}
-	if p.KeepVersions != nil || p.SPA != nil || p.CleanURLs != nil || p.RetentionDays == nil || *p.RetentionDays == 0 {
-		return nil, errNoPolicies
-	}
-	d.RetentionDays = *p.RetentionDays
-	return d, a.cfg.Meta.UpdateDeployment(ctx, d, token.Actor(ctx))
+	return a.cfg.Meta.SetPolicy(ctx, d.ID, p, token.Actor(ctx))
 }

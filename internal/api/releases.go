@@ -35,10 +35,8 @@ func (a *API) getRelease(w http.ResponseWriter, r *http.Request) error {
 	if view.derivedView, err = a.derivedOf(r.Context(), rel.SHA256); err != nil {
 		return err
 	}
-	if rs, ok := a.cfg.Meta.(meta.Replicas); ok {
-		if view.Replicas, err = rs.ReplicaStatuses(r.Context(), "sha256:"+rel.SHA256); err != nil {
-			return err
-		}
+	if view.Replicas, err = a.cfg.Meta.ReplicaStatuses(r.Context(), "sha256:"+rel.SHA256); err != nil {
+		return err
 	}
 	return writeJSON(w, http.StatusOK, view)
 }

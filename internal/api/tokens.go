@@ -8,7 +8,6 @@ import (
 	"unicode"
 
 	"github.com/cairnhq/cairn/internal/meta"
-	"github.com/cairnhq/cairn/internal/problem"
 	"github.com/cairnhq/cairn/internal/token"
 )
 
@@ -26,8 +25,6 @@ const (
 	maxTokenLife   = 10 * 365 * 24 * time.Hour
 )
 
-var errNoTokens = problem.New(http.StatusNotImplemented, "unsupported", "this metadata backend cannot store tokens")
-
 // createdToken is the answer of POST /v1/tokens: the record and its secret.
 type createdToken struct {
 	*meta.Token
@@ -35,9 +32,6 @@ type createdToken struct {
 }
 
 func (a *API) createToken(w http.ResponseWriter, r *http.Request) error {
-	if a.tokens == nil {
-		return errNoTokens
-	}
 	var in struct {
 		Name      string     `json:"name"`
 		Scopes    []string   `json:"scopes"`
@@ -66,7 +60,7 @@ func (a *API) createToken(w http.ResponseWriter, r *http.Request) error {
 	for _, sc := range scopes {
 		t.Scopes = append(t.Scopes, sc.String())
 	}
-	if err := a.tokens.CreateToken(r.Context(), t, actorOf(r)); err != nil {
+	if err := a.cfg.Meta.CreateToken(r.Context(), t, actorOf(r)); err != nil {
 		return err
 	}
 	w.Header().Set("Location", "/v1/tokens/"+t.ID)
@@ -97,10 +91,7 @@ func (a *API) expiry(at *time.Time, in string) (*time.Time, error) {
 }
 
 func (a *API) listTokens(w http.ResponseWriter, r *http.Request) error {
-	if a.tokens == nil {
-		return errNoTokens
-	}
-	ts, err := a.tokens.ListTokens(r.Context())
+	ts, err := a.cfg.Meta.ListTokens(r.Context())
 	if err != nil {
 		return err
 	}
@@ -111,10 +102,7 @@ func (a *API) listTokens(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (a *API) getToken(w http.ResponseWriter, r *http.Request) error {
-	if a.tokens == nil {
-		return errNoTokens
-	}
-	t, err := a.tokens.GetToken(r.Context(), r.PathValue("id"))
+	t, err := a.cfg.Meta.GetToken(r.Context(), r.PathValue("id"))
 	if err != nil {
 		return tokenErr(r, err)
 	}
@@ -122,10 +110,7 @@ func (a *API) getToken(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (a *API) revokeToken(w http.ResponseWriter, r *http.Request) error {
-	if a.tokens == nil {
-		return errNoTokens
-	}
-	t, err := a.tokens.RevokeToken(r.Context(), r.PathValue("id"), actorOf(r))
+	t, err := a.cfg.Meta.RevokeToken(r.Context(), r.PathValue("id"), actorOf(r))
 	if err != nil {
 		return tokenErr(r, err)
 	}

@@ -5,7 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
-	"fmt"
+
 	"io"
 	"log/slog"
 	"os"
@@ -38,9 +38,18 @@ type Images interface {
 	Image(ctx context.Context, repo string, d digest.Digest) (v1.Image, digest.Digest, error)
 }
 
+// Store is what a Deriver needs of the metadata store: records, the
+// derivations, and leases and locks (so that derivations happen once across
+// processes).
+type Store interface {
+	meta.Store
+	meta.Derivations
+	meta.Leases
+}
+
 // Config holds what a Deriver needs.
 type Config struct {
-	Meta   meta.Store // must implement meta.Derivations; meta.Leases makes derivations once across processes
+	Meta   Store
 	Blobs  blob.Store
 	Images Images // nil: no rootfs from OCI versions (ErrUnavailable)
 	Pack   Packer // nil: no rootfs from OCI versions (ErrUnavailable)
@@ -66,7 +75,6 @@ const DefaultTimeout = 30 * time.Minute
 // wait for its record.
 type Deriver struct {
 	cfg   Config
-	ds    meta.Derivations
 	group singleflight.Group
 	// derived is called after each derivation this Deriver made (tests).
 	derived func(kind, source string)
@@ -74,10 +82,6 @@ type Deriver struct {
 
 // New returns a Deriver; cfg.Meta must implement meta.Derivations.
 func New(cfg Config) (*Deriver, error) {
-	ds, ok := cfg.Meta.(meta.Derivations)
-	if !ok {
-		return nil, fmt.Errorf("derive: the metadata store %T does not record derived artifacts", cfg.Meta)
-	}
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
@@ -87,7 +91,7 @@ func New(cfg Config) (*Deriver, error) {
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = DefaultTimeout
 	}
-	return &Deriver{cfg: cfg, ds: ds}, nil
+	return &Deriver{cfg: cfg}, nil
 }
 
 // Result is a derived artifact and its release.
@@ -141,7 +145,7 @@ func (d *Deriver) once(ctx context.Context, kind, source string, make func(ctx c
 
 // recorded returns the recorded derivation with its release, or nil.
 func (d *Deriver) recorded(ctx context.Context, kind, source string) (*Result, error) {
-	rec, err := d.ds.GetDerived(ctx, kind, source)
+	rec, err := d.cfg.Meta.GetDerived(ctx, kind, source)
 	if errors.Is(err, meta.ErrNotFound) {
 		return nil, nil
 	}
@@ -159,10 +163,7 @@ func (d *Deriver) recorded(ctx context.Context, kind, source string) (*Result, e
 // unlock is called. While another process holds it, lock waits, and
 // returns that process's result as soon as it is recorded.
 func (d *Deriver) lock(ctx context.Context, kind, source string) (unlock func(), r *Result, err error) {
-	l, ok := d.cfg.Meta.(meta.Leases)
-	if !ok {
-		return func() {}, nil, nil
-	}
+	l := d.cfg.Meta
 	name := "derive:" + kind + ":" + source
 	holder := lease.ProcessOwner() + "/derive-" + randomID()
 	for {
@@ -221,7 +222,7 @@ func (d *Deriver) store(ctx context.Context, f *os.File, rec *meta.Derived, rel 
 		return nil, err
 	}
 	rel.URI = blob.URIOf(d.cfg.Blobs, dg)
-	if err := d.ds.PutDerived(ctx, rec, rel); err != nil {
+	if err := d.cfg.Meta.PutDerived(ctx, rec, rel); err != nil {
 		return nil, err
 	}
 	stored, err := d.cfg.Meta.GetRelease(ctx, rec.SHA256)

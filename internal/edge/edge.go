@@ -38,9 +38,16 @@ const (
 	fetchTimeout = 30 * time.Second // bound on one shared metadata/storage fetch
 )
 
+// Store is what the edge needs of the metadata store: records, and the
+// signal of their changes.
+type Store interface {
+	meta.Store
+	meta.Watcher
+}
+
 // Config configures an Edge. Meta and Blobs are required.
 type Config struct {
-	Meta          meta.Store
+	Meta          Store
 	Blobs         blob.Store
 	BaseDomain    string       // e.g. "localhost": {name}.{base} and {name}--v{N}.{base}
 	CacheBytes    int64        // bound of the hot-file cache; 0 means DefaultCacheBytes
@@ -51,7 +58,7 @@ type Config struct {
 // Edge is an http.Handler serving static releases. It is safe for
 // concurrent use. Run keeps its routes fresh; Invalidate forces it.
 type Edge struct {
-	meta    meta.Store
+	meta    Store
 	blobs   blob.Store
 	base    string
 	maxFile int64
@@ -122,14 +129,11 @@ func (e *Edge) Observe(m *metrics.Metrics) {
 // metadata store does not announce through meta.Watcher.
 func (e *Edge) Invalidate() { e.routes.gen.Add(1) }
 
-// Run keeps routes fresh until ctx ends, then returns nil. If the metadata
-// store implements meta.Watcher, every signal invalidates the routes; in
-// any case they are fully resynced every 30 seconds.
+// Run keeps routes fresh until ctx ends, then returns nil. Every signal of
+// the store's Watch invalidates the routes, and they are fully resynced
+// every 30 seconds in any case.
 func (e *Edge) Run(ctx context.Context) error {
-	var changes <-chan struct{}
-	if w, ok := e.meta.(meta.Watcher); ok {
-		changes = w.Watch(ctx)
-	}
+	changes := e.meta.Watch(ctx)
 	t := time.NewTicker(e.resync)
 	defer t.Stop()
 	for {

@@ -136,7 +136,7 @@ func TestRunFollowsWatcher(t *testing.T) {
 func TestRunPeriodicResync(t *testing.T) {
 	v := newEnv(t, Config{}, func(e *Edge) {
 		e.resync = 20 * time.Millisecond
-		e.meta = noWatch{e.meta} // a store without Watch
+		e.meta = noWatch{e.meta} // a store whose Watch never signals
 	})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -155,7 +155,9 @@ func TestRunPeriodicResync(t *testing.T) {
 	}
 }
 
-type noWatch struct{ meta.Store }
+type noWatch struct{ Store }
+
+func (noWatch) Watch(context.Context) <-chan struct{} { return nil }
 
 // TestRollbackIsAtomicPerRequest flips the active version while clients
 // fetch: every response's body belongs to the version its header names.

@@ -26,7 +26,7 @@ func (c *countingBlobs) Open(ctx context.Context, d digest.Digest, off, n int64)
 
 // countingMeta counts the lookups a route resolution makes.
 type countingMeta struct {
-	meta.Store
+	Store
 	calls atomic.Int64
 }
 

@@ -31,15 +31,8 @@ const holdPoll = 20 * time.Millisecond
 // committed and holds a deletion claim), Hold waits until that deletion is
 // over, so the caller's store of the bytes comes after it. The lease is
 // renewed every TTL/3 until the returned drop is called (drop is safe
-// to call twice). A store without meta.Leases needs no lease: Hold returns
-// a no-op (m is a meta.Store because publish.Publisher and derive.Config
-// carry only that; both backends implement meta.Leases). Errors: ctx
-// ending while waiting, or the store's.
-func Hold(ctx context.Context, m meta.Store, sha string) (drop func(), err error) {
-	l, ok := m.(meta.Leases)
-	if !ok {
-		return func() {}, nil
-	}
+// to call twice). Errors: ctx ending while waiting, or the store's.
+func Hold(ctx context.Context, l meta.Leases, sha string) (drop func(), err error) {
 	holder := ProcessOwner() + "/publish-" + randomID() // released if this process dies (owner.go)
 	if err := Take(ctx, l, sha, holder, TTL); err != nil {
 		l.DropRelease(context.WithoutCancel(ctx), sha, holder)

@@ -35,9 +35,16 @@ import (
 	"github.com/cairnhq/cairn/internal/siterules"
 )
 
+// Store is what a Publisher needs of the metadata store: records, and
+// leases on the releases it is storing.
+type Store interface {
+	meta.Store
+	meta.Leases
+}
+
 // Publisher publishes static releases.
 type Publisher struct {
-	Meta     meta.Store
+	Meta     Store
 	Blobs    blob.Store
 	StageDir string // scratch space on local disk, emptied at start
 	Limits   release.Limits
