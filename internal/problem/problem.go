@@ -17,6 +17,7 @@ import (
 	"github.com/cairnhq/cairn/internal/derive"
 	"github.com/cairnhq/cairn/internal/httplog"
 	"github.com/cairnhq/cairn/internal/meta"
+	"github.com/cairnhq/cairn/internal/publish"
 	"github.com/cairnhq/cairn/internal/release"
 	"github.com/cairnhq/cairn/internal/siterules"
 )
@@ -79,6 +80,11 @@ var table = []mapping{
 	{blob.ErrInvalidDigest, http.StatusBadRequest, "invalid-digest", false},
 	{blob.ErrInvalidRange, http.StatusRequestedRangeNotSatisfiable, "invalid-range", false},
 	{derive.ErrUnavailable, http.StatusNotImplemented, "derive-unavailable", true},
+	// The refusals of a publish: their text names what is wrong.
+	{publish.ErrWrongKind, http.StatusBadRequest, "wrong-kind", true},
+	{publish.ErrBadRequest, http.StatusBadRequest, "bad-request", true},
+	{publish.ErrBadRuntime, http.StatusBadRequest, "bad-request", true},
+	{publish.ErrReleaseMismatch, http.StatusUnprocessableEntity, "release-mismatch", true},
 	{context.DeadlineExceeded, http.StatusGatewayTimeout, "timeout", false},
 	// The server's disk (blobs, staging, SQLite) is full or over quota:
 	// the request may succeed once space is freed.

@@ -11,7 +11,9 @@ import (
 
 	"github.com/cairnhq/cairn/internal/blob"
 	"github.com/cairnhq/cairn/internal/meta"
+	"github.com/cairnhq/cairn/internal/publish"
 	"github.com/cairnhq/cairn/internal/release"
+	"github.com/cairnhq/cairn/internal/siterules"
 )
 
 // TestFromTable checks the mapping of errors, wrapped or not, to a status,
@@ -41,6 +43,11 @@ func TestFromTable(t *testing.T) {
 		{wrap(wrap(syscall.EDQUOT)), 507, "insufficient-storage", false, insufficientStorageDetail},
 		{wrap(errors.New("disk exploded")), 500, "internal", false, "internal error; see the server log"},
 		{New(422, "release-mismatch", "the upload packs to another release"), 422, "release-mismatch", true, ""},
+		// The refusals of a publish keep their text, which names what is wrong.
+		{fmt.Errorf("%w", publish.ErrWrongKind), 400, "wrong-kind", true, ""},
+		{fmt.Errorf("%w", publish.ErrBadRequest), 400, "bad-request", true, ""},
+		{fmt.Errorf("%w", publish.ErrBadRuntime), 400, "bad-request", true, ""},
+		{fmt.Errorf("%w", publish.ErrReleaseMismatch), 422, "release-mismatch", true, ""},
 	}
 	for _, c := range cases {
 		t.Run(c.typ+"/"+c.err.Error(), func(t *testing.T) {
@@ -60,5 +67,21 @@ func TestFromTable(t *testing.T) {
 				t.Fatalf("the cause is lost: %v", p)
 			}
 		})
+	}
+}
+
+// TestPublishRejected: the failures that publish counts as the client's
+// (result="rejected") are those this table answers with a 4xx.
+func TestPublishRejected(t *testing.T) {
+	for _, err := range []error{
+		publish.ErrWrongKind, publish.ErrBadRequest, publish.ErrBadRuntime, publish.ErrReleaseMismatch,
+		release.ErrInvalid, release.ErrTooLarge, siterules.ErrInvalid, blob.ErrDigestMismatch, blob.ErrInvalidDigest,
+		meta.ErrNotFound, meta.ErrConflict, meta.ErrGone, meta.ErrInvalid,
+		context.DeadlineExceeded, syscall.ENOSPC, syscall.EDQUOT, errors.New("disk exploded"),
+	} {
+		err = fmt.Errorf("publish: %w", err)
+		if got, want := publish.Rejected(err), From(err).Status < 500; got != want {
+			t.Errorf("%v: rejected %v, but the table answers %d", err, got, From(err).Status)
+		}
 	}
 }

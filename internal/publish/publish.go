@@ -16,7 +16,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/http"
 	"os"
 	"path/filepath"
 	"sync"
@@ -30,7 +29,6 @@ import (
 	"github.com/cairnhq/cairn/internal/lease"
 	"github.com/cairnhq/cairn/internal/meta"
 	"github.com/cairnhq/cairn/internal/metrics"
-	"github.com/cairnhq/cairn/internal/problem"
 	"github.com/cairnhq/cairn/internal/release"
 	"github.com/cairnhq/cairn/internal/siterules"
 )
@@ -160,7 +158,7 @@ func (p *Publisher) Publish(ctx context.Context, dep *meta.Deployment, body io.R
 			// The client went away: while waiting, or mid-upload (which
 			// the tar reader sees as a truncated archive).
 			p.Metrics.Inc(`cairn_publish_total{result="cancelled"}`)
-		case problem.From(err).Status < 500:
+		case Rejected(err):
 			p.Metrics.Inc(`cairn_publish_total{result="rejected"}`)
 		default:
 			p.Metrics.Inc(`cairn_publish_total{result="error"}`)
@@ -170,15 +168,15 @@ func (p *Publisher) Publish(ctx context.Context, dep *meta.Deployment, body io.R
 		return p.publishRootfs(ctx, dep, body, o)
 	}
 	if dep.Kind != meta.KindStatic {
-		return nil, problem.New(400, "wrong-kind", fmt.Sprintf("deployment %q has kind %q; tar uploads make static or rootfs releases", dep.Name, dep.Kind))
+		return nil, refuse(ErrWrongKind, "deployment %q has kind %q; tar uploads make static or rootfs releases", dep.Name, dep.Kind)
 	}
 	if o.Runtime != nil {
-		return nil, problem.New(400, "bad-request", fmt.Sprintf("deployment %q is static: it has no runtime settings", dep.Name))
+		return nil, refuse(ErrBadRequest, "deployment %q is static: it has no runtime settings", dep.Name)
 	}
 	if o.Entrypoint == "" {
 		o.Entrypoint = "index.html"
 	} else if err := release.CheckPath(o.Entrypoint); err != nil {
-		return nil, problem.New(400, "bad-request", "entrypoint: "+err.Error())
+		return nil, refuse(ErrBadRequest, "entrypoint: %s", err)
 	}
 	stage, err := os.MkdirTemp(p.StageDir, "upload-")
 	if err != nil {
@@ -207,7 +205,7 @@ func (p *Publisher) Publish(ctx context.Context, dep *meta.Deployment, body io.R
 	}
 	if o.Entrypoint != "index.html" {
 		if fi, err := os.Lstat(filepath.Join(tree, filepath.FromSlash(o.Entrypoint))); err != nil || fi.IsDir() {
-			return nil, problem.New(400, "bad-request", fmt.Sprintf("entrypoint %q is not a file of the upload", o.Entrypoint))
+			return nil, refuse(ErrBadRequest, "entrypoint %q is not a file of the upload", o.Entrypoint)
 		}
 	}
 	res, drop, err := p.pack(ctx, tree, stage)
@@ -216,8 +214,8 @@ func (p *Publisher) Publish(ctx context.Context, dep *meta.Deployment, body io.R
 	}
 	defer drop() // the lease holds the release until the version is committed
 	if o.ExpectSHA256 != "" && res.SHA256 != o.ExpectSHA256 {
-		return nil, problem.New(http.StatusUnprocessableEntity, "release-mismatch", fmt.Sprintf(
-			"the upload packs to release %s, not %s: it is not a cairn pack artifact of this format version", res.SHA256, o.ExpectSHA256))
+		return nil, refuse(ErrReleaseMismatch,
+			"the upload packs to release %s, not %s: it is not a cairn pack artifact of this format version", res.SHA256, o.ExpectSHA256)
 	}
 	d := digest.NewDigestFromEncoded(digest.SHA256, res.SHA256)
 	uri := blob.URIOf(p.Blobs, d)

@@ -5,10 +5,11 @@ import (
 	"bytes"
 	"compress/gzip"
 	"encoding/json"
+	"errors"
 	"testing"
 
 	"github.com/cairnhq/cairn/internal/meta"
-	"github.com/cairnhq/cairn/internal/problem"
+	"github.com/cairnhq/cairn/internal/release"
 )
 
 func rootfsDep(t *testing.T, p *Publisher) *meta.Deployment {
@@ -67,15 +68,15 @@ func TestPublishRootfs(t *testing.T) {
 		t.Fatalf("release %+v %v", rel, err)
 	}
 	// A static deployment takes no runtime settings; a rootfs upload with
-	// a path leaving the tree is a 400.
-	if _, err := p.Publish(t.Context(), static, bytes.NewReader(siteTar(t, 1)), Options{Runtime: rt}); problem.From(err).Status != 400 {
+	// a path leaving the tree is refused (a 400: internal/problem's table).
+	if _, err := p.Publish(t.Context(), static, bytes.NewReader(siteTar(t, 1)), Options{Runtime: rt}); !errors.Is(err, ErrBadRequest) {
 		t.Errorf("static with a runtime: %v", err)
 	}
 	var bad bytes.Buffer
 	tw := tar.NewWriter(&bad)
 	tw.WriteHeader(&tar.Header{Name: "../etc/passwd", Typeflag: tar.TypeReg})
 	tw.Close()
-	if _, err := p.Publish(t.Context(), dep, &bad, Options{}); problem.From(err).Status != 400 {
+	if _, err := p.Publish(t.Context(), dep, &bad, Options{}); !errors.Is(err, release.ErrInvalid) {
 		t.Errorf("a name with ..: %v", err)
 	}
 }
@@ -98,8 +99,8 @@ func TestParseRuntime(t *testing.T) {
 	} {
 		rt, err := ParseRuntime([]byte(c.in))
 		if err != nil {
-			if p := problem.From(err); p.Status != 400 || !bytes.Contains([]byte(p.Detail), []byte(c.want)) {
-				t.Errorf("%s: %v (%d), want an error with %q", c.in, err, p.Status, c.want)
+			if !errors.Is(err, ErrBadRuntime) || !bytes.Contains([]byte(err.Error()), []byte(c.want)) {
+				t.Errorf("%s: %v, want an ErrBadRuntime with %q", c.in, err, c.want)
 			}
 			continue
 		}
@@ -118,8 +119,8 @@ func FuzzParseRuntime(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte) {
 		rt, err := ParseRuntime(b)
 		if err != nil {
-			if problem.From(err).Status != 400 {
-				t.Fatalf("not a 400: %v", err)
+			if !errors.Is(err, ErrBadRuntime) {
+				t.Fatalf("not an ErrBadRuntime (400): %v", err)
 			}
 			return
 		}

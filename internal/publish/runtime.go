@@ -3,14 +3,12 @@ package publish
 import (
 	"bytes"
 	"encoding/json"
-	"fmt"
 	"regexp"
 	"strings"
 	"time"
 	"unicode"
 
 	"github.com/cairnhq/cairn/internal/meta"
-	"github.com/cairnhq/cairn/internal/problem"
 )
 
 // DefaultPort is a dynamic version's port when none is given.
@@ -31,7 +29,7 @@ var envName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 // (the "runtime" query parameter of an upload, a JSON object: cmd, env,
 // workdir, user, port, health_check) and fills in the defaults: port 8080,
 // health check interval 10s and timeout 2s. Empty input gives the
-// defaults. Errors are 400 problems that name the field.
+// defaults. Errors are ErrBadRuntime refusals that name the field.
 func ParseRuntime(js []byte) (*meta.Runtime, error) {
 	rt := &meta.Runtime{}
 	if len(bytes.TrimSpace(js)) > 0 {
@@ -54,7 +52,7 @@ func ParseRuntime(js []byte) (*meta.Runtime, error) {
 }
 
 func badRuntime(format string, a ...any) error {
-	return problem.New(400, "bad-request", "runtime: "+fmt.Sprintf(format, a...))
+	return refuse(ErrBadRuntime, "runtime: "+format, a...)
 }
 
 // plainText reports whether s holds no control character and is valid text.
