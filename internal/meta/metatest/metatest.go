@@ -65,11 +65,15 @@ func Clocks() map[string]func() func() time.Time {
 	}
 }
 
-// RunAll runs every suite (Run, RunRegistry, RunReplicas, RunTokens,
-// RunUploads, …) under each of Clocks. newStore must return a fresh, empty
-// store that stamps with now; RunAll closes it when the subtest ends. The
-// subtests run in parallel: each has a store of its own.
+// RunAll runs testClock, then every suite (Run, RunRegistry, RunReplicas,
+// RunTokens, RunUploads, …) under each of Clocks. newStore must return a
+// fresh, empty store that stamps with now; RunAll closes it when the
+// subtest ends. The subtests run in parallel: each has a store of its own.
 func RunAll(t *testing.T, newStore func(t *testing.T, now func() time.Time) meta.Store) {
+	t.Run("Clock", func(t *testing.T) {
+		t.Parallel()
+		testClock(t, newStore)
+	})
 	for clock, newClock := range Clocks() {
 		t.Run(clock, func(t *testing.T) {
 			t.Parallel()
@@ -80,6 +84,25 @@ func RunAll(t *testing.T, newStore func(t *testing.T, now func() time.Time) meta
 				})
 			}
 		})
+	}
+}
+
+// testClock: records are stamped by the store's clock, to the nanosecond,
+// and read back in UTC.
+func testClock(t *testing.T, newStore func(t *testing.T, now func() time.Time) meta.Store) {
+	at := time.Date(2030, 1, 2, 3, 4, 5, 123456789, time.FixedZone("x", 3600))
+	s := newStore(t, func() time.Time { return at })
+	t.Cleanup(func() { s.Close() })
+	d := &meta.Deployment{Name: "site", Kind: meta.KindStatic}
+	if err := s.CreateDeployment(t.Context(), d, "x"); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.GetDeployment(t.Context(), d.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !got.CreatedAt.Equal(at) || got.CreatedAt.Location() != time.UTC {
+		t.Errorf("created_at = %v, want %v in UTC", got.CreatedAt, at)
 	}
 }
 

@@ -43,14 +43,9 @@ import (
 	"github.com/cairnhq/cairn/internal/meta/sqlstore"
 )
 
-// The optional interfaces (meta.GC, meta.Leases, meta.Policies, meta.OCIGC,
-// meta.Registry, meta.Replicas) come with the embedded *sqlstore.Store and
-// are guarded there.
-var (
-	_ meta.Store   = (*Store)(nil)
-	_ meta.Watcher = (*Store)(nil)
-	_ meta.Full    = (*Store)(nil)
-)
+// Every capability: Watch is this package's, the rest come with the
+// embedded *sqlstore.Store.
+var _ meta.Full = (*Store)(nil)
 
 // Store is a meta.Store and meta.Watcher on PostgreSQL. It is safe for
 // concurrent use; Close releases its connections. The queries are

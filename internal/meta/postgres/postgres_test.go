@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver "pgx", for metatest.MigrationRows
 
 	"github.com/cairnhq/cairn/internal/meta"
 	"github.com/cairnhq/cairn/internal/meta/metatest"
@@ -51,30 +52,8 @@ func TestAll(t *testing.T) {
 	})
 }
 
-// migrationRows is schema_migrations of schema as text.
-func migrationRows(t *testing.T, schema string) string {
-	t.Helper()
-	rows, err := admin(t).Query(t.Context(), `SELECT version, applied_at FROM `+schema+`.schema_migrations ORDER BY version`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rows.Close()
-	var out string
-	for rows.Next() {
-		var v, at int64
-		if err := rows.Scan(&v, &at); err != nil {
-			t.Fatal(err)
-		}
-		out += fmt.Sprintf("v%d@%d;", v, at)
-	}
-	if err := rows.Err(); err != nil {
-		t.Fatal(err)
-	}
-	return out
-}
-
 func TestReopen(t *testing.T) {
-	u, schema := freshSchema(t)
+	u, _ := freshSchema(t)
 	s, err := postgres.Open(t.Context(), u)
 	if err != nil {
 		t.Fatal(err)
@@ -86,13 +65,13 @@ func TestReopen(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	before := migrationRows(t, schema)
+	before := metatest.MigrationRows(t, "pgx", u)
 
 	s = open(t, u, postgres.WithClock(func() time.Time { return time.Unix(1, 0) }))
 	if got, err := s.GetDeployment(t.Context(), "site"); err != nil || got.ID != d.ID {
 		t.Errorf("after reopening: %v, %v; want %s", got, err, d.ID)
 	}
-	if after := migrationRows(t, schema); after != before || before == "" {
+	if after := metatest.MigrationRows(t, "pgx", u); after != before || before == "" {
 		t.Errorf("schema_migrations %q before reopening, %q after: migrations ran again", before, after)
 	}
 }
@@ -138,23 +117,6 @@ func TestOpenMissingSchema(t *testing.T) {
 	if s, err := postgres.Open(t.Context(), p.String()); err == nil {
 		s.Close()
 		t.Fatal("Open with a search_path of no existing schema succeeded")
-	}
-}
-
-func TestClock(t *testing.T) {
-	at := time.Date(2030, 1, 2, 3, 4, 5, 123456789, time.FixedZone("x", 3600))
-	u, _ := freshSchema(t)
-	s := open(t, u, postgres.WithClock(func() time.Time { return at }))
-	d := &meta.Deployment{Name: "site", Kind: meta.KindStatic}
-	if err := s.CreateDeployment(t.Context(), d, "x"); err != nil {
-		t.Fatal(err)
-	}
-	got, err := s.GetDeployment(t.Context(), d.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !got.CreatedAt.Equal(at) || got.CreatedAt.Location() != time.UTC {
-		t.Errorf("created_at = %v, want %v in UTC", got.CreatedAt, at)
 	}
 }
 

@@ -2,7 +2,6 @@ package sqlite_test
 
 import (
 	"database/sql"
-	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -29,23 +28,6 @@ func TestAll(t *testing.T) {
 	})
 }
 
-func TestClock(t *testing.T) {
-	at := time.Date(2030, 1, 2, 3, 4, 5, 123456789, time.FixedZone("x", 3600))
-	s := open(t, filepath.Join(t.TempDir(), "meta.db"), sqlite.WithClock(func() time.Time { return at }))
-	defer s.Close()
-	d := &meta.Deployment{Name: "site", Kind: meta.KindStatic}
-	if err := s.CreateDeployment(t.Context(), d, "x"); err != nil {
-		t.Fatal(err)
-	}
-	got, err := s.GetDeployment(t.Context(), d.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !got.CreatedAt.Equal(at) || got.CreatedAt.Location() != time.UTC {
-		t.Errorf("created_at = %v, want %v in UTC", got.CreatedAt, at)
-	}
-}
-
 func TestReopen(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "meta.db")
 	s := open(t, path)
@@ -56,7 +38,7 @@ func TestReopen(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	before := migrationRows(t, path)
+	before := metatest.MigrationRows(t, "sqlite", path)
 
 	s = open(t, path)
 	defer s.Close()
@@ -67,33 +49,9 @@ func TestReopen(t *testing.T) {
 	if got.ID != d.ID {
 		t.Errorf("after reopening: id %s, want %s", got.ID, d.ID)
 	}
-	if after := migrationRows(t, path); after != before || before == "" {
+	if after := metatest.MigrationRows(t, "sqlite", path); after != before || before == "" {
 		t.Errorf("schema_migrations %q before reopening, %q after: migrations ran again", before, after)
 	}
-}
-
-// migrationRows is schema_migrations as text.
-func migrationRows(t *testing.T, path string) string {
-	t.Helper()
-	db, err := sql.Open("sqlite", path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	rows, err := db.Query(`SELECT version, applied_at FROM schema_migrations ORDER BY version`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rows.Close()
-	var out string
-	for rows.Next() {
-		var v, at int64
-		if err := rows.Scan(&v, &at); err != nil {
-			t.Fatal(err)
-		}
-		out += fmt.Sprintf("v%d@%d;", v, at)
-	}
-	return out
 }
 
 // TestOddPath opens a file whose path needs escaping in a file: URI.

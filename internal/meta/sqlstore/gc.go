@@ -18,11 +18,11 @@ import (
 // activation, rollback, repoint, publish or lease of the same release never
 // both commit on stale reads.
 
-var (
-	_ meta.Leases   = (*Store)(nil)
-	_ meta.GC       = (*Store)(nil)
-	_ meta.Policies = (*Store)(nil)
-)
+var _ interface {
+	meta.Leases
+	meta.GC
+	meta.Policies
+} = (*Store)(nil)
 
 // Lease purposes in release_leases.
 const (

@@ -14,10 +14,10 @@ import (
 // value, so of two concurrent appends at one offset (PostgreSQL: the second
 // waits on the row, then re-reads it) exactly one wins.
 
-var (
-	_ meta.Uploads       = (*Store)(nil)
-	_ meta.UploadCounter = (*Store)(nil)
-)
+var _ interface {
+	meta.Uploads
+	meta.UploadCounter
+} = (*Store)(nil)
 
 // CreateUpload records an empty upload.
 func (s *Store) CreateUpload(ctx context.Context, u meta.Upload) error {
