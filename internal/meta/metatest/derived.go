@@ -14,15 +14,6 @@ var derivedTests = []test{
 	{"Derived/Roots", testDerivedRoots},
 }
 
-func derivations(t *testing.T, s meta.Store) meta.Derivations {
-	t.Helper()
-	d, ok := s.(meta.Derivations)
-	if !ok {
-		t.Skipf("%T does not implement meta.Derivations", s)
-	}
-	return d
-}
-
 func putDerived(t *testing.T, ds meta.Derivations, kind, source, content string) *meta.Derived {
 	t.Helper()
 	d := &meta.Derived{Kind: kind, SourceSHA256: source, SHA256: sha(content)}
@@ -49,7 +40,7 @@ func publishImage(t *testing.T, s meta.Store, depID, content string) *meta.Versi
 // testDerivedRecord: recorded both ways, once per (kind, source).
 func testDerivedRecord(t *testing.T, s meta.Store) {
 	ctx := t.Context()
-	ds := derivations(t, s)
+	ds := capability[meta.Derivations](t, s)
 	d := ociDeployment(t, s, "img")
 	v := publishImage(t, s, d.ID, "image")
 	r := putDerived(t, ds, meta.DerivedRootfs, v.ArtifactSHA256, "rootfs")
@@ -92,8 +83,8 @@ func testDerivedRecord(t *testing.T, s meta.Store) {
 // while the version they derive from is a root, and collected after.
 func testDerivedRoots(t *testing.T, s meta.Store) {
 	ctx := t.Context()
-	ds := derivations(t, s)
-	g := gcStore(t, s)
+	ds := capability[meta.Derivations](t, s)
+	g := capability[meta.GC](t, s)
 	d := ociDeployment(t, s, "img") // retention 30
 	v1 := publishImage(t, s, d.ID, "image one")
 	r1 := putDerived(t, ds, meta.DerivedRootfs, v1.ArtifactSHA256, "rootfs one")

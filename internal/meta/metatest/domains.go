@@ -28,11 +28,7 @@ func addDomain(t *testing.T, s meta.Store, host, depID string, versionID *string
 
 func getDomain(t *testing.T, s meta.Store, host string) *meta.Domain {
 	t.Helper()
-	d, err := s.GetDomain(t.Context(), host)
-	if err != nil {
-		t.Fatalf("GetDomain(%s): %v", host, err)
-	}
-	return d
+	return must(s.GetDomain(t.Context(), host))(t, "GetDomain("+host+")")
 }
 
 func testDomainCreateGet(t *testing.T, s meta.Store) {

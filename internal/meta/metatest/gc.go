@@ -23,15 +23,6 @@ var gcTests = []test{
 
 const day = 24 * time.Hour
 
-func gcStore(t *testing.T, s meta.Store) meta.GC {
-	t.Helper()
-	g, ok := s.(meta.GC)
-	if !ok {
-		t.Skipf("%T does not implement meta.GC", s)
-	}
-	return g
-}
-
 func roots(t *testing.T, g meta.GC, now time.Time) map[string]meta.Root {
 	t.Helper()
 	snap, err := g.GCSnapshot(t.Context(), now)
@@ -50,7 +41,7 @@ func wantRoot(t *testing.T, rs map[string]meta.Root, v *meta.Version, reason str
 
 // testGCRoots: active, pinned, retention, keep_versions and sharing.
 func testGCRoots(t *testing.T, s meta.Store) {
-	g := gcStore(t, s)
+	g := capability[meta.GC](t, s)
 	d := newDeployment(t, s, "site") // retention 30
 	v1 := publish(t, s, d.ID, "one", true)
 	v2 := publish(t, s, d.ID, "two", true)
@@ -90,7 +81,7 @@ func ptr(n int) *int { return &n }
 // testGCCollect: mark, collect with events, 410, deletion claim.
 func testGCCollect(t *testing.T, s meta.Store) {
 	ctx := t.Context()
-	g := gcStore(t, s)
+	g := capability[meta.GC](t, s)
 	d := newDeployment(t, s, "site")
 	v1 := publish(t, s, d.ID, "one", true)
 	v2 := publish(t, s, d.ID, "two", true)
@@ -173,7 +164,7 @@ func collect(t *testing.T, g meta.GC, sha string, markedBefore, now time.Time, t
 // testGCCancel: a root appearing after the mark cancels the collection.
 func testGCCancel(t *testing.T, s meta.Store) {
 	ctx := t.Context()
-	g := gcStore(t, s)
+	g := capability[meta.GC](t, s)
 	d := newDeployment(t, s, "site")
 	v1 := publish(t, s, d.ID, "one", true)
 	v2 := publish(t, s, d.ID, "two", true)

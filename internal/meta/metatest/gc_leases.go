@@ -11,7 +11,7 @@ import (
 // testGCLeases: a lease is a root, clears the mark, and sees claims.
 func testGCLeases(t *testing.T, s meta.Store) {
 	ctx := t.Context()
-	g := gcStore(t, s)
+	g := capability[meta.GC](t, s)
 	d := newDeployment(t, s, "site")
 	v1 := publish(t, s, d.ID, "one", true)
 	v2 := publish(t, s, d.ID, "two", true)
@@ -62,7 +62,7 @@ func testGCLeases(t *testing.T, s meta.Store) {
 // only those.
 func testGCRenewLeases(t *testing.T, s meta.Store) {
 	ctx := t.Context()
-	g := gcStore(t, s)
+	g := capability[meta.GC](t, s)
 	base := newDeployment(t, s, "site").CreatedAt // the store's clock
 	hold := func(content, holder string, ttl time.Duration) string {
 		t.Helper()
@@ -104,7 +104,7 @@ func testGCRenewLeases(t *testing.T, s meta.Store) {
 
 func testGCLock(t *testing.T, s meta.Store) {
 	ctx := t.Context()
-	g := gcStore(t, s)
+	g := capability[meta.GC](t, s)
 	acquire := func(holder string, ttl time.Duration, want bool) {
 		t.Helper()
 		if ok, err := g.AcquireLock(ctx, "gc", holder, ttl); err != nil || ok != want {
@@ -133,7 +133,7 @@ func testGCLock(t *testing.T, s meta.Store) {
 // holder's are kept.
 func testGCDropHolder(t *testing.T, s meta.Store) {
 	ctx := t.Context()
-	g := gcStore(t, s)
+	g := capability[meta.GC](t, s)
 	now := newDeployment(t, s, "site").CreatedAt
 	holders := func() []string {
 		t.Helper()
@@ -181,7 +181,7 @@ func testGCDropHolder(t *testing.T, s meta.Store) {
 
 func testGCOrphans(t *testing.T, s meta.Store) {
 	ctx := t.Context()
-	g := gcStore(t, s)
+	g := capability[meta.GC](t, s)
 	d := newDeployment(t, s, "site")
 	v1 := publish(t, s, d.ID, "one", true)
 	now := v1.CreatedAt

@@ -48,9 +48,14 @@ var suites = []struct {
 }{
 	{"Store", Run},
 	{"Registry", RunRegistry},
-	{"Replicas", RunReplicas},
-	{"Tokens", RunTokens},
-	{"Uploads", RunUploads},
+	{"Replicas", tests(replicaTests)},
+	{"Tokens", tests(tokenTests)},
+	{"Uploads", tests(uploadTests)},
+}
+
+// tests is a suite of tests on fresh stores.
+func tests(all []test) func(t *testing.T, newStore func(t *testing.T) meta.Store) {
+	return func(t *testing.T, newStore func(t *testing.T) meta.Store) { runTests(t, newStore, all) }
 }
 
 // Clocks are the clocks RunAll runs every suite under, by name: one that
@@ -65,8 +70,8 @@ func Clocks() map[string]func() func() time.Time {
 	}
 }
 
-// RunAll runs testClock, then every suite (Run, RunRegistry, RunReplicas,
-// RunTokens, RunUploads, …) under each of Clocks. newStore must return a
+// RunAll runs testClock, then every suite (Run, RunRegistry, the tests of
+// meta.Replicas, meta.Tokens, meta.Uploads, …) under each of Clocks. newStore must return a
 // fresh, empty store that stamps with now; RunAll closes it when the
 // subtest ends. The subtests run in parallel: each has a store of its own.
 func RunAll(t *testing.T, newStore func(t *testing.T, now func() time.Time) meta.Store) {
@@ -158,22 +163,25 @@ func publish(t *testing.T, s meta.Store, depID, content string, activate bool) *
 	return v
 }
 
+// must returns v, or fails t with what and err.
+func must[T any](v T, err error) func(t *testing.T, what string) T {
+	return func(t *testing.T, what string) T {
+		t.Helper()
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		return v
+	}
+}
+
 func getVersion(t *testing.T, s meta.Store, id string) *meta.Version {
 	t.Helper()
-	v, err := s.GetVersion(t.Context(), id)
-	if err != nil {
-		t.Fatalf("GetVersion(%s): %v", id, err)
-	}
-	return v
+	return must(s.GetVersion(t.Context(), id))(t, "GetVersion("+id+")")
 }
 
 func getDeployment(t *testing.T, s meta.Store, id string) *meta.Deployment {
 	t.Helper()
-	d, err := s.GetDeployment(t.Context(), id)
-	if err != nil {
-		t.Fatalf("GetDeployment(%s): %v", id, err)
-	}
-	return d
+	return must(s.GetDeployment(t.Context(), id))(t, "GetDeployment("+id+")")
 }
 
 func events(t *testing.T, s meta.Store, f meta.EventFilter) []meta.Event {
@@ -252,11 +260,14 @@ func wantUTC(t *testing.T, what string, tm time.Time) {
 	}
 }
 
-func collector(t *testing.T, s meta.Store) Collector {
+func collector(t *testing.T, s meta.Store) Collector { return capability[Collector](t, s) }
+
+// capability returns s as a C, or skips t when s does not implement C.
+func capability[C any](t *testing.T, s meta.Store) C {
 	t.Helper()
-	c, ok := s.(Collector)
+	c, ok := s.(C)
 	if !ok {
-		t.Skipf("%T does not implement metatest.Collector", s)
+		t.Skipf("%T does not implement %T", s, (*C)(nil))
 	}
 	return c
 }

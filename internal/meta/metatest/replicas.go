@@ -9,24 +9,12 @@ import (
 	"github.com/cairnhq/cairn/internal/meta"
 )
 
-// RunReplicas runs the conformance tests of meta.Replicas; newStore is as
-// for Run. Backends that implement meta.Replicas call it next to Run.
-func RunReplicas(t *testing.T, newStore func(t *testing.T) meta.Store) {
-	runTests(t, newStore, []test{
-		{"Replicas/Lifecycle", testReplicaLifecycle},
-		{"Replicas/Retry", testReplicaRetry},
-		{"Replicas/Delete", testReplicaDelete},
-		{"Replicas/ConcurrentClaims", testReplicaConcurrentClaims},
-	})
-}
-
-func replicaStore(t *testing.T, s meta.Store) meta.Replicas {
-	t.Helper()
-	r, ok := s.(meta.Replicas)
-	if !ok {
-		t.Skipf("%T does not implement meta.Replicas", s)
-	}
-	return r
+// replicaTests check meta.Replicas.
+var replicaTests = []test{
+	{"Replicas/Lifecycle", testReplicaLifecycle},
+	{"Replicas/Retry", testReplicaRetry},
+	{"Replicas/Delete", testReplicaDelete},
+	{"Replicas/ConcurrentClaims", testReplicaConcurrentClaims},
 }
 
 func blobDigest(content string) string { return "sha256:" + sha(content) }
@@ -77,7 +65,7 @@ func finish(t *testing.T, r meta.Replicas, x meta.Replica, state, reason string,
 }
 
 func testReplicaLifecycle(t *testing.T, s meta.Store) {
-	r := replicaStore(t, s)
+	r := capability[meta.Replicas](t, s)
 	d := blobDigest("one")
 	wantStates(t, r, d, map[string]string{})
 	if err := r.AddReplicas(t.Context(), d, []string{"eu", "ap"}); err != nil {
@@ -117,7 +105,7 @@ func testReplicaLifecycle(t *testing.T, s meta.Store) {
 }
 
 func testReplicaRetry(t *testing.T, s meta.Store) {
-	r := replicaStore(t, s)
+	r := capability[meta.Replicas](t, s)
 	d := blobDigest("two")
 	if err := r.AddReplicas(t.Context(), d, []string{"eu"}); err != nil {
 		t.Fatal(err)
@@ -144,7 +132,7 @@ func testReplicaRetry(t *testing.T, s meta.Store) {
 }
 
 func testReplicaDelete(t *testing.T, s meta.Store) {
-	r := replicaStore(t, s)
+	r := capability[meta.Replicas](t, s)
 	d := blobDigest("three")
 	if err := r.AddReplicas(t.Context(), d, []string{"eu", "ap"}); err != nil {
 		t.Fatal(err)
@@ -197,7 +185,7 @@ func testReplicaDelete(t *testing.T, s meta.Store) {
 }
 
 func testReplicaConcurrentClaims(t *testing.T, s meta.Store) {
-	r := replicaStore(t, s)
+	r := capability[meta.Replicas](t, s)
 	const blobs = 12
 	for i := range blobs {
 		if err := r.AddReplicas(t.Context(), blobDigest(fmt.Sprint("c", i)), []string{"eu", "ap"}); err != nil {

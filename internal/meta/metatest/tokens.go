@@ -10,24 +10,12 @@ import (
 	"github.com/cairnhq/cairn/internal/meta"
 )
 
-// RunTokens runs the conformance tests of meta.Tokens; newStore is as for
-// Run. Backends that implement meta.Tokens call it next to Run.
-func RunTokens(t *testing.T, newStore func(t *testing.T) meta.Store) {
-	runTests(t, newStore, []test{
-		{"Tokens/Lifecycle", testTokenLifecycle},
-		{"Tokens/Invalid", testTokenInvalid},
-		{"Tokens/Touch", testTokenTouch},
-		{"Tokens/ConcurrentRevoke", testTokenConcurrentRevoke},
-	})
-}
-
-func tokenStore(t *testing.T, s meta.Store) meta.Tokens {
-	t.Helper()
-	ts, ok := s.(meta.Tokens)
-	if !ok {
-		t.Skipf("%T does not implement meta.Tokens", s)
-	}
-	return ts
+// tokenTests check meta.Tokens.
+var tokenTests = []test{
+	{"Tokens/Lifecycle", testTokenLifecycle},
+	{"Tokens/Invalid", testTokenInvalid},
+	{"Tokens/Touch", testTokenTouch},
+	{"Tokens/ConcurrentRevoke", testTokenConcurrentRevoke},
 }
 
 func newToken(t *testing.T, ts meta.Tokens, secret string, scopes ...string) *meta.Token {
@@ -40,7 +28,7 @@ func newToken(t *testing.T, ts meta.Tokens, secret string, scopes ...string) *me
 }
 
 func testTokenLifecycle(t *testing.T, s meta.Store) {
-	ts, ctx := tokenStore(t, s), t.Context()
+	ts, ctx := capability[meta.Tokens](t, s), t.Context()
 	exp := time.Date(2031, 2, 3, 4, 5, 6, 7, time.FixedZone("x", 3600))
 	a := &meta.Token{Name: "deploy web", Scopes: []string{"deploy:web", "pull:web"}, Hash: sha("a"), ExpiresAt: &exp}
 	if err := ts.CreateToken(ctx, a, "token:admin"); err != nil {
@@ -127,7 +115,7 @@ func testTokenLifecycle(t *testing.T, s meta.Store) {
 }
 
 func testTokenInvalid(t *testing.T, s meta.Store) {
-	ts, ctx := tokenStore(t, s), t.Context()
+	ts, ctx := capability[meta.Tokens](t, s), t.Context()
 	for name, tok := range map[string]meta.Token{
 		"short hash":    {Scopes: []string{"read"}, Hash: "abc"},
 		"upper hash":    {Scopes: []string{"read"}, Hash: strings.ToUpper(sha("x"))},
@@ -144,7 +132,7 @@ func testTokenInvalid(t *testing.T, s meta.Store) {
 }
 
 func testTokenTouch(t *testing.T, s meta.Store) {
-	ts, ctx := tokenStore(t, s), t.Context()
+	ts, ctx := capability[meta.Tokens](t, s), t.Context()
 	a := newToken(t, ts, "a", "admin")
 	t1 := time.Date(2030, 1, 1, 0, 0, 1, 0, time.UTC)
 	t2 := t1.Add(time.Minute)
@@ -170,7 +158,7 @@ func testTokenTouch(t *testing.T, s meta.Store) {
 // testTokenConcurrentRevoke revokes one token from many goroutines: one
 // revoke event, every caller sees the same revoked_at.
 func testTokenConcurrentRevoke(t *testing.T, s meta.Store) {
-	ts, ctx := tokenStore(t, s), t.Context()
+	ts, ctx := capability[meta.Tokens](t, s), t.Context()
 	a := newToken(t, ts, "a", "read")
 	const n = 8
 	got := make([]*meta.Token, n)

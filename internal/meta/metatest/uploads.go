@@ -10,25 +10,13 @@ import (
 	"github.com/cairnhq/cairn/internal/meta"
 )
 
-// RunUploads runs the conformance tests of meta.Uploads; newStore is as for
-// Run. Backends that implement meta.Uploads call it next to Run.
-func RunUploads(t *testing.T, newStore func(t *testing.T) meta.Store) {
-	runTests(t, newStore, []test{
-		{"Uploads/Lifecycle", testUploadLifecycle},
-		{"Uploads/Expired", testUploadsExpired},
-		{"Uploads/ConcurrentAppends", testUploadConcurrentAppends},
-		{"Uploads/DeleteRacesAppend", testUploadDeleteRacesAppend},
-		{"Uploads/Count", testUploadsCount},
-	})
-}
-
-func uploadStore(t *testing.T, s meta.Store) meta.Uploads {
-	t.Helper()
-	u, ok := s.(meta.Uploads)
-	if !ok {
-		t.Skipf("%T does not implement meta.Uploads", s)
-	}
-	return u
+// uploadTests check meta.Uploads.
+var uploadTests = []test{
+	{"Uploads/Lifecycle", testUploadLifecycle},
+	{"Uploads/Expired", testUploadsExpired},
+	{"Uploads/ConcurrentAppends", testUploadConcurrentAppends},
+	{"Uploads/DeleteRacesAppend", testUploadDeleteRacesAppend},
+	{"Uploads/Count", testUploadsCount},
 }
 
 var uploadT0 = time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -45,7 +33,7 @@ func part(content string) meta.UploadPart {
 }
 
 func testUploadLifecycle(t *testing.T, s meta.Store) {
-	u, ctx := uploadStore(t, s), t.Context()
+	u, ctx := capability[meta.Uploads](t, s), t.Context()
 	newUpload(t, u, "u1", uploadT0)
 	wantErr(t, "CreateUpload of a taken id", u.CreateUpload(ctx, meta.Upload{ID: "u1", Repository: "x",
 		Started: uploadT0, Updated: uploadT0}), meta.ErrConflict)
@@ -105,7 +93,7 @@ func testUploadLifecycle(t *testing.T, s meta.Store) {
 }
 
 func testUploadsExpired(t *testing.T, s meta.Store) {
-	u, ctx := uploadStore(t, s), t.Context()
+	u, ctx := capability[meta.Uploads](t, s), t.Context()
 	for i, id := range []string{"c", "a", "b"} {
 		newUpload(t, u, id, uploadT0.Add(time.Duration(i)*time.Minute))
 	}
@@ -141,7 +129,7 @@ func testUploadsExpired(t *testing.T, s meta.Store) {
 
 // testUploadConcurrentAppends: of many appends at the same size, one wins.
 func testUploadConcurrentAppends(t *testing.T, s meta.Store) {
-	u, ctx := uploadStore(t, s), t.Context()
+	u, ctx := capability[meta.Uploads](t, s), t.Context()
 	newUpload(t, u, "race", uploadT0)
 	const n = 8
 	var (
@@ -182,7 +170,7 @@ func testUploadConcurrentAppends(t *testing.T, s meta.Store) {
 // testUploadDeleteRacesAppend: deleting an upload while a part is appended
 // to it succeeds, whichever comes first; the append then finds no upload.
 func testUploadDeleteRacesAppend(t *testing.T, s meta.Store) {
-	u, ctx := uploadStore(t, s), t.Context()
+	u, ctx := capability[meta.Uploads](t, s), t.Context()
 	const n = 150
 	for i := range n {
 		newUpload(t, u, fmt.Sprintf("del-%03d", i), uploadT0)
@@ -221,7 +209,7 @@ func testUploadDeleteRacesAppend(t *testing.T, s meta.Store) {
 }
 
 func testUploadsCount(t *testing.T, s meta.Store) {
-	u, ctx := uploadStore(t, s), t.Context()
+	u, ctx := capability[meta.Uploads](t, s), t.Context()
 	c, ok := s.(meta.UploadCounter)
 	if !ok {
 		t.Skipf("%T does not implement meta.UploadCounter", s)

@@ -7,17 +7,20 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cairnhq/cairn/internal/audit"
 	"github.com/cairnhq/cairn/internal/meta"
 	"github.com/cairnhq/cairn/internal/meta/metatest"
 	"github.com/cairnhq/cairn/internal/meta/sqlite"
 )
 
+// open opens the database at path, closed when t ends.
 func open(t *testing.T, path string, opts ...sqlite.Option) *sqlite.Store {
 	t.Helper()
 	s, err := sqlite.Open(path, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { s.Close() })
 	return s
 }
 
@@ -41,7 +44,6 @@ func TestReopen(t *testing.T) {
 	before := metatest.MigrationRows(t, "sqlite", path)
 
 	s = open(t, path)
-	defer s.Close()
 	got, err := s.GetDeployment(t.Context(), "site")
 	if err != nil {
 		t.Fatalf("after reopening: %v", err)
@@ -82,5 +84,36 @@ func TestWAL(t *testing.T) {
 	var mode string
 	if err := db.QueryRow(`PRAGMA journal_mode`).Scan(&mode); err != nil || mode != "wal" {
 		t.Errorf("journal_mode %q (%v), want wal", mode, err)
+	}
+}
+
+// TestChainAfterUpgrade: events appended before migration 0005 have no
+// hashes; the chain starts at the first event appended after it.
+func TestChainAfterUpgrade(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "meta.db")
+	s := open(t, path)
+	for _, name := range []string{"old1", "old2"} {
+		if err := s.CreateDeployment(t.Context(), &meta.Deployment{Name: name, Kind: meta.KindStatic}, "t"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec(`UPDATE events SET hash = '', prev_hash = ''`); err != nil { // as 0005 leaves them
+		t.Fatal(err)
+	}
+	if err := s.CreateDeployment(t.Context(), &meta.Deployment{Name: "new", Kind: meta.KindStatic}, "t"); err != nil {
+		t.Fatal(err)
+	}
+	r, err := audit.Walk(t.Context(), audit.StoreSource(s), "")
+	if err != nil || r.Events != 3 || r.Unhashed != 2 || r.FirstID != 3 {
+		t.Errorf("Walk: %+v, %v; want 3 events, the chain from event 3", r, err)
+	}
+	evs, _ := s.ListEvents(t.Context(), meta.EventFilter{AfterID: 2})
+	if len(evs) != 1 || evs[0].PrevHash != "" || evs[0].Hash != meta.EventHash(evs[0]) {
+		t.Errorf("first chained event: %+v", evs)
 	}
 }

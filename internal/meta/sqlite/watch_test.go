@@ -17,9 +17,7 @@ import (
 func TestWatchOtherProcess(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "meta.db")
 	writer := open(t, path)
-	defer writer.Close()
 	edge := open(t, path)
-	defer edge.Close()
 
 	ch := edge.Watch(t.Context())
 	time.Sleep(2 * sqlite.PollInterval) // the poller has read its first data_version

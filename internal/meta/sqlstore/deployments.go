@@ -147,33 +147,44 @@ func (s *Store) UpdateDeployment(ctx context.Context, d *meta.Deployment, actor 
 	if days == 0 {
 		days = DefaultRetentionDays
 	}
-	var cur *meta.Deployment
-	err := s.update(ctx, func(tx *wtx) error {
-		var err error
-		if cur, err = s.lockDeployment(ctx, tx, d.ID); err != nil {
-			return err
-		}
-		if cur.RetentionDays == days {
-			return nil
-		}
-		before := cur.RetentionDays
-		cur.RetentionDays = days
-		if _, err := tx.ExecContext(ctx, s.q(`UPDATE deployments SET retention_days = ? WHERE id = ?`),
-			days, cur.ID); err != nil {
-			return err
-		}
-		return s.appendEvent(ctx, tx, meta.Event{
-			At: s.stamp(), Actor: actor, Action: meta.ActionDeploymentUpdate, DeploymentID: cur.ID,
-		}, map[string]any{
-			"before": map[string]int{"retention_days": before},
-			"after":  map[string]int{"retention_days": days},
-		})
-	})
+	cur, err := setColumn(ctx, s, d.ID, actor, "retention_days",
+		func(d *meta.Deployment) *int { return &d.RetentionDays }, days)
 	if err != nil {
 		return s.mapErr(op, err)
 	}
 	*d = *cur
 	return nil
+}
+
+// setColumn stores v in column of the deployment id (its row locked) and in
+// the record's field of it, with a "deployment.update" event
+// {"before": {column: old}, "after": {column: v}} when it changes, and
+// returns the record as stored. Errors are not mapped.
+func setColumn[T comparable](ctx context.Context, s *Store, id, actor, column string,
+	field func(*meta.Deployment) *T, v T) (*meta.Deployment, error) {
+	var cur *meta.Deployment
+	err := s.update(ctx, func(tx *wtx) error {
+		var err error
+		if cur, err = s.lockDeployment(ctx, tx, id); err != nil {
+			return err
+		}
+		f := field(cur)
+		if *f == v {
+			return nil
+		}
+		before := *f
+		*f = v
+		if _, err := tx.ExecContext(ctx, s.q(`UPDATE deployments SET `+column+` = ? WHERE id = ?`), v, cur.ID); err != nil {
+			return err
+		}
+		return s.appendEvent(ctx, tx, meta.Event{
+			At: s.stamp(), Actor: actor, Action: meta.ActionDeploymentUpdate, DeploymentID: cur.ID,
+		}, map[string]any{
+			"before": map[string]T{column: before},
+			"after":  map[string]T{column: v},
+		})
+	})
+	return cur, err
 }
 
 // DeleteDeployment archives the active version, clears the pointer and

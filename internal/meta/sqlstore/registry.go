@@ -202,28 +202,8 @@ func (s *Store) OCIVersionByDigest(ctx context.Context, deploymentID, digest str
 // SetOCIActivateOnPush stores the deployment's activate_on_push tag, with a
 // "deployment.update" event when it changes (meta.Registry).
 func (s *Store) SetOCIActivateOnPush(ctx context.Context, deploymentID, tag, actor string) (*meta.Deployment, error) {
-	var cur *meta.Deployment
-	err := s.update(ctx, func(tx *wtx) error {
-		var err error
-		if cur, err = s.lockDeployment(ctx, tx, deploymentID); err != nil {
-			return err
-		}
-		if cur.ActivateOnPush == tag {
-			return nil
-		}
-		before := cur.ActivateOnPush
-		cur.ActivateOnPush = tag
-		if _, err := tx.ExecContext(ctx, s.q(`UPDATE deployments SET activate_on_push = ? WHERE id = ?`),
-			tag, cur.ID); err != nil {
-			return err
-		}
-		return s.appendEvent(ctx, tx, meta.Event{
-			At: s.stamp(), Actor: actor, Action: meta.ActionDeploymentUpdate, DeploymentID: cur.ID,
-		}, map[string]any{
-			"before": map[string]string{"activate_on_push": before},
-			"after":  map[string]string{"activate_on_push": tag},
-		})
-	})
+	cur, err := setColumn(ctx, s, deploymentID, actor, "activate_on_push",
+		func(d *meta.Deployment) *string { return &d.ActivateOnPush }, tag)
 	if err != nil {
 		return nil, s.mapErr("set activate_on_push of "+quote(deploymentID), err)
 	}
