@@ -190,10 +190,7 @@ func testGCCancel(t *testing.T, s meta.Store) {
 }
 
 func testGCPolicy(t *testing.T, s meta.Store) {
-	p, ok := s.(meta.Policies)
-	if !ok {
-		t.Skipf("%T does not implement meta.Policies", s)
-	}
+	p := capability[meta.Policies](t, s)
 	d := &meta.Deployment{Name: "site", Kind: meta.KindStatic, RetentionDays: 0, KeepVersions: 3}
 	if err := p.CreateDeploymentWithPolicy(t.Context(), d, "alice"); err != nil {
 		t.Fatal(err)

@@ -33,10 +33,7 @@ var registryTests = []test{
 // registryStore returns s as a meta.Registry with an oci deployment "app".
 func registryStore(t *testing.T, s meta.Store) (meta.Registry, *meta.Deployment) {
 	t.Helper()
-	reg, ok := s.(meta.Registry)
-	if !ok {
-		t.Fatalf("%T does not implement meta.Registry", s)
-	}
+	reg := capability[meta.Registry](t, s)
 	return reg, ociDeployment(t, s, "app")
 }
 

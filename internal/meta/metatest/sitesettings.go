@@ -10,7 +10,7 @@ import (
 // by SetPolicy (one update event with before/after), read back by every
 // getter, and left alone when a policy does not name them.
 func testSiteSettings(t *testing.T, s meta.Store) {
-	p := s.(meta.Policies) // every SQL store implements it
+	p := capability[meta.Policies](t, s)
 	d := &meta.Deployment{Name: "site", Kind: meta.KindStatic}
 	if err := s.CreateDeployment(t.Context(), d, "alice"); err != nil {
 		t.Fatal(err)

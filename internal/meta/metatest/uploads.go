@@ -210,10 +210,7 @@ func testUploadDeleteRacesAppend(t *testing.T, s meta.Store) {
 
 func testUploadsCount(t *testing.T, s meta.Store) {
 	u, ctx := capability[meta.Uploads](t, s), t.Context()
-	c, ok := s.(meta.UploadCounter)
-	if !ok {
-		t.Skipf("%T does not implement meta.UploadCounter", s)
-	}
+	c := capability[meta.UploadCounter](t, s)
 	for i, repo := range []string{"app", "app/web", "app/web/x", "apple", "other", "app"} {
 		at := uploadT0.Add(time.Duration(i) * time.Second)
 		if err := u.CreateUpload(ctx, meta.Upload{ID: fmt.Sprint("c", i), Repository: repo, Started: at, Updated: at}); err != nil {

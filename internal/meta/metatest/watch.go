@@ -11,10 +11,7 @@ import (
 // testWatch checks meta.Watcher: a value after each committed pointer change,
 // and the channel closed once ctx ends.
 func testWatch(t *testing.T, s meta.Store) {
-	w, ok := s.(meta.Watcher)
-	if !ok {
-		t.Skipf("%T does not implement meta.Watcher", s)
-	}
+	w := capability[meta.Watcher](t, s)
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 	ch := w.Watch(ctx)
