@@ -40,7 +40,7 @@ type Tokens interface {
 	// TokenByHash returns the token whose Hash is hash, revoked or expired
 	// ones included (the caller decides); ErrNotFound.
 	TokenByHash(ctx context.Context, hash string) (*Token, error)
-	// ListTokens returns every token, oldest first.
+	// ListTokens returns every token, oldest first (then by id).
 	ListTokens(ctx context.Context) ([]Token, error)
 	// RevokeToken sets RevokedAt of token id to now, with a "token.revoke"
 	// event, and returns the token. A revoked token stays as it was (no
