@@ -1,7 +1,11 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
+	"io"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -57,6 +61,7 @@ func (a *app) versionCmd() *cobra.Command {
 			if v.PreviewURL != "" {
 				fmt.Fprintf(w, "preview:     %s\n", v.PreviewURL)
 			}
+			printRuntime(w, v.Runtime)
 			for _, warn := range v.Warnings {
 				fmt.Fprintf(w, "warning:     %s\n", warn)
 			}
@@ -70,6 +75,35 @@ func (a *app) versionCmd() *cobra.Command {
 	}
 	cmd.AddCommand(show)
 	return cmd
+}
+
+// printRuntime prints how a rootfs version runs (nothing for static
+// versions): the command as a JSON array (the words exactly), the
+// environment sorted by name, "-" for an unset workdir or user (the
+// image's or the root's default).
+func printRuntime(w io.Writer, rt *meta.Runtime) {
+	if rt == nil {
+		return
+	}
+	cmd, _ := json.Marshal(rt.Cmd)
+	fmt.Fprintf(w, "cmd:         %s\n", cmd)
+	for _, k := range slices.Sorted(maps.Keys(rt.Env)) {
+		fmt.Fprintf(w, "env:         %s=%s\n", k, rt.Env[k])
+	}
+	dash := func(s string) string {
+		if s == "" {
+			return "-"
+		}
+		return s
+	}
+	fmt.Fprintf(w, "workdir:     %s\n", dash(rt.Workdir))
+	fmt.Fprintf(w, "user:        %s\n", dash(rt.User))
+	fmt.Fprintf(w, "port:        %d\n", rt.Port)
+	if h := rt.HealthCheck; h != nil {
+		fmt.Fprintf(w, "health:      GET %s every %s, timeout %s\n", h.Path, h.Interval, h.Timeout)
+	} else {
+		fmt.Fprintf(w, "health:      -\n")
+	}
 }
 
 // servingHosts are the domains that serve v: pinned to it, or following

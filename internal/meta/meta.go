@@ -48,6 +48,10 @@ const (
 	ActionDomainRemove     = "domain.remove"
 	ActionDeploymentDelete = "deployment.delete"
 	ActionCollect          = "collect"
+	// ActionDerive: a derived artifact was recorded (PutDerived), once per
+	// (kind, source); actor "derive", release_sha256 the derived release,
+	// detail {"kind", "source_sha256"}.
+	ActionDerive = "derive"
 )
 
 // Deployment is an app or site.

@@ -186,7 +186,7 @@ func (p *packer) compress() {
 	defer p.wg.Done()
 	enc := newEncoder()
 	for j := range p.jobs {
-		j.out = enc.EncodeAll(j.data, getBuf(&outBufs, len(j.data)/2+4096)[:0])
+		j.out = enc.EncodeAll(j.data, getBuf(&outBufs, compressBound(len(j.data)))[:0])
 		for k := range j.spans {
 			s := &j.spans[k]
 			s.sum = sha256.Sum256(j.data[s.start:s.end])
@@ -194,6 +194,12 @@ func (p *packer) compress() {
 		close(j.done)
 	}
 }
+
+// compressBound is the most a zstd frame of n input bytes can take (the
+// format's ZSTD_COMPRESSBOUND, plus the frame header and checksum), so that
+// EncodeAll never grows its output: incompressible binaries, most of a
+// root filesystem, made it copy each frame's output about once more.
+func compressBound(n int) int { return n + n>>8 + 64 + 32 }
 
 func (p *packer) write() {
 	defer close(p.wdone)

@@ -1,6 +1,7 @@
 package metatest
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -52,6 +53,21 @@ func testDerivedRecord(t *testing.T, s meta.Store) {
 		t.Errorf("recording again changed created_at: %v, was %v", again.CreatedAt, r.CreatedAt)
 	}
 	e := putDerived(t, ds, meta.DerivedErofs, r.SHA256, "erofs")
+	// One derive event per new record (none for recording it again), in
+	// the hash chain.
+	var derives []string
+	for _, ev := range wantChain(t, s) {
+		if ev.Action == meta.ActionDerive {
+			derives = append(derives, ev.Actor+" "+ev.ReleaseSHA256+" "+string(ev.Detail))
+		}
+	}
+	wantDerives := []string{
+		"derive " + r.SHA256 + ` {"kind":"rootfs","source_sha256":"` + v.ArtifactSHA256 + `"}`,
+		"derive " + e.SHA256 + ` {"kind":"erofs","source_sha256":"` + r.SHA256 + `"}`,
+	}
+	if fmt.Sprint(derives) != fmt.Sprint(wantDerives) {
+		t.Errorf("derive events:\n%q\nwant\n%q", derives, wantDerives)
+	}
 	got, err := ds.GetDerived(ctx, meta.DerivedRootfs, v.ArtifactSHA256)
 	if err != nil || got.SHA256 != r.SHA256 {
 		t.Errorf("GetDerived(rootfs of the image) = %+v, %v", got, err)

@@ -54,10 +54,20 @@ func (s *Store) PutDerived(ctx context.Context, d *meta.Derived, rel meta.Releas
 			d.Kind, d.SourceSHA256, d.SHA256); err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO derived (kind, source_sha256, sha256, created_at)
+		res, err := tx.ExecContext(ctx, s.q(`INSERT INTO derived (kind, source_sha256, sha256, created_at)
 			VALUES (?, ?, ?, ?) ON CONFLICT (kind, source_sha256) DO NOTHING`),
-			d.Kind, d.SourceSHA256, d.SHA256, now); err != nil {
+			d.Kind, d.SourceSHA256, d.SHA256, now)
+		if err != nil {
 			return err
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return err
+		} else if n == 1 { // a new record, not the same one again
+			if err := s.appendEvent(ctx, tx, meta.Event{
+				At: fromNanos(now), Actor: "derive", Action: meta.ActionDerive, ReleaseSHA256: d.SHA256,
+			}, map[string]string{"kind": d.Kind, "source_sha256": d.SourceSHA256}); err != nil {
+				return err
+			}
 		}
 		var (
 			sha     string
