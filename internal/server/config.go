@@ -27,9 +27,19 @@ const (
 // Config is everything `cairn server` takes. Each field has a flag and a
 // CAIRN_* environment twin in cmd/cairn.
 type Config struct {
-	DataDir    string   // --data, CAIRN_DATA: SQLite file, blobs, token, staging
-	APIAddr    string   // --api-addr: API and registry
-	EdgeAddr   string   // --edge-addr
+	DataDir  string // --data, CAIRN_DATA: SQLite file, blobs, token, staging
+	APIAddr  string // --api-addr: API and registry
+	EdgeAddr string // --edge-addr
+	// EdgeTLSAddr (--edge-tls-addr) serves the edge over TLS (HTTP/2 and
+	// HTTP/1.1), with certificates from ACME obtained on demand for
+	// registered domains (internal/certs). "" means no TLS listener.
+	EdgeTLSAddr string
+	ACMECA      string // --acme-ca: ACME directory URL; "" means Let's Encrypt
+	ACMEEmail   string // --acme-email: ACME account contact
+	ACMERoot    string // --acme-root: PEM file of roots trusted for --acme-ca (e.g. a test CA's)
+	// HSTS (--hsts) is the max-age of the Strict-Transport-Security header
+	// of TLS responses; 0 sends none.
+	HSTS       time.Duration
 	Database   string   // --database: "" means SQLite in DataDir
 	Blobs      string   // --blobs: "" means files under DataDir; NAME=URL,… for regions (regions.go)
 	Region     string   // --region: the region read first; "" means the primary
@@ -197,10 +207,10 @@ func (c *Config) sites(edgeAddr string) *api.Sites {
 	return s
 }
 
-// listeners counts the listeners c opens: metrics, edge, api.
+// listeners counts the listeners c opens: metrics, edge, api, edge TLS.
 func (c *Config) listeners() int {
 	n := 0
-	for _, on := range []bool{c.MetricsAddr != "", c.HasRole(RoleEdge), c.HasRole(RoleAPI)} {
+	for _, on := range []bool{c.MetricsAddr != "", c.HasRole(RoleEdge), c.HasRole(RoleAPI), c.HasRole(RoleEdge) && c.EdgeTLSAddr != ""} {
 		if on {
 			n++
 		}

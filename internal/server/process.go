@@ -26,6 +26,7 @@ type process struct {
 	roles             []role
 	closers           []func() error // closed last first
 	apiAddr, edgeAddr string
+	edgeTLSAddr       string
 }
 
 // close closes what build opened, last first (the stores last of all).
@@ -109,7 +110,16 @@ func build(ctx context.Context, cfg Config) (p *process, err error) {
 			return p, err
 		}
 		p.edgeAddr = ln.Addr().String()
-		srv := httplimit.Server(cfg.access("edge", log, m.HTTP("edge", ed)), limits, log)
+		var edgeHandler http.Handler = ed
+		if cfg.EdgeTLSAddr != "" {
+			tlsRole, acme, err := p.edgeTLS(cfg, store, ed, m, limits, caps)
+			if err != nil {
+				return p, err
+			}
+			servers = append(servers, tlsRole)
+			edgeHandler = acme
+		}
+		srv := httplimit.Server(cfg.access("edge", log, m.HTTP("edge", edgeHandler)), limits, log)
 		// The cap counts the raw connections; Coalesce wraps them after it.
 		servers = append(servers, serveRole("edge", srv, edge.Coalesce(srv, caps.listen(srv, ln, "edge"))))
 	}
