@@ -34,18 +34,15 @@ type Config struct {
 	// HTTP/1.1), with certificates from ACME obtained on demand for
 	// registered domains (internal/certs). "" means no TLS listener.
 	EdgeTLSAddr string
-	ACMECA      string // --acme-ca: ACME directory URL; "" means Let's Encrypt
-	ACMEEmail   string // --acme-email: ACME account contact
-	ACMERoot    string // --acme-root: PEM file of roots trusted for --acme-ca (e.g. a test CA's)
-	// HSTS (--hsts) is the max-age of the Strict-Transport-Security header
-	// of TLS responses; 0 sends none.
-	HSTS       time.Duration
-	Database   string   // --database: "" means SQLite in DataDir
-	Blobs      string   // --blobs: "" means files under DataDir; NAME=URL,… for regions (regions.go)
-	Region     string   // --region: the region read first; "" means the primary
-	Roles      []string // --roles: subset of api, edge, gc
-	Token      string   // --token, CAIRN_TOKEN: the bootstrap admin token; "" means generate/read DataDir/token
-	BaseDomain string   // --base-domain: edge serves {name}.{base}
+	ACMECA      string   // --acme-ca: ACME directory URL; "" means Let's Encrypt
+	ACMEEmail   string   // --acme-email: ACME account contact
+	ACMERoot    string   // --acme-root: PEM file of roots trusted for --acme-ca (e.g. a test CA's)
+	Database    string   // --database: "" means SQLite in DataDir
+	Blobs       string   // --blobs: "" means files under DataDir; NAME=URL,… for regions (regions.go)
+	Region      string   // --region: the region read first; "" means the primary
+	Roles       []string // --roles: subset of api, edge, gc
+	Token       string   // --token, CAIRN_TOKEN: the bootstrap admin token; "" means generate/read DataDir/token
+	BaseDomain  string   // --base-domain: edge serves {name}.{base}
 	// PublicURL (--public-url) is the edge as users reach it, e.g.
 	// https://sites.example.com; records' url and preview_url are made from
 	// it. "" means http://{base-domain}:{edge port} (no port for 80).

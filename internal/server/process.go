@@ -101,8 +101,17 @@ func build(ctx context.Context, cfg Config) (p *process, err error) {
 	}
 	var ed *edge.Edge
 	if cfg.HasRole(RoleEdge) {
+		var tlsLn net.Listener
+		var tlsPort string
+		if cfg.EdgeTLSAddr != "" {
+			if tlsLn, err = p.listen(cfg.EdgeTLSAddr, "--edge-tls-addr"); err != nil {
+				return p, err
+			}
+			p.edgeTLSAddr = tlsLn.Addr().String()
+			_, tlsPort, _ = net.SplitHostPort(p.edgeTLSAddr)
+		}
 		ed = edge.New(edge.Config{Meta: store, Blobs: blobs, BaseDomain: cfg.BaseDomain,
-			CacheBytes: cfg.CacheBytes, Logger: log.With("role", "edge")})
+			CacheBytes: cfg.CacheBytes, Logger: log.With("role", "edge"), TLSPort: tlsPort})
 		ed.Observe(m)
 		p.add(role{"edge-watcher", ed.Run})
 		ln, err := p.listen(cfg.EdgeAddr, "--edge-addr")
@@ -111,8 +120,8 @@ func build(ctx context.Context, cfg Config) (p *process, err error) {
 		}
 		p.edgeAddr = ln.Addr().String()
 		var edgeHandler http.Handler = ed
-		if cfg.EdgeTLSAddr != "" {
-			tlsRole, acme, err := p.edgeTLS(cfg, store, ed, m, limits, caps)
+		if tlsLn != nil {
+			tlsRole, acme, err := p.edgeTLS(cfg, tlsLn, store, ed, m, limits, caps)
 			if err != nil {
 				return p, err
 			}

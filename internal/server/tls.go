@@ -4,9 +4,9 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
-	"strconv"
 
 	"github.com/cairnhq/cairn/internal/certs"
 	"github.com/cairnhq/cairn/internal/edge"
@@ -15,11 +15,11 @@ import (
 	"github.com/cairnhq/cairn/internal/metrics"
 )
 
-// edgeTLS opens --edge-tls-addr and returns its role (the edge over TLS,
+// edgeTLS serves the edge on ln (--edge-tls-addr) and returns its role (the edge over TLS,
 // HTTP/2 and HTTP/1.1) and the handler of the plain edge listener, which
 // answers ACME HTTP-01 challenges before the edge. Certificates are shared
 // by every edge process through the metadata store.
-func (p *process) edgeTLS(cfg Config, store meta.Full, ed *edge.Edge, m *metrics.Metrics,
+func (p *process) edgeTLS(cfg Config, ln net.Listener, store meta.Full, ed *edge.Edge, m *metrics.Metrics,
 	limits httplimit.Limits, caps *connCaps) (role, http.Handler, error) {
 	var roots *x509.CertPool
 	if cfg.ACMERoot != "" {
@@ -32,26 +32,13 @@ func (p *process) edgeTLS(cfg Config, store meta.Full, ed *edge.Edge, m *metrics
 			return role{}, nil, fmt.Errorf("--acme-root: %s: no PEM certificate", cfg.ACMERoot)
 		}
 	}
-	ln, err := p.listen(cfg.EdgeTLSAddr, "--edge-tls-addr")
-	if err != nil {
-		return role{}, nil, err
-	}
-	p.edgeTLSAddr = ln.Addr().String()
 	mgr, err := certs.New(certs.Config{Certs: store, Domains: store, CA: cfg.ACMECA, Email: cfg.ACMEEmail,
 		Roots: roots, HTTPAddr: p.edgeAddr, TLSAddr: p.edgeTLSAddr})
 	if err != nil {
 		return role{}, nil, err
 	}
 	p.closers = append(p.closers, func() error { mgr.Stop(); return nil })
-	var h http.Handler = ed
-	if cfg.HSTS > 0 {
-		hsts := []string{"max-age=" + strconv.FormatInt(int64(cfg.HSTS.Seconds()), 10)}
-		h = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			w.Header()["Strict-Transport-Security"] = hsts
-			ed.ServeHTTP(w, r)
-		})
-	}
-	srv := httplimit.Server(cfg.access("edge-tls", cfg.Logger, m.HTTP("edge-tls", h)), limits, cfg.Logger)
+	srv := httplimit.Server(cfg.access("edge-tls", cfg.Logger, m.HTTP("edge-tls", ed)), limits, cfg.Logger)
 	srv.TLSConfig = mgr.TLSConfig()
 	tln := tls.NewListener(caps.listen(srv, ln, "edge-tls"), srv.TLSConfig)
 	return serveRole("edge-tls", srv, tln), mgr.Handler(ed), nil
