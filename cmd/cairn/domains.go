@@ -61,21 +61,42 @@ func (a *app) domainVerbs() []*cobra.Command {
 	}
 
 	var version int64
-	var follow bool
+	var follow, httpsRedirect, hstsOn bool
 	set := &cobra.Command{
-		Use:   "set HOST --version N | --follow",
-		Short: "Pin HOST to version N of its deployment, or make it follow the active version",
+		Use:   "set HOST --version N | --follow | --https-redirect[=false] | --hsts[=false]",
+		Short: "Pin HOST to version N of its deployment, or make it follow the active version; set its HTTPS settings",
 		Args:  exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if follow == (version > 0) {
-				return fmt.Errorf("give exactly one of --version N and --follow")
+			var redirect, hsts *bool
+			if cmd.Flags().Changed("https-redirect") {
+				redirect = &httpsRedirect
+			}
+			if cmd.Flags().Changed("hsts") {
+				hsts = &hstsOn
+			}
+			httpsOnly := (redirect != nil || hsts != nil) && !follow && version == 0
+			if !httpsOnly && follow == (version > 0) {
+				return fmt.Errorf("give exactly one of --version N and --follow (or only --https-redirect, --hsts)")
 			}
 			if version < 0 {
 				return fmt.Errorf("--version: %d is not a version number", version)
 			}
 			c := a.client()
-			d, err := c.SetDomainVersion(cmd.Context(), strings.ToLower(args[0]), version)
-			if err != nil {
+			host := strings.ToLower(args[0])
+			var d *meta.Domain
+			var err error
+			if redirect != nil || hsts != nil {
+				if d, err = c.SetDomainHTTPS(cmd.Context(), host, redirect, hsts); err != nil {
+					return err
+				}
+			}
+			if !httpsOnly {
+				if d, err = c.SetDomainVersion(cmd.Context(), host, version); err != nil {
+					return err
+				}
+			}
+			if httpsOnly && !a.json {
+				_, err := fmt.Fprintf(a.stdout, "domain %s: https_redirect %v, hsts %v\n", d.Hostname, d.HTTPSRedirect, d.HSTS)
 				return err
 			}
 			names := a.deploymentNames(cmd.Context())
@@ -84,6 +105,8 @@ func (a *app) domainVerbs() []*cobra.Command {
 	}
 	set.Flags().Int64Var(&version, "version", 0, "pin to this version number")
 	set.Flags().BoolVar(&follow, "follow", false, "follow the deployment's active version")
+	set.Flags().BoolVar(&httpsRedirect, "https-redirect", false, "answer plain HTTP requests with 308 to HTTPS (edges with --edge-tls-addr)")
+	set.Flags().BoolVar(&hstsOn, "hsts", false, "send Strict-Transport-Security (max-age one year) on HTTPS responses")
 	return []*cobra.Command{ls, rm, set}
 }
 

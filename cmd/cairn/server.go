@@ -53,6 +53,11 @@ func (a *app) serverCmd() *cobra.Command {
 	f := cmd.Flags()
 	f.StringVar(&cfg.APIAddr, "api-addr", cfg.APIAddr, "address of the API and registry listener")
 	f.StringVar(&cfg.EdgeAddr, "edge-addr", cfg.EdgeAddr, "address of the edge listener")
+	f.StringVar(&cfg.EdgeTLSAddr, "edge-tls-addr", "", "address of the edge's TLS listener, e.g. :443 in production (default: none);\n"+
+		"certificates come from ACME (--acme-ca), on demand, for registered domains only")
+	f.StringVar(&cfg.ACMECA, "acme-ca", "", "ACME directory URL of the certificate authority (default: Let's Encrypt)")
+	f.StringVar(&cfg.ACMEEmail, "acme-email", "", "contact email of the ACME account")
+	f.StringVar(&cfg.ACMERoot, "acme-root", "", "PEM file of root certificates trusted for --acme-ca (e.g. a test CA's)")
 	f.StringVar(&cfg.Database, "database", "", "metadata database URL, e.g. postgres://… (default: SQLite in the data dir)")
 	f.StringVar(&cfg.Blobs, "blobs", "", "release store URL, e.g. s3://bucket?endpoint=… (default: files in the data dir);\n"+
 		"regions: NAME=URL,NAME=URL,…, the first is the primary")
@@ -85,7 +90,9 @@ func (a *app) serverCmd() *cobra.Command {
 	f.Var(&logFormat, "log-format", "log format: auto (text on a terminal, else json), text or json")
 	f.Var(&logLevel, "log-level", "log level: debug, info, warn or error")
 	f.BoolVar(&cfg.AccessLog, "access-log", cfg.AccessLog, "log one line per request on every listener (at info level)")
-	bindEnv(f, "api-addr", "CAIRN_API_ADDR", "edge-addr", "CAIRN_EDGE_ADDR", "database", "CAIRN_DATABASE",
+	bindEnv(f, "api-addr", "CAIRN_API_ADDR", "edge-addr", "CAIRN_EDGE_ADDR", "edge-tls-addr", "CAIRN_EDGE_TLS_ADDR",
+		"acme-ca", "CAIRN_ACME_CA", "acme-email", "CAIRN_ACME_EMAIL", "acme-root", "CAIRN_ACME_ROOT",
+		"database", "CAIRN_DATABASE",
 		"blobs", "CAIRN_BLOBS", "roles", "CAIRN_ROLES", "base-domain", "CAIRN_BASE_DOMAIN", "public-url", "CAIRN_PUBLIC_URL",
 		"max-files", "CAIRN_MAX_FILES", "max-bytes", "CAIRN_MAX_BYTES", "cache-bytes", "CAIRN_CACHE_BYTES",
 		"max-packs", "CAIRN_MAX_PACKS", "metrics-addr", "CAIRN_METRICS_ADDR",

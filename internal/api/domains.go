@@ -1,6 +1,7 @@
 package api
 
 import (
+	"encoding/json"
 	"errors"
 	"net/http"
 	"strings"
@@ -28,6 +29,8 @@ func (a *API) createDomain(w http.ResponseWriter, r *http.Request) error {
 		Hostname      string `json:"hostname"`
 		Deployment    string `json:"deployment"`
 		VersionNumber *int64 `json:"version_number"`
+		HTTPSRedirect bool   `json:"https_redirect"`
+		HSTS          bool   `json:"hsts"`
 	}
 	if err := decode(r, &in); err != nil {
 		return err
@@ -43,7 +46,7 @@ func (a *API) createDomain(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	dom := &meta.Domain{Hostname: in.Hostname, DeploymentID: d.ID}
+	dom := &meta.Domain{Hostname: in.Hostname, DeploymentID: d.ID, HTTPSRedirect: in.HTTPSRedirect, HSTS: in.HSTS}
 	var v *meta.Version
 	if in.VersionNumber != nil {
 		if v, err = a.versionOf(r, d, *in.VersionNumber); err != nil {
@@ -85,11 +88,25 @@ func (a *API) getDomain(w http.ResponseWriter, r *http.Request) error {
 	return writeJSON(w, http.StatusOK, dom)
 }
 
+// optInt is a JSON number or null that knows whether it was given.
+type optInt struct {
+	set bool
+	v   *int64
+}
+
+func (o *optInt) UnmarshalJSON(b []byte) error {
+	o.set = true
+	return json.Unmarshal(b, &o.v)
+}
+
 // patchDomain pins the domain to version_number, or makes it follow the
-// active version when version_number is null.
+// active version when version_number is null or absent; a body with only
+// https_redirect and/or hsts changes those and leaves the version as it is.
 func (a *API) patchDomain(w http.ResponseWriter, r *http.Request) error {
 	var in struct {
-		VersionNumber *int64 `json:"version_number"`
+		VersionNumber optInt `json:"version_number"`
+		HTTPSRedirect *bool  `json:"https_redirect"`
+		HSTS          *bool  `json:"hsts"`
 	}
 	if err := decode(r, &in); err != nil {
 		return err
@@ -98,14 +115,30 @@ func (a *API) patchDomain(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	if in.HTTPSRedirect != nil || in.HSTS != nil {
+		redirect, hsts := dom.HTTPSRedirect, dom.HSTS
+		if in.HTTPSRedirect != nil {
+			redirect = *in.HTTPSRedirect
+		}
+		if in.HSTS != nil {
+			hsts = *in.HSTS
+		}
+		if dom, err = a.cfg.Meta.SetDomainHTTPS(r.Context(), dom.Hostname, redirect, hsts, actorOf(r)); err != nil {
+			return err
+		}
+		if !in.VersionNumber.set {
+			a.cfg.Changed()
+			return writeJSON(w, http.StatusOK, dom)
+		}
+	}
 	var v *meta.Version
 	var vid *string
-	if in.VersionNumber != nil {
+	if in.VersionNumber.v != nil {
 		d, err := a.cfg.Meta.GetDeployment(r.Context(), dom.DeploymentID)
 		if err != nil {
 			return err
 		}
-		if v, err = a.versionOf(r, d, *in.VersionNumber); err != nil {
+		if v, err = a.versionOf(r, d, *in.VersionNumber.v); err != nil {
 			return err
 		}
 		vid = &v.ID

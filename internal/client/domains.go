@@ -47,6 +47,23 @@ func (c *Client) SetDomainVersion(ctx context.Context, hostname string, n int64)
 	return &d, nil
 }
 
+// SetDomainHTTPS sets the domain's https_redirect and/or hsts (nil: left
+// as it is); its version is left as it is.
+func (c *Client) SetDomainHTTPS(ctx context.Context, hostname string, redirect, hsts *bool) (*meta.Domain, error) {
+	in := map[string]any{}
+	if redirect != nil {
+		in["https_redirect"] = *redirect
+	}
+	if hsts != nil {
+		in["hsts"] = *hsts
+	}
+	var d meta.Domain
+	if err := c.call(ctx, http.MethodPatch, domainPath(hostname), in, &d); err != nil {
+		return nil, err
+	}
+	return &d, nil
+}
+
 // ListDomains returns every domain, or those of deployment dep when set,
 // ordered by hostname.
 func (c *Client) ListDomains(ctx context.Context, dep string) ([]meta.Domain, error) {

@@ -72,6 +72,8 @@ func TestVerbs(t *testing.T) {
 	run(0, "domain", "set", "pin.blog.test", "--follow")
 	run(0, "domain", "set", "pin.blog.test", "--version", "2")
 	run(0, "domain", "set", "pin.blog.test", "--version", "2", "--json")
+	run(0, "domain", "set", "pin.blog.test", "--https-redirect", "--hsts")
+	run(0, "domain", "set", "pin.blog.test", "--hsts=false", "--json")
 	run(1, "domain", "set", "pin.blog.test")
 	run(0, "domain", "rm", "pin.blog.test")
 	run(0, "domain", "rm", "www.blog.test", "--json")

@@ -18,6 +18,7 @@ package edge
 import (
 	"context"
 	"log/slog"
+	"net"
 	"net/http"
 	"strings"
 	"time"
@@ -53,6 +54,10 @@ type Config struct {
 	CacheBytes    int64        // bound of the hot-file cache; 0 means DefaultCacheBytes
 	MaxCachedFile int64        // larger files are streamed, never cached; 0 means DefaultMaxCachedFile
 	Logger        *slog.Logger // nil discards
+	// TLSPort is the port of the edge's TLS listener ("" : none), where a
+	// domain with https_redirect sends plain HTTP requests ("443" is
+	// left out of the URL).
+	TLSPort string
 }
 
 // Edge is an http.Handler serving static releases. It is safe for
@@ -64,6 +69,7 @@ type Edge struct {
 	maxFile int64
 	log     *slog.Logger
 	resync  time.Duration
+	tlsPort string
 
 	routes routeTable
 	tocs   *lru[string, *tocEntry]
@@ -93,6 +99,7 @@ func New(cfg Config) *Edge {
 		maxFile:  cfg.MaxCachedFile,
 		log:      cfg.Logger,
 		resync:   resyncEvery,
+		tlsPort:  cfg.TLSPort,
 		routes:   routeTable{m: map[string]*route{}},
 		tocs:     newLRU[string, *tocEntry](maxTOCs),
 		files:    newLRU[fileKey, *file](cfg.CacheBytes),
@@ -174,6 +181,13 @@ func (e *Edge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h := w.Header()
+	if rt.httpsRedirect && r.TLS == nil {
+		e.toHTTPS(w, r, host)
+		return
+	}
+	if rt.hsts && r.TLS != nil {
+		h["Strict-Transport-Security"] = hstsHdr
+	}
 	h["X-Cairn-Version"] = rt.hdrVersion
 	h["X-Cairn-Release"] = rt.hdrRelease
 	e.serve(w, r, rt)
@@ -189,4 +203,13 @@ var (
 	cacheImmutable = []string{"public, max-age=31536000, immutable"}
 	cacheRevalid   = []string{"public, max-age=0, must-revalidate"}
 	cacheNoStore   = []string{"no-store"}
+	hstsHdr        = []string{"max-age=31536000"} // one year; no includeSubDomains
 )
+
+// toHTTPS redirects (308) a plain HTTP request to the same URL over HTTPS.
+func (e *Edge) toHTTPS(w http.ResponseWriter, r *http.Request, host string) {
+	if e.tlsPort != "443" {
+		host = net.JoinHostPort(host, e.tlsPort)
+	}
+	http.Redirect(w, r, "https://"+host+r.URL.RequestURI(), http.StatusPermanentRedirect)
+}

@@ -32,12 +32,14 @@ type route struct {
 	// The site's own rules (_redirects, _headers; nil: none) and settings.
 	// site is set when any of them is, and sends requests down the
 	// slower path of serveSite.
-	rules      *siterules.Rules
-	spa        bool
-	cleanURLs  bool
-	site       bool
-	hdrVersion []string // X-Cairn-Version
-	hdrRelease []string // X-Cairn-Release
+	rules     *siterules.Rules
+	spa       bool
+	cleanURLs bool
+	site      bool
+	// A custom domain's HTTPS settings (meta.Domain).
+	httpsRedirect, hsts bool
+	hdrVersion          []string // X-Cairn-Version
+	hdrRelease          []string // X-Cairn-Release
 }
 
 // routeTable caches routes by host. An entry is fresh while its gen is the
@@ -102,7 +104,7 @@ func (e *Edge) route(ctx context.Context, host string) (*route, error) {
 
 // resolve looks host up in the metadata store and loads the TOC.
 func (e *Edge) resolve(ctx context.Context, host string, gen uint64) (*route, error) {
-	v, dep, preview, err := e.findVersion(ctx, host)
+	v, dep, dom, preview, err := e.findVersion(ctx, host)
 	switch {
 	case errors.Is(err, meta.ErrNotFound) || errors.Is(err, errNoSite):
 		return &route{gen: gen, status: http.StatusNotFound}, nil
@@ -129,6 +131,9 @@ func (e *Edge) resolve(ctx context.Context, host string, gen uint64) (*route, er
 		hdrVersion: []string{v.ID}, hdrRelease: []string{rel.SHA256},
 		rules: te.rules, spa: dep.SPA, cleanURLs: dep.CleanURLs}
 	rt.site = te.files || rt.spa || rt.cleanURLs
+	if dom != nil {
+		rt.httpsRedirect, rt.hsts = dom.HTTPSRedirect && e.tlsPort != "", dom.HSTS
+	}
 	if rt.entrypoint = path.Clean("/" + rt.entrypoint)[1:]; rt.entrypoint == "" {
 		rt.entrypoint = "index.html"
 	}
@@ -144,39 +149,38 @@ func (e *Edge) resolve(ctx context.Context, host string, gen uint64) (*route, er
 // preview reports a
 // {name}--v{N} host. Nothing to serve: an error wrapping meta.ErrNotFound
 // or errNoSite.
-func (e *Edge) findVersion(ctx context.Context, host string) (v *meta.Version, dep *meta.Deployment, preview bool, err error) {
+func (e *Edge) findVersion(ctx context.Context, host string) (v *meta.Version, dep *meta.Deployment, dom *meta.Domain, preview bool, err error) {
 	if name, n, ok := siteLabel(host, e.base); ok {
 		if dep, err = e.meta.GetDeployment(ctx, name); err != nil {
-			return nil, nil, false, err
+			return nil, nil, nil, false, err
 		}
 		if dep.Kind != meta.KindStatic {
-			return nil, nil, false, errNoSite
+			return nil, nil, nil, false, errNoSite
 		}
 		if n > 0 {
 			v, err = e.meta.GetVersionByNumber(ctx, dep.ID, n)
-			return v, dep, true, err
+			return v, dep, nil, true, err
 		}
 	} else {
-		dom, err := e.meta.GetDomain(ctx, host)
-		if err != nil {
-			return nil, nil, false, err
+		if dom, err = e.meta.GetDomain(ctx, host); err != nil {
+			return nil, nil, nil, false, err
 		}
 		if dep, err = e.meta.GetDeployment(ctx, dom.DeploymentID); err != nil {
-			return nil, nil, false, err
+			return nil, nil, nil, false, err
 		}
 		if dep.Kind != meta.KindStatic {
-			return nil, nil, false, errNoSite
+			return nil, nil, nil, false, errNoSite
 		}
 		if dom.VersionID != nil {
 			v, err = e.meta.GetVersion(ctx, *dom.VersionID)
-			return v, dep, false, err
+			return v, dep, dom, false, err
 		}
 	}
 	if dep.ActiveVersionID == nil {
-		return nil, nil, false, errNoSite
+		return nil, nil, nil, false, errNoSite
 	}
 	v, err = e.meta.GetVersion(ctx, *dep.ActiveVersionID)
-	return v, dep, false, err
+	return v, dep, dom, false, err
 }
 
 // loadTOC returns the cached TOC of rel, reading it (two ranged reads) on

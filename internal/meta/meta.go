@@ -46,6 +46,7 @@ const (
 	ActionDomainAdd        = "domain.add"
 	ActionDomainRepoint    = "domain.repoint"
 	ActionDomainRemove     = "domain.remove"
+	ActionDomainHTTPS      = "domain.https"
 	ActionDeploymentDelete = "deployment.delete"
 	ActionCollect          = "collect"
 	// ActionDerive: a derived artifact was recorded (PutDerived), once per
@@ -154,11 +155,15 @@ type Release struct {
 // Domain is a hostname that serves a deployment: pinned to VersionID, or
 // following the deployment's active version when VersionID is nil.
 type Domain struct {
-	Hostname     string    `json:"hostname"`
-	DeploymentID string    `json:"deployment_id"`
-	VersionID    *string   `json:"version_id"`
-	CreatedAt    time.Time `json:"created_at"`
-	UpdatedAt    time.Time `json:"updated_at"`
+	Hostname     string  `json:"hostname"`
+	DeploymentID string  `json:"deployment_id"`
+	VersionID    *string `json:"version_id"`
+	// HTTPSRedirect sends the domain's plain HTTP requests to HTTPS (308);
+	// HSTS adds Strict-Transport-Security to its HTTPS responses.
+	HTTPSRedirect bool      `json:"https_redirect"`
+	HSTS          bool      `json:"hsts"`
+	CreatedAt     time.Time `json:"created_at"`
+	UpdatedAt     time.Time `json:"updated_at"`
 }
 
 // Event is one entry of the append-only audit log.
@@ -271,6 +276,9 @@ type Domains interface {
 	// version when versionID is nil, with a "domain.repoint" event. ErrGone if collected;
 	// the version checks of CreateDomain apply. Unknown hostname: ErrNotFound.
 	SetDomainVersion(ctx context.Context, hostname string, versionID *string, actor string) (*Domain, error)
+	// SetDomainHTTPS sets the domain's HTTPSRedirect and HSTS, with a
+	// "domain.https" event. Unknown hostname: ErrNotFound.
+	SetDomainHTTPS(ctx context.Context, hostname string, redirect, hsts bool, actor string) (*Domain, error)
 	// DeleteDomain removes the domain with a "domain.remove" event. Unknown:
 	// ErrNotFound.
 	DeleteDomain(ctx context.Context, hostname string, actor string) error

@@ -27,15 +27,22 @@ const (
 // Config is everything `cairn server` takes. Each field has a flag and a
 // CAIRN_* environment twin in cmd/cairn.
 type Config struct {
-	DataDir    string   // --data, CAIRN_DATA: SQLite file, blobs, token, staging
-	APIAddr    string   // --api-addr: API and registry
-	EdgeAddr   string   // --edge-addr
-	Database   string   // --database: "" means SQLite in DataDir
-	Blobs      string   // --blobs: "" means files under DataDir; NAME=URL,… for regions (regions.go)
-	Region     string   // --region: the region read first; "" means the primary
-	Roles      []string // --roles: subset of api, edge, gc
-	Token      string   // --token, CAIRN_TOKEN: the bootstrap admin token; "" means generate/read DataDir/token
-	BaseDomain string   // --base-domain: edge serves {name}.{base}
+	DataDir  string // --data, CAIRN_DATA: SQLite file, blobs, token, staging
+	APIAddr  string // --api-addr: API and registry
+	EdgeAddr string // --edge-addr
+	// EdgeTLSAddr (--edge-tls-addr) serves the edge over TLS (HTTP/2 and
+	// HTTP/1.1), with certificates from ACME obtained on demand for
+	// registered domains (internal/certs). "" means no TLS listener.
+	EdgeTLSAddr string
+	ACMECA      string   // --acme-ca: ACME directory URL; "" means Let's Encrypt
+	ACMEEmail   string   // --acme-email: ACME account contact
+	ACMERoot    string   // --acme-root: PEM file of roots trusted for --acme-ca (e.g. a test CA's)
+	Database    string   // --database: "" means SQLite in DataDir
+	Blobs       string   // --blobs: "" means files under DataDir; NAME=URL,… for regions (regions.go)
+	Region      string   // --region: the region read first; "" means the primary
+	Roles       []string // --roles: subset of api, edge, gc
+	Token       string   // --token, CAIRN_TOKEN: the bootstrap admin token; "" means generate/read DataDir/token
+	BaseDomain  string   // --base-domain: edge serves {name}.{base}
 	// PublicURL (--public-url) is the edge as users reach it, e.g.
 	// https://sites.example.com; records' url and preview_url are made from
 	// it. "" means http://{base-domain}:{edge port} (no port for 80).
@@ -197,10 +204,10 @@ func (c *Config) sites(edgeAddr string) *api.Sites {
 	return s
 }
 
-// listeners counts the listeners c opens: metrics, edge, api.
+// listeners counts the listeners c opens: metrics, edge, api, edge TLS.
 func (c *Config) listeners() int {
 	n := 0
-	for _, on := range []bool{c.MetricsAddr != "", c.HasRole(RoleEdge), c.HasRole(RoleAPI)} {
+	for _, on := range []bool{c.MetricsAddr != "", c.HasRole(RoleEdge), c.HasRole(RoleAPI), c.HasRole(RoleEdge) && c.EdgeTLSAddr != ""} {
 		if on {
 			n++
 		}

@@ -26,6 +26,7 @@ type process struct {
 	roles             []role
 	closers           []func() error // closed last first
 	apiAddr, edgeAddr string
+	edgeTLSAddr       string
 }
 
 // close closes what build opened, last first (the stores last of all).
@@ -100,8 +101,17 @@ func build(ctx context.Context, cfg Config) (p *process, err error) {
 	}
 	var ed *edge.Edge
 	if cfg.HasRole(RoleEdge) {
+		var tlsLn net.Listener
+		var tlsPort string
+		if cfg.EdgeTLSAddr != "" {
+			if tlsLn, err = p.listen(cfg.EdgeTLSAddr, "--edge-tls-addr"); err != nil {
+				return p, err
+			}
+			p.edgeTLSAddr = tlsLn.Addr().String()
+			_, tlsPort, _ = net.SplitHostPort(p.edgeTLSAddr)
+		}
 		ed = edge.New(edge.Config{Meta: store, Blobs: blobs, BaseDomain: cfg.BaseDomain,
-			CacheBytes: cfg.CacheBytes, Logger: log.With("role", "edge")})
+			CacheBytes: cfg.CacheBytes, Logger: log.With("role", "edge"), TLSPort: tlsPort})
 		ed.Observe(m)
 		p.add(role{"edge-watcher", ed.Run})
 		ln, err := p.listen(cfg.EdgeAddr, "--edge-addr")
@@ -109,7 +119,16 @@ func build(ctx context.Context, cfg Config) (p *process, err error) {
 			return p, err
 		}
 		p.edgeAddr = ln.Addr().String()
-		srv := httplimit.Server(cfg.access("edge", log, m.HTTP("edge", ed)), limits, log)
+		var edgeHandler http.Handler = ed
+		if tlsLn != nil {
+			tlsRole, acme, err := p.edgeTLS(cfg, tlsLn, store, ed, m, limits, caps)
+			if err != nil {
+				return p, err
+			}
+			servers = append(servers, tlsRole)
+			edgeHandler = acme
+		}
+		srv := httplimit.Server(cfg.access("edge", log, m.HTTP("edge", edgeHandler)), limits, log)
 		// The cap counts the raw connections; Coalesce wraps them after it.
 		servers = append(servers, serveRole("edge", srv, edge.Coalesce(srv, caps.listen(srv, ln, "edge"))))
 	}

@@ -1,6 +1,7 @@
 package metatest
 
 import (
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -12,6 +13,7 @@ var domainTests = []test{
 	{"Domain/CreateGet", testDomainCreateGet},
 	{"Domain/Duplicate", testDomainDuplicate},
 	{"Domain/Repoint", testDomainRepoint},
+	{"Domain/HTTPS", testDomainHTTPS},
 	{"Domain/OtherDeployment", testDomainOtherDeployment},
 	{"Domain/NotFound", testDomainNotFound},
 	{"Domain/Collected", testDomainCollected},
@@ -159,4 +161,34 @@ func testDomainCollected(t *testing.T, s meta.Store) {
 		t.Fatal(err)
 	}
 	wantErr(t, "collect a pinned version", c.MarkCollected(ctx, v3.ID, time.Now()), meta.ErrInvalid)
+}
+
+// testDomainHTTPS: a domain's HTTPS settings start off, are set (and
+// stored) by SetDomainHTTPS with a domain.https event, and survive a
+// repoint.
+func testDomainHTTPS(t *testing.T, s meta.Store) {
+	ctx := t.Context()
+	dep := newDeployment(t, s, "site")
+	v1 := publish(t, s, dep.ID, "one", true)
+	d := addDomain(t, s, "secure.example.com", dep.ID, nil)
+	if d.HTTPSRedirect || d.HSTS {
+		t.Fatalf("new domain = %+v, want HTTPS settings off", d)
+	}
+	got, err := s.SetDomainHTTPS(ctx, "Secure.Example.com", true, true, "alice")
+	if err != nil || !got.HTTPSRedirect || !got.HSTS {
+		t.Fatalf("SetDomainHTTPS = %+v, %v", got, err)
+	}
+	sameJSON(t, "stored", getDomain(t, s, "secure.example.com"), got)
+	if e := lastEvent(t, s, dep.ID); e.Action != meta.ActionDomainHTTPS || e.Hostname != "secure.example.com" || e.Actor != "alice" {
+		t.Fatalf("last event = %+v, want domain.https", e)
+	}
+	if got, err = s.SetDomainVersion(ctx, "secure.example.com", &v1.ID, "alice"); err != nil || !got.HTTPSRedirect || !got.HSTS {
+		t.Fatalf("after repoint: %+v, %v", got, err)
+	}
+	if got, err = s.SetDomainHTTPS(ctx, "secure.example.com", false, true, "alice"); err != nil || got.HTTPSRedirect || !got.HSTS {
+		t.Fatalf("redirect off: %+v, %v", got, err)
+	}
+	if _, err := s.SetDomainHTTPS(ctx, "nope.example.com", true, false, "alice"); !errors.Is(err, meta.ErrNotFound) {
+		t.Fatalf("unknown domain: %v, want ErrNotFound", err)
+	}
 }

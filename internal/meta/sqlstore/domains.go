@@ -10,14 +10,14 @@ import (
 	"github.com/cairnhq/cairn/internal/meta"
 )
 
-const domainCols = `hostname, deployment_id, version_id, created_at, updated_at`
+const domainCols = `hostname, deployment_id, version_id, created_at, updated_at, https_redirect, hsts`
 
 func scanDomain(row scanner) (*meta.Domain, error) {
 	var (
 		d                meta.Domain
 		created, updated int64
 	)
-	if err := row.Scan(&d.Hostname, &d.DeploymentID, &d.VersionID, &created, &updated); err != nil {
+	if err := row.Scan(&d.Hostname, &d.DeploymentID, &d.VersionID, &created, &updated, &d.HTTPSRedirect, &d.HSTS); err != nil {
 		return nil, err
 	}
 	d.CreatedAt, d.UpdatedAt = fromNanos(created), fromNanos(updated)
@@ -76,9 +76,9 @@ func (s *Store) CreateDomain(ctx context.Context, d *meta.Domain, actor string) 
 		}
 		nd.CreatedAt = s.stamp()
 		nd.UpdatedAt = nd.CreatedAt
-		if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO domains (`+domainCols+`) VALUES (?, ?, ?, ?, ?)`),
+		if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO domains (`+domainCols+`) VALUES (?, ?, ?, ?, ?, ?, ?)`),
 			nd.Hostname, nd.DeploymentID, nd.VersionID, nd.CreatedAt.UnixNano(),
-			nd.UpdatedAt.UnixNano()); err != nil {
+			nd.UpdatedAt.UnixNano(), nd.HTTPSRedirect, nd.HSTS); err != nil {
 			return err
 		}
 		return s.appendEvent(ctx, tx, meta.Event{
@@ -184,4 +184,28 @@ func (s *Store) removeDomain(ctx context.Context, tx *wtx, depID, hostname strin
 	return s.appendEvent(ctx, tx, meta.Event{
 		At: now, Actor: actor, Action: meta.ActionDomainRemove, DeploymentID: depID, Hostname: d.Hostname,
 	}, change{Before: d.VersionID, After: nil})
+}
+
+// SetDomainHTTPS sets the domain's HTTPS settings with a "domain.https"
+// event.
+func (s *Store) SetDomainHTTPS(ctx context.Context, hostname string, redirect, hsts bool, actor string) (*meta.Domain, error) {
+	hostname = strings.ToLower(hostname)
+	var d *meta.Domain
+	err := s.update(ctx, func(tx *wtx) error {
+		now := s.stamp()
+		res, err := tx.ExecContext(ctx, s.q(`UPDATE domains SET https_redirect = ?, hsts = ?, updated_at = ? WHERE hostname = ?`),
+			redirect, hsts, now.UnixNano(), hostname)
+		if err := rowsOrNotFound(affected(res), err); err != nil {
+			return err
+		}
+		if d, err = s.domainByHost(ctx, tx, hostname); err != nil {
+			return err
+		}
+		return s.appendEvent(ctx, tx, meta.Event{At: now, Actor: actor, Action: meta.ActionDomainHTTPS,
+			DeploymentID: d.DeploymentID, Hostname: hostname}, map[string]bool{"https_redirect": redirect, "hsts": hsts})
+	})
+	if err != nil {
+		return nil, s.mapErr("set https of domain "+quote(hostname), err)
+	}
+	return d, nil
 }
