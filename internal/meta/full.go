@@ -19,4 +19,5 @@ type Full interface {
 	Tokens
 	Derivations
 	Replicas
+	Hosts
 }
