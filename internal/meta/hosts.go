@@ -11,12 +11,12 @@ import (
 // instances"). Instance state changes reported by heartbeats are not
 // audited, apart from an instance becoming failed.
 const (
-	ActionHostRegister    = "host.register"   // a host registered (or came back after lost)
-	ActionHostLost        = "host.lost"       // a host missed its heartbeats
+	ActionHostRegister    = "host.register"    // a host registered (or came back after lost)
+	ActionHostLost        = "host.lost"        // a host missed its heartbeats
 	ActionDeploymentScale = "deployment.scale" // replicas changed: detail {"before": n, "after": n}
-	ActionInstanceCreate  = "instance.create" // placement put an instance on a host
-	ActionInstanceRemove  = "instance.remove" // placement took it away
-	ActionInstanceFailed  = "instance.failed" // it crashed too often
+	ActionInstanceCreate  = "instance.create"  // placement put an instance on a host
+	ActionInstanceRemove  = "instance.remove"  // placement took it away
+	ActionInstanceFailed  = "instance.failed"  // it crashed too often
 )
 
 // Host is a compute host's record: what hostapi.Host says, and how the
