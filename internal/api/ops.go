@@ -24,6 +24,8 @@ var ops = map[string]string{
 	"POST /v1/gc":                         "gc",
 	"POST /v1/tokens":                     "token.create",
 	"DELETE /v1/tokens/{id}":              "token.revoke",
+	"POST /v1/hosts":                      "host.register",
+	"POST /v1/hosts/{id}/heartbeat":       "host.heartbeat",
 }
 
 // logOp logs a successful operation of route pattern, if it is one.
