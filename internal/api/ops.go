@@ -41,5 +41,9 @@ func (a *API) logOp(pattern string, r *http.Request, p *token.Principal) {
 			attrs = append(attrs, slog.String(k, v))
 		}
 	}
-	a.log.LogAttrs(r.Context(), slog.LevelInfo, "api: "+op, attrs...)
+	level := slog.LevelInfo
+	if op == "host.heartbeat" { // every host, every 2 s
+		level = slog.LevelDebug
+	}
+	a.log.LogAttrs(r.Context(), level, "api: "+op, attrs...)
 }
