@@ -10,6 +10,7 @@ import (
 	"sync"
 	"syscall"
 	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -20,6 +21,8 @@ import (
 // agentCmd is `cairn agent`: the host agent (its own process).
 func (a *app) agentCmd() *cobra.Command {
 	var driver, capacity, region, listen, advertise string
+	var maxCrashes int
+	var backoff time.Duration
 	cmd := &cobra.Command{
 		Use:   "agent [--driver runc] [--capacity cpu=2,memory=4GiB,instances=50] [--region R]",
 		Short: "Run the host agent: register with the API and run this host's instances",
@@ -41,7 +44,7 @@ func (a *app) agentCmd() *cobra.Command {
 				return err
 			}
 			ag, err := agent.New(agent.Config{API: a.client(), Runtime: rt, DataDir: a.data, Region: region,
-				Capacity: capa, Listen: listen, Advertise: advertise, Log: log})
+				Capacity: capa, Listen: listen, Advertise: advertise, MaxCrashes: maxCrashes, BackoffBase: backoff, Log: log})
 			if err != nil {
 				return err
 			}
@@ -55,6 +58,8 @@ func (a *app) agentCmd() *cobra.Command {
 	f.StringVar(&capacity, "capacity", "", "what this host offers: cpu=2,memory=4GiB,instances=50 (a key left out is not limited)")
 	f.StringVar(&region, "region", "", "the host's region")
 	f.StringVar(&listen, "listen", "127.0.0.1:0", "where the agent serves instance logs to the API")
+	f.IntVar(&maxCrashes, "max-crashes", 5, "an instance that exits this many times in a row is failed")
+	f.DurationVar(&backoff, "backoff", time.Second, "the first restart delay after a crash; it doubles up to 30s")
 	f.StringVar(&advertise, "advertise", "", "the URL the API reaches --listen at (default: http:// and the listener's address)")
 	return cmd
 }

@@ -62,6 +62,7 @@ type Agent struct {
 
 	mu      sync.Mutex
 	desired map[string]hostapi.Desired
+	synced  bool // a desired set arrived: until then nothing is started or stopped
 	track   map[string]*tracked
 	last    []hostapi.Observed
 }
@@ -218,7 +219,7 @@ func (a *Agent) watch(ctx context.Context) {
 func (a *Agent) SetDesired(ds []hostapi.Desired) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	a.desired = map[string]hostapi.Desired{}
+	a.desired, a.synced = map[string]hostapi.Desired{}, true
 	for _, d := range ds {
 		a.desired[d.ID] = d
 	}
@@ -249,6 +250,12 @@ func (a *Agent) Observed() []hostapi.Observed {
 // stop what is no longer desired, check health. Running instances found
 // by the runtime (an earlier agent's) are adopted as they are.
 func (a *Agent) Reconcile(ctx context.Context) {
+	a.mu.Lock()
+	synced := a.synced
+	a.mu.Unlock()
+	if !synced { // a restarted agent must not stop what it will adopt
+		return
+	}
 	list, err := a.cfg.Runtime.List(ctx)
 	if err != nil {
 		a.cfg.Log.Warn("listing instances", "err", err)
@@ -320,7 +327,7 @@ func (a *Agent) step(ctx context.Context, d hostapi.Desired, t *tracked, o hosta
 			return report(o)
 		}
 		t.waiting, t.retryAt = true, now.Add(a.backoff(t.crashes))
-		a.cfg.Log.Info("instance exited; restarting after backoff", "instance", d.ID, "exit", o.ExitCode, "at", t.retryAt)
+		a.cfg.Log.Info("instance exited; restarting after backoff", "instance", d.ID, "exit", exitText(o.ExitCode), "at", t.retryAt)
 		return report(o)
 	case t.waiting:
 		if now.Before(t.retryAt) {
@@ -448,3 +455,10 @@ func (f *flushWriter) Write(p []byte) (int, error) {
 }
 
 func (f *flushWriter) Flush() { _ = f.rc.Flush() }
+
+func exitText(c *int) string {
+	if c == nil {
+		return "-"
+	}
+	return fmt.Sprint(*c)
+}

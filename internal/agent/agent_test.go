@@ -148,6 +148,12 @@ func TestAdopt(t *testing.T) {
 	pid := get(t, "http://"+addr+"/")
 
 	b, _ := newAgent(t, dir, clock) // the agent restarted
+	for range 3 {                   // before its first desired set, it touches nothing
+		b.Reconcile(t.Context())
+	}
+	if got := get(t, "http://"+addr+"/"); got != pid {
+		t.Fatalf("before the desired set: %q, want %q", got, pid)
+	}
 	b.SetDesired([]hostapi.Desired{d})
 	until(t, b, "adopted healthy", func() bool { return state(b, "web-1").State == hostapi.StateHealthy })
 	if o := state(b, "web-1"); o.Addr != addr || o.Restarts != 0 || get(t, "http://"+addr+"/") != pid {

@@ -70,7 +70,8 @@ func (e *env) cli(tok string, args ...string) (string, error) {
 func startAgent(t *testing.T, e *env, tok, data string) *exec.Cmd {
 	t.Helper()
 	c := exec.Command(cairnBinary(t), "agent", "--api", e.api, "--token", tok, "--data", data,
-		"--driver", "testproc", "--capacity", "cpu=8,memory=8GiB,instances=10", "--region", "eu")
+		"--driver", "testproc", "--capacity", "cpu=8,memory=8GiB,instances=10", "--region", "eu",
+		"--max-crashes", "3", "--backoff", "100ms")
 	c.Env = append(os.Environ(), "CAIRN_AGENT_TEST_DRIVER=1")
 	var logb bytes.Buffer
 	c.Stderr = &logb
@@ -271,6 +272,39 @@ wait:
 		}
 	}
 
+	// An app that crashes at start: restarted with backoff, then failed
+	// after 3 exits, with its last lines in the record and in cairn logs.
+	if code, _ := e.do("POST", "/v1/deployments", e.jsonBody(map[string]any{"name": "crashy", "kind": "rootfs"}), nil); code != 201 {
+		t.Fatalf("create: %d", code)
+	}
+	rt, _ = json.Marshal(map[string]any{"cmd": []string{app}, "port": 8080, "env": map[string]string{"CRASH_AT_START": "1"}})
+	if code, _ := e.do("POST", "/v1/deployments/crashy/versions?runtime="+url.QueryEscape(string(rt)),
+		bytes.NewReader(enc.EncodeAll(plain.Bytes(), nil)), &v); code != 201 {
+		t.Fatalf("publish: %d %v", code, v)
+	}
+	if _, err := e.cli(e.token, "scale", "crashy", "1"); err != nil {
+		t.Fatal(err)
+	}
+	var failed []map[string]any
+	waitUntil(t, "crashy failed", 20*time.Second, func() bool {
+		out, _ := e.cli(e.token, "ps", "crashy", "--json")
+		json.Unmarshal([]byte(out), &failed)
+		return len(failed) == 1 && failed[0]["state"] == "failed"
+	})
+	if f := failed[0]; f["restarts"] != float64(2) || f["exit_code"] != float64(3) ||
+		!strings.Contains(strings.Join(strings.Fields(toString(f["last_log"])), " "), "crashing at start") {
+		t.Errorf("failed instance %v", f)
+	}
+	if out, err := e.cli(e.token, "logs", "crashy"); err != nil || strings.Count(out, "crashing at start") != 3 {
+		t.Errorf("cairn logs crashy: %q %v; want 3 runs' lines", out, err)
+	}
+	if out, _ := e.cli(e.token, "ps", "crashy"); !strings.Contains(out, "failed") {
+		t.Errorf("cairn ps crashy:\n%s", out)
+	}
+	if _, err := e.cli(e.token, "scale", "crashy", "0"); err != nil {
+		t.Fatal(err)
+	}
+
 	// Scale to 0: the instances stop.
 	if _, err := e.cli(e.token, "scale", "app", "0"); err != nil {
 		t.Fatal(err)
@@ -282,12 +316,14 @@ wait:
 	})
 	// Events: host.register, deployment.scale, instance.create/remove.
 	out, _ = e.cli(e.token, "events")
-	for _, a := range []string{"host.register", "deployment.scale", "instance.create", "instance.remove"} {
+	for _, a := range []string{"host.register", "deployment.scale", "instance.create", "instance.remove", "instance.failed"} {
 		if !strings.Contains(out, a) {
 			t.Errorf("events lack %s:\n%s", a, out)
 		}
 	}
 }
+
+func toString(v any) string { b, _ := json.Marshal(v); return string(b) }
 
 func squash(s string) string {
 	return strings.Join(strings.Fields(strings.ReplaceAll(s, "\n", " ¶ ")), " ")
