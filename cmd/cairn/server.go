@@ -79,6 +79,7 @@ func (a *app) serverCmd() *cobra.Command {
 	f.DurationVar(&cfg.GCGrace, "gc-grace", cfg.GCGrace, "how long a release stays marked before it is collected; keep it above the 10m lease")
 	f.DurationVar(&cfg.GCDrain, "gc-drain", cfg.GCDrain, "wait between committing a collection and deleting its bytes")
 	f.DurationVar(&cfg.TmpSweepInterval, "tmp-sweep-interval", cfg.TmpSweepInterval, "how often temporary files left by interrupted blob writes are swept")
+	f.DurationVar(&cfg.HostTimeout, "host-timeout", cfg.HostTimeout, "a compute host whose agent is silent this long is lost and its instances are replaced")
 	f.DurationVar(&cfg.TmpMaxAge, "tmp-max-age", cfg.TmpMaxAge, "how long a temporary file must be untouched before a sweep removes it")
 	f.IntVar(&cfg.MaxConns, "max-conns", 0, "connections open at once on each listener; more are answered 503 and closed\n"+
 		"(default 0: 4096, or fewer so that every listener fits the open-file limit)")

@@ -56,6 +56,11 @@ type Config struct {
 	// Derive makes derived artifacts (rootfs of oci versions, erofs
 	// images); nil answers 501.
 	Derive Derivations
+	// Hosts keeps hosts, instances and replicas; nil answers 501 on their
+	// routes.
+	Hosts meta.Hosts
+	// HostTimeout: a host silent this long is lost (default 10 s).
+	HostTimeout time.Duration
 }
 
 // API is the v1 HTTP handler.
@@ -117,8 +122,8 @@ func (a *API) routes() {
 	a.handle("POST /v1/deployments/{dep}/activate", needDeploy, a.activate)
 	a.handle("POST /v1/deployments/{dep}/rollback", needDeploy, a.rollback)
 	a.handle("GET /v1/releases/{sha}", needReadAll, a.getRelease)
-	a.handle("GET /v1/releases/{sha}/artifact", needReadAll, a.getArtifact)
-	a.handle("GET /v1/releases/{sha}/erofs", needReadAll, a.getErofs)
+	a.handle("GET /v1/releases/{sha}/artifact", needReadOrAgent, a.getArtifact)
+	a.handle("GET /v1/releases/{sha}/erofs", needReadOrAgent, a.getErofs)
 	a.handle("POST /v1/domains", needAdmin, a.createDomain)
 	a.handle("GET /v1/domains", needReadAny, a.listDomains)
 	a.handle("DELETE /v1/domains/{hostname}", needAdmin, a.deleteDomain)
@@ -132,6 +137,7 @@ func (a *API) routes() {
 	a.handle("GET /v1/tokens", needAdmin, a.listTokens)
 	a.handle("GET /v1/tokens/{id}", needAdmin, a.getToken)
 	a.handle("DELETE /v1/tokens/{id}", needAdmin, a.revokeToken)
+	a.hostRoutes()
 	// Every other request. A pattern without a method matches any method,
 	// so this one also takes a known path asked with a wrong method, which
 	// unrouted answers 405 with Allow, as the mux would without it.

@@ -26,6 +26,8 @@ const (
 	needReadVersion                  // the {id} version's deployment: as needReadDeployment
 	needReadDomain                   // the {hostname} domain's deployment: as needReadDeployment
 	needDeployDomain                 // the {hostname} domain's deployment: as needDeploy
+	needAgent                        // admin, agent: a host agent's calls
+	needReadOrAgent                  // admin, read, agent: releases an agent fetches
 )
 
 // authenticate returns the principal of r's bearer token: 401 without one
@@ -61,6 +63,16 @@ func (a *API) permit(r *http.Request, p *token.Principal, need access) error {
 			return nil
 		}
 		return forbidden(p, "read or admin")
+	case needAgent:
+		if p.Agent() {
+			return nil
+		}
+		return forbidden(p, "agent or admin")
+	case needReadOrAgent:
+		if p.ReadsAll() || p.Agent() {
+			return nil
+		}
+		return forbidden(p, "read, agent or admin")
 	case needReadAny:
 		if p.ReadsAny() {
 			return nil

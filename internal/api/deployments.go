@@ -133,6 +133,7 @@ func (a *API) patchDeployment(w http.ResponseWriter, r *http.Request) error {
 		ActivateOnPush *string `json:"activate_on_push"`
 		SPA            *bool   `json:"spa"` // static deployments: see meta.Deployment
 		CleanURLs      *bool   `json:"clean_urls"`
+		Replicas       *int    `json:"replicas"` // rootfs (and oci) deployments: instances of the active version
 	}
 	if err := decode(r, &in); err != nil {
 		return err
@@ -156,6 +157,11 @@ func (a *API) patchDeployment(w http.ResponseWriter, r *http.Request) error {
 	}
 	if in.KeepVersions != nil {
 		if err := checkKeep(*in.KeepVersions); err != nil {
+			return err
+		}
+	}
+	if in.Replicas != nil {
+		if err := a.setReplicas(r, d, *in.Replicas); err != nil {
 			return err
 		}
 	}

@@ -24,6 +24,8 @@ var ops = map[string]string{
 	"POST /v1/gc":                         "gc",
 	"POST /v1/tokens":                     "token.create",
 	"DELETE /v1/tokens/{id}":              "token.revoke",
+	"POST /v1/hosts":                      "host.register",
+	"POST /v1/hosts/{id}/heartbeat":       "host.heartbeat",
 }
 
 // logOp logs a successful operation of route pattern, if it is one.
@@ -39,5 +41,9 @@ func (a *API) logOp(pattern string, r *http.Request, p *token.Principal) {
 			attrs = append(attrs, slog.String(k, v))
 		}
 	}
-	a.log.LogAttrs(r.Context(), slog.LevelInfo, "api: "+op, attrs...)
+	level := slog.LevelInfo
+	if op == "host.heartbeat" { // every host, every 2 s
+		level = slog.LevelDebug
+	}
+	a.log.LogAttrs(r.Context(), level, "api: "+op, attrs...)
 }

@@ -20,4 +20,5 @@ type Full interface {
 	Derivations
 	Replicas
 	Certs
+	Hosts
 }

@@ -74,7 +74,11 @@ type Config struct {
 	// files of blob writes are swept; TmpMaxAge (--tmp-max-age) is how long
 	// one must be untouched to be removed (sweep.go).
 	TmpSweepInterval time.Duration
-	TmpMaxAge        time.Duration
+	// HostTimeout (--host-timeout): a compute host whose agent has not
+	// heartbeated for this long is lost and its instances are replaced
+	// (0: api.DefaultHostTimeout, 10 s).
+	HostTimeout time.Duration
+	TmpMaxAge   time.Duration
 	// Limits of each listener (api, edge, metrics); see internal/httplimit.
 	MaxConns      int           // --max-conns: connections open at once per listener; 0: auto (Config.limits)
 	HeaderTimeout time.Duration // --header-timeout: to read a request's headers
@@ -111,6 +115,7 @@ func Default() Config {
 		GCDrain:       5 * time.Second,
 
 		TmpSweepInterval: 5 * time.Minute,
+		HostTimeout:      10 * time.Second,
 		TmpMaxAge:        15 * time.Minute,
 		HeaderTimeout:    httplimit.DefaultHeaderTimeout,
 		BodyTimeout:      httplimit.DefaultBodyTimeout,

@@ -204,6 +204,7 @@ func (p *process) apiServer(cfg Config, store meta.Full, blobs blob.Store, col a
 	}
 	a := api.New(api.Config{Meta: store, Blobs: blobs, Publisher: pub, Token: bootstrap,
 		GC: col, DefaultRetentionDays: &cfg.RetentionDays, Sites: cfg.sites(p.edgeAddr),
-		Images: reg, Derive: der, Log: log.With("role", "api"), Changed: changed})
+		Images: reg, Derive: der, Hosts: store, HostTimeout: cfg.HostTimeout, Log: log.With("role", "api"), Changed: changed})
+	p.add(loopRole("placer", func(ctx context.Context) { placeLoop(ctx, a, placeInterval) }))
 	return httplimit.Server(cfg.access("api", log, apiHandler(reg, a, metricsHandler, m, ops)), limits, log), ln, nil
 }

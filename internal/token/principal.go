@@ -67,3 +67,7 @@ func (p *Principal) Named(dep string) bool {
 	}
 	return false
 }
+
+// Agent: a host agent's calls (register, heartbeat, desired instances,
+// release artifacts): admin, agent.
+func (p *Principal) Agent() bool { return p.Admin() || p.has(Agent, "") }

@@ -11,7 +11,7 @@ import (
 const (
 	Admin  = "admin"  // everything
 	Read   = "read"   // every read of the API; pulls of every repository
-	Agent  = "agent"  // reserved for host agents: grants nothing yet
+	Agent  = "agent"  // host agents: register, heartbeat, read their desired instances and the releases they run
 	Deploy = "deploy" // publish, activate and roll back one deployment, repoint its domains, read it, pull it
 	Push   = "push"   // registry: push to (and pull from) one deployment's repositories
 	Pull   = "pull"   // registry: pull from one deployment's repositories

@@ -1,0 +1,259 @@
+package main
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/cairnhq/cairn/internal/agent"
+	"github.com/cairnhq/cairn/internal/meta"
+)
+
+// agentCmd is `cairn agent`: the host agent (its own process).
+func (a *app) agentCmd() *cobra.Command {
+	var driver, capacity, region, listen, advertise string
+	var maxCrashes int
+	var backoff time.Duration
+	cmd := &cobra.Command{
+		Use:   "agent [--driver runc] [--capacity cpu=2,memory=4GiB,instances=50] [--region R]",
+		Short: "Run the host agent: register with the API and run this host's instances",
+		Long: "Run the host agent. It registers this host with the API (--api) using an\n" +
+			"agent-scoped token (--token: cairn token create --scope agent), heartbeats,\n" +
+			"long-polls its desired instances and runs them with --driver. It never\n" +
+			"opens the metadata store. Instances keep running when the agent stops; an\n" +
+			"agent started again over the same --data adopts them.",
+		Args: exactArgs(0),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			capa, err := agent.ParseCapacity(capacity)
+			if err != nil {
+				return fmt.Errorf("--capacity: %w", err)
+			}
+			log := slog.New(slog.NewTextHandler(a.stderr, nil))
+			tok := a.resolveToken()
+			rt, err := agent.NewRuntime(driver, agent.DriverOptions{DataDir: a.data, APIURL: a.api, Token: tok, Log: log})
+			if err != nil {
+				return err
+			}
+			ag, err := agent.New(agent.Config{API: a.client(), Runtime: rt, DataDir: a.data, Region: region,
+				Capacity: capa, Listen: listen, Advertise: advertise, MaxCrashes: maxCrashes, BackoffBase: backoff, Log: log})
+			if err != nil {
+				return err
+			}
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			return ag.Run(ctx)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&driver, "driver", "runc", "how instances run: runc")
+	f.StringVar(&capacity, "capacity", "", "what this host offers: cpu=2,memory=4GiB,instances=50 (a key left out is not limited)")
+	f.StringVar(&region, "region", "", "the host's region")
+	f.StringVar(&listen, "listen", "127.0.0.1:0", "where the agent serves instance logs to the API")
+	f.IntVar(&maxCrashes, "max-crashes", 5, "an instance that exits this many times in a row is failed")
+	f.DurationVar(&backoff, "backoff", time.Second, "the first restart delay after a crash; it doubles up to 30s")
+	f.StringVar(&advertise, "advertise", "", "the URL the API reaches --listen at (default: http:// and the listener's address)")
+	return cmd
+}
+
+// hostsCmd is `cairn hosts`.
+func (a *app) hostsCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "hosts",
+		Short: "List the compute hosts: driver, isolation, capacity, used, state",
+		Args:  exactArgs(0),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			hs, err := a.client().ListHosts(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if a.json {
+				if hs == nil {
+					hs = []meta.Host{}
+				}
+				return printJSON(a.stdout, hs)
+			}
+			printHosts(a.stdout, hs)
+			return nil
+		},
+	}
+}
+
+func printHosts(w interface{ Write([]byte) (int, error) }, hs []meta.Host) {
+	if len(hs) == 0 {
+		fmt.Fprintln(w, "no hosts: start one with cairn agent")
+		return
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tHOSTNAME\tREGION\tDRIVER\tISOLATION\tINSTANCES\tCPU\tMEMORY\tSTATE\tLAST SEEN")
+	for _, h := range hs {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d/%s\t%s\t%s\t%s\t%s\n", h.ID, h.Hostname, dash(h.Region), h.Driver, h.Isolation,
+			h.Used.Instances, limit(int64(h.Capacity.Instances), strconv.Itoa(h.Capacity.Instances)),
+			limit(int64(h.Capacity.CPU*1000), strconv.FormatFloat(h.Capacity.CPU, 'f', -1, 64)),
+			limit(h.Capacity.MemoryBytes, humanBytes(h.Capacity.MemoryBytes)), h.State, formatTime(h.LastSeen))
+	}
+	tw.Flush()
+}
+
+func limit(n int64, s string) string {
+	if n <= 0 {
+		return "any"
+	}
+	return s
+}
+
+// psCmd is `cairn ps NAME`.
+func (a *app) psCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "ps NAME",
+		Short: "List a deployment's instances: host, version, state, address, restarts",
+		Args:  exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			is, err := a.client().ListInstances(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			if a.json {
+				if is == nil {
+					is = []meta.Instance{}
+				}
+				return printJSON(a.stdout, is)
+			}
+			if len(is) == 0 {
+				fmt.Fprintf(a.stdout, "%s has no instances (cairn scale %s N)\n", args[0], args[0])
+				return nil
+			}
+			tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "INSTANCE\tHOST\tVERSION\tSTATE\tADDRESS\tRESTARTS\tEXIT\tSTARTED")
+			for _, in := range is {
+				exit, started := "-", "-"
+				if in.ExitCode != nil {
+					exit = strconv.Itoa(*in.ExitCode)
+				}
+				if in.StartedAt != nil {
+					started = formatTime(*in.StartedAt)
+				}
+				fmt.Fprintf(tw, "%s\t%s\tv%d\t%s\t%s\t%d\t%s\t%s\n", in.ID, in.HostID, in.VersionNumber, in.State,
+					dash(in.Addr), in.Restarts, exit, started)
+			}
+			return tw.Flush()
+		},
+	}
+}
+
+// scaleCmd is `cairn scale NAME N`.
+func (a *app) scaleCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "scale NAME N",
+		Short: "Run N instances of a deployment's active version on the hosts",
+		Args:  exactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			n, err := strconv.Atoi(args[1])
+			if err != nil || n < 0 {
+				return fmt.Errorf("N %q must be a count (0 or more)", args[1])
+			}
+			d, err := a.client().SetReplicas(cmd.Context(), args[0], n)
+			if err != nil {
+				return err
+			}
+			if a.json {
+				return printJSON(a.stdout, map[string]any{"deployment": d.Name, "replicas": n})
+			}
+			fmt.Fprintf(a.stdout, "%s: %d replicas (cairn ps %s)\n", d.Name, n, d.Name)
+			return nil
+		},
+	}
+}
+
+// logsCmd is `cairn logs NAME [--instance ID] [-f]`.
+func (a *app) logsCmd() *cobra.Command {
+	var instance string
+	var follow bool
+	cmd := &cobra.Command{
+		Use:   "logs NAME [--instance ID] [-f]",
+		Short: "Show an app's instance logs (stdout and stderr), streamed from their hosts",
+		Long: "Show the logs of a deployment's instances, streamed from the agents through\n" +
+			"the API. Without --instance every instance is shown, each line prefixed\n" +
+			"with its instance id when there are several. -f follows new lines.",
+		Args: exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c := a.client()
+			ids := []string{instance}
+			if instance == "" {
+				is, err := c.ListInstances(cmd.Context(), args[0])
+				if err != nil {
+					return err
+				}
+				ids = ids[:0]
+				for _, in := range is {
+					ids = append(ids, in.ID)
+				}
+				if len(ids) == 0 {
+					return fmt.Errorf("%s has no instances", args[0])
+				}
+			}
+			var mu sync.Mutex
+			var wg sync.WaitGroup
+			errs := make([]error, len(ids))
+			for i, id := range ids {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					prefix := ""
+					if len(ids) > 1 {
+						prefix = id + " | "
+					}
+					lw := &lineWriter{mu: &mu, w: a.stdout, prefix: prefix}
+					errs[i] = c.InstanceLogs(cmd.Context(), args[0], id, follow, lw)
+					lw.flush()
+				}()
+			}
+			wg.Wait()
+			for _, err := range errs {
+				if err != nil && cmd.Context().Err() == nil {
+					return err
+				}
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&instance, "instance", "", "only this instance")
+	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "keep printing new lines")
+	return cmd
+}
+
+// lineWriter writes whole lines, prefixed, under a shared lock.
+type lineWriter struct {
+	mu     *sync.Mutex
+	w      interface{ Write([]byte) (int, error) }
+	prefix string
+	buf    []byte
+}
+
+func (l *lineWriter) Write(p []byte) (int, error) {
+	l.buf = append(l.buf, p...)
+	for {
+		i := strings.IndexByte(string(l.buf), '\n')
+		if i < 0 {
+			return len(p), nil
+		}
+		l.mu.Lock()
+		fmt.Fprintf(l.w, "%s%s\n", l.prefix, l.buf[:i])
+		l.mu.Unlock()
+		l.buf = l.buf[i+1:]
+	}
+}
+
+func (l *lineWriter) flush() {
+	if len(l.buf) > 0 {
+		l.Write([]byte("\n"))
+	}
+}
