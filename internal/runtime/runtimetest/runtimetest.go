@@ -6,10 +6,12 @@
 package runtimetest
 
 import (
+	"archive/tar"
 	"bytes"
 	"context"
 	"fmt"
 	"hash/fnv"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -188,4 +190,46 @@ func WaitHTTP(t testing.TB, url string, within time.Duration) string {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// PackNoDevices packs dir as a rootfs release without its device nodes
+// (a debootstrap tree's /dev): hosts refuse releases that hold devices,
+// and an instance's /dev is a tmpfs its driver makes.
+func PackNoDevices(t testing.TB, dir string) (*release.Result, []byte) {
+	t.Helper()
+	pr, pw := io.Pipe()
+	go func() {
+		tr, tw := io.Pipe()
+		go func() { tw.CloseWithError(release.WriteRootfsTar(context.Background(), dir, tw, nil)) }()
+		in := tar.NewReader(tr)
+		out := tar.NewWriter(pw)
+		for {
+			h, err := in.Next()
+			if err == io.EOF {
+				pw.CloseWithError(out.Close())
+				return
+			}
+			if err != nil {
+				pw.CloseWithError(err)
+				return
+			}
+			if h.Typeflag == tar.TypeChar || h.Typeflag == tar.TypeBlock {
+				continue
+			}
+			if err := out.WriteHeader(h); err == nil {
+				_, err = io.Copy(out, in)
+			}
+			if err != nil {
+				pw.CloseWithError(err)
+				tr.CloseWithError(err)
+				return
+			}
+		}
+	}()
+	var buf bytes.Buffer
+	res, err := release.PackRootfsTar(context.Background(), pr, &buf, release.RootfsOptions{ScratchDir: t.TempDir()})
+	if err != nil {
+		t.Fatalf("pack %s: %v", dir, err)
+	}
+	return res, buf.Bytes()
 }
