@@ -8,6 +8,7 @@
 //	go run ./bench gc       mark and sweep of 10,000 versions; edge p99 during the sweep vs idle
 //	go run ./bench derive   OCI flatten (rootfs derivation) of a 200 MB image vs crane export | tar -x
 //	go run ./bench rootfs   pack of a Debian rootfs vs tar|zstd; verified unpack vs tar --zstd -xpf (root)
+//	go run ./bench instances instance start to first HTTP answer vs plain runc run -d, warm and cold cache (root)
 package main
 
 import (
@@ -17,7 +18,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: go run ./bench static|memory|scaleout|oci|gc|rootfs|derive")
+		fmt.Fprintln(os.Stderr, "usage: go run ./bench static|memory|scaleout|oci|gc|rootfs|derive|instances")
 		os.Exit(2)
 	}
 	var err error
@@ -36,8 +37,10 @@ func main() {
 		err = rootfsBench()
 	case "derive":
 		err = deriveBench()
+	case "instances":
+		err = instancesBench()
 	default:
-		err = fmt.Errorf("unknown benchmark %q (static, memory, scaleout, oci, gc, rootfs, derive)", os.Args[1])
+		err = fmt.Errorf("unknown benchmark %q (static, memory, scaleout, oci, gc, rootfs, derive, instances)", os.Args[1])
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)

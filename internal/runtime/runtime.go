@@ -167,6 +167,7 @@ func (r *Runtime) Start(ctx context.Context, d hostapi.Desired) (hostapi.Observe
 		return hostapi.Observed{}, fmt.Errorf("instance %s: no command", d.ID)
 	}
 	defer r.lock(d.ID)()
+	t0 := time.Now()
 	id := d.ID
 	dir := r.dir(id)
 	old, st, err := r.load(id)
@@ -212,19 +213,29 @@ func (r *Runtime) Start(ctx context.Context, d hostapi.Desired) (hostapi.Observe
 			return fail(err)
 		}
 	}
-	ip, err := r.cfg.Net.Add(ctx, id, d.Egress)
-	if err != nil {
+	tLease := time.Now()
+	// The namespace first; its address comes while the driver starts
+	// (the app may bind :PORT before eth0 is up; nothing waits on it).
+	if err := r.cfg.Net.Create(id); err != nil {
 		return fail(err)
 	}
+	type added struct {
+		ip  net.IP
+		err error
+	}
+	addc := make(chan added, 1)
+	go func() {
+		ip, err := r.cfg.Net.Add(ctx, id, d.Egress)
+		addc <- added{ip, err}
+	}()
+	tNet := time.Now()
 	root := r.root(id, d)
-	if err := root.Mount(r.files(id, ip, d.Egress)); err != nil {
+	if err := root.Mount(r.files(id, d.Egress)); err != nil {
+		<-addc
 		return fail(err)
 	}
-	st.Addr = net.JoinHostPort(ip.String(), strconv.Itoa(d.Port))
+	tRoot := time.Now()
 	st.StartedAt = time.Now().UTC()
-	if err := writeJSON(filepath.Join(dir, "state.json"), st); err != nil {
-		return fail(err)
-	}
 	env := []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/", "PORT=" + strconv.Itoa(d.Port)}
 	keys := make([]string, 0, len(d.Env))
 	for k := range d.Env {
@@ -238,15 +249,30 @@ func (r *Runtime) Start(ctx context.Context, d hostapi.Desired) (hostapi.Observe
 		ID: id, Dir: dir, Root: root.Merged(), NetNS: r.cfg.Net.Path(id), Log: r.logPath(id),
 		Args: d.Cmd, Env: env, Cwd: d.Workdir, User: d.User, Limits: d.Limits,
 	})
+	a := <-addc
+	if err == nil {
+		err = a.err
+	}
+	if err == nil {
+		st.Addr = net.JoinHostPort(a.ip.String(), strconv.Itoa(d.Port))
+		err = writeJSON(filepath.Join(dir, "state.json"), st)
+	}
 	if err != nil {
+		if !restart {
+			r.cfg.Driver.Delete(ctx, id, true)
+		}
 		return fail(err)
 	}
+	r.cfg.Log.Debug("instance started", "id", id, "release", time.Duration(tLease.Sub(t0)),
+		"netns", tNet.Sub(tLease), "root", tRoot.Sub(tNet), "driver", time.Since(tRoot))
 	return hostapi.Observed{ID: id, State: hostapi.StateStarting, Addr: st.Addr, TreeDigest: st.TreeDigest, StartedAt: st.StartedAt, Restarts: st.Restarts}, nil
 }
 
 // files are what cairn adds to an instance's root, in its upper layer.
-func (r *Runtime) files(id string, ip net.IP, egress bool) map[string][]byte {
-	hosts := fmt.Sprintf("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n%s\t%s\n", ip, id)
+// The instance's own name is 127.0.1.1, as Debian has it, so the files
+// need not wait for its address.
+func (r *Runtime) files(id string, egress bool) map[string][]byte {
+	hosts := fmt.Sprintf("127.0.0.1\tlocalhost\n127.0.1.1\t%s\n::1\tlocalhost ip6-localhost ip6-loopback\n", id)
 	resolv := "# cairn: this instance has no egress\n"
 	if egress {
 		resolv = ""

@@ -75,8 +75,8 @@ func (m *Manager) rt(id string) *libcni.RuntimeConf {
 	return &libcni.RuntimeConf{ContainerID: id, NetNS: m.Path(id), IfName: "eth0"}
 }
 
-// Add makes id's namespace and gives it an address; it returns the
-// address. Adding an id that exists returns its address again.
+// Add makes id's namespace if it does not exist and gives it an address;
+// it returns the address. Adding an id that has one returns it again.
 func (m *Manager) Add(ctx context.Context, id string, egress bool) (net.IP, error) {
 	conf, err := m.conf(egress)
 	if err != nil {
@@ -88,9 +88,7 @@ func (m *Manager) Add(ctx context.Context, id string, egress bool) (net.IP, erro
 				return ip, nil
 			}
 		}
-		m.Del(ctx, id, egress)
-	}
-	if err := m.create(id); err != nil {
+	} else if err := m.Create(id); err != nil {
 		return nil, err
 	}
 	res, err := m.cni.AddNetworkList(ctx, conf, m.rt(id))
@@ -138,11 +136,15 @@ func (m *Manager) Del(ctx context.Context, id string, egress bool) error {
 	return errors.Join(errs...)
 }
 
-// create makes a new network namespace and binds it at Path(id), on a
-// thread that is thrown away afterwards (it stays locked and ends).
-func (m *Manager) create(id string) error {
+// Create makes id's network namespace, without an address (Add gives
+// it one), and binds it at Path(id), on a thread that is thrown away
+// afterwards (it stays locked and ends). An existing one is kept.
+func (m *Manager) Create(id string) error {
 	p := m.Path(id)
 	f, err := os.OpenFile(p, os.O_CREATE|os.O_EXCL|os.O_RDONLY, 0o444)
+	if errors.Is(err, os.ErrExist) {
+		return nil
+	}
 	if err != nil {
 		return err
 	}

@@ -63,8 +63,10 @@ func bundle(dir string) string { return filepath.Join(dir, "bundle") }
 
 // Start writes the bundle and runs it.
 func (d *Driver) Start(ctx context.Context, spec cruntime.Spec) error {
-	if err := d.Delete(ctx, spec.ID, false); err != nil {
-		return err
+	if _, err := os.Lstat(d.link(spec.ID)); err == nil { // it ran before
+		if err := d.Delete(ctx, spec.ID, false); err != nil {
+			return err
+		}
 	}
 	cfg, err := Config(spec)
 	if err != nil {
