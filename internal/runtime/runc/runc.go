@@ -115,6 +115,9 @@ func (d *Driver) Start(ctx context.Context, spec cruntime.Spec) error {
 		return err
 	}
 	shim := cmd.Process.Pid
+	if err := os.WriteFile(filepath.Join(b, "shim"), []byte(strconv.Itoa(shim)), 0o600); err != nil {
+		return err
+	}
 	go cmd.Wait() // reaped here while this process lives; re-parented otherwise
 	for {
 		if _, err := os.Stat(pidFile); err == nil {
@@ -159,7 +162,15 @@ func (d *Driver) Status(ctx context.Context, id string) (cruntime.Status, error)
 		if st.Status == "running" || st.Status == "created" || st.Status == "paused" {
 			return cruntime.Status{Running: true, Pid: st.Pid}, nil
 		}
-		return cruntime.Status{}, nil
+		// Stopped, and runc run is about to delete it and exit.
+		dir, err := os.Readlink(d.link(id))
+		if err != nil {
+			return cruntime.Status{}, nil
+		}
+		if code := exitCode(dir); code != nil || !shimAlive(dir, id) {
+			return cruntime.Status{ExitCode: code}, nil
+		}
+		return cruntime.Status{Running: true}, nil
 	}
 	if !strings.Contains(err.Error(), "not exist") {
 		return cruntime.Status{}, err
@@ -168,7 +179,24 @@ func (d *Driver) Status(ctx context.Context, id string) (cruntime.Status, error)
 	if err != nil {
 		return cruntime.Status{}, cruntime.ErrNotFound
 	}
-	return cruntime.Status{ExitCode: exitCode(dir)}, nil
+	code := exitCode(dir)
+	if code == nil && shimAlive(dir, id) {
+		// runc run has ended or is ending; its sh parent has yet to
+		// write the exit code: still running, for a moment.
+		return cruntime.Status{Running: true}, nil
+	}
+	return cruntime.Status{ExitCode: code}, nil
+}
+
+// shimAlive reports whether the sh parent of id's runc run still runs
+// (its command line names the bundle, so a reused pid does not count).
+func shimAlive(dir, id string) bool {
+	b, err := os.ReadFile(filepath.Join(bundle(dir), "shim"))
+	if err != nil {
+		return false
+	}
+	cmdline, err := os.ReadFile("/proc/" + strings.TrimSpace(string(b)) + "/cmdline")
+	return err == nil && bytes.Contains(cmdline, []byte(bundle(dir))) && bytes.HasSuffix(cmdline, []byte(id+"\x00"))
 }
 
 // link names the instance directory of id, for Status once runc forgot it.
