@@ -9,6 +9,7 @@
 //	go run ./bench derive   OCI flatten (rootfs derivation) of a 200 MB image vs crane export | tar -x
 //	go run ./bench rootfs   pack of a Debian rootfs vs tar|zstd; verified unpack vs tar --zstd -xpf (root)
 //	go run ./bench coldstart [--base REV] [--head REV] [--runs N]  cold go build ./cmd/cairn (empty GOCACHE) of two revisions; where the time goes
+//	go run ./bench instances instance start to first HTTP answer vs plain runc run -d, warm and cold cache (root)
 package main
 
 import (
@@ -18,7 +19,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: go run ./bench static|memory|scaleout|oci|gc|rootfs|derive|coldstart")
+		fmt.Fprintln(os.Stderr, "usage: go run ./bench static|memory|scaleout|oci|gc|rootfs|derive|coldstart|instances")
 		os.Exit(2)
 	}
 	var err error
@@ -39,8 +40,10 @@ func main() {
 		err = deriveBench()
 	case "coldstart":
 		err = coldstart(os.Args[2:])
+	case "instances":
+		err = instancesBench()
 	default:
-		err = fmt.Errorf("unknown benchmark %q (static, memory, scaleout, oci, gc, rootfs, derive, coldstart)", os.Args[1])
+		err = fmt.Errorf("unknown benchmark %q (static, memory, scaleout, oci, gc, rootfs, derive, coldstart, instances)", os.Args[1])
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)

@@ -20,52 +20,11 @@ import (
 
 	"github.com/cairnhq/cairn/internal/release"
 	"github.com/cairnhq/cairn/internal/release/unpack"
+	"github.com/cairnhq/cairn/internal/runtime/runtimetest"
 )
 
-// debianCache holds a debootstrap tree between test runs (about 230 MB,
-// 60 s to build the first time).
-const debianCache = "/var/cache/cairn-test/debootstrap-bookworm"
-
-// debianTree returns a Debian bookworm root filesystem with nginx-light,
-// built with debootstrap the first time. Outside CI, without root or
-// debootstrap, the test skips; in CI it fails, with the reason.
-func debianTree(t *testing.T) string {
-	t.Helper()
-	fail := t.Skipf
-	if os.Getenv("CI") == "true" {
-		fail = t.Fatalf
-	}
-	if os.Getuid() != 0 {
-		fail("a root filesystem test needs root")
-	}
-	if _, err := os.Stat(filepath.Join(debianCache, "usr/sbin/nginx")); err == nil {
-		return debianCache
-	}
-	if _, err := exec.LookPath("debootstrap"); err != nil {
-		fail("debootstrap is not installed (apt-get install debootstrap; .ci/run does)")
-	}
-	tmp := debianCache + ".tmp"
-	os.RemoveAll(tmp)
-	if err := os.MkdirAll(filepath.Dir(debianCache), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	out, err := exec.Command("debootstrap", "--variant=minbase", "--include=nginx-light", "bookworm", tmp).CombinedOutput()
-	if err != nil {
-		os.RemoveAll(tmp)
-		fail("debootstrap bookworm failed (is the Debian mirror deb.debian.org reachable?): %v\n%s", err, lastBytes(out, 2000))
-	}
-	if err := os.Rename(tmp, debianCache); err != nil {
-		t.Fatal(err)
-	}
-	return debianCache
-}
-
-func lastBytes(b []byte, n int) []byte {
-	if len(b) > n {
-		return b[len(b)-n:]
-	}
-	return b
-}
+// debianTree is the Debian nginx tree the runtime's tests share.
+func debianTree(t *testing.T) string { return runtimetest.DebianTree(t) }
 
 // listing describes every path below dir as find -printf sees it (type,
 // mode with setuid/setgid/sticky, owner, link count, size but for
