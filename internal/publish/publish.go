@@ -192,11 +192,18 @@ func (p *Publisher) Publish(ctx context.Context, dep *meta.Deployment, body io.R
 	} else if n > maxTrailing {
 		return nil, fmt.Errorf("%w: data after the end of the archive", release.ErrInvalid)
 	}
+	return p.publishTree(ctx, dep, tree, stage, o, src.Sum(nil))
+}
+
+// publishTree packs the static tree in stage/tree, stores its release and
+// creates the version; source is the digest of what the client sent, for
+// o.SourceSHA256 when unset.
+func (p *Publisher) publishTree(ctx context.Context, dep *meta.Deployment, tree, stage string, o Options, source []byte) (v *meta.Version, err error) {
 	if err := siterules.CheckDir(tree); err != nil {
 		return nil, err // a refused _redirects or _headers line: 400 naming it
 	}
 	if o.SourceSHA256 == "" {
-		o.SourceSHA256 = hex.EncodeToString(src.Sum(nil))
+		o.SourceSHA256 = hex.EncodeToString(source)
 	}
 	if o.Entrypoint != "index.html" {
 		if fi, err := os.Lstat(filepath.Join(tree, filepath.FromSlash(o.Entrypoint))); err != nil || fi.IsDir() {
