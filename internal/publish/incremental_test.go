@@ -17,6 +17,7 @@ import (
 	"github.com/klauspost/compress/zstd"
 
 	"github.com/cairnhq/cairn/internal/blob"
+	"github.com/cairnhq/cairn/internal/meta"
 	"github.com/cairnhq/cairn/internal/problem"
 	"github.com/cairnhq/cairn/internal/release"
 )
@@ -86,7 +87,17 @@ func randomContent(r *rand.Rand) []byte {
 // publish uploads only the contents no release holds and assembles a
 // release byte-identical to a cold pack of the edited tree.
 func TestIncrementalMatchesColdPack(t *testing.T) {
-	p, dep := newPublisher(t, 1)
+	t.Run("SQLite+files", func(t *testing.T) {
+		p, dep := newPublisher(t, 1)
+		testIncrementalMatchesColdPack(t, p, dep)
+	})
+	t.Run("PostgreSQL+S3", func(t *testing.T) {
+		p, dep := newScaleOutPublisher(t)
+		testIncrementalMatchesColdPack(t, p, dep)
+	})
+}
+
+func testIncrementalMatchesColdPack(t *testing.T, p *Publisher, dep *meta.Deployment) {
 	p.Limits = release.Limits{MaxFiles: 10000, MaxBytes: 1 << 30}
 	r := rand.New(rand.NewPCG(17, 17))
 	dir := t.TempDir()
