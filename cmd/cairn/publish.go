@@ -66,6 +66,22 @@ func (a *app) publishCmd() *cobra.Command {
 type publishOutput struct {
 	*meta.Version
 	Excluded ignore.Summary `json:"excluded"`
+	// Sent: an incremental publish's files, new contents, bytes sent and
+	// bytes reused.
+	Sent *client.IncrementalStats `json:"sent,omitempty"`
+}
+
+// publishIncremental publishes tree to the existing deployment by the
+// digest-first protocol, with progress.
+func (a *app) publishIncremental(ctx context.Context, c *client.Client, tree *client.Tree, o publishOptions) (*meta.Version, *client.IncrementalStats, error) {
+	total := int64(-1)
+	if a.stderrTTY && !a.json {
+		_, total = tree.Size()
+	}
+	bar := a.progressBar(total, "sending")
+	defer endBar(bar)
+	return c.PublishIncremental(ctx, o.deployment, tree, client.PublishOptions{
+		Entrypoint: o.entrypoint, Activate: !o.noActivate}, 4, barFunc(bar))
 }
 
 func (a *app) publish(ctx context.Context, dir string, o publishOptions) error {
@@ -94,11 +110,25 @@ func (a *app) publish(ctx context.Context, dir string, o publishOptions) error {
 	if err != nil {
 		return err
 	}
-	v, err := a.upload(ctx, c, tree, o, dep == nil)
-	if err != nil {
-		return err
+	var (
+		v  *meta.Version
+		st *client.IncrementalStats
+	)
+	if dep != nil {
+		// An existing deployment: send the manifest, then only what the
+		// server lacks. A server without incremental publishes answers
+		// 404 or 405: the tar upload then.
+		v, st, err = a.publishIncremental(ctx, c, tree, o)
+		if err != nil && !client.IsNotFound(err) && client.StatusOf(err) != 405 {
+			return fmt.Errorf("publishing %s: %w", o.deployment, err)
+		}
 	}
-	if err := a.printPublished(v, dep == nil, o, rules.Summary()); err != nil {
+	if v == nil {
+		if v, err = a.upload(ctx, c, tree, o, dep == nil); err != nil {
+			return err
+		}
+	}
+	if err := a.printPublished(v, dep == nil, o, rules.Summary(), st); err != nil {
 		return err
 	}
 	if o.domain == "" {
@@ -185,9 +215,9 @@ var errUploadEnded = errors.New("upload ended")
 // printPublished prints the published version: the Version record (and
 // what the ignore rules left out) with --json, else a summary with its
 // URLs; warnings go to stderr either way.
-func (a *app) printPublished(v *meta.Version, created bool, o publishOptions, sum ignore.Summary) error {
+func (a *app) printPublished(v *meta.Version, created bool, o publishOptions, sum ignore.Summary, st *client.IncrementalStats) error {
 	if a.json {
-		if err := printJSON(a.stdout, publishOutput{v, sum}); err != nil {
+		if err := printJSON(a.stdout, publishOutput{v, sum, st}); err != nil {
 			return err
 		}
 	} else {
@@ -211,6 +241,9 @@ func (a *app) printPublished(v *meta.Version, created bool, o publishOptions, su
 		fmt.Fprintln(a.stdout)
 		if v.PreviewURL != "" {
 			fmt.Fprintf(a.stdout, "preview: %s\n", v.PreviewURL)
+		}
+		if st != nil {
+			fmt.Fprintf(a.stdout, "%d files, %d new, %s sent, %s reused\n", st.Files, st.New, humanBytes(st.BytesSent), humanBytes(st.Reused))
 		}
 		if sum.Paths > 0 {
 			fmt.Fprintf(a.stdout, "%s\n", sum)

@@ -62,7 +62,7 @@ func (a *app) publishFile(ctx context.Context, path string, o publishOptions) er
 	if v.ArtifactSHA256 != sum { // the server checked it; a server without the check did not
 		return fmt.Errorf("published as release %s, not %s (an older server?)", v.ArtifactSHA256, sum)
 	}
-	if err := a.printPublished(v, dep == nil, o, ignore.Summary{}); err != nil {
+	if err := a.printPublished(v, dep == nil, o, ignore.Summary{}, nil); err != nil {
 		return err
 	}
 	if o.domain == "" {

@@ -141,7 +141,7 @@ func (a *app) publishRootfs(ctx context.Context, src string, o publishOptions) e
 	if err != nil {
 		return err
 	}
-	if err := a.printPublished(v, dep == nil, o, ignore.Summary{}); err != nil {
+	if err := a.printPublished(v, dep == nil, o, ignore.Summary{}, nil); err != nil {
 		return err
 	}
 	if o.domain == "" {

@@ -94,7 +94,13 @@ func TestPublishJSON(t *testing.T) {
 	if err := json.Unmarshal([]byte(stdout), &v); err != nil || v.VersionNumber != 4 {
 		t.Errorf("stdout %q: %v", stdout, err)
 	}
-	if q := api.requests()[1].Query; q != "activate=false" {
+	// The fake server has no incremental publishes (404): the CLI falls
+	// back to the tar upload.
+	reqs := api.requests()
+	if p := reqs[1].Method + " " + reqs[1].Path; p != "POST /v1/deployments/demo/publishes" {
+		t.Errorf("second request %s, want the manifest", p)
+	}
+	if q := reqs[len(reqs)-1].Query; q != "activate=false" {
 		t.Errorf("query %q", q)
 	}
 }

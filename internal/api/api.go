@@ -71,6 +71,8 @@ type API struct {
 	auth *token.Authenticator
 	// patterns are the routes, in the order handle registered them.
 	patterns []string
+	// publishes are the incremental publishes under way (publishes.go).
+	publishes publish.Sessions
 }
 
 // New returns the API handler.
@@ -116,6 +118,10 @@ func (a *API) routes() {
 	a.handle("DELETE /v1/deployments/{dep}", needAdmin, a.deleteDeployment)
 	a.handle("POST /v1/deployments/{dep}/versions", needDeploy, a.createVersion)
 	a.handle("GET /v1/deployments/{dep}/versions", needReadDeployment, a.listVersions)
+	a.handle("POST /v1/deployments/{dep}/publishes", needDeploy, a.startPublish)
+	a.handle("PUT /v1/deployments/{dep}/publishes/{id}/contents/{sha}", needDeploy, a.putContent)
+	a.handle("POST /v1/deployments/{dep}/publishes/{id}/commit", needDeploy, a.commitPublish)
+	a.handle("DELETE /v1/deployments/{dep}/publishes/{id}", needDeploy, a.abandonPublish)
 	a.handle("GET /v1/deployments/{dep}/versions/{n}", needReadDeployment, a.getVersionByNumber)
 	a.handle("GET /v1/versions/{id}", needReadVersion, a.getVersion)
 	a.handle("GET /v1/deployments/{dep}/versions/{n}/rootfs", needReadDeployment, a.getRootfs)

@@ -12,20 +12,24 @@ import (
 // one line at info level, with the acting token (operators' log; the audit
 // log is the record).
 var ops = map[string]string{
-	"POST /v1/deployments":                "deployment.create",
-	"PATCH /v1/deployments/{dep}":         "deployment.update",
-	"DELETE /v1/deployments/{dep}":        "deployment.delete",
-	"POST /v1/deployments/{dep}/versions": "publish",
-	"POST /v1/deployments/{dep}/activate": "activate",
-	"POST /v1/deployments/{dep}/rollback": "rollback",
-	"POST /v1/domains":                    "domain.add",
-	"PATCH /v1/domains/{hostname}":        "domain.repoint",
-	"DELETE /v1/domains/{hostname}":       "domain.remove",
-	"POST /v1/gc":                         "gc",
-	"POST /v1/tokens":                     "token.create",
-	"DELETE /v1/tokens/{id}":              "token.revoke",
-	"POST /v1/hosts":                      "host.register",
-	"POST /v1/hosts/{id}/heartbeat":       "host.heartbeat",
+	"POST /v1/deployments":                                    "deployment.create",
+	"PATCH /v1/deployments/{dep}":                             "deployment.update",
+	"DELETE /v1/deployments/{dep}":                            "deployment.delete",
+	"POST /v1/deployments/{dep}/versions":                     "publish",
+	"POST /v1/deployments/{dep}/publishes":                    "publish.start",
+	"PUT /v1/deployments/{dep}/publishes/{id}/contents/{sha}": "publish.content",
+	"POST /v1/deployments/{dep}/publishes/{id}/commit":        "publish.commit",
+	"DELETE /v1/deployments/{dep}/publishes/{id}":             "publish.abandon",
+	"POST /v1/deployments/{dep}/activate":                     "activate",
+	"POST /v1/deployments/{dep}/rollback":                     "rollback",
+	"POST /v1/domains":                                        "domain.add",
+	"PATCH /v1/domains/{hostname}":                            "domain.repoint",
+	"DELETE /v1/domains/{hostname}":                           "domain.remove",
+	"POST /v1/gc":                                             "gc",
+	"POST /v1/tokens":                                         "token.create",
+	"DELETE /v1/tokens/{id}":                                  "token.revoke",
+	"POST /v1/hosts":                                          "host.register",
+	"POST /v1/hosts/{id}/heartbeat":                           "host.heartbeat",
 }
 
 // logOp logs a successful operation of route pattern, if it is one.

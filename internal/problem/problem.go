@@ -85,6 +85,9 @@ var table = []mapping{
 	{publish.ErrBadRequest, http.StatusBadRequest, "bad-request", true},
 	{publish.ErrBadRuntime, http.StatusBadRequest, "bad-request", true},
 	{publish.ErrReleaseMismatch, http.StatusUnprocessableEntity, "release-mismatch", true},
+	{publish.ErrContentMismatch, http.StatusUnprocessableEntity, "content-mismatch", true},
+	{publish.ErrContentsMissing, http.StatusConflict, "contents-missing", true},
+	{publish.ErrPublishUnknown, http.StatusNotFound, "publish-unknown", true},
 	{context.DeadlineExceeded, http.StatusGatewayTimeout, "timeout", false},
 	// The server's disk (blobs, staging, SQLite) is full or over quota:
 	// the request may succeed once space is freed.

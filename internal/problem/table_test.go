@@ -48,6 +48,9 @@ func TestFromTable(t *testing.T) {
 		{fmt.Errorf("%w", publish.ErrBadRequest), 400, "bad-request", true, ""},
 		{fmt.Errorf("%w", publish.ErrBadRuntime), 400, "bad-request", true, ""},
 		{fmt.Errorf("%w", publish.ErrReleaseMismatch), 422, "release-mismatch", true, ""},
+		{fmt.Errorf("%w", publish.ErrContentMismatch), 422, "content-mismatch", true, ""},
+		{fmt.Errorf("%w", publish.ErrContentsMissing), 409, "contents-missing", true, ""},
+		{fmt.Errorf("%w", publish.ErrPublishUnknown), 404, "publish-unknown", true, ""},
 	}
 	for _, c := range cases {
 		t.Run(c.typ+"/"+c.err.Error(), func(t *testing.T) {
@@ -75,6 +78,7 @@ func TestFromTable(t *testing.T) {
 func TestPublishRejected(t *testing.T) {
 	for _, err := range []error{
 		publish.ErrWrongKind, publish.ErrBadRequest, publish.ErrBadRuntime, publish.ErrReleaseMismatch,
+		publish.ErrContentMismatch, publish.ErrContentsMissing, publish.ErrPublishUnknown,
 		release.ErrInvalid, release.ErrTooLarge, siterules.ErrInvalid, blob.ErrDigestMismatch, blob.ErrInvalidDigest,
 		meta.ErrNotFound, meta.ErrConflict, meta.ErrGone, meta.ErrInvalid,
 		context.DeadlineExceeded, syscall.ENOSPC, syscall.EDQUOT, errors.New("disk exploded"),

@@ -23,6 +23,14 @@ var (
 	// ErrReleaseMismatch: the upload does not pack to the release it was
 	// announced as (Options.ExpectSHA256).
 	ErrReleaseMismatch = errors.New("release mismatch")
+	// ErrContentMismatch: an incremental publish's content is not what its
+	// manifest says (digest or size).
+	ErrContentMismatch = errors.New("content mismatch")
+	// ErrContentsMissing: a commit of an incremental publish before every
+	// content the server lacked was uploaded.
+	ErrContentsMissing = errors.New("contents missing")
+	// ErrPublishUnknown: no incremental publish of that id is under way.
+	ErrPublishUnknown = errors.New("unknown incremental publish")
 )
 
 // refusal is a refusal of kind whose whole text is its detail.
@@ -45,6 +53,7 @@ func refuse(kind error, format string, a ...any) error {
 // of these with a 4xx; its tests check that the two agree.
 func Rejected(err error) bool {
 	for _, target := range []error{ErrWrongKind, ErrBadRequest, ErrBadRuntime, ErrReleaseMismatch,
+		ErrContentMismatch, ErrContentsMissing, ErrPublishUnknown,
 		release.ErrInvalid, release.ErrTooLarge, siterules.ErrInvalid, blob.ErrDigestMismatch, blob.ErrInvalidDigest,
 		meta.ErrNotFound, meta.ErrConflict, meta.ErrGone, meta.ErrInvalid} {
 		if errors.Is(err, target) {

@@ -197,11 +197,18 @@ func (p *Publisher) Publish(ctx context.Context, dep *meta.Deployment, body io.R
 	} else if n > maxTrailing {
 		return nil, fmt.Errorf("%w: data after the end of the archive", release.ErrInvalid)
 	}
+	return p.publishTree(ctx, dep, tree, stage, o, src.Sum(nil))
+}
+
+// publishTree packs the static tree in stage/tree, stores its release and
+// creates the version; source is the digest of what the client sent, for
+// o.SourceSHA256 when unset.
+func (p *Publisher) publishTree(ctx context.Context, dep *meta.Deployment, tree, stage string, o Options, source []byte) (v *meta.Version, err error) {
 	if err := siterules.CheckDir(tree); err != nil {
 		return nil, err // a refused _redirects or _headers line: 400 naming it
 	}
 	if o.SourceSHA256 == "" {
-		o.SourceSHA256 = hex.EncodeToString(src.Sum(nil))
+		o.SourceSHA256 = hex.EncodeToString(source)
 	}
 	if o.Entrypoint != "index.html" {
 		if fi, err := os.Lstat(filepath.Join(tree, filepath.FromSlash(o.Entrypoint))); err != nil || fi.IsDir() {
@@ -236,7 +243,37 @@ func (p *Publisher) Publish(ctx context.Context, dep *meta.Deployment, body io.R
 	if v, err = p.Meta.CreateVersion(ctx, nv); err != nil {
 		return nil, err
 	}
+	p.indexContents(ctx, res.SHA256, res.TOC)
 	return v, nil
+}
+
+// indexContents records where the release holds each file's content, for
+// incremental publishes (meta.ContentIndex), while the publish's lease
+// still holds the release. A failure costs only reuse: it is logged.
+func (p *Publisher) indexContents(ctx context.Context, rel string, toc *release.TOC) {
+	ci, ok := p.Meta.(meta.ContentIndex)
+	if !ok {
+		return
+	}
+	if err := ci.IndexContents(ctx, rel, Contents(rel, toc)); err != nil && p.Log != nil {
+		p.Log.Warn("index release contents", "release", rel, "err", err)
+	}
+}
+
+// Contents lists where release rel (of TOC toc) holds the content of each
+// of its non-empty files, once per content.
+func Contents(rel string, toc *release.TOC) []meta.Content {
+	seen := map[string]bool{}
+	var cs []meta.Content
+	for _, e := range toc.Entries {
+		if e.Type != release.TypeFile || e.Size == 0 || seen[e.SHA256] {
+			continue
+		}
+		seen[e.SHA256] = true
+		cs = append(cs, meta.Content{SHA256: e.SHA256, ReleaseSHA256: rel, Size: e.Size,
+			FrameOffset: e.FrameOffset, FrameLength: e.FrameLength, InFrame: e.InFrame, Shared: e.Shared})
+	}
+	return cs
 }
 
 // pack writes the canonical artifact to a staging file and stores it in the

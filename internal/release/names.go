@@ -114,3 +114,8 @@ func checkLinks(t *pathres.Tree) error {
 	}
 	return nil
 }
+
+// CheckName applies the rules of docs/format.md ("Names") to one path of a
+// tree, as an upload's entries are checked: an incremental publish's
+// manifest is held to them too.
+func CheckName(p string) error { return checkName(p) }

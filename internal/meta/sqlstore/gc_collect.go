@@ -191,6 +191,10 @@ func (s *Store) collect(ctx context.Context, f *rootFinder, sha string, markedBe
 		WHERE sha256 = ?`), at.UnixNano(), sha); err != nil {
 		return nil, err
 	}
+	// The content index names only releases that are stored (0017).
+	if _, err := tx.ExecContext(ctx, s.q(`DELETE FROM contents WHERE release_sha256 = ?`), sha); err != nil {
+		return nil, err
+	}
 	rows, err := tx.QueryContext(ctx, s.q(`SELECT `+versionCols+` FROM versions
 		WHERE artifact_sha256 = ? AND collected_at IS NULL ORDER BY deployment_id, version_number`), sha)
 	if err != nil {
