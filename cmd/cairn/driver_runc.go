@@ -17,6 +17,11 @@ import (
 // "Hosts and instances").
 func init() {
 	agent.RegisterDriver("runc", func(o agent.DriverOptions) (hostapi.Runtime, error) {
+		dir, err := filepath.Abs(o.DataDir)
+		if err != nil {
+			return nil, err
+		}
+		o.DataDir = dir
 		c, err := cache.Open(filepath.Join(o.DataDir, "cache"), &cache.HTTP{Base: o.APIURL, Token: o.Token}, cache.Options{})
 		if err != nil {
 			return nil, err

@@ -73,6 +73,13 @@ func New(ctx context.Context, cfg Config) (*Runtime, error) {
 	if cfg.Nameservers == nil {
 		cfg.Nameservers = hostNameservers()
 	}
+	// Bundles name their root by this path, and runc resolves a relative
+	// root against the bundle: keep every path absolute.
+	dir, err := filepath.Abs(cfg.Dir)
+	if err != nil {
+		return nil, err
+	}
+	cfg.Dir = dir
 	if err := os.MkdirAll(filepath.Join(cfg.Dir, "instances"), 0o700); err != nil {
 		return nil, err
 	}
