@@ -21,4 +21,5 @@ type Full interface {
 	Replicas
 	Certs
 	Hosts
+	ContentIndex
 }

@@ -40,15 +40,13 @@ func (p *Publisher) StartIncremental(ctx context.Context, m *Manifest) (*Increme
 			inc.sizes[e.SHA256] = e.Size
 		}
 	}
-	if ci, ok := p.Meta.(meta.ContentIndex); ok {
-		found, err := ci.FindContents(ctx, m.Digests())
-		if err != nil {
-			return nil, err
-		}
-		for sha, c := range found {
-			if c.Size == inc.sizes[sha] {
-				inc.have[sha] = c
-			}
+	found, err := p.Meta.FindContents(ctx, m.Digests())
+	if err != nil {
+		return nil, err
+	}
+	for sha, c := range found {
+		if c.Size == inc.sizes[sha] {
+			inc.have[sha] = c
 		}
 	}
 	inc.Missing = m.Missing(func(sha string) bool { _, ok := inc.have[sha]; return ok })

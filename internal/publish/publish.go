@@ -38,6 +38,7 @@ import (
 type Store interface {
 	meta.Store
 	meta.Leases
+	meta.ContentIndex // where stored releases hold each content (incremental publishes)
 }
 
 // Publisher publishes static releases.
@@ -251,11 +252,7 @@ func (p *Publisher) publishTree(ctx context.Context, dep *meta.Deployment, tree,
 // incremental publishes (meta.ContentIndex), while the publish's lease
 // still holds the release. A failure costs only reuse: it is logged.
 func (p *Publisher) indexContents(ctx context.Context, rel string, toc *release.TOC) {
-	ci, ok := p.Meta.(meta.ContentIndex)
-	if !ok {
-		return
-	}
-	if err := ci.IndexContents(ctx, rel, Contents(rel, toc)); err != nil && p.Log != nil {
+	if err := p.Meta.IndexContents(ctx, rel, Contents(rel, toc)); err != nil && p.Log != nil {
 		p.Log.Warn("index release contents", "release", rel, "err", err)
 	}
 }

@@ -25,14 +25,7 @@ func RunCerts(t *testing.T, newStore func(t *testing.T) meta.Store) {
 	})
 }
 
-func certStore(t *testing.T, s meta.Store) meta.Certs {
-	t.Helper()
-	cs, ok := s.(meta.Certs)
-	if !ok {
-		t.Skipf("%T does not implement meta.Certs", s)
-	}
-	return cs
-}
+func certStore(t *testing.T, s meta.Store) meta.Certs { return capability[meta.Certs](t, s) }
 
 func testCertsKeyValue(t *testing.T, s meta.Store) {
 	st, ctx := certs.NewStorage(certStore(t, s)), t.Context()

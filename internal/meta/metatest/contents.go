@@ -18,14 +18,7 @@ func RunContents(t *testing.T, newStore func(t *testing.T) meta.Store) {
 	})
 }
 
-func contentIndex(t *testing.T, s meta.Store) meta.ContentIndex {
-	t.Helper()
-	c, ok := s.(meta.ContentIndex)
-	if !ok {
-		t.Skipf("%T does not implement meta.ContentIndex", s)
-	}
-	return c
-}
+func contentIndex(t *testing.T, s meta.Store) meta.ContentIndex { return capability[meta.ContentIndex](t, s) }
 
 func content(rel, body string, off int64, shared bool) meta.Content {
 	c := meta.Content{SHA256: sha(body), ReleaseSHA256: rel, Size: int64(len(body)), FrameOffset: off, FrameLength: 100, Shared: shared}

@@ -23,14 +23,7 @@ func RunHosts(t *testing.T, newStore func(t *testing.T) meta.Store) {
 	})
 }
 
-func hostStore(t *testing.T, s meta.Store) meta.Hosts {
-	t.Helper()
-	hs, ok := s.(meta.Hosts)
-	if !ok {
-		t.Skipf("%T does not implement meta.Hosts", s)
-	}
-	return hs
-}
+func hostStore(t *testing.T, s meta.Store) meta.Hosts { return capability[meta.Hosts](t, s) }
 
 func registerHost(t *testing.T, hs meta.Hosts, id string) *meta.Host {
 	t.Helper()
