@@ -18,7 +18,9 @@ func RunContents(t *testing.T, newStore func(t *testing.T) meta.Store) {
 	})
 }
 
-func contentIndex(t *testing.T, s meta.Store) meta.ContentIndex { return capability[meta.ContentIndex](t, s) }
+func contentIndex(t *testing.T, s meta.Store) meta.ContentIndex {
+	return capability[meta.ContentIndex](t, s)
+}
 
 func content(rel, body string, off int64, shared bool) meta.Content {
 	c := meta.Content{SHA256: sha(body), ReleaseSHA256: rel, Size: int64(len(body)), FrameOffset: off, FrameLength: 100, Shared: shared}
