@@ -12,17 +12,14 @@ import (
 	"github.com/cairnhq/cairn/internal/meta"
 )
 
-// RunCerts runs the conformance tests of meta.Certs, through certmagic's
+// certTests are the conformance tests of meta.Certs, through certmagic's
 // Storage semantics (internal/certs): what certmagic's own FileStorage does
-// for Store, Load, Delete, Exists, List, Stat and the Locker. newStore is
-// as for Run.
-func RunCerts(t *testing.T, newStore func(t *testing.T) meta.Store) {
-	runTests(t, newStore, []test{
-		{"Certs/KeyValue", testCertsKeyValue},
-		{"Certs/Tree", testCertsTree},
-		{"Certs/Lock", testCertsLock},
-		{"Certs/StaleLock", testCertsStaleLock},
-	})
+// for Store, Load, Delete, Exists, List, Stat and the Locker (RunAll).
+var certTests = []test{
+	{"Certs/KeyValue", testCertsKeyValue},
+	{"Certs/Tree", testCertsTree},
+	{"Certs/Lock", testCertsLock},
+	{"Certs/StaleLock", testCertsStaleLock},
 }
 
 func certStore(t *testing.T, s meta.Store) meta.Certs { return capability[meta.Certs](t, s) }

@@ -7,15 +7,12 @@ import (
 	"github.com/cairnhq/cairn/internal/meta"
 )
 
-// RunContents runs the conformance tests of meta.ContentIndex; newStore is
-// as for Run. Backends that implement meta.ContentIndex call it next to Run.
-func RunContents(t *testing.T, newStore func(t *testing.T) meta.Store) {
-	runTests(t, newStore, []test{
-		{"Contents/IndexFind", testContentsIndexFind},
-		{"Contents/Invalid", testContentsInvalid},
-		{"Contents/Collected", testContentsCollected},
-		{"Contents/Many", testContentsMany},
-	})
+// contentTests are the conformance tests of meta.ContentIndex (RunAll).
+var contentTests = []test{
+	{"Contents/IndexFind", testContentsIndexFind},
+	{"Contents/Invalid", testContentsInvalid},
+	{"Contents/Collected", testContentsCollected},
+	{"Contents/Many", testContentsMany},
 }
 
 func contentIndex(t *testing.T, s meta.Store) meta.ContentIndex {

@@ -10,17 +10,14 @@ import (
 	"github.com/cairnhq/cairn/internal/meta"
 )
 
-// RunHosts runs the conformance tests of meta.Hosts; newStore is as for
-// Run. Backends that implement meta.Hosts call it next to Run.
-func RunHosts(t *testing.T, newStore func(t *testing.T) meta.Store) {
-	runTests(t, newStore, []test{
-		{"Hosts/Register", testHostRegister},
-		{"Hosts/LostAndBack", testHostLost},
-		{"Hosts/Replicas", testHostReplicas},
-		{"Hosts/Placement", testHostPlacement},
-		{"Hosts/Heartbeat", testHostHeartbeat},
-		{"Hosts/ConcurrentPlacement", testHostConcurrentPlacement},
-	})
+// hostTests are the conformance tests of meta.Hosts (RunAll).
+var hostTests = []test{
+	{"Hosts/Register", testHostRegister},
+	{"Hosts/LostAndBack", testHostLost},
+	{"Hosts/Replicas", testHostReplicas},
+	{"Hosts/Placement", testHostPlacement},
+	{"Hosts/Heartbeat", testHostHeartbeat},
+	{"Hosts/ConcurrentPlacement", testHostConcurrentPlacement},
 }
 
 func hostStore(t *testing.T, s meta.Store) meta.Hosts { return capability[meta.Hosts](t, s) }

@@ -51,9 +51,9 @@ var suites = []struct {
 	{"Replicas", tests(replicaTests)},
 	{"Tokens", tests(tokenTests)},
 	{"Uploads", tests(uploadTests)},
-	{"Certs", RunCerts},
-	{"Contents", RunContents},
-	{"Hosts", RunHosts},
+	{"Certs", tests(certTests)},
+	{"Contents", tests(contentTests)},
+	{"Hosts", tests(hostTests)},
 }
 
 // tests is a suite of tests on fresh stores.

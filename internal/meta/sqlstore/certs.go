@@ -13,8 +13,6 @@ import (
 // of cert_locks taken with one conditional upsert, so two processes on one
 // database never both hold a name.
 
-var _ meta.Certs = (*Store)(nil)
-
 // PutCert stores value at key.
 func (s *Store) PutCert(ctx context.Context, key string, value []byte) error {
 	if key == "" {

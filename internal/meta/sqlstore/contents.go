@@ -9,8 +9,6 @@ import (
 
 // The content index (meta.ContentIndex; migration 0017_contents).
 
-var _ meta.ContentIndex = (*Store)(nil)
-
 // contentBatch bounds the rows of one statement (SQLite's default limit of
 // bound parameters is 32766).
 const contentBatch = 400

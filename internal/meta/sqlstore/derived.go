@@ -11,8 +11,6 @@ import (
 
 // Derived artifacts (meta.Derivations; migration 0013_derived).
 
-var _ meta.Derivations = (*Store)(nil)
-
 // derivedFrom is the release kind each derived kind is made from.
 var derivedFrom = map[string]string{meta.DerivedRootfs: meta.KindOCI, meta.DerivedErofs: meta.KindRootfs}
 

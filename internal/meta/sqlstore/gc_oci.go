@@ -9,8 +9,6 @@ import (
 	"github.com/cairnhq/cairn/internal/meta"
 )
 
-var _ meta.OCIGC = (*Store)(nil)
-
 // OCIGraph reads the registry's manifests, blob links and tags in one
 // read-only snapshot transaction.
 func (s *Store) OCIGraph(ctx context.Context) (*meta.OCIGraph, error) {

@@ -14,8 +14,6 @@ import (
 
 // Hosts, instances and replicas (migration 0015).
 
-var _ meta.Hosts = (*Store)(nil)
-
 const hostCols = `id, hostname, region, driver, isolation, capacity, used, state, agent_url, agent_key, token_id, created_at, last_seen`
 
 const instanceCols = `i.id, i.deployment_id, i.version_id, v.version_number, i.host_id, v.artifact_sha256, i.tree_digest,

@@ -17,8 +17,6 @@ import (
 // with COLLATE "C" on PostgreSQL: byte-wise, as SQLite orders them by
 // default, whatever the database's collation.
 
-var _ meta.Registry = (*Store)(nil)
-
 func (s *Store) ociRepository(ctx context.Context, q Querier, name string) (*meta.OCIRepository, error) {
 	var (
 		r       meta.OCIRepository

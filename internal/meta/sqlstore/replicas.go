@@ -9,8 +9,6 @@ import (
 	"github.com/cairnhq/cairn/internal/meta"
 )
 
-var _ meta.Replicas = (*Store)(nil)
-
 // AddReplicas records that digest must be copied to each region. Rows are
 // written in region order, so concurrent calls do not deadlock.
 func (s *Store) AddReplicas(ctx context.Context, digest string, regions []string) error {

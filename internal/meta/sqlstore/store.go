@@ -39,6 +39,19 @@ import (
 	"github.com/cairnhq/cairn/internal/meta/migrations"
 )
 
+// The capabilities Store implements for both backends (each backend adds
+// its Watcher and asserts meta.Full).
+var (
+	_ meta.Tokens       = (*Store)(nil)
+	_ meta.Registry     = (*Store)(nil)
+	_ meta.OCIGC        = (*Store)(nil)
+	_ meta.Derivations  = (*Store)(nil)
+	_ meta.Replicas     = (*Store)(nil)
+	_ meta.Certs        = (*Store)(nil)
+	_ meta.Hosts        = (*Store)(nil)
+	_ meta.ContentIndex = (*Store)(nil)
+)
+
 // Querier is what *sql.DB, *sql.Conn and *sql.Tx share.
 type Querier interface {
 	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)

@@ -11,8 +11,6 @@ import (
 
 // Tokens (migration 0007). Scopes are stored joined by single spaces.
 
-var _ meta.Tokens = (*Store)(nil)
-
 const tokenCols = `id, name, hash, scopes, created_by, created_at, expires_at, last_used_at, revoked_at`
 
 // CreateToken inserts a token with its "token.create" event.
