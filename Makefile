@@ -6,6 +6,7 @@ run:
 
 build:
 	go build -o bin/cairn ./cmd/cairn
+	CGO_ENABLED=0 go build -trimpath -ldflags='-s -w' -o bin/cairn-guest-init ./cmd/cairn-guest-init
 
 # The whole test suite, starting what it needs.
 test:

@@ -30,7 +30,9 @@ import (
 // static Go server in an otherwise empty root, 50 starts with a warm
 // cache, against a plain `runc run -d` of a hand-made bundle of the same
 // tree (its network namespace and address made beforehand, outside the
-// timing), alternating; p50 and p99 of each, and the cold-cache start.
+// timing), alternating with the same plain run of cairn's config.json
+// and with cairn without its namespace pool; p50 and p99 of each, and
+// the cold-cache start.
 // Runs as root with runc and the CNI plugins.
 func instancesBench() error {
 	starts := 50
@@ -79,35 +81,57 @@ func instancesBench() error {
 		http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(art.Bytes()))
 	}))
 
-	// cairn's host.
-	data := filepath.Join(work, "data")
-	c, err := cache.Open(filepath.Join(data, "cache"), &cache.HTTP{Base: "http://" + ln.Addr().String()}, cache.Options{Metrics: metrics.New()})
-	if err != nil {
-		return err
-	}
-	nets, err := netns.New(netns.Config{Bridge: "cairnb0", Subnet: "10.250.0.0/24", Dir: filepath.Join(data, "net")})
-	if err != nil {
-		return err
-	}
-	defer exec.Command("ip", "link", "del", "cairnb0").Run()
-	drv, err := runc.New(filepath.Join(data, "runc"))
-	if err != nil {
-		return err
-	}
+	// cairn's hosts: one with a pool of spare network namespaces (as
+	// cairn agent runs), one without (each start makes its namespace and
+	// runs CNI ADD while runc starts).
 	var phases *slog.Logger
 	if os.Getenv("BENCH_PHASES") != "" { // each start's phases on stderr
 		phases = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	rt, err := cruntime.New(ctx, cruntime.Config{Dir: data, Cache: c, Net: nets, Driver: drv, Log: phases})
+	pool := 2
+	if n, err := strconv.Atoi(os.Getenv("BENCH_NETPOOL")); err == nil {
+		pool = n
+	}
+	newHost := func(name, bridge, subnet string, pool int) (*cruntime.Runtime, *netns.Manager, error) {
+		data := filepath.Join(work, name)
+		c, err := cache.Open(filepath.Join(data, "cache"), &cache.HTTP{Base: "http://" + ln.Addr().String()}, cache.Options{Metrics: metrics.New()})
+		if err != nil {
+			return nil, nil, err
+		}
+		nets, err := netns.New(netns.Config{Bridge: bridge, Subnet: subnet, Dir: filepath.Join(data, "net"), Pool: pool})
+		if err != nil {
+			return nil, nil, err
+		}
+		nets.Prefill(false) // as cairn agent does when it starts
+		if err := nets.Settle(); err != nil {
+			return nil, nil, err
+		}
+		drv, err := runc.New(filepath.Join(data, "runc"))
+		if err != nil {
+			return nil, nil, err
+		}
+		rt, err := cruntime.New(ctx, cruntime.Config{Dir: data, Cache: c, Net: nets, Driver: drv, Log: phases})
+		return rt, nets, err
+	}
+	rt, nets, err := newHost("data", "cairnb0", "10.250.0.0/24", pool)
+	defer exec.Command("ip", "link", "del", "cairnb0").Run()
 	if err != nil {
 		return err
 	}
 	defer rt.Close()
+	rt0, _, err := newHost("data0", "cairnb1", "10.250.1.0/24", 0)
+	defer exec.Command("ip", "link", "del", "cairnb1").Run()
+	if err != nil {
+		return err
+	}
+	defer rt0.Close()
 	desired := func(i int) hostapi.Desired {
 		return hostapi.Desired{ID: fmt.Sprintf("bench-%d", i), Release: res.SHA256, TreeDigest: res.TOC.TreeSHA256,
 			Cmd: []string{"/probe"}, Port: 8080, Limits: hostapi.Limits{CPU: 1, MemoryBytes: 256 << 20, Pids: 128}}
 	}
-	cairnStart := func(i int) (time.Duration, error) {
+	// One start, timed to the first answer; the stop and its teardown
+	// (and the pool's refill) are not timed.
+	start := func(rt *cruntime.Runtime, i int) (time.Duration, error) {
 		t0 := time.Now()
 		o, err := rt.Start(ctx, desired(i))
 		if err != nil {
@@ -123,8 +147,12 @@ func instancesBench() error {
 		rt.Settle()
 		return d, nil
 	}
+	cairnStart := func(i int) (time.Duration, error) { return start(rt, i) }
 	cold, err := cairnStart(0)
 	if err != nil {
+		return err
+	}
+	if _, err := start(rt0, 0); err != nil { // its cache warm too
 		return err
 	}
 
@@ -188,7 +216,7 @@ func instancesBench() error {
 	}
 
 	plainJSON := must(os.ReadFile(filepath.Join(same, "plain.json")))
-	var cs, ps, ss []time.Duration
+	var cs, ps, ss, ns []time.Duration
 	for i := 1; i <= starts; i++ {
 		p, err := plainStart(plainJSON)
 		if err != nil {
@@ -203,16 +231,23 @@ func instancesBench() error {
 		if err != nil {
 			return err
 		}
-		ps, cs = append(ps, p), append(cs, c)
+		n, err := start(rt0, i)
+		if err != nil {
+			return err
+		}
+		ps, cs, ns = append(ps, p), append(cs, c), append(ns, n)
 	}
 	cp50, cp99 := pct(cs, 50), pct(cs, 99)
 	pp50, pp99 := pct(ps, 50), pct(ps, 99)
 	fmt.Printf("instance start to first HTTP answer, %d starts each, warm cache (static Go server, %s release)\n", starts, mb(float64(res.Size)))
 	fmt.Printf("  %-34s p50 %7s  p99 %7s\n", "cairn (cache+overlay+CNI+runc)", ms(cp50), ms(cp99))
+	fmt.Printf("  %-34s p50 %7s  p99 %7s\n", "cairn, no netns pool (CNI ADD)", ms(pct(ns, 50)), ms(pct(ns, 99)))
 	fmt.Printf("  %-34s p50 %7s  p99 %7s\n", "plain runc run -d (netns premade)", ms(pp50), ms(pp99))
 	fmt.Printf("  %-34s p50 %7s  p99 %7s\n", "plain runc run -d, cairn's config", ms(pct(ss, 50)), ms(pct(ss, 99)))
 	fmt.Printf("  ratio cairn/plain: p50 %.2fx  p99 %.2fx  (target <= 1.3x)\n", float64(cp50)/float64(pp50), float64(cp99)/float64(pp99))
 	fmt.Printf("  ratio cairn/plain with cairn's config: p50 %.2fx  p99 %.2fx\n", float64(cp50)/float64(pct(ss, 50)), float64(cp99)/float64(pct(ss, 99)))
+	fmt.Printf("  ratio cairn's config/plain (what the isolation costs runc): p50 %.2fx  p99 %.2fx\n", float64(pct(ss, 50))/float64(pp50), float64(pct(ss, 99))/float64(pp99))
+	fmt.Printf("  ratio cairn without/with the netns pool: p50 %.2fx  p99 %.2fx\n", float64(pct(ns, 50))/float64(cp50), float64(pct(ns, 99))/float64(cp99))
 	fmt.Printf("  cold cache (fetch, sha256, unpack, tree digest, then start): %s\n", ms(cold))
 	return nil
 }
@@ -246,10 +281,13 @@ func plainConfig(path, netnsPath string) error {
 	return os.WriteFile(path, b, 0o644)
 }
 
-// firstAnswer polls url until it answers 200.
-func firstAnswer(url string) error {
+// firstAnswer polls url until it answers 200, for 10 s.
+func firstAnswer(url string) error { return firstAnswerWithin(url, 10*time.Second) }
+
+// firstAnswerWithin polls url until it answers 200, for within.
+func firstAnswerWithin(url string, within time.Duration) error {
 	c := &http.Client{Timeout: time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(within)
 	for time.Now().Before(deadline) {
 		if resp, err := c.Get(url); err == nil {
 			resp.Body.Close()

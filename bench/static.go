@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -37,7 +38,19 @@ func installSites(work string) ([]site, error) {
 	return sites, run(npm, "npm", args...)
 }
 
-func static() error {
+// staticSections are the parts of the static benchmark, in run order.
+var staticSections = []string{"pack", "edge", "tls"}
+
+// static runs the sections named in args (all of them if none).
+func static(args []string) error {
+	want := map[string]bool{}
+	for _, a := range args {
+		if !slices.Contains(staticSections, a) {
+			return fmt.Errorf("static: unknown section %q (%s)", a, strings.Join(staticSections, ", "))
+		}
+		want[a] = true
+	}
+	on := func(name string) bool { return len(want) == 0 || want[name] }
 	if err := ensure(map[string]string{"nginx": "nginx", "wrk": "wrk", "zstd": "zstd", "npm": "npm"}); err != nil {
 		return err
 	}
@@ -56,11 +69,15 @@ func static() error {
 		return err
 	}
 	results := map[string]any{}
-	if err := benchPack(bin, work, sites, results); err != nil {
-		return err
-	}
-	if err := benchEdge(bin, work, sites, results); err != nil {
-		return err
+	for _, sec := range []struct {
+		name string
+		run  func(bin, work string, sites []site, results map[string]any) error
+	}{{"pack", benchPack}, {"edge", benchEdge}, {"tls", benchTLS}} {
+		if on(sec.name) {
+			if err := sec.run(bin, work, sites, results); err != nil {
+				return err
+			}
+		}
 	}
 	js, _ := json.MarshalIndent(results, "", "  ")
 	fmt.Printf("\nresults (json):\n%s\n", js)
@@ -303,6 +320,39 @@ func sameBytes(host, rel string) error {
 }
 
 func startNginx(work, root string) (func(), error) {
+	stop, _, err := startNginxConf(work, nginxAddr, fmt.Sprintf("server { listen %s; root %s; }", nginxAddr, root))
+	return stop, err
+}
+
+// startNginxTLS serves root over TLS on nginxTLSAddr with the certificate
+// and key cairn's edge serves, set up like Go's crypto/tls server: TLS 1.3
+// and 1.2, the server's preference of Go's cipher suites (AES-128-GCM
+// first), Go's curves that OpenSSL has (not X25519MLKEM768), one TLS 1.3
+// session ticket per handshake as Go sends, and HTTP/2 by ALPN; and
+// without TLS on nginxAddr. It returns the master's process id too.
+func startNginxTLS(work, root, cert, key string) (func(), int, error) {
+	return startNginxConf(work, nginxTLSAddr, fmt.Sprintf(`ssl_protocols TLSv1.2 TLSv1.3;
+  ssl_prefer_server_ciphers on;
+  ssl_ciphers ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305;
+  ssl_conf_command Ciphersuites TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256;
+  ssl_ecdh_curve X25519:prime256v1:secp384r1;
+  ssl_session_tickets on;
+  ssl_session_cache shared:SSL:10m;
+  ssl_session_timeout 7d;
+  ssl_conf_command NumTickets 1;
+  server {
+    listen %s ssl http2;
+    listen %s;
+    server_name %s;
+    ssl_certificate %s;
+    ssl_certificate_key %s;
+    root %s;
+  }`, nginxTLSAddr, nginxAddr, tlsHost, cert, key, root))
+}
+
+// startNginxConf runs nginx with server (the http block's own lines),
+// waits for addr and returns how to stop it and its master's process id.
+func startNginxConf(work, addr, server string) (func(), int, error) {
 	prefix := filepath.Join(work, "nginx")
 	os.MkdirAll(filepath.Join(prefix, "logs"), 0o755)
 	conf := fmt.Sprintf(`worker_processes auto;
@@ -316,12 +366,12 @@ http {
   sendfile on;
   keepalive_requests 1000000;
   etag on;
-  server { listen %[2]s; root %[3]s; }
+  %[2]s
 }
-`, prefix, nginxAddr, root)
+`, prefix, server)
 	cf := filepath.Join(prefix, "nginx.conf")
 	if err := os.WriteFile(cf, []byte(conf), 0o644); err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	bin := "nginx"
 	if _, err := exec.LookPath(bin); err != nil {
@@ -330,13 +380,13 @@ http {
 	cmd := exec.Command(bin, "-p", prefix, "-c", cf, "-g", "daemon off;")
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
-		return nil, err
+		return nil, 0, err
 	}
-	if err := waitPort(nginxAddr); err != nil {
+	if err := waitPort(addr); err != nil {
 		cmd.Process.Kill()
-		return nil, err
+		return nil, 0, err
 	}
-	return func() { cmd.Process.Signal(os.Interrupt); cmd.Wait() }, nil
+	return func() { cmd.Process.Signal(os.Interrupt); cmd.Wait() }, cmd.Process.Pid, nil
 }
 
 var (
@@ -351,13 +401,21 @@ type wrkResult struct{ rps, mbps, p99ms float64 }
 // wrk runs wrk against url: requests/s, MB/s and the 99th percentile
 // latency.
 func wrk(url, host string) (wrkResult, error) {
-	// A 5 MB response to one of 32 connections sometimes takes over wrk's
-	// default 2 s timeout (cairn's tail is longer than nginx's: see
-	// docs/performance.md); a timeout is still an error, at 10 s.
-	args := []string{"-t2", "-c32", "-d8s", "--timeout", "10s", "--latency", url}
+	args := []string{"-d8s"}
 	if host != "" {
 		args = append(args, "-H", "Host: "+host)
 	}
+	return wrkArgs(url, args...)
+}
+
+// wrkArgs runs wrk -t2 -c32 --latency with more arguments (give -d)
+// against url.
+func wrkArgs(url string, more ...string) (wrkResult, error) {
+	// A 5 MB response to one of 32 connections sometimes takes over wrk's
+	// default 2 s timeout (cairn's tail is longer than nginx's: see
+	// docs/performance.md); a timeout is still an error, at 10 s.
+	args := append([]string{"-t2", "-c32", "--timeout", "10s", "--latency"}, more...)
+	args = append(args, url)
 	out, err := output("", "wrk", args...)
 	if err != nil {
 		return wrkResult{}, err

@@ -57,13 +57,17 @@ func output(dir, name string, args ...string) (string, error) {
 	return out.String(), nil
 }
 
+// repoDir is the repository's root directory.
+func repoDir() string {
+	_, self, _, _ := runtime.Caller(0)
+	return filepath.Dir(filepath.Dir(self))
+}
+
 // buildCairn builds the CLI binary into dir.
 func buildCairn(dir string) (string, error) {
-	_, self, _, _ := runtime.Caller(0)
-	repo := filepath.Dir(filepath.Dir(self))
 	bin := filepath.Join(dir, "cairn")
 	c := exec.Command("go", "build", "-o", bin, "./cmd/cairn")
-	c.Dir = repo
+	c.Dir = repoDir()
 	c.Stdout, c.Stderr = os.Stderr, os.Stderr
 	return bin, c.Run()
 }

@@ -90,15 +90,18 @@ func (a *app) deploymentCmd() *cobra.Command {
 	}
 	del.Flags().BoolVar(&force, "force", false, "also remove the domains that point at it")
 	var retention, keep int
-	var spa, clean bool
+	var spa, clean, proxy bool
+	var ds desiredFlags
 	set := &cobra.Command{
-		Use:               "set NAME [--retention-days N] [--keep-versions N] [--spa[=false]] [--clean-urls[=false]]",
-		Short:             "Change a deployment's retention or how the edge serves its site",
+		Use: "set NAME [--retention-days N] [--keep-versions N] [--spa[=false]] [--clean-urls[=false]] [--proxy-rewrites[=false]]\n" +
+			"  [--replicas N --cpu C --memory M --regions spread|R=N,… --min-healthy N --isolation container|microvm\n" +
+			"   --autostop D --health-path P --health-interval D --health-timeout D]",
+		Short:             "Change a deployment's retention, how the edge serves its site, or a dynamic deployment's desired state",
 		Args:              exactArgs(1),
 		ValidArgsFunction: a.completeDeployments,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var rp, kp *int
-			var sp, cp *bool
+			var sp, cp, pp *bool
 			if cmd.Flags().Changed("retention-days") {
 				rp = &retention
 			}
@@ -111,38 +114,55 @@ func (a *app) deploymentCmd() *cobra.Command {
 			if cmd.Flags().Changed("clean-urls") {
 				cp = &clean
 			}
-			if rp == nil && kp == nil && sp == nil && cp == nil {
-				return fmt.Errorf("nothing to set: give --retention-days, --keep-versions, --spa or --clean-urls")
+			if cmd.Flags().Changed("proxy-rewrites") {
+				pp = &proxy
+			}
+			patch, err := ds.patch(cmd)
+			if err != nil {
+				return err
+			}
+			if rp == nil && kp == nil && sp == nil && cp == nil && pp == nil && len(patch) == 0 {
+				return fmt.Errorf("nothing to set: give --retention-days, --keep-versions, --spa, --clean-urls, --proxy-rewrites or a desired-state flag (--replicas, --cpu, …)")
 			}
 			var d *meta.Deployment
-			var err error
 			if rp != nil || kp != nil {
 				if d, err = a.client().SetPolicy(cmd.Context(), args[0], rp, kp); err != nil {
 					return err
 				}
 			}
-			if sp != nil || cp != nil {
-				if d, err = a.client().SetSite(cmd.Context(), args[0], sp, cp); err != nil {
+			if sp != nil || cp != nil || pp != nil {
+				if d, err = a.client().SetSite(cmd.Context(), args[0], sp, cp, pp); err != nil {
+					return err
+				}
+			}
+			if len(patch) > 0 {
+				if d, err = a.client().SetDesired(cmd.Context(), args[0], patch); err != nil {
 					return err
 				}
 			}
 			if a.json {
 				return printJSON(a.stdout, d)
 			}
+			if len(patch) > 0 && d.Desired != nil {
+				printDesired(a.stdout, d.Name, d.Desired)
+			}
 			if rp != nil || kp != nil {
 				fmt.Fprintf(a.stdout, "%s: retention %d days, keeps the newest %d archived versions\n",
 					d.Name, d.RetentionDays, d.KeepVersions)
 			}
-			if sp != nil || cp != nil {
-				fmt.Fprintf(a.stdout, "%s: spa %s, clean URLs %s\n", d.Name, onOff(d.SPA), onOff(d.CleanURLs))
+			if sp != nil || cp != nil || pp != nil {
+				fmt.Fprintf(a.stdout, "%s: spa %s, clean URLs %s, proxy rewrites %s\n",
+					d.Name, onOff(d.SPA), onOff(d.CleanURLs), onOff(d.ProxyRewrites))
 			}
 			return nil
 		},
 	}
+	ds.bind(set)
 	set.Flags().IntVar(&retention, "retention-days", 0, "days an archived version's release is kept (0: collectable once archived)")
 	set.Flags().IntVar(&keep, "keep-versions", 0, "the newest N archived versions are never collected")
 	set.Flags().BoolVar(&spa, "spa", false, "static sites: serve the entrypoint (200) for unknown paths of requests that accept HTML")
 	set.Flags().BoolVar(&clean, "clean-urls", false, "static sites: serve /about from about.html and redirect /about.html to /about (308)")
+	set.Flags().BoolVar(&proxy, "proxy-rewrites", false, "static sites: allow _redirects rules that rewrite (200) to an external http(s) URL; the edge proxies them")
 	cmd.AddCommand(del, set)
 	return cmd
 }

@@ -26,10 +26,13 @@ func init() {
 		if err != nil {
 			return nil, err
 		}
-		nets, err := netns.New(netns.Config{Dir: filepath.Join(o.DataDir, "net")})
+		// Four spare namespaces with their addresses, made ahead of the
+		// starts (docs/design.md, "Networking").
+		nets, err := netns.New(netns.Config{Dir: filepath.Join(o.DataDir, "net"), Bridge: o.Bridge, Subnet: o.Subnet, Pool: 4})
 		if err != nil {
 			return nil, err
 		}
+		nets.Prefill(false)
 		d, err := runc.New(filepath.Join(o.DataDir, "runc"))
 		if err != nil {
 			return nil, err

@@ -115,5 +115,31 @@ func eventLine(e meta.Event, names map[string]string) string {
 	if e.ReleaseSHA256 != "" {
 		parts = append(parts, "sha256 "+shortSHA(e.ReleaseSHA256))
 	}
+	if strings.HasPrefix(e.Action, "rollout.") {
+		parts = append(parts, rolloutDetail(e.Detail))
+	}
 	return strings.Join(parts, "  ") + "  by " + e.Actor
+}
+
+// rolloutDetail is a rollout event's progress or reason, in words.
+func rolloutDetail(detail []byte) string {
+	var d struct {
+		ID      string `json:"rollout_id"`
+		Version int64  `json:"version_number"`
+		Healthy *int   `json:"healthy"`
+		Wanted  *int   `json:"wanted"`
+		Reason  string `json:"reason"`
+	}
+	_ = json.Unmarshal(detail, &d)
+	out := d.ID
+	if d.Version > 0 {
+		out += fmt.Sprintf(" to v%d", d.Version)
+	}
+	if d.Healthy != nil && d.Wanted != nil {
+		out += fmt.Sprintf(" %d/%d healthy", *d.Healthy, *d.Wanted)
+	}
+	if d.Reason != "" {
+		out += ": " + d.Reason
+	}
+	return out
 }

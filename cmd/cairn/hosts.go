@@ -3,8 +3,10 @@ package main
 import (
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -20,11 +22,11 @@ import (
 
 // agentCmd is `cairn agent`: the host agent (its own process).
 func (a *app) agentCmd() *cobra.Command {
-	var driver, capacity, region, listen, advertise string
+	var driver, capacity, region, listen, advertise, bridge, subnet, kernel, guestInit, fcBin, jailer string
 	var maxCrashes int
 	var backoff time.Duration
 	cmd := &cobra.Command{
-		Use:   "agent [--driver runc] [--capacity cpu=2,memory=4GiB,instances=50] [--region R]",
+		Use:   "agent [--driver runc|qemu-microvm|firecracker] [--kernel vmlinux] [--capacity cpu=2,memory=4GiB,instances=50] [--region R]",
 		Short: "Run the host agent: register with the API and run this host's instances",
 		Long: "Run the host agent. It registers this host with the API (--api) using an\n" +
 			"agent-scoped token (--token: cairn token create --scope agent), heartbeats,\n" +
@@ -37,11 +39,21 @@ func (a *app) agentCmd() *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("--capacity: %w", err)
 			}
+			if err := checkBridge(bridge, subnet); err != nil {
+				return err
+			}
 			log := slog.New(slog.NewTextHandler(a.stderr, nil))
 			tok := a.resolveToken()
-			rt, err := agent.NewRuntime(driver, agent.DriverOptions{DataDir: a.data, APIURL: a.api, Token: tok, Log: log})
+			rt, err := agent.NewRuntime(driver, agent.DriverOptions{DataDir: a.data, APIURL: a.api, Token: tok, Bridge: bridge, Subnet: subnet, Log: log,
+				Kernel: kernel, GuestInit: guestInit, Firecracker: fcBin, Jailer: jailer})
 			if err != nil {
 				return err
+			}
+			// On the way out the runtime releases what is not an
+			// instance's (the spare network namespaces); instances keep
+			// running for the next agent to adopt.
+			if c, ok := rt.(interface{ Close() error }); ok {
+				defer c.Close()
 			}
 			ag, err := agent.New(agent.Config{API: a.client(), Runtime: rt, DataDir: a.data, Region: region,
 				Capacity: capa, Listen: listen, Advertise: advertise, MaxCrashes: maxCrashes, BackoffBase: backoff, Log: log})
@@ -54,15 +66,39 @@ func (a *app) agentCmd() *cobra.Command {
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&driver, "driver", "runc", "how instances run: runc")
+	f.StringVar(&driver, "driver", "runc", "how instances run: runc (containers), qemu-microvm or firecracker (microVMs)")
+	f.StringVar(&kernel, "kernel", "", "qemu-microvm, firecracker: the guest kernel, an uncompressed vmlinux with its modules/ beside it (scripts/guest-kernel)")
+	f.StringVar(&guestInit, "guest-init", "", "qemu-microvm, firecracker: the static guest init (default: cairn-guest-init beside this binary, else on $PATH)")
+	f.StringVar(&fcBin, "firecracker", "", "firecracker: the Firecracker binary (default: firecracker on $PATH)")
+	f.StringVar(&jailer, "jailer", "", "firecracker: the jailer binary (default: jailer on $PATH when there; none otherwise)")
 	f.StringVar(&capacity, "capacity", "", "what this host offers: cpu=2,memory=4GiB,instances=50 (a key left out is not limited)")
 	f.StringVar(&region, "region", "", "the host's region")
 	f.StringVar(&listen, "listen", "127.0.0.1:0", "where the agent serves instance logs to the API")
 	f.IntVar(&maxCrashes, "max-crashes", 5, "an instance that exits this many times in a row is failed")
 	f.DurationVar(&backoff, "backoff", time.Second, "the first restart delay after a crash; it doubles up to 30s")
+	f.StringVar(&bridge, "bridge", "cairn0", "the host bridge instances get their addresses on (every driver)")
+	f.StringVar(&subnet, "subnet", "10.89.0.0/16", "the IPv4 range of --bridge that instance addresses come from (every driver)")
 	f.StringVar(&advertise, "advertise", "", "the URL the API reaches --listen at (default: http:// and the listener's address)")
 	return cmd
 }
+
+// checkBridge checks --bridge (a Linux interface name) and --subnet (an
+// IPv4 CIDR with room for instances).
+func checkBridge(bridge, subnet string) error {
+	if !bridgeRE.MatchString(bridge) {
+		return fmt.Errorf("--bridge %q: want an interface name of 1-15 of a-z, A-Z, 0-9, _, . and -", bridge)
+	}
+	ip, n, err := net.ParseCIDR(subnet)
+	if err != nil || ip.To4() == nil {
+		return fmt.Errorf("--subnet %q: want an IPv4 CIDR such as 10.89.0.0/16", subnet)
+	}
+	if ones, _ := n.Mask.Size(); ones > 29 {
+		return fmt.Errorf("--subnet %q: /%d leaves no room for instances; want /29 or wider", subnet, ones)
+	}
+	return nil
+}
+
+var bridgeRE = regexp.MustCompile(`^[a-zA-Z0-9_.-]{1,15}$`)
 
 // hostsCmd is `cairn hosts`.
 func (a *app) hostsCmd() *cobra.Command {
@@ -93,11 +129,14 @@ func printHosts(w interface{ Write([]byte) (int, error) }, hs []meta.Host) {
 		return
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tHOSTNAME\tREGION\tDRIVER\tISOLATION\tINSTANCES\tCPU\tMEMORY\tSTATE\tLAST SEEN")
+	fmt.Fprintln(tw, "ID\tHOSTNAME\tREGION\tDRIVER\tISOLATION\tACCEL\tINSTANCES\tCPU\tMEMORY\tSTATE\tLAST SEEN")
 	for _, h := range hs {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d/%s\t%s\t%s\t%s\t%s\n", h.ID, h.Hostname, dash(h.Region), h.Driver, h.Isolation,
+		// used/capacity of each ("any": the host sets no limit)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d/%s\t%s/%s\t%s/%s\t%s\t%s\n", h.ID, h.Hostname, dash(h.Region), h.Driver, h.Isolation, dash(h.Accel),
 			h.Used.Instances, limit(int64(h.Capacity.Instances), strconv.Itoa(h.Capacity.Instances)),
+			strconv.FormatFloat(h.Used.CPU, 'f', -1, 64),
 			limit(int64(h.Capacity.CPU*1000), strconv.FormatFloat(h.Capacity.CPU, 'f', -1, 64)),
+			humanBytes(h.Used.MemoryBytes),
 			limit(h.Capacity.MemoryBytes, humanBytes(h.Capacity.MemoryBytes)), h.State, formatTime(h.LastSeen))
 	}
 	tw.Flush()
@@ -114,7 +153,7 @@ func limit(n int64, s string) string {
 func (a *app) psCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "ps NAME",
-		Short: "List a deployment's instances: host, version, state, address, restarts",
+		Short: "List a deployment's instances: host, version, release, tree digest, health, address, restarts",
 		Args:  exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			is, err := a.client().ListInstances(cmd.Context(), args[0])
@@ -127,12 +166,23 @@ func (a *app) psCmd() *cobra.Command {
 				}
 				return printJSON(a.stdout, is)
 			}
+			autostop := ""
+			if d, err := a.client().GetDeployment(cmd.Context(), args[0]); err == nil && d.Desired != nil {
+				autostop = d.Desired.Autostop
+			}
 			if len(is) == 0 {
+				if autostop != "" {
+					fmt.Fprintf(a.stdout, "%s has no instances: asleep (autostop %s); a request wakes it\n", args[0], autostop)
+					return nil
+				}
 				fmt.Fprintf(a.stdout, "%s has no instances (cairn scale %s N)\n", args[0], args[0])
 				return nil
 			}
+			if autostop != "" {
+				defer fmt.Fprintf(a.stdout, "autostop %s: the instances stop after %s without a request\n", autostop, autostop)
+			}
 			tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "INSTANCE\tHOST\tVERSION\tSTATE\tADDRESS\tRESTARTS\tEXIT\tSTARTED")
+			fmt.Fprintln(tw, "INSTANCE\tHOST\tVERSION\tRELEASE\tTREE\tSTATE\tADDRESS\tRESTARTS\tEXIT\tSTARTED")
 			for _, in := range is {
 				exit, started := "-", "-"
 				if in.ExitCode != nil {
@@ -141,8 +191,8 @@ func (a *app) psCmd() *cobra.Command {
 				if in.StartedAt != nil {
 					started = formatTime(*in.StartedAt)
 				}
-				fmt.Fprintf(tw, "%s\t%s\tv%d\t%s\t%s\t%d\t%s\t%s\n", in.ID, in.HostID, in.VersionNumber, in.State,
-					dash(in.Addr), in.Restarts, exit, started)
+				fmt.Fprintf(tw, "%s\t%s\tv%d\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", in.ID, in.HostID, in.VersionNumber,
+					dash(shortSHA(in.Release)), dash(shortSHA(in.TreeDigest)), in.State, dash(in.Addr), in.Restarts, exit, started)
 			}
 			return tw.Flush()
 		},
@@ -256,4 +306,30 @@ func (l *lineWriter) flush() {
 	if len(l.buf) > 0 {
 		l.Write([]byte("\n"))
 	}
+}
+
+// hostCmd is `cairn host drain ID`.
+func (a *app) hostCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "host", Short: "Act on one compute host (drain)"}
+	drain := &cobra.Command{
+		Use:   "drain ID",
+		Short: "Take no new instances on a host and move its instances elsewhere (replacements first)",
+		Long: "Drain a host: it takes no new instances, and each of its instances is\n" +
+			"replaced on another host; an instance stops once its replacement is healthy.\n" +
+			"The host stays draining (also through agent restarts).",
+		Args: exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			h, err := a.client().DrainHost(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			if a.json {
+				return printJSON(a.stdout, h)
+			}
+			_, err = fmt.Fprintf(a.stdout, "%s: %s; its instances move to other hosts (cairn hosts, cairn ps NAME)\n", h.ID, h.State)
+			return err
+		},
+	}
+	cmd.AddCommand(drain)
+	return cmd
 }

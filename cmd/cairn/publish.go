@@ -18,6 +18,7 @@ import (
 type publishOptions struct {
 	deployment, domain, entrypoint string
 	noActivate, includeIgnored     bool
+	noCache                        bool
 	kind                           string
 	rt                             runtimeFlags
 }
@@ -56,6 +57,7 @@ func (a *app) publishCmd() *cobra.Command {
 	f.BoolVar(&o.noActivate, "no-activate", false, "publish without making the version active")
 	f.BoolVar(&o.includeIgnored, "include-ignored", false, "publish the paths the default rules and .cairnignore leave out (never a data directory)")
 	f.StringVar(&o.kind, "kind", meta.KindStatic, "release kind: static or rootfs")
+	f.BoolVar(&o.noCache, "no-cache", false, "hash every file, not trusting the local cache of digests ($CAIRN_CACHE_DIR, ~/.cache/cairn)")
 	o.rt.register(f)
 	_ = cmd.MarkFlagRequired("deployment")
 	return cmd
@@ -72,8 +74,19 @@ type publishOutput struct {
 }
 
 // publishIncremental publishes tree to the existing deployment by the
-// digest-first protocol, with progress.
-func (a *app) publishIncremental(ctx context.Context, c *client.Client, tree *client.Tree, o publishOptions) (*meta.Version, *client.IncrementalStats, error) {
+// digest-first protocol, with progress. The digests of files unchanged
+// since a publish of dir come from the local cache (client.HashCache)
+// unless --no-cache; the cache is best-effort: one that cannot be read or
+// written costs only the hashing.
+func (a *app) publishIncremental(ctx context.Context, c *client.Client, dir string, tree *client.Tree, o publishOptions) (*meta.Version, *client.IncrementalStats, error) {
+	if !o.noCache {
+		if cdir, err := client.CacheDir(a.getenv); err == nil {
+			if hc, err := client.OpenHashCache(cdir, dir); err == nil {
+				tree.Cache = hc
+				defer hc.Save()
+			}
+		}
+	}
 	total := int64(-1)
 	if a.stderrTTY && !a.json {
 		_, total = tree.Size()
@@ -118,7 +131,7 @@ func (a *app) publish(ctx context.Context, dir string, o publishOptions) error {
 		// An existing deployment: send the manifest, then only what the
 		// server lacks. A server without incremental publishes answers
 		// 404 or 405: the tar upload then.
-		v, st, err = a.publishIncremental(ctx, c, tree, o)
+		v, st, err = a.publishIncremental(ctx, c, dir, tree, o)
 		if err != nil && !client.IsNotFound(err) && client.StatusOf(err) != 405 {
 			return fmt.Errorf("publishing %s: %w", o.deployment, err)
 		}

@@ -55,6 +55,9 @@ func (a *app) serverCmd() *cobra.Command {
 	f.StringVar(&cfg.EdgeAddr, "edge-addr", cfg.EdgeAddr, "address of the edge listener")
 	f.StringVar(&cfg.EdgeTLSAddr, "edge-tls-addr", "", "address of the edge's TLS listener, e.g. :443 in production (default: none);\n"+
 		"certificates come from ACME (--acme-ca), on demand, for registered domains only")
+	f.BoolVar(&cfg.EdgeProxyAllowPrivate, "edge-proxy-allow-private", false, "let sites' proxy rules (_redirects, 200 to an external URL) reach loopback, private\n"+
+		"and link-local addresses (default: public addresses only)")
+	f.DurationVar(&cfg.EdgeProxyTimeout, "edge-proxy-timeout", 0, "most time the edge waits for the response headers of a site's proxy target (default 30s)")
 	f.StringVar(&cfg.ACMECA, "acme-ca", "", "ACME directory URL of the certificate authority (default: Let's Encrypt)")
 	f.StringVar(&cfg.ACMEEmail, "acme-email", "", "contact email of the ACME account")
 	f.StringVar(&cfg.ACMERoot, "acme-root", "", "PEM file of root certificates trusted for --acme-ca (e.g. a test CA's)")
@@ -63,10 +66,11 @@ func (a *app) serverCmd() *cobra.Command {
 		"regions: NAME=URL,NAME=URL,…, the first is the primary")
 	f.StringVar(&cfg.Region, "region", "", "region of --blobs this process reads from first (default: the primary)")
 	f.DurationVar(&cfg.ReplicaRetry, "replica-retry", 0, "longest wait between tries of a failed copy to a region (default 5m)")
-	f.StringSliceVar(&cfg.Roles, "roles", cfg.Roles, "roles to run: api, edge, gc")
+	f.StringSliceVar(&cfg.Roles, "roles", cfg.Roles, "roles to run: api, edge, gc, sched")
 	f.StringVar(&cfg.BaseDomain, "base-domain", cfg.BaseDomain, "the edge serves {name}.{base-domain} and {name}--v{N}.{base-domain}")
 	f.StringVar(&cfg.PublicURL, "public-url", "", "the edge as users reach it, e.g. https://sites.example.com: records' url and preview_url\n"+
-		"are made from it (default http://{base-domain}:{edge port})")
+		"are made from it (default http://{base-domain}:{edge port}, or https://{base-domain}:{TLS port} with\n"+
+		"--edge-tls-addr; the port is left out when it is 80 or 443)")
 	f.Int64Var(&cfg.MaxFiles, "max-files", cfg.MaxFiles, "most entries in one upload")
 	f.Var(&maxBytes, "max-bytes", "most uncompressed bytes in one upload (e.g. 10GiB)")
 	f.Var(&cacheBytes, "cache-bytes", "size of the edge's hot-file cache (e.g. 256MiB)")
@@ -79,7 +83,11 @@ func (a *app) serverCmd() *cobra.Command {
 	f.DurationVar(&cfg.GCGrace, "gc-grace", cfg.GCGrace, "how long a release stays marked before it is collected; keep it above the 10m lease")
 	f.DurationVar(&cfg.GCDrain, "gc-drain", cfg.GCDrain, "wait between committing a collection and deleting its bytes")
 	f.DurationVar(&cfg.TmpSweepInterval, "tmp-sweep-interval", cfg.TmpSweepInterval, "how often temporary files left by interrupted blob writes are swept")
-	f.DurationVar(&cfg.HostTimeout, "host-timeout", cfg.HostTimeout, "a compute host whose agent is silent this long is lost and its instances are replaced")
+	f.DurationVar(&cfg.HostTimeout, "host-lost-after", cfg.HostTimeout, "a compute host whose agent is silent this long is lost and its instances are replaced")
+	f.DurationVar(&cfg.HostTimeout, "host-timeout", cfg.HostTimeout, "the former name of --host-lost-after")
+	f.MarkHidden("host-timeout")
+	f.DurationVar(&cfg.RolloutTimeout, "rollout-timeout", 0, "how long a rollout may take to get its instances healthy when activate or rollback gives no deadline (default 5m)")
+	f.DurationVar(&cfg.PreviewIdle, "preview-idle", 0, "sched role: how long a preview host's instance (an old version woken by a request) runs without a request, when its deployment sets no autostop (default 15m)")
 	f.DurationVar(&cfg.TmpMaxAge, "tmp-max-age", cfg.TmpMaxAge, "how long a temporary file must be untouched before a sweep removes it")
 	f.IntVar(&cfg.MaxConns, "max-conns", 0, "connections open at once on each listener; more are answered 503 and closed\n"+
 		"(default 0: 4096, or fewer so that every listener fits the open-file limit)")
@@ -92,6 +100,7 @@ func (a *app) serverCmd() *cobra.Command {
 	f.Var(&logLevel, "log-level", "log level: debug, info, warn or error")
 	f.BoolVar(&cfg.AccessLog, "access-log", cfg.AccessLog, "log one line per request on every listener (at info level)")
 	bindEnv(f, "api-addr", "CAIRN_API_ADDR", "edge-addr", "CAIRN_EDGE_ADDR", "edge-tls-addr", "CAIRN_EDGE_TLS_ADDR",
+		"edge-proxy-allow-private", "CAIRN_EDGE_PROXY_ALLOW_PRIVATE", "edge-proxy-timeout", "CAIRN_EDGE_PROXY_TIMEOUT",
 		"acme-ca", "CAIRN_ACME_CA", "acme-email", "CAIRN_ACME_EMAIL", "acme-root", "CAIRN_ACME_ROOT",
 		"database", "CAIRN_DATABASE",
 		"blobs", "CAIRN_BLOBS", "roles", "CAIRN_ROLES", "base-domain", "CAIRN_BASE_DOMAIN", "public-url", "CAIRN_PUBLIC_URL",
@@ -103,7 +112,9 @@ func (a *app) serverCmd() *cobra.Command {
 		"gc-drain", "CAIRN_GC_DRAIN", "tmp-sweep-interval", "CAIRN_TMP_SWEEP_INTERVAL",
 		"tmp-max-age", "CAIRN_TMP_MAX_AGE", "region", "CAIRN_REGION", "replica-retry", "CAIRN_REPLICA_RETRY",
 		"max-conns", "CAIRN_MAX_CONNS", "header-timeout", "CAIRN_HEADER_TIMEOUT", "body-timeout", "CAIRN_BODY_TIMEOUT",
-		"idle-timeout", "CAIRN_IDLE_TIMEOUT", "max-uploads", "CAIRN_MAX_UPLOADS")
+		"idle-timeout", "CAIRN_IDLE_TIMEOUT", "max-uploads", "CAIRN_MAX_UPLOADS",
+		"host-lost-after", "CAIRN_HOST_LOST_AFTER", "rollout-timeout", "CAIRN_ROLLOUT_TIMEOUT",
+		"preview-idle", "CAIRN_PREVIEW_IDLE")
 	return cmd
 }
 

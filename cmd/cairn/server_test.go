@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/cairnhq/cairn/internal/server"
 )
@@ -42,6 +43,7 @@ func TestServerFlagsAndEnv(t *testing.T) {
 		"CAIRN_BLOBS":        "s3://bucket?endpoint=x",
 		"CAIRN_MAX_PACKS":    "3",
 		"CAIRN_METRICS_ADDR": "127.0.0.1:9100",
+		"CAIRN_PREVIEW_IDLE": "2m",
 
 		"CAIRN_METRICS_TOKEN_REQUIRED": "true",
 	}
@@ -56,6 +58,7 @@ func TestServerFlagsAndEnv(t *testing.T) {
 	want.MaxFiles, want.MaxBytes, want.CacheBytes, want.MaxPacks = 5, 1<<30, 10_000_000, 3
 	want.MetricsAddr, want.MetricsToken = "127.0.0.1:9100", true
 	want.Database, want.Blobs = "postgres://db/cairn", "s3://bucket?endpoint=x"
+	want.PreviewIdle = 2 * time.Minute
 	if cfg.Logger == nil {
 		t.Error("no logger")
 	}
@@ -66,7 +69,7 @@ func TestServerFlagsAndEnv(t *testing.T) {
 }
 
 func TestServerDefaults(t *testing.T) {
-	cfg, stderr, code := runServerCmd(t, nil, "server", "--roles", "api, edge, gc")
+	cfg, stderr, code := runServerCmd(t, nil, "server", "--roles", "api, edge, gc, sched")
 	if code != 0 || cfg == nil {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
@@ -85,7 +88,7 @@ func TestServerBadValues(t *testing.T) {
 		{map[string]string{"CAIRN_MAX_FILES": "many"}, nil, `cairn: CAIRN_MAX_FILES: invalid value "many" for --max-files`},
 		{map[string]string{"CAIRN_MAX_BYTES": "lots"}, nil, `cairn: CAIRN_MAX_BYTES: invalid value "lots" for --max-bytes`},
 		{map[string]string{"CAIRN_LOG_FORMAT": "xml"}, nil, `cairn: CAIRN_LOG_FORMAT: invalid value "xml"`},
-		{map[string]string{"CAIRN_ROLES": "api,sched"}, nil, `cairn: --roles: unknown role "sched" (known: api, edge, gc) (set by CAIRN_ROLES)`},
+		{map[string]string{"CAIRN_ROLES": "api,sched,router"}, nil, `cairn: --roles: unknown role "router" (known: api, edge, gc, sched) (set by CAIRN_ROLES)`},
 		{map[string]string{"CAIRN_GC_GRACE": "soon"}, nil, `cairn: CAIRN_GC_GRACE: invalid value "soon" for --gc-grace`},
 		{nil, []string{"--retention-days", "-1"}, `cairn: --retention-days: -1 is not between 0 and 3650`},
 		{nil, []string{"--roles", "web"}, `cairn: --roles: unknown role "web"`},
@@ -102,6 +105,7 @@ func TestServerBadValues(t *testing.T) {
 		{map[string]string{"CAIRN_HEADER_TIMEOUT": "2h"}, nil, `cairn: --header-timeout: 2h0m0s is not between 0 and 1h (set by CAIRN_HEADER_TIMEOUT)`},
 		{nil, []string{"--max-uploads", "0"}, `cairn: --max-uploads: 0 is not between 1 and 100000`},
 		{nil, []string{"--idle-timeout", "forever"}, `cairn: invalid argument "forever" for "--idle-timeout"`},
+		{nil, []string{"--preview-idle", "-1s"}, `cairn: --preview-idle: must not be negative`},
 	} {
 		cfg, stderr, code := runServerCmd(t, tc.env, append([]string{"server"}, tc.args...)...)
 		if code != 1 || cfg != nil || !strings.HasPrefix(stderr, tc.want) || strings.Count(stderr, "\n") != 1 {

@@ -65,6 +65,9 @@ type Agent struct {
 	synced  bool // a desired set arrived: until then nothing is started or stopped
 	track   map[string]*tracked
 	last    []hostapi.Observed
+	saved   []byte // instances.json as last written
+
+	beatNow chan struct{} // Run asks beat for a heartbeat now
 }
 
 // tracked is what the agent remembers of an instance between ticks.
@@ -78,6 +81,8 @@ type tracked struct {
 	exitCode  *int
 	healthy   bool
 	startedAt time.Time
+	checkedAt time.Time // the last health check (of a healthy-once instance)
+	lastOK    bool      // its answer
 }
 
 // New checks cfg and fills its defaults.
@@ -114,11 +119,17 @@ func New(cfg Config) (*Agent, error) {
 	}
 	b := make([]byte, 24)
 	rand.Read(b)
-	return &Agent{cfg: cfg, key: hex.EncodeToString(b), desired: map[string]hostapi.Desired{}, track: map[string]*tracked{}}, nil
+	a := &Agent{cfg: cfg, key: hex.EncodeToString(b), desired: map[string]hostapi.Desired{}, track: map[string]*tracked{}, beatNow: make(chan struct{}, 1)}
+	a.loadTracked()
+	return a, nil
 }
 
 // HostID is the host's id once registered.
-func (a *Agent) HostID() string { return a.hostID }
+func (a *Agent) HostID() string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.hostID
+}
 
 // Run registers and works until ctx ends. Instances keep running when it
 // returns: a new agent over the same data dir adopts them.
@@ -137,26 +148,73 @@ func (a *Agent) Run(ctx context.Context) error {
 	if err := a.register(ctx, adv); err != nil {
 		return err
 	}
-	a.cfg.Log.Info("agent registered", "host", a.hostID, "driver", a.cfg.Runtime.Driver(), "logs", adv)
+	a.cfg.Log.Info("agent registered", "host", a.HostID(), "driver", a.cfg.Runtime.Driver(), "logs", adv)
 	go a.watch(ctx)
+	// The heartbeat has a loop of its own: a reconcile that takes long (a
+	// microVM's start or power-down, a stop's grace) must not make the
+	// host look lost. It reports the last reconciled view.
+	beats := make(chan struct{})
+	go func() {
+		defer close(beats)
+		a.beat(ctx, adv)
+	}()
+	defer func() { <-beats }()
 	tick := time.NewTicker(a.cfg.Tick)
 	defer tick.Stop()
-	var lastBeat time.Time
+	var reported string // the states and addresses last sent to beat
 	for {
 		a.Reconcile(ctx)
-		if time.Since(lastBeat) >= a.cfg.Heartbeat {
-			if err := a.heartbeat(ctx); err != nil && ctx.Err() == nil {
-				a.cfg.Log.Warn("heartbeat", "err", err)
-				if isNotFound(err) { // the API forgot us: register again
-					_ = a.register(ctx, adv)
-				}
+		// A change of an instance's state or address is reported at once
+		// (a new instance healthy is routable a heartbeat sooner: cold
+		// starts and rollouts), the rest every Heartbeat.
+		if now := a.reportKey(); now != reported {
+			reported = now
+			select {
+			case a.beatNow <- struct{}{}:
+			default: // a beat is already due
 			}
-			lastBeat = time.Now()
 		}
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-tick.C:
+		}
+	}
+}
+
+// reportKey names what routing depends on in the last observation: each
+// instance's id, state and address.
+func (a *Agent) reportKey() string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	var b strings.Builder
+	for _, o := range a.last {
+		b.WriteString(o.ID + " " + o.State + " " + o.Addr + "\n")
+	}
+	return b.String()
+}
+
+// beat sends a heartbeat every cfg.Heartbeat, and at once when Run
+// signals a change of an instance's state or address, until ctx ends, with
+// the last reconciled view; an API that forgot the host gets it registered
+// again. It runs apart from reconciling: a start that takes long (a large
+// release to fetch and unpack, a microVM's boot under TCG) must not silence
+// the host, or the scheduler declares it lost and replaces its instances.
+func (a *Agent) beat(ctx context.Context, adv string) {
+	tick := time.NewTicker(a.cfg.Heartbeat)
+	defer tick.Stop()
+	for {
+		if err := a.heartbeat(ctx); err != nil && ctx.Err() == nil {
+			a.cfg.Log.Warn("heartbeat", "err", err)
+			if isNotFound(err) { // the API forgot us: register again
+				_ = a.register(ctx, adv)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		case <-a.beatNow:
 		}
 	}
 }
@@ -174,12 +232,18 @@ func (a *Agent) register(ctx context.Context, adv string) error {
 	if b, err := os.ReadFile(a.idFile()); err == nil {
 		id = strings.TrimSpace(string(b))
 	}
+	reg := api.Registration{ID: id, Hostname: a.cfg.Hostname, Region: a.cfg.Region,
+		Driver: a.cfg.Runtime.Driver(), Isolation: a.cfg.Runtime.Isolation(), Capacity: a.cfg.Capacity,
+		AgentURL: adv, AgentKey: a.key}
+	if vm, ok := a.cfg.Runtime.(hostapi.MicroVMRuntime); ok {
+		reg.Accel, reg.KernelSHA256 = vm.Accel(), vm.KernelSHA256()
+	}
 	for {
-		host, err := a.cfg.API.RegisterHost(ctx, api.Registration{ID: id, Hostname: a.cfg.Hostname, Region: a.cfg.Region,
-			Driver: a.cfg.Runtime.Driver(), Isolation: a.cfg.Runtime.Isolation(), Capacity: a.cfg.Capacity,
-			AgentURL: adv, AgentKey: a.key})
+		host, err := a.cfg.API.RegisterHost(ctx, reg)
 		if err == nil {
+			a.mu.Lock()
 			a.hostID = host.ID
+			a.mu.Unlock()
 			if err := os.MkdirAll(a.cfg.DataDir, 0o700); err != nil {
 				return err
 			}
@@ -202,7 +266,7 @@ func (a *Agent) register(ctx context.Context, adv string) error {
 func (a *Agent) watch(ctx context.Context) {
 	gen := ""
 	for ctx.Err() == nil {
-		set, err := a.cfg.API.Desired(ctx, a.hostID, gen, 30*time.Second)
+		set, err := a.cfg.API.Desired(ctx, a.HostID(), gen, 30*time.Second)
 		if err != nil {
 			if ctx.Err() == nil {
 				a.cfg.Log.Warn("desired instances", "err", err)
@@ -228,14 +292,24 @@ func (a *Agent) SetDesired(ds []hostapi.Desired) {
 func (a *Agent) heartbeat(ctx context.Context) error {
 	a.mu.Lock()
 	obs := append([]hostapi.Observed{}, a.last...)
+	limits := map[string]hostapi.Limits{}
+	for id, d := range a.desired {
+		limits[id] = d.Limits
+	}
 	a.mu.Unlock()
 	used := hostapi.Capacity{}
 	for _, o := range obs {
 		if o.State != hostapi.StateStopped && o.State != hostapi.StateFailed {
 			used.Instances++
+			used.CPU += limits[o.ID].CPU
+			used.MemoryBytes += limits[o.ID].MemoryBytes
 		}
 	}
-	return a.cfg.API.Heartbeat(ctx, a.hostID, api.Heartbeat{Used: used, Instances: obs})
+	hb := api.Heartbeat{Used: used, Instances: obs}
+	if cr, ok := a.cfg.Runtime.(hostapi.CacheReporter); ok {
+		hb.Cached = cr.CachedReleases()
+	}
+	return a.cfg.API.Heartbeat(ctx, a.HostID(), hb)
 }
 
 // Observed is the last reconciled view of the instances.
@@ -279,7 +353,13 @@ func (a *Agent) Reconcile(ctx context.Context) {
 			a.mu.Unlock()
 		}
 	}
-	var out []hostapi.Observed
+	// The instances step at once (at most parallelSteps at a time): a
+	// start waits for its release, its namespace and its process, and one
+	// instance's start must not hold up another's.
+	out := make([]hostapi.Observed, 0, len(desired))
+	var outMu sync.Mutex
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, parallelSteps)
 	for id, d := range desired {
 		a.mu.Lock()
 		t := a.track[id]
@@ -289,8 +369,18 @@ func (a *Agent) Reconcile(ctx context.Context) {
 		}
 		a.mu.Unlock()
 		o, running := seen[id]
-		out = append(out, a.step(ctx, d, t, o, running))
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			ob := a.step(ctx, d, t, o, running)
+			outMu.Lock()
+			out = append(out, ob)
+			outMu.Unlock()
+		}()
 	}
+	wg.Wait()
 	a.mu.Lock()
 	for id := range a.track {
 		if _, ok := desired[id]; !ok {
@@ -298,10 +388,15 @@ func (a *Agent) Reconcile(ctx context.Context) {
 		}
 	}
 	a.last = sortObserved(out)
+	a.saveTracked()
 	a.mu.Unlock()
 }
 
-// step moves one desired instance on and returns what to report.
+// parallelSteps bounds the instances one Reconcile steps at once.
+const parallelSteps = 8
+
+// step moves one desired instance on and returns what to report. Steps of
+// different instances run concurrently; t is this instance's alone.
 func (a *Agent) step(ctx context.Context, d hostapi.Desired, t *tracked, o hostapi.Observed, known bool) hostapi.Observed {
 	now := a.cfg.Now()
 	report := func(o hostapi.Observed) hostapi.Observed {
@@ -338,8 +433,14 @@ func (a *Agent) step(ctx context.Context, d hostapi.Desired, t *tracked, o hosta
 		t.restarts++
 		return report(a.start(ctx, d, t))
 	}
-	// Running: its health.
-	if a.healthy(ctx, d, o.Addr) {
+	// Running: its health. Until it is first healthy, every tick; then
+	// every HealthInterval (a new answer only then).
+	ok := t.lastOK
+	if iv := durationOr(d.HealthInterval, 0); !t.healthy || iv <= 0 || now.Sub(t.checkedAt) >= iv {
+		ok = a.healthy(ctx, d, o.Addr)
+		t.checkedAt, t.lastOK = now, ok
+	}
+	if ok {
 		o.State, t.healthy = hostapi.StateHealthy, true
 		t.crashes = 0 // a healthy run resets the count
 	} else if t.healthy {
@@ -373,7 +474,16 @@ func (a *Agent) backoff(n int) time.Duration {
 	return min(d, a.cfg.BackoffMax)
 }
 
-var healthClient = &http.Client{Timeout: time.Second}
+// healthClient: each check's context bounds it (HealthTimeout, default 1 s).
+var healthClient = &http.Client{}
+
+// durationOr is s as a duration ("2s"), or def when empty or invalid.
+func durationOr(s string, def time.Duration) time.Duration {
+	if d, err := time.ParseDuration(s); err == nil && d > 0 {
+		return d
+	}
+	return def
+}
 
 // healthy: a GET of the health path answers 2xx or 3xx; without a path,
 // the port takes a connection.
@@ -381,8 +491,11 @@ func (a *Agent) healthy(ctx context.Context, d hostapi.Desired, addr string) boo
 	if addr == "" {
 		return false
 	}
+	timeout := durationOr(d.HealthTimeout, time.Second)
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
 	if d.HealthPath == "" {
-		c, err := net.DialTimeout("tcp", addr, time.Second)
+		c, err := net.DialTimeout("tcp", addr, timeout)
 		if err != nil {
 			return false
 		}

@@ -54,7 +54,7 @@ func newAgent(t *testing.T, dir string, clock *fakeclock.Clock) (*Agent, *testpr
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, err := New(Config{API: client.New("http://127.0.0.1:1", ""), Runtime: rt, DataDir: t.TempDir(),
+	a, err := New(Config{API: client.New("http://127.0.0.1:1", ""), Runtime: rt, DataDir: filepath.Join(dir, "agent"),
 		MaxCrashes: 3, BackoffBase: time.Second, BackoffMax: 4 * time.Second, LastLines: 5, Now: clock.Now})
 	if err != nil {
 		t.Fatal(err)
@@ -166,6 +166,48 @@ func TestAdopt(t *testing.T) {
 	}
 }
 
+// TestAdoptKeepsCounts: an agent that restarts keeps each instance's
+// restart count (instances.json in its data dir), and a failed instance
+// stays failed with its last lines instead of running again.
+func TestAdoptKeepsCounts(t *testing.T) {
+	clock := fakeclock.New(time.Now())
+	dir := t.TempDir()
+	a, _ := newAgent(t, dir, clock)
+	web := hostapi.Desired{ID: "web-1", Cmd: []string{hostApp(t)}, Port: 8080, HealthPath: "/healthz"}
+	bad := hostapi.Desired{ID: "bad-1", Cmd: []string{hostApp(t)}, Env: map[string]string{"CRASH_AT_START": "1"}, Port: 8081}
+	a.SetDesired([]hostapi.Desired{web, bad})
+	until(t, a, "healthy", func() bool { return state(a, "web-1").State == hostapi.StateHealthy })
+	addr := state(a, "web-1").Addr
+	http.Get("http://" + addr + "/crash")
+	until(t, a, "crashed", func() bool { return state(a, "web-1").State == hostapi.StateStopped })
+	clock.Add(time.Second)
+	until(t, a, "restarted healthy", func() bool {
+		o := state(a, "web-1")
+		return o.Restarts == 1 && o.State == hostapi.StateHealthy
+	})
+	for range 3 {
+		until(t, a, "bad exits", func() bool { return state(a, "bad-1").State != hostapi.StateStarting })
+		clock.Add(4 * time.Second)
+	}
+	until(t, a, "bad failed", func() bool { return state(a, "bad-1").State == hostapi.StateFailed })
+	addr = state(a, "web-1").Addr
+	pid := get(t, "http://"+addr+"/")
+
+	b, _ := newAgent(t, dir, clock) // the agent restarted
+	b.SetDesired([]hostapi.Desired{web, bad})
+	until(t, b, "adopted healthy", func() bool { return state(b, "web-1").State == hostapi.StateHealthy })
+	for range 3 {
+		clock.Add(time.Hour)
+		b.Reconcile(t.Context())
+	}
+	if o := state(b, "web-1"); o.Restarts != 1 || get(t, "http://"+addr+"/") != pid {
+		t.Errorf("adopted %+v; want restarts 1 and the same process %s", o, pid)
+	}
+	if o := state(b, "bad-1"); o.State != hostapi.StateFailed || o.Restarts != 2 || len(o.LastLog) == 0 || o.ExitCode == nil || *o.ExitCode != 3 {
+		t.Errorf("failed instance after the agent restart: %+v; want failed, restarts 2, its last lines", o)
+	}
+}
+
 func get(t *testing.T, u string) string {
 	t.Helper()
 	resp, err := http.Get(u)
@@ -175,4 +217,35 @@ func get(t *testing.T, u string) string {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return strings.TrimSpace(string(b))
+}
+
+// TestHealthInterval: once healthy, an instance is checked again only
+// every HealthInterval (the fake clock); before that, every tick.
+func TestHealthInterval(t *testing.T) {
+	clock := fakeclock.New(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC))
+	a, rt := newAgent(t, t.TempDir(), clock)
+	d := hostapi.Desired{ID: "probe-1", Cmd: []string{hostApp(t)}, Port: 8080, HealthPath: "/probe",
+		HealthInterval: "10s", HealthTimeout: "500ms"}
+	a.SetDesired([]hostapi.Desired{d})
+	until(t, a, "healthy", func() bool { return state(a, "probe-1").State == hostapi.StateHealthy })
+	probes := func() int {
+		var b strings.Builder
+		rt.Logs(t.Context(), "probe-1", false, &b)
+		return strings.Count(b.String(), "request /probe")
+	}
+	n := probes()
+	for range 5 {
+		a.Reconcile(t.Context())
+	}
+	if got := probes(); got != n {
+		t.Fatalf("%d probes within the interval, want none", got-n)
+	}
+	clock.Add(10 * time.Second)
+	a.Reconcile(t.Context())
+	if got := probes(); got != n+1 {
+		t.Fatalf("%d probes after the interval, want 1", got-n)
+	}
+	if o := state(a, "probe-1"); o.State != hostapi.StateHealthy {
+		t.Fatalf("state %s", o.State)
+	}
 }

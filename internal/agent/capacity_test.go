@@ -2,6 +2,7 @@ package agent
 
 import (
 	"encoding/json"
+	"strings"
 	"testing"
 
 	"github.com/cairnhq/cairn/internal/api"
@@ -44,10 +45,26 @@ func FuzzParseCapacity(f *testing.F) {
 	})
 }
 
+// TestRegistrationAccel: a microVM host's acceleration is kvm or tcg,
+// and its kernel digest 64 lowercase hex digits.
+func TestRegistrationAccel(t *testing.T) {
+	sum := strings.Repeat("ab", 32)
+	for _, c := range []struct {
+		accel, sum string
+		ok         bool
+	}{{"", "", true}, {"tcg", sum, true}, {"kvm", sum, true}, {"hvf", sum, false}, {"tcg", strings.ToUpper(sum), false}, {"tcg", "abc", false}} {
+		reg := api.Registration{Driver: "qemu-microvm", Isolation: "microvm", Accel: c.accel, KernelSHA256: c.sum}
+		if err := api.CheckRegistration(&reg); (err == nil) != c.ok {
+			t.Errorf("accel %q, sha %q: %v", c.accel, c.sum, err)
+		}
+	}
+}
+
 // FuzzWireBodies: the agent's wire records decode or fail, and what
 // decodes validates or fails, without panics.
 func FuzzWireBodies(f *testing.F) {
 	f.Add([]byte(`{"hostname":"h","driver":"runc","isolation":"container","capacity":{"cpu":2,"memory_bytes":1,"instances":3},"agent_url":"http://127.0.0.1:1"}`))
+	f.Add([]byte(`{"hostname":"h","driver":"qemu-microvm","isolation":"microvm","accel":"tcg","kernel_sha256":"c3718796ffdb206cc149543cf925b868d9cd0cb504ba554539a01303179505aa"}`))
 	f.Add([]byte(`{"used":{"instances":1},"instances":[{"id":"a","state":"healthy","exit_code":2,"last_log":["x"]}]}`))
 	f.Add([]byte(`{"gen":"ab","instances":[{"id":"a","cmd":["/app"],"port":8080,"limits":{"cpu":1}}]}`))
 	f.Fuzz(func(t *testing.T, b []byte) {

@@ -18,7 +18,17 @@ type DriverOptions struct {
 	DataDir string // the agent's data dir; a driver keeps its state below it
 	APIURL  string // where releases are fetched (GET /v1/releases/{sha}/artifact)
 	Token   string // the agent token
-	Log     *slog.Logger
+	// Bridge and Subnet are the host bridge instances are addressed on
+	// and its IPv4 range (the driver's defaults when empty).
+	Bridge, Subnet string
+	Log            *slog.Logger
+	// For microVM drivers: the guest kernel (vmlinux) and the static
+	// guest init binary (cmd/cairn-guest-init).
+	Kernel    string
+	GuestInit string
+	// For the firecracker driver: its binary ("" for firecracker on
+	// $PATH) and the jailer ("" for jailer on $PATH, if there).
+	Firecracker, Jailer string
 }
 
 // Factory makes the Runtime of one driver.

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/cairnhq/cairn/internal/blob"
@@ -61,6 +62,14 @@ type Config struct {
 	Hosts meta.Hosts
 	// HostTimeout: a host silent this long is lost (default 10 s).
 	HostTimeout time.Duration
+	// Sched keeps desired state, drains and rollouts; nil answers 501 on
+	// their routes (and activations only move pointers).
+	Sched meta.Scheduling
+	// Kick, if set, asks this process's scheduler to run soon.
+	Kick func()
+	// RolloutTimeout is a rollout's deadline when the request gives none
+	// (--rollout-timeout; 0: 5 minutes).
+	RolloutTimeout time.Duration
 }
 
 // API is the v1 HTTP handler.
@@ -73,6 +82,9 @@ type API struct {
 	patterns []string
 	// publishes are the incremental publishes under way (publishes.go).
 	publishes publish.Sessions
+	// derived are the rootfs derivations of oci versions placement used
+	// (hosts_oci.go), by deployment and image digest.
+	derived sync.Map
 }
 
 // New returns the API handler.
@@ -144,6 +156,7 @@ func (a *API) routes() {
 	a.handle("GET /v1/tokens/{id}", needAdmin, a.getToken)
 	a.handle("DELETE /v1/tokens/{id}", needAdmin, a.revokeToken)
 	a.hostRoutes()
+	a.schedRoutes()
 	// Every other request. A pattern without a method matches any method,
 	// so this one also takes a known path asked with a wrong method, which
 	// unrouted answers 405 with Allow, as the mux would without it.

@@ -133,7 +133,9 @@ func (a *API) patchDeployment(w http.ResponseWriter, r *http.Request) error {
 		ActivateOnPush *string `json:"activate_on_push"`
 		SPA            *bool   `json:"spa"` // static deployments: see meta.Deployment
 		CleanURLs      *bool   `json:"clean_urls"`
-		Replicas       *int    `json:"replicas"` // rootfs (and oci) deployments: instances of the active version
+		ProxyRewrites  *bool   `json:"proxy_rewrites"`
+		// rootfs (and oci) deployments: the desired state (replicas, cpu, …)
+		DesiredPatch
 	}
 	if err := decode(r, &in); err != nil {
 		return err
@@ -142,8 +144,8 @@ func (a *API) patchDeployment(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if (in.SPA != nil || in.CleanURLs != nil) && d.Kind != meta.KindStatic {
-		return badRequest("spa and clean_urls apply to static deployments; %q has kind %q", d.Name, d.Kind)
+	if (in.SPA != nil || in.CleanURLs != nil || in.ProxyRewrites != nil) && d.Kind != meta.KindStatic {
+		return badRequest("spa, clean_urls and proxy_rewrites apply to static deployments; %q has kind %q", d.Name, d.Kind)
 	}
 	if in.AnonymousPull != nil {
 		if err := a.setAnonymousPull(r, d, *in.AnonymousPull); err != nil {
@@ -160,10 +162,8 @@ func (a *API) patchDeployment(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 	}
-	if in.Replicas != nil {
-		if err := a.setReplicas(r, d, *in.Replicas); err != nil {
-			return err
-		}
+	if err := a.patchDesired(r, d, &in.DesiredPatch); err != nil {
+		return err
 	}
 	if in.ActivateOnPush != nil {
 		if d, err = a.setActivateOnPush(r, d, *in.ActivateOnPush); err != nil {
@@ -171,9 +171,12 @@ func (a *API) patchDeployment(w http.ResponseWriter, r *http.Request) error {
 		}
 	}
 	if d, err = a.setPolicy(r.Context(), d, meta.Policy{RetentionDays: in.RetentionDays, KeepVersions: in.KeepVersions,
-		SPA: in.SPA, CleanURLs: in.CleanURLs}); err != nil {
+		SPA: in.SPA, CleanURLs: in.CleanURLs, ProxyRewrites: in.ProxyRewrites}); err != nil {
 		return err
 	}
-	a.cfg.Changed() // the edge serves by spa and clean_urls
+	a.cfg.Changed() // the edge serves by spa, clean_urls and proxy_rewrites
+	if err := a.presentSched(r.Context(), d); err != nil {
+		return err
+	}
 	return writeJSON(w, http.StatusOK, a.withURLs(d))
 }

@@ -83,7 +83,7 @@ func (a *API) createWithPolicy(ctx context.Context, d *meta.Deployment) error {
 
 // setPolicy stores the set fields of p for d and returns the stored record.
 func (a *API) setPolicy(ctx context.Context, d *meta.Deployment, p meta.Policy) (*meta.Deployment, error) {
-	if p.RetentionDays == nil && p.KeepVersions == nil && p.SPA == nil && p.CleanURLs == nil {
+	if p.RetentionDays == nil && p.KeepVersions == nil && p.SPA == nil && p.CleanURLs == nil && p.ProxyRewrites == nil {
 		return d, nil
 	}
 	return a.cfg.Meta.SetPolicy(ctx, d.ID, p, token.Actor(ctx))

@@ -38,6 +38,7 @@ func (a *API) hostRoutes() {
 	a.handle("GET /v1/hosts", needReadAll, a.listHosts)
 	a.handle("POST /v1/hosts/{id}/heartbeat", needAgent, a.heartbeat)
 	a.handle("GET /v1/hosts/{id}/desired", needAgent, a.desired)
+	a.handle("POST /v1/hosts/{id}/drain", needAdmin, a.drainHost)
 	a.handle("GET /v1/deployments/{dep}/instances", needReadDeployment, a.listInstances)
 	a.handle("GET /v1/deployments/{dep}/instances/{id}/logs", needReadDeployment, a.instanceLogs)
 }
@@ -52,20 +53,26 @@ func (a *API) hosts() (meta.Hosts, error) {
 // Registration is the body of POST /v1/hosts: the host record's fields
 // an agent sets, and where the API reaches it for logs.
 type Registration struct {
-	ID        string           `json:"id,omitempty"` // empty: the API assigns one
-	Hostname  string           `json:"hostname"`
-	Region    string           `json:"region"`
-	Driver    string           `json:"driver"`
-	Isolation string           `json:"isolation"`
-	Capacity  hostapi.Capacity `json:"capacity"`
-	AgentURL  string           `json:"agent_url"`
-	AgentKey  string           `json:"agent_key"`
+	ID        string `json:"id,omitempty"` // empty: the API assigns one
+	Hostname  string `json:"hostname"`
+	Region    string `json:"region"`
+	Driver    string `json:"driver"`
+	Isolation string `json:"isolation"`
+	// For microVM hosts: "kvm" or "tcg", and the guest kernel's sha256 (hex).
+	Accel        string           `json:"accel,omitempty"`
+	KernelSHA256 string           `json:"kernel_sha256,omitempty"`
+	Capacity     hostapi.Capacity `json:"capacity"`
+	AgentURL     string           `json:"agent_url"`
+	AgentKey     string           `json:"agent_key"`
 }
 
 // Heartbeat is the body of POST /v1/hosts/{id}/heartbeat.
 type Heartbeat struct {
 	Used      hostapi.Capacity   `json:"used"`
 	Instances []hostapi.Observed `json:"instances"`
+	// Cached are the release sha256s the host's cache holds (placement
+	// prefers hosts that hold an instance's release); nil: not reported.
+	Cached []string `json:"cached_releases,omitempty"`
 }
 
 // DesiredSet is the answer of GET /v1/hosts/{id}/desired: Gen names the
@@ -84,6 +91,10 @@ func CheckRegistration(in *Registration) error {
 		return badRequest("driver %q must be a name such as runc", in.Driver)
 	case in.Isolation != hostapi.IsolationContainer && in.Isolation != hostapi.IsolationMicroVM:
 		return badRequest("isolation %q must be %s or %s", in.Isolation, hostapi.IsolationContainer, hostapi.IsolationMicroVM)
+	case in.Accel != "" && in.Accel != "kvm" && in.Accel != "tcg":
+		return badRequest("accel %q must be kvm or tcg", in.Accel)
+	case in.KernelSHA256 != "" && !isHexSHA256(in.KernelSHA256):
+		return badRequest("kernel_sha256 must be 64 lowercase hex digits")
 	case in.Capacity.CPU < 0 || in.Capacity.MemoryBytes < 0 || in.Capacity.Instances < 0:
 		return badRequest("capacity must not be negative")
 	case len(in.Hostname) > 253 || len(in.Region) > 63 || len(in.AgentKey) > 256:
@@ -123,12 +134,12 @@ func (a *API) registerHost(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	h := &meta.Host{Host: hostapi.Host{ID: in.ID, Hostname: in.Hostname, Region: in.Region, Driver: in.Driver,
-		Isolation: in.Isolation, Capacity: in.Capacity}, AgentURL: in.AgentURL, AgentKey: in.AgentKey,
+		Isolation: in.Isolation, Accel: in.Accel, KernelSHA256: in.KernelSHA256, Capacity: in.Capacity}, AgentURL: in.AgentURL, AgentKey: in.AgentKey,
 		TokenID: principal(r).ID}
 	if err := hs.RegisterHost(r.Context(), h, actorOf(r)); err != nil {
 		return err
 	}
-	a.place(r.Context())
+	a.kick()
 	return writeJSON(w, http.StatusOK, h)
 }
 
@@ -181,8 +192,21 @@ func (a *API) heartbeat(w http.ResponseWriter, r *http.Request) error {
 		}
 		return err
 	}
+	if in.Cached != nil && a.cfg.Sched != nil {
+		if len(in.Cached) > 10000 {
+			return badRequest("cached_releases: at most 10000")
+		}
+		for _, sha := range in.Cached {
+			if !isHexSHA256(sha) {
+				return badRequest("cached_releases: %q is not a sha256", sha)
+			}
+		}
+		if err := a.cfg.Sched.ReportCache(r.Context(), h.ID, in.Cached); err != nil {
+			return err
+		}
+	}
 	if h.State == hostapi.HostLost {
-		a.place(r.Context())
+		a.kick()
 	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil
@@ -253,10 +277,37 @@ func (a *API) desiredInstance(ctx context.Context, in meta.Instance) (*hostapi.D
 	}
 	d := &hostapi.Desired{ID: in.ID, Deployment: in.DeploymentID, Version: v.VersionNumber,
 		Release: v.ArtifactSHA256, TreeDigest: rel.TreeSHA256, Limits: sched.DefaultLimits}
-	if rt := v.Runtime; rt != nil {
+	if rel.Kind == meta.KindOCI {
+		if err := a.setOCIRuntime(ctx, d, v); err != nil {
+			return nil, err
+		}
+	} else if rt := v.Runtime; rt != nil {
 		d.Cmd, d.Env, d.Workdir, d.User, d.Port = rt.Cmd, rt.Env, rt.Workdir, rt.User, rt.Port
-		if rt.HealthCheck != nil {
-			d.HealthPath = rt.HealthCheck.Path
+		if hc := rt.HealthCheck; hc != nil {
+			d.HealthPath, d.HealthInterval, d.HealthTimeout = hc.Path, hc.Interval, hc.Timeout
+		}
+	}
+	if a.cfg.Sched != nil {
+		ds, err := a.cfg.Sched.GetDesired(ctx, in.DeploymentID)
+		if err != nil {
+			return nil, err
+		}
+		if ds.Desired.CPU > 0 {
+			d.Limits.CPU = ds.Desired.CPU
+		}
+		if ds.Desired.MemoryBytes > 0 {
+			d.Limits.MemoryBytes = ds.Desired.MemoryBytes
+		}
+		if hc := ds.Desired.HealthCheck; hc != nil {
+			if hc.Path != "" {
+				d.HealthPath = hc.Path
+			}
+			if hc.Interval != "" {
+				d.HealthInterval = hc.Interval
+			}
+			if hc.Timeout != "" {
+				d.HealthTimeout = hc.Timeout
+			}
 		}
 	}
 	if d.Port == 0 {
@@ -378,7 +429,7 @@ func (a *API) setReplicas(r *http.Request, d *meta.Deployment, n int) error {
 	if _, err := hs.SetReplicas(r.Context(), d.ID, n, actorOf(r)); err != nil {
 		return err
 	}
-	a.place(r.Context())
+	a.kick()
 	return nil
 }
 
@@ -393,74 +444,12 @@ func (a *API) markLost(ctx context.Context) {
 	}
 }
 
-// Place marks silent hosts lost and places instances (the API runs it
-// after each change and the server's placer role every second).
-func (a *API) Place(ctx context.Context) {
-	if a.cfg.Hosts == nil {
-		return
+// kick asks the scheduler for a run soon (when it runs in this process;
+// a scheduler elsewhere runs every half second anyway).
+func (a *API) kick() {
+	if a.cfg.Kick != nil {
+		a.cfg.Kick()
 	}
-	a.markLost(ctx)
-	a.place(ctx)
-}
-
-// place reconciles instances with replicas: snapshot, sched.Place, apply
-// if nothing moved since (else again, a few times).
-func (a *API) place(ctx context.Context) {
-	hs := a.cfg.Hosts
-	for range 5 {
-		err := a.placeOnce(ctx, hs)
-		if err == nil {
-			return
-		}
-		if !errors.Is(err, meta.ErrConflict) {
-			a.log.Warn("placement", "err", err)
-			return
-		}
-	}
-}
-
-func (a *API) placeOnce(ctx context.Context, hs meta.Hosts) error {
-	ps, err := hs.PlacementState(ctx)
-	if err != nil {
-		return err
-	}
-	var snap sched.Snapshot
-	for _, h := range ps.Hosts {
-		snap.Hosts = append(snap.Hosts, sched.Host{ID: h.ID, State: h.State, Capacity: h.Capacity})
-	}
-	for _, in := range ps.Instances {
-		snap.Instances = append(snap.Instances, sched.Instance{ID: in.ID, Deployment: in.DeploymentID,
-			Version: in.VersionID, Host: in.HostID, State: in.State})
-	}
-	names := map[string]string{}
-	for depID, n := range ps.Replicas {
-		d, err := a.cfg.Meta.GetDeployment(ctx, depID)
-		if err != nil {
-			return err
-		}
-		if d.ActiveVersionID == nil || d.DeletedAt != nil {
-			continue
-		}
-		v, err := a.cfg.Meta.GetVersion(ctx, *d.ActiveVersionID)
-		if err != nil {
-			return err
-		}
-		if v.Runtime == nil || v.Status == meta.StatusCollected {
-			continue // not runnable (yet): an oci version runs from its derived rootfs (issue 15)
-		}
-		names[d.ID] = d.Name
-		snap.Wants = append(snap.Wants, sched.Want{Deployment: d.ID, Version: v.ID, Replicas: n, Limits: sched.DefaultLimits})
-	}
-	plan := sched.Place(snap)
-	if len(plan.Create) == 0 && len(plan.Remove) == 0 {
-		return nil
-	}
-	create := make([]meta.NewInstance, 0, len(plan.Create))
-	for _, p := range plan.Create {
-		create = append(create, meta.NewInstance{ID: names[p.Deployment] + "-" + randomHex(4),
-			DeploymentID: p.Deployment, VersionID: p.Version, HostID: p.Host})
-	}
-	return hs.ApplyPlacement(ctx, ps.Gen, create, plan.Remove, "server")
 }
 
 func randomHex(n int) string {

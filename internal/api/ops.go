@@ -30,6 +30,7 @@ var ops = map[string]string{
 	"DELETE /v1/tokens/{id}":                                  "token.revoke",
 	"POST /v1/hosts":                                          "host.register",
 	"POST /v1/hosts/{id}/heartbeat":                           "host.heartbeat",
+	"POST /v1/hosts/{id}/drain":                               "host.drain",
 }
 
 // logOp logs a successful operation of route pattern, if it is one.

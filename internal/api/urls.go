@@ -57,6 +57,14 @@ func isDomain(s string) bool {
 	return true
 }
 
+// String is the public URL: scheme://BASE[:PORT].
+func (s *Sites) String() string {
+	if s.port != "" {
+		return s.scheme + "://" + s.base + ":" + s.port
+	}
+	return s.scheme + "://" + s.base
+}
+
 // site is the URL of host NAME or NAME--vN under the base.
 func (s *Sites) site(label string) string {
 	host := label + "." + s.base
@@ -78,6 +86,9 @@ func (a *API) withURLs(d *meta.Deployment) *meta.Deployment {
 // its URL and the number of its active version.
 func (a *API) present(ctx context.Context, d *meta.Deployment) (*meta.Deployment, error) {
 	a.withURLs(d)
+	if err := a.presentSched(ctx, d); err != nil {
+		return nil, err
+	}
 	if d.ActiveVersionID == nil {
 		return d, nil
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/cairnhq/cairn/internal/httplimit"
 	"github.com/cairnhq/cairn/internal/meta"
@@ -60,10 +61,18 @@ func (a *API) createVersion(w http.ResponseWriter, r *http.Request) error {
 	if s := q.Get("sha256"); s != "" && !isHexSHA256(s) {
 		return badRequest("sha256 %q is not 64 lowercase hex digits", s)
 	}
+	// A dynamic deployment with instances rolls to the new version rather
+	// than moving its pointer under the running instances.
+	roll := false
+	if activate && !isNew && rt != nil {
+		if roll, err = a.rolls(r.Context(), d, &meta.Version{Runtime: rt}); err != nil {
+			return err
+		}
+	}
 	httplimit.Upload(r) // its deadline is renewed while bytes arrive
 	v, err := a.cfg.Publisher.Publish(r.Context(), d, r.Body, publish.Options{
 		Entrypoint: q.Get("entrypoint"),
-		Activate:   activate,
+		Activate:   activate && !roll,
 		Actor:      actorOf(r),
 		Create:     isNew,
 		// ?sha256= (cairn publish FILE.tar.zst): the release must repack
@@ -76,6 +85,20 @@ func (a *API) createVersion(w http.ResponseWriter, r *http.Request) error {
 	}
 	if err != nil {
 		return err
+	}
+	if roll {
+		timeout := a.cfg.RolloutTimeout
+		if timeout <= 0 {
+			timeout = DefaultRolloutTimeout
+		}
+		ro, err := a.cfg.Sched.StartRollout(r.Context(), meta.NewRollout{DeploymentID: d.ID, VersionNumber: v.VersionNumber,
+			Action: meta.ActionActivate, Deadline: a.now().Add(timeout), Actor: actorOf(r)})
+		if err != nil {
+			return err
+		}
+		a.kick()
+		// The version is published; its rollout is under way.
+		w.Header().Set("Cairn-Rollout", fmt.Sprintf("/v1/deployments/%s/rollouts/%s", d.Name, ro.ID))
 	}
 	a.cfg.Changed()
 	w.Header().Set("Location", fmt.Sprintf("/v1/deployments/%s/versions/%d", d.Name, v.VersionNumber))
@@ -172,30 +195,45 @@ func gone(v *meta.Version) error {
 	return p
 }
 
-func (a *API) activate(w http.ResponseWriter, r *http.Request) error {
-	var in struct {
-		VersionNumber *int64 `json:"version_number"`
+// pointBody is the body of activate and rollback: rollout_timeout bounds
+// the rolling replacement of a dynamic deployment (default
+// --rollout-timeout).
+type pointBody struct {
+	VersionNumber  *int64 `json:"version_number"`
+	RolloutTimeout string `json:"rollout_timeout,omitempty"`
+}
+
+func (in pointBody) timeout() (time.Duration, error) {
+	if in.RolloutTimeout == "" {
+		return 0, nil
 	}
+	d, err := time.ParseDuration(in.RolloutTimeout)
+	if err != nil || d <= 0 || d > 24*time.Hour {
+		return 0, badRequest("rollout_timeout %q must be a duration such as 2m (at most 24h)", in.RolloutTimeout)
+	}
+	return d, nil
+}
+
+func (a *API) activate(w http.ResponseWriter, r *http.Request) error {
+	var in pointBody
 	if err := decode(r, &in); err != nil {
 		return err
 	}
 	if in.VersionNumber == nil {
 		return badRequest("version_number is required")
 	}
-	return a.pointTo(w, r, *in.VersionNumber, "activate")
+	return a.pointTo(w, r, *in.VersionNumber, "activate", in)
 }
 
 func (a *API) rollback(w http.ResponseWriter, r *http.Request) error {
-	var in struct {
-		VersionNumber *int64 `json:"version_number"`
-	}
+	var in pointBody
 	if r.ContentLength != 0 {
 		if err := decode(r, &in); err != nil {
 			return err
 		}
 	}
 	if in.VersionNumber != nil {
-		return a.pointTo(w, r, *in.VersionNumber, "rollback")
+		return a.pointTo(w, r, *in.VersionNumber, "rollback", in)
 	}
 	d, err := a.deployment(r)
 	if err != nil {
@@ -208,10 +246,16 @@ func (a *API) rollback(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	return a.pointTo(w, r, prev.VersionNumber, "rollback")
+	return a.pointTo(w, r, prev.VersionNumber, "rollback", in)
 }
 
-func (a *API) pointTo(w http.ResponseWriter, r *http.Request, n int64, action string) error {
+// pointTo makes version n active: a pointer move, or for a dynamic
+// deployment with instances a rollout (202) that the scheduler drives.
+func (a *API) pointTo(w http.ResponseWriter, r *http.Request, n int64, action string, in pointBody) error {
+	timeout, err := in.timeout()
+	if err != nil {
+		return err
+	}
 	d, err := a.deployment(r)
 	if err != nil {
 		return err
@@ -219,6 +263,11 @@ func (a *API) pointTo(w http.ResponseWriter, r *http.Request, n int64, action st
 	v, err := a.versionOf(r, d, n)
 	if err != nil {
 		return err
+	}
+	if roll, err := a.rolls(r.Context(), d, v); err != nil {
+		return err
+	} else if roll {
+		return a.startRollout(w, r, d, v, action, timeout)
 	}
 	d, err = a.cfg.Meta.Activate(r.Context(), d.ID, n, actorOf(r), action)
 	if errors.Is(err, meta.ErrGone) {
@@ -228,7 +277,10 @@ func (a *API) pointTo(w http.ResponseWriter, r *http.Request, n int64, action st
 		return err
 	}
 	a.cfg.Changed()
-	return writeJSON(w, http.StatusOK, a.withURLs(d))
+	if d, err = a.present(r.Context(), d); err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, d)
 }
 
 // isHexSHA256 reports whether s is 64 lowercase hex digits.

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"time"
 
 	"github.com/cairnhq/cairn/internal/meta"
 )
@@ -130,25 +131,33 @@ func (c *Client) PublishRootfs(ctx context.Context, dep string, body io.Reader, 
 }
 
 // Activate makes version n the deployment's active version. A collected
-// version answers 410.
+// Activate makes version n active. For a dynamic deployment with
+// instances the answer carries a running Rollout (see Point).
 func (c *Client) Activate(ctx context.Context, dep string, n int64) (*meta.Deployment, error) {
-	var d meta.Deployment
-	in := map[string]int64{"version_number": n}
-	if err := c.call(ctx, http.MethodPost, depPath(dep)+"/activate", in, &d); err != nil {
-		return nil, err
-	}
-	return &d, nil
+	return c.Point(ctx, dep, meta.ActionActivate, n, 0)
 }
 
 // Rollback makes version n active again, or, when n <= 0, the version that
 // was active before the current one.
 func (c *Client) Rollback(ctx context.Context, dep string, n int64) (*meta.Deployment, error) {
-	in := map[string]int64{}
+	return c.Point(ctx, dep, meta.ActionRollback, n, 0)
+}
+
+// Point is activate (action "activate", n required) or rollback (n <= 0:
+// the previous active version). A dynamic deployment with instances
+// answers with its active version unchanged and a running Rollout, which
+// the scheduler finishes within timeout (0: the server's default); follow
+// it with GetRollout.
+func (c *Client) Point(ctx context.Context, dep, action string, n int64, timeout time.Duration) (*meta.Deployment, error) {
+	in := map[string]any{}
 	if n > 0 {
 		in["version_number"] = n
 	}
+	if timeout > 0 {
+		in["rollout_timeout"] = timeout.String()
+	}
 	var d meta.Deployment
-	if err := c.call(ctx, http.MethodPost, depPath(dep)+"/rollback", in, &d); err != nil {
+	if err := c.call(ctx, http.MethodPost, depPath(dep)+"/"+action, in, &d); err != nil {
 		return nil, err
 	}
 	return &d, nil

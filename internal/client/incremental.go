@@ -37,7 +37,8 @@ type ManifestEntry struct {
 }
 
 // Manifest lists the tree as the server's manifest parser reads it,
-// hashing every file; abs maps a content sha256 to a file that holds it.
+// hashing every file t.Cache does not know unchanged; abs maps a content
+// sha256 to a file that holds it.
 func (t *Tree) Manifest(ctx context.Context) (entries []ManifestEntry, abs map[string]string, err error) {
 	abs = map[string]string{}
 	for _, e := range t.entries {
@@ -58,6 +59,11 @@ func (t *Tree) Manifest(ctx context.Context) (entries []ManifestEntry, abs map[s
 			if e.mode.Perm()&0o111 != 0 {
 				m.Mode = 0o755
 			}
+			if sha, ok := t.Cache.lookup(e.rel, e.st); ok {
+				m.Size, m.SHA256 = e.size, sha
+				abs[sha] = e.abs
+				break
+			}
 			f, err := os.Open(e.abs)
 			if err != nil {
 				return nil, nil, err
@@ -70,6 +76,11 @@ func (t *Tree) Manifest(ctx context.Context) (entries []ManifestEntry, abs map[s
 			}
 			m.SHA256 = hex.EncodeToString(h.Sum(nil))
 			abs[m.SHA256] = e.abs
+			t.Hashed++
+			t.HashedBytes += m.Size
+			if m.Size == e.st.Size {
+				t.Cache.store(e.rel, e.st, m.SHA256)
+			}
 		}
 		entries = append(entries, m)
 	}
@@ -82,6 +93,10 @@ type IncrementalStats struct {
 	New       int   `json:"new"`          // contents the server lacked, sent
 	BytesSent int64 `json:"bytes_sent"`   // request bodies: manifest and contents, compressed
 	Reused    int64 `json:"bytes_reused"` // bytes of file contents the server already held
+	// Hashed and HashedBytes: the files (and their bytes) read to hash
+	// them, the others' digests coming from the local cache.
+	Hashed      int   `json:"files_hashed"`
+	HashedBytes int64 `json:"bytes_hashed"`
 }
 
 // PublishIncremental publishes tree to the existing deployment dep by the
@@ -98,7 +113,7 @@ func (c *Client) PublishIncremental(ctx context.Context, dep string, tree *Tree,
 	}
 	enc, _ := zstd.NewWriter(nil, zstd.WithEncoderConcurrency(1))
 	zbody := enc.EncodeAll(body, nil)
-	st := &IncrementalStats{BytesSent: int64(len(zbody))}
+	st := &IncrementalStats{BytesSent: int64(len(zbody)), Hashed: tree.Hashed, HashedBytes: tree.HashedBytes}
 	var start struct {
 		ID      string   `json:"id"`
 		Missing []string `json:"missing"`

@@ -8,15 +8,19 @@ import (
 )
 
 // SetSite changes how the edge serves a static deployment: spa (unknown
-// paths of HTML requests get the entrypoint) and clean_urls (/about serves
-// about.html); nil leaves a setting as it is.
-func (c *Client) SetSite(ctx context.Context, dep string, spa, cleanURLs *bool) (*meta.Deployment, error) {
+// paths of HTML requests get the entrypoint), clean_urls (/about serves
+// about.html) and proxy_rewrites (_redirects may rewrite to external URLs,
+// which the edge proxies); nil leaves a setting as it is.
+func (c *Client) SetSite(ctx context.Context, dep string, spa, cleanURLs, proxyRewrites *bool) (*meta.Deployment, error) {
 	in := map[string]any{}
 	if spa != nil {
 		in["spa"] = *spa
 	}
 	if cleanURLs != nil {
 		in["clean_urls"] = *cleanURLs
+	}
+	if proxyRewrites != nil {
+		in["proxy_rewrites"] = *proxyRewrites
 	}
 	var d meta.Deployment
 	if err := c.call(ctx, http.MethodPatch, depPath(dep), in, &d); err != nil {

@@ -20,6 +20,7 @@ type treeEntry struct {
 	abs  string
 	mode fs.FileMode
 	size int64
+	st   stamp // for the HashCache
 }
 
 // Filter decides which entries of a tree are sent (internal/ignore's Set,
@@ -79,7 +80,7 @@ func scanTree(dir string, filter Filter) ([]treeEntry, error) {
 			if !m.IsRegular() && !m.IsDir() && m&fs.ModeSymlink == 0 {
 				return fmt.Errorf("%s: not a regular file, directory or symlink", filepath.Join(dir, filepath.FromSlash(childRel)))
 			}
-			out = append(out, treeEntry{rel: childRel, abs: childAbs, mode: m, size: info.Size()})
+			out = append(out, treeEntry{rel: childRel, abs: childAbs, mode: m, size: info.Size(), st: stampOf(info)})
 			if m.IsDir() {
 				if err := walk(childAbs, childRel); err != nil {
 					return err
@@ -183,6 +184,12 @@ func (p *progressWriter) Write(b []byte) (int, error) {
 type Tree struct {
 	dir     string
 	entries []treeEntry
+	// Cache, if set, gives Manifest the digests of files unchanged since
+	// they were last hashed, and learns the others.
+	Cache *HashCache
+	// Hashed and HashedBytes count what Manifest read to hash.
+	Hashed      int
+	HashedBytes int64
 }
 
 // ScanTree lists the tree under dir, less what filter (may be nil) skips.

@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -191,7 +192,7 @@ func TestAgent(t *testing.T) {
 
 	// Human output, with ids, addresses and times normalised.
 	out, _ := e.cli(e.token, "ps", "app")
-	norm := regexp.MustCompile(`app-[0-9a-f]{8}|127\.0\.0\.1:\d+|\d{4}-\d\d-\d\d \d\d:\d\d|host_[a-z0-9]+`)
+	norm := regexp.MustCompile(`app-[0-9a-f]{8}|127\.0\.0\.1:\d+|\d{4}-\d\d-\d\d \d\d:\d\d|host_[a-z0-9]+|\b[0-9a-f]{12}\b`)
 	got := norm.ReplaceAllStringFunc(out, func(s string) string {
 		switch {
 		case strings.HasPrefix(s, "app-"):
@@ -200,12 +201,14 @@ func TestAgent(t *testing.T) {
 			return "ADDR"
 		case strings.HasPrefix(s, "host_"):
 			return "HOST"
+		case len(s) == 12:
+			return "SHA"
 		}
 		return "TIME"
 	})
-	golden := "INSTANCE      HOST  VERSION  STATE    ADDRESS  RESTARTS  EXIT  STARTED\n" +
-		"app-ID  HOST  v1       healthy  ADDR     0         -     TIME\n" +
-		"app-ID  HOST  v1       healthy  ADDR     0         -     TIME\n"
+	golden := "INSTANCE HOST VERSION RELEASE TREE STATE ADDRESS RESTARTS EXIT STARTED\n" +
+		"app-ID HOST v1 SHA SHA healthy ADDR 0 - TIME\n" +
+		"app-ID HOST v1 SHA SHA healthy ADDR 0 - TIME\n"
 	if squash(got) != squash(golden) {
 		t.Errorf("cairn ps app:\n%s\nwant (spacing aside)\n%s", got, golden)
 	}
@@ -217,8 +220,8 @@ func TestAgent(t *testing.T) {
 		return "TIME"
 	})
 	hn, _ := os.Hostname()
-	golden = "ID HOSTNAME REGION DRIVER ISOLATION INSTANCES CPU MEMORY STATE LAST SEEN\n" +
-		"HOST " + hn + " eu testproc container 2/10 8 8.6 GB ready TIME\n"
+	golden = "ID HOSTNAME REGION DRIVER ISOLATION ACCEL INSTANCES CPU MEMORY STATE LAST SEEN\n" +
+		"HOST " + hn + " eu testproc container - 2/10 2/8 1.1 GB/8.6 GB ready TIME\n"
 	if squash(got) != squash(golden) {
 		t.Errorf("cairn hosts:\n%s\nwant (spacing aside)\n%s", got, golden)
 	}
@@ -305,15 +308,36 @@ wait:
 		t.Fatal(err)
 	}
 
+	// On the embedded default (the sched role in this process, SQLite):
+	// activate and rollback of the running app are rolling replacements.
+	publishHostApp(t, e, "app", "two", map[string]string{"V": "2"}, false)
+	for _, step := range []struct {
+		args []string
+		want string
+		v    int64
+	}{{[]string{"activate", "app", "2"}, "app v2 is now active", 2}, {[]string{"rollback", "app"}, "app v1 is active again", 1}} {
+		if out, err := e.cli(e.token, step.args...); err != nil || !strings.Contains(out, step.want) {
+			t.Fatalf("%v: %q %v", step.args, out, err)
+		}
+		waitUntil(t, fmt.Sprintf("2 healthy v%d instances only", step.v), 15*time.Second, func() bool {
+			is := e.psJSON("app")
+			n, _ := healthyOf(is, step.v)
+			return n == 2 && len(is) == 2
+		})
+	}
+
 	// Scale to 0: the instances stop.
+	running := instances()
 	if _, err := e.cli(e.token, "scale", "app", "0"); err != nil {
 		t.Fatal(err)
 	}
 	waitUntil(t, "no instances", 10*time.Second, func() bool { return len(instances()) == 0 })
-	waitUntil(t, "processes stopped", 10*time.Second, func() bool {
-		_, err := http.Get("http://" + is[0].Addr + "/")
-		return err != nil
-	})
+	for _, in := range append(running, is[0]) {
+		waitUntil(t, "processes stopped", 10*time.Second, func() bool {
+			_, err := http.Get("http://" + in.Addr + "/")
+			return err != nil
+		})
+	}
 	// Events: host.register, deployment.scale, instance.create/remove.
 	out, _ = e.cli(e.token, "events")
 	for _, a := range []string{"host.register", "deployment.scale", "instance.create", "instance.remove", "instance.failed"} {

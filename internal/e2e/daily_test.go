@@ -115,9 +115,11 @@ func TestWrongKind(t *testing.T) {
 }
 
 // TestServerMadeURLs: records carry url and preview_url made by the server
-// from --public-url (or from its base domain and edge port), and the CLI
-// prints those, not URLs of its own making.
+// from --public-url (or from its base domain and edge port: https and the
+// TLS port when the edge serves TLS), and the CLI prints those, not URLs of
+// its own making.
 func TestServerMadeURLs(t *testing.T) {
+	tlsAddr := freeAddr(t)
 	for _, c := range []struct {
 		name   string
 		mod    func(*server.Config)
@@ -128,6 +130,11 @@ func TestServerMadeURLs(t *testing.T) {
 			func(*env) string { return "https://urls.sites.example.test/" }, "https://urls--v"},
 		{"derived", func(c *server.Config) { c.BaseDomain = "apps.test" },
 			func(e *env) string { return "http://urls.apps.test:" + e.edge[strings.LastIndex(e.edge, ":")+1:] + "/" }, "http://urls--v"},
+		{"derived tls", func(c *server.Config) {
+			c.BaseDomain, c.EdgeTLSAddr, c.ACMECA = "apps.test", tlsAddr, "https://127.0.0.1:1/dir" // no CA is asked
+		}, func(*env) string {
+			return "https://urls.apps.test:" + tlsAddr[strings.LastIndex(tlsAddr, ":")+1:] + "/"
+		}, "https://urls--v"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			e := start(t, c.mod)

@@ -137,6 +137,12 @@ func TestAccessLog(t *testing.T) {
 		if op == nil || op["token"] != "admin" || op["dep"] != "logs" || op["request_id"] == "" {
 			t.Errorf("no operation line for the publish with its token: %v", op)
 		}
+		opLines(t, env, get)
+		for _, l := range get() {
+			if l["level"] == "DEBUG" {
+				t.Errorf("a debug line at --log-level info: %v", l)
+			}
+		}
 		for _, l := range get() {
 			for k := range l {
 				if strings.EqualFold(k, "took") {
@@ -145,4 +151,94 @@ func TestAccessLog(t *testing.T) {
 			}
 		}
 	}
+}
+
+// opLines: activate, rollback, each domain change and a GC run log one
+// line each with the acting token's id and the request id.
+func opLines(t *testing.T, e *env, get func() []map[string]any) {
+	t.Helper()
+	e.publish("logs", site("two"))
+	call := func(method, path string, body any, want int) {
+		t.Helper()
+		var out map[string]any
+		if code, _ := e.do(method, path, e.jsonBody(body), &out); code != want {
+			t.Fatalf("%s %s: %d %v", method, path, code, out)
+		}
+	}
+	call("POST", "/v1/deployments/logs/activate", map[string]any{"version_number": 1}, 200)
+	call("POST", "/v1/deployments/logs/rollback", map[string]any{}, 200)
+	call("POST", "/v1/domains", map[string]any{"hostname": "www.logs.test", "deployment": "logs"}, 201)
+	call("PATCH", "/v1/domains/www.logs.test", map[string]any{"version_number": 1}, 200)
+	call("POST", "/v1/gc", map[string]any{"dry_run": false}, 200)
+	req, _ := http.NewRequest("DELETE", e.api+"/v1/domains/www.logs.test", nil)
+	req.Header.Set("Authorization", "Bearer "+e.token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 204 {
+		t.Fatalf("DELETE domain: %d", resp.StatusCode)
+	}
+	want := map[string]string{"activate": "logs", "rollback": "logs", "domain.add": "", "domain.repoint": "www.logs.test",
+		"domain.remove": "www.logs.test", "gc": ""}
+	var got map[string][]map[string]any
+	for range 100 { // the lines are written as the answers go out
+		got = map[string][]map[string]any{}
+		for _, l := range get() {
+			op, _ := l["op"].(string)
+			if _, ok := want[op]; ok && l["msg"] == "api: "+op {
+				got[op] = append(got[op], l)
+			}
+		}
+		if len(got) == len(want) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	for op, key := range want {
+		ls := got[op]
+		if len(ls) != 1 {
+			t.Errorf("%s: %d lines, want 1: %v", op, len(ls), ls)
+			continue
+		}
+		l := ls[0]
+		if l["token"] != "admin" || l["request_id"] == "" || l["msg"] != "api: "+op {
+			t.Errorf("%s line without its token or request id: %v", op, l)
+		}
+		if key != "" && l["dep"] != key && l["hostname"] != key {
+			t.Errorf("%s line does not name %s: %v", op, key, l)
+		}
+	}
+}
+
+// TestDebugLog: --log-level debug adds lines that info leaves out (here
+// the edge's route loads, with the host and version served).
+func TestDebugLog(t *testing.T) {
+	const token = "debug-log-test-token-0123456789abcdef"
+	dir := t.TempDir()
+	api, edge := freeAddr(t), freeAddr(t)
+	get := logLines(t, "--data", filepath.Join(dir, "data"), "--token", token, "--api-addr", api,
+		"--edge-addr", edge, "--log-level", "debug")
+	waitListen(t, api)
+	waitListen(t, edge)
+	env := &env{t: t, api: "http://" + api, token: token}
+	env.publish("dbg", site("one"))
+	req, _ := http.NewRequest("GET", "http://"+edge+"/", nil)
+	req.Host = "dbg.localhost"
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	for range 100 {
+		for _, l := range get() {
+			if l["level"] == "DEBUG" && l["msg"] == "edge: route loaded" && l["host"] == "dbg.localhost" {
+				return
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Errorf("--log-level debug: no debug line for the route load; lines: %v", get())
 }

@@ -132,7 +132,7 @@ func TestSiteRulesRefused(t *testing.T) {
 	for _, c := range []struct {
 		file, text, want string
 	}{
-		{"_redirects", "/ok /fine\n/blog/* https://blog.example.com/:splat 200\n", "_redirects line 2: proxying"},
+		{"_redirects", "/ok /fine\n/blog/* https://blog.example.com/:splat 200\n", "_redirects line 2: proxying \"/blog/*\" to the external URL"},
 		{"_redirects", "# c\n\n/ /anz 302 Country=au,nz\n", "_redirects line 3: conditions such as Country="},
 		{"_redirects", "http://blog.example.com/* https://example.com/:splat 301\n", "_redirects line 1: domain-level"},
 		{"_redirects", "/a /b 418\n", "_redirects line 1: status"},

@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -49,13 +50,15 @@ func TestVerbs(t *testing.T) {
 	e := start(t, withPublicURL("https://sites.example.test"))
 	dir := siteDir(t, site("one"))
 	var golden strings.Builder
+	artDir := t.TempDir() // for a cairn pack artifact; TMP in the golden file
 	run := func(wantExit int, args ...string) string {
 		t.Helper()
 		out, stderr, code := e.runCLI(dir, args...)
 		if code != wantExit {
 			t.Fatalf("cairn %s: exit %d, want %d\nstdout %s\nstderr %s", strings.Join(args, " "), code, wantExit, out, stderr)
 		}
-		golden.WriteString("$ cairn " + strings.Join(args, " ") + "\n" + normalise(out+stderr))
+		cmd := strings.ReplaceAll(strings.Join(args, " "), artDir, "TMP")
+		golden.WriteString("$ cairn " + normalise(cmd) + "\n" + normalise(out+stderr))
 		return out
 	}
 	run(0, "publish", ".", "--deployment", "blog")
@@ -80,6 +83,18 @@ func TestVerbs(t *testing.T) {
 	run(0, "domain", "add", "www.blog.test", "--deployment", "blog")
 	run(0, "deployment", "set", "blog", "--retention-days", "7", "--keep-versions", "2")
 	run(0, "deployment", "set", "blog", "--retention-days", "7", "--json")
+	// publish FILE.tar.zst (a cairn pack artifact), and a delete that succeeds.
+	art := filepath.Join(artDir, "site.tar.zst")
+	if out, stderr, code := e.runCLI(dir, "pack", ".", "-o", art); code != 0 {
+		t.Fatalf("pack: %d %s %s", code, out, stderr)
+	}
+	run(0, "publish", art, "--deployment", "packed")
+	run(0, "publish", art, "--deployment", "packed", "--no-activate", "--json")
+	run(0, "deployment", "delete", "packed", "--json")
+	since := time.Now().UTC().Format(time.RFC3339Nano) // the events below are blog's delete's
+	if resp, _ := e.get("blog--v2.localhost", "/"); resp.StatusCode != 200 {
+		t.Fatalf("the preview of ready version 2 before the delete: %d", resp.StatusCode)
+	}
 	run(1, "deployment", "delete", "blog")
 	run(1, "deployment", "delete", "blog", "--json")
 	run(0, "deployment", "delete", "blog", "--force")
@@ -87,6 +102,8 @@ func TestVerbs(t *testing.T) {
 	run(0, "deployments", "--deleted")
 	run(0, "events", "--deployment", "blog")
 	run(0, "events", "--deployment", "blog", "--json")
+	run(0, "events", "--deployment", "blog", "--since", since)
+	run(0, "events", "--since", since, "--json")
 
 	path := filepath.Join("testdata", "verbs.golden")
 	if *update {
@@ -105,9 +122,12 @@ func TestVerbs(t *testing.T) {
 		t.Errorf("outputs differ from %s (-update rewrites it):\n%s", path, lineDiff(string(want), got))
 	}
 
-	// The deleted deployment serves nothing, and its history says so.
-	if resp, _ := e.get("blog.localhost", "/"); resp.StatusCode != 404 {
-		t.Errorf("a deleted deployment answers %d at the edge", resp.StatusCode)
+	// The deleted deployment serves nothing, previews of its versions
+	// included (every version is archived), and its history says so.
+	for _, host := range []string{"blog.localhost", "blog--v1.localhost", "blog--v2.localhost"} {
+		if resp, _ := e.get(host, "/"); resp.StatusCode != 404 {
+			t.Errorf("%s of a deleted deployment answers %d at the edge", host, resp.StatusCode)
+		}
 	}
 	if code, _ := e.do("GET", "/v1/deployments/blog/history", nil, nil); code != 404 {
 		t.Errorf("history of a deleted deployment now: %d, want 404", code)
@@ -210,4 +230,41 @@ func itoa(i int) string { return strconv.Itoa(i) }
 
 func withPublicURL(u string) func(*server.Config) {
 	return func(c *server.Config) { c.PublicURL = u }
+}
+
+// TestVersionFlag: `cairn --version` of the real binary prints the module
+// version and the Go version, not a bare "(devel)", and, built with VCS
+// stamping from a plain git checkout (go build -buildvcs=true: GOFLAGS may
+// turn it off), the revision it was built from.
+func TestVersionFlag(t *testing.T) {
+	out, err := exec.Command(cairnBinary(t), "--version").CombinedOutput()
+	if err != nil {
+		t.Fatalf("cairn --version: %v %s", err, out)
+	}
+	format := regexp.MustCompile(`^cairn version (\(devel\)|v\S+) .*go1\.\d+`)
+	if line := strings.TrimSpace(string(out)); !format.MatchString(line) {
+		t.Fatalf("cairn --version printed %q", line)
+	}
+	_, self, _, _ := runtime.Caller(0)
+	repo := filepath.Join(filepath.Dir(self), "..", "..")
+	head, err := exec.Command("git", "-C", repo, "rev-parse", "HEAD").Output()
+	if fi, serr := os.Stat(filepath.Join(repo, ".git")); err != nil || serr != nil || !fi.IsDir() {
+		// The go command stamps no revision in a git worktree (.git is a
+		// file there) nor outside git.
+		t.Logf("not a plain git checkout (%v, %v): the revision is not checked", err, serr)
+		return
+	}
+	bin := filepath.Join(t.TempDir(), "cairn")
+	build := exec.Command("go", "build", "-buildvcs=true", "-o", bin, "./cmd/cairn")
+	build.Dir = repo
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build -buildvcs=true: %v\n%s", err, out)
+	}
+	out, err = exec.Command(bin, "--version").CombinedOutput()
+	line := strings.TrimSpace(string(out))
+	if rev := strings.TrimSpace(string(head))[:12]; err != nil || !format.MatchString(line) || !strings.Contains(line, rev) {
+		// "rev <rev>" after (devel), or inside a pseudo-version
+		// (v0.0.0-<time>-<rev>), which the go command stamps in a clean clone.
+		t.Errorf("cairn --version printed %q (%v), want the revision %s", line, err, rev)
+	}
 }

@@ -2,10 +2,12 @@ package edge
 
 import (
 	"context"
+	"crypto/tls"
 	"io"
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -28,14 +30,36 @@ import (
 // Read in the middle of a response.
 //
 // Call Coalesce once srv.Handler is set (it wraps it), and serve srv over
-// HTTP/1.1 only: HTTP/2 does not report the end of each response.
+// HTTP/1.1 only: HTTP/2 does not report the end of each response (over
+// TLS, CoalesceTLS tells the two apart).
 func Coalesce(srv *http.Server, ln net.Listener) net.Listener {
+	wrap(srv)
+	return coalescingListener{Listener: ln}
+}
+
+// CoalesceTLS is Coalesce under TLS: it returns the TLS listener of
+// config over ln whose raw connections hold the TLS records of a response
+// (net/http writes a small response as two records, header and body) and
+// send them in one write, like Coalesce's. A connection holds nothing
+// until it has answered its first request over HTTP/1.1 (the handshake
+// goes out as crypto/tls writes it), and nothing ever if it speaks
+// HTTP/2, whose end of response net/http does not report. crypto/tls
+// passes SetWriteDeadline, which ends each response, and Close through
+// to the raw connection.
+func CoalesceTLS(srv *http.Server, ln net.Listener, config *tls.Config) net.Listener {
+	wrap(srv)
+	return tls.NewListener(coalescingListener{Listener: ln, tls: true}, config)
+}
+
+// wrap installs the hooks that end holding: the end of each response
+// (StateIdle), a hijack, and a request with a body.
+func wrap(srv *http.Server) {
 	prevState, prevCtx, h := srv.ConnState, srv.ConnContext, srv.Handler
 	if h == nil {
 		h = http.DefaultServeMux
 	}
 	srv.ConnState = func(c net.Conn, s http.ConnState) {
-		if cc, ok := c.(*coalescedConn); ok {
+		if cc := coalesced(c, s == http.StateIdle); cc != nil {
 			switch s {
 			case http.StateIdle:
 				cc.writeThrough(false)
@@ -51,7 +75,7 @@ func Coalesce(srv *http.Server, ln net.Listener) net.Listener {
 		if prevCtx != nil {
 			ctx = prevCtx(ctx, c)
 		}
-		if cc, ok := c.(*coalescedConn); ok {
+		if cc, _ := under(c); cc != nil { // a request with a body writes through, whatever the protocol
 			ctx = context.WithValue(ctx, connKey{}, cc)
 		}
 		return ctx
@@ -64,8 +88,53 @@ func Coalesce(srv *http.Server, ln net.Listener) net.Listener {
 		}
 		h.ServeHTTP(w, r)
 	})
-	return coalescingListener{ln}
 }
+
+// coalesced is the coalescedConn under c, a connection srv serves: c
+// itself, or the raw connection of a *tls.Conn. Under TLS, at the end of
+// a response (idle), it decides once whether the connection may hold:
+// when it speaks HTTP/1.1. Until then, and for HTTP/2, it returns nil.
+func coalesced(c net.Conn, idle bool) *coalescedConn {
+	cc, tc := under(c)
+	if cc == nil || tc == nil {
+		return cc
+	}
+	switch cc.proto.Load() {
+	case protoHTTP1:
+		return cc
+	case protoUnknown:
+		if idle { // the handshake is complete: a response was served
+			if tc.ConnectionState().NegotiatedProtocol == "h2" {
+				cc.proto.Store(protoHTTP2)
+				return nil
+			}
+			cc.proto.Store(protoHTTP1)
+			return cc
+		}
+	}
+	return nil
+}
+
+// under is the coalescedConn under c (c itself, or the raw connection of
+// a *tls.Conn, then returned too); nil if there is none.
+func under(c net.Conn) (*coalescedConn, *tls.Conn) {
+	if cc, ok := c.(*coalescedConn); ok {
+		return cc, nil
+	}
+	if tc, ok := c.(*tls.Conn); ok {
+		if cc, ok := tc.NetConn().(*coalescedConn); ok {
+			return cc, tc
+		}
+	}
+	return nil, nil
+}
+
+// The protocol of a connection under TLS, as far as Coalesce knows it.
+const (
+	protoUnknown = iota
+	protoHTTP1
+	protoHTTP2
+)
 
 type connKey struct{}
 
@@ -75,7 +144,10 @@ const coalesceLimit = 32 << 10
 
 var heldBufs = sync.Pool{New: func() any { b := make([]byte, 0, coalesceLimit); return &b }}
 
-type coalescingListener struct{ net.Listener }
+type coalescingListener struct {
+	net.Listener
+	tls bool // under TLS: hold nothing until the protocol is known
+}
 
 func (l coalescingListener) Accept() (net.Conn, error) {
 	c, err := l.Listener.Accept()
@@ -86,16 +158,21 @@ func (l coalescingListener) Accept() (net.Conn, error) {
 	if !ok {
 		return c, nil
 	}
-	return &coalescedConn{TCPConn: tc}, nil
+	cc := &coalescedConn{TCPConn: tc, through: l.tls}
+	if !l.tls {
+		cc.proto.Store(protoHTTP1)
+	}
+	return cc, nil
 }
 
 type coalescedConn struct {
 	*net.TCPConn
-	mu      sync.Mutex // held across writes, to keep the bytes in order
-	held    *[]byte    // pooled; nil while nothing is held
-	through bool       // writes go straight out: a request with a body, or a hijack
-	err     error      // a failed send of held bytes, returned by later calls
-	sends   int        // write calls made, for tests
+	mu      sync.Mutex   // held across writes, to keep the bytes in order
+	held    *[]byte      // pooled; nil while nothing is held
+	through bool         // writes go straight out: a request with a body, or a hijack
+	err     error        // a failed send of held bytes, returned by later calls
+	sends   int          // write calls made, for tests
+	proto   atomic.Int32 // protoUnknown (under TLS, until decided), protoHTTP1 or protoHTTP2
 }
 
 func (c *coalescedConn) Write(p []byte) (int, error) {

@@ -20,6 +20,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httputil"
 	"strings"
 	"time"
 
@@ -54,10 +55,33 @@ type Config struct {
 	CacheBytes    int64        // bound of the hot-file cache; 0 means DefaultCacheBytes
 	MaxCachedFile int64        // larger files are streamed, never cached; 0 means DefaultMaxCachedFile
 	Logger        *slog.Logger // nil discards
+	// Dynamic, if set, serves the versions of dynamic deployments (kind
+	// rootfs or oci): internal/router. Without it their hosts answer 404.
+	Dynamic Dynamic
 	// TLSPort is the port of the edge's TLS listener ("" : none), where a
 	// domain with https_redirect sends plain HTTP requests ("443" is
 	// left out of the URL).
 	TLSPort string
+	// ProxyAllowPrivate lets proxy rules (_redirects, 200 to an external
+	// URL) reach loopback, private and link-local addresses; off, the edge
+	// connects only to public ones (tests, and operators whose sites proxy
+	// to their own network, turn it on).
+	ProxyAllowPrivate bool
+	// ProxyTimeout bounds the wait for a proxy target's response headers;
+	// 0 means DefaultProxyTimeout.
+	ProxyTimeout time.Duration
+}
+
+// Dynamic serves requests for versions that run as instances. The edge
+// resolves the host to a version exactly as for a static one, then hands
+// the request over (any method); Invalidate is called on every change the
+// metadata store announces.
+type Dynamic interface {
+	// ServeVersion serves r by version versionID of deployment depID;
+	// active: it is the deployment's active version (not a preview or a
+	// domain's pinned version).
+	ServeVersion(w http.ResponseWriter, r *http.Request, depID, versionID string, active bool)
+	Invalidate()
 }
 
 // Edge is an http.Handler serving static releases. It is safe for
@@ -70,6 +94,8 @@ type Edge struct {
 	log     *slog.Logger
 	resync  time.Duration
 	tlsPort string
+	dyn     Dynamic
+	proxy   *httputil.ReverseProxy // of proxy rules
 
 	routes routeTable
 	tocs   *lru[string, *tocEntry]
@@ -100,6 +126,8 @@ func New(cfg Config) *Edge {
 		log:      cfg.Logger,
 		resync:   resyncEvery,
 		tlsPort:  cfg.TLSPort,
+		dyn:      cfg.Dynamic,
+		proxy:    newProxy(cfg.Logger, cfg.ProxyAllowPrivate, cfg.ProxyTimeout),
 		routes:   routeTable{m: map[string]*route{}},
 		tocs:     newLRU[string, *tocEntry](maxTOCs),
 		files:    newLRU[fileKey, *file](cfg.CacheBytes),
@@ -134,7 +162,12 @@ func (e *Edge) Observe(m *metrics.Metrics) {
 // Invalidate makes every cached route re-resolve on its next request. Call
 // it after changing a pointer (activate, rollback, domain) that the
 // metadata store does not announce through meta.Watcher.
-func (e *Edge) Invalidate() { e.routes.gen.Add(1) }
+func (e *Edge) Invalidate() {
+	e.routes.gen.Add(1)
+	if e.dyn != nil {
+		e.dyn.Invalidate()
+	}
+}
 
 // Run keeps routes fresh until ctx ends, then returns nil. Every signal of
 // the store's Watch invalidates the routes, and they are fully resynced
@@ -159,21 +192,31 @@ func (e *Edge) Run(ctx context.Context) error {
 	}
 }
 
-// ServeHTTP serves GET and HEAD requests for the site named by the Host.
+// ServeHTTP serves GET and HEAD requests for the static site named by the
+// Host, and any request for a dynamic one (through Config.Dynamic). A
+// static site answers other methods only on paths of its proxy rules.
 func (e *Edge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		w.Header()["Allow"] = allowHdr
-		page(w, r, http.StatusMethodNotAllowed)
-		return
-	}
+	static := r.Method == http.MethodGet || r.Method == http.MethodHead
 	host, ok := parseHost(r.Host)
 	if !ok {
+		if !static {
+			e.notAllowed(w, r)
+			return
+		}
 		page(w, r, http.StatusNotFound)
 		return
 	}
 	rt, err := e.route(r.Context(), host)
 	if err != nil {
 		e.upstreamError(w, r, err)
+		return
+	}
+	if rt.dynamic != "" && rt.status == 0 {
+		e.serveDynamic(w, r, host, rt)
+		return
+	}
+	if !static && (rt.status != 0 || !rt.proxy || !rt.rules.HasProxy()) {
+		e.notAllowed(w, r) // other methods: only through a proxy rule
 		return
 	}
 	if rt.status != 0 {
@@ -190,7 +233,16 @@ func (e *Edge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	h["X-Cairn-Version"] = rt.hdrVersion
 	h["X-Cairn-Release"] = rt.hdrRelease
+	if !static {
+		e.serveProxyOnly(w, r, rt)
+		return
+	}
 	e.serve(w, r, rt)
+}
+
+func (e *Edge) notAllowed(w http.ResponseWriter, r *http.Request) {
+	w.Header()["Allow"] = allowHdr
+	page(w, r, http.StatusMethodNotAllowed)
 }
 
 // Shared header values: never appended to (cap == len), so responses may

@@ -22,6 +22,11 @@ import (
 type route struct {
 	gen    uint64
 	status int // 0: serve; else the status of the error page
+	// dynamic is the version id of a dynamic deployment's route, served
+	// by Config.Dynamic ("": a static release, the fields below).
+	dynamic string
+	depID   string
+	active  bool
 
 	sha        string // release sha256
 	toc        *release.TOC
@@ -35,6 +40,7 @@ type route struct {
 	rules     *siterules.Rules
 	spa       bool
 	cleanURLs bool
+	proxy     bool // proxy_rewrites: proxy rules are proxied
 	site      bool
 	// A custom domain's HTTPS settings (meta.Domain).
 	httpsRedirect, hsts bool
@@ -112,6 +118,13 @@ func (e *Edge) resolve(ctx context.Context, host string, gen uint64) (*route, er
 		return nil, err
 	case v.Status == meta.StatusCollected || v.CollectedAt != nil:
 		return &route{gen: gen, status: http.StatusGone}, nil
+	case dep.Kind != meta.KindStatic:
+		rt := &route{gen: gen, dynamic: v.ID, depID: dep.ID,
+			active: dep.ActiveVersionID != nil && *dep.ActiveVersionID == v.ID}
+		if dom != nil {
+			rt.httpsRedirect, rt.hsts = dom.HTTPSRedirect && e.tlsPort != "", dom.HSTS
+		}
+		return rt, nil
 	}
 	rel, err := e.meta.GetRelease(ctx, v.ArtifactSHA256)
 	switch {
@@ -126,7 +139,7 @@ func (e *Edge) resolve(ctx context.Context, host string, gen uint64) (*route, er
 	if err != nil {
 		return nil, err
 	}
-	rt := &route{gen: gen, sha: rel.SHA256, toc: te.toc, rr: te.rr,
+	rt := &route{gen: gen, sha: rel.SHA256, toc: te.toc, rr: te.rr, depID: dep.ID, proxy: dep.ProxyRewrites,
 		entrypoint: v.ArtifactManifest.Entrypoint, cache: cacheRevalid,
 		hdrVersion: []string{v.ID}, hdrRelease: []string{rel.SHA256},
 		rules: te.rules, spa: dep.SPA, cleanURLs: dep.CleanURLs}
@@ -154,7 +167,7 @@ func (e *Edge) findVersion(ctx context.Context, host string) (v *meta.Version, d
 		if dep, err = e.meta.GetDeployment(ctx, name); err != nil {
 			return nil, nil, nil, false, err
 		}
-		if dep.Kind != meta.KindStatic {
+		if dep.DeletedAt != nil || dep.Kind != meta.KindStatic && e.dyn == nil { // deleted: previews stop too
 			return nil, nil, nil, false, errNoSite
 		}
 		if n > 0 {
@@ -168,7 +181,7 @@ func (e *Edge) findVersion(ctx context.Context, host string) (v *meta.Version, d
 		if dep, err = e.meta.GetDeployment(ctx, dom.DeploymentID); err != nil {
 			return nil, nil, nil, false, err
 		}
-		if dep.Kind != meta.KindStatic {
+		if dep.DeletedAt != nil || dep.Kind != meta.KindStatic && e.dyn == nil {
 			return nil, nil, nil, false, errNoSite
 		}
 		if dom.VersionID != nil {

@@ -158,9 +158,13 @@ func (e *Edge) servable(rt *route, rel string) (*release.Entry, bool) {
 }
 
 // applyRule answers with a matched _redirects rule: a redirect, a rewrite
-// (the target's content, 200; a missing target is a 404) or a custom
-// not-found page (its content, 404).
+// (the target's content, 200; a missing target is a 404), a proxy (see
+// serveProxy) or a custom not-found page (its content, 404).
 func (e *Edge) applyRule(w http.ResponseWriter, r *http.Request, rt *route, m siterules.Match) {
+	if m.Proxy {
+		e.serveProxy(w, r, rt, m)
+		return
+	}
 	switch m.Status {
 	case http.StatusOK:
 		if ent, ok := e.servable(rt, m.Path); ok {

@@ -52,15 +52,22 @@ type Capacity struct {
 
 // Host is the record of one compute host, as the API keeps it.
 type Host struct {
-	ID        string    `json:"id"`
-	Hostname  string    `json:"hostname"`
-	Region    string    `json:"region"`
-	Driver    string    `json:"driver"`    // "runc", "qemu", "firecracker"
-	Isolation string    `json:"isolation"` // IsolationContainer or IsolationMicroVM
-	Capacity  Capacity  `json:"capacity"`
-	Used      Capacity  `json:"used"`
-	LastSeen  time.Time `json:"last_seen"`
-	State     string    `json:"state"`
+	ID        string `json:"id"`
+	Hostname  string `json:"hostname"`
+	Region    string `json:"region"`
+	Driver    string `json:"driver"`    // "runc", "qemu", "firecracker"
+	Isolation string `json:"isolation"` // IsolationContainer or IsolationMicroVM
+	// Accel and KernelSHA256: how a microVM host boots its guests ("kvm"
+	// or "tcg", and the guest kernel's sha256); empty on container hosts.
+	Accel        string    `json:"accel,omitempty"`
+	KernelSHA256 string    `json:"kernel_sha256,omitempty"`
+	Capacity     Capacity  `json:"capacity"`
+	Used         Capacity  `json:"used"`
+	LastSeen     time.Time `json:"last_seen"`
+	State        string    `json:"state"`
+	// Cached are the release sha256s the host's cache holds (as its agent
+	// last reported them); placement prefers these hosts.
+	Cached []string `json:"cached_releases,omitempty"`
 }
 
 // Limits bound one instance; the driver enforces them (cgroups for runc).
@@ -83,8 +90,13 @@ type Desired struct {
 	User       string            `json:"user,omitempty"`
 	Port       int               `json:"port"` // the app listens on it; passed as $PORT
 	HealthPath string            `json:"health_path,omitempty"`
-	Limits     Limits            `json:"limits"`
-	Egress     bool              `json:"egress"` // may the instance open connections beyond its host bridge
+	// HealthInterval is how often a healthy instance is checked again
+	// (a Go duration; "": every agent tick), HealthTimeout how long one
+	// check may take ("": 1 s).
+	HealthInterval string `json:"health_interval,omitempty"`
+	HealthTimeout  string `json:"health_timeout,omitempty"`
+	Limits         Limits `json:"limits"`
+	Egress         bool   `json:"egress"` // may the instance open connections beyond its host bridge
 }
 
 // Observed is what a host reports of one instance.
@@ -97,6 +109,14 @@ type Observed struct {
 	ExitCode   *int      `json:"exit_code,omitempty"`
 	Restarts   int       `json:"restarts"`
 	LastLog    []string  `json:"last_log,omitempty"` // kept when the instance failed
+}
+
+// MicroVMRuntime is a Runtime whose instances are microVMs; the agent
+// records what it says on the host record.
+type MicroVMRuntime interface {
+	Runtime
+	Accel() string        // "kvm" or "tcg"
+	KernelSHA256() string // of the guest kernel, hex
 }
 
 // Runtime is the host side of an agent: it fetches and verifies releases
@@ -124,4 +144,11 @@ type Runtime interface {
 	// Logs copies an instance's stdout and stderr to w: what is kept, and
 	// with follow, what comes after until ctx ends or the instance stops.
 	Logs(ctx context.Context, id string, follow bool, w io.Writer) error
+}
+
+// CacheReporter is a Runtime that can say which releases its cache holds;
+// the agent reports them in its heartbeats, and placement prefers hosts
+// that hold an instance's release.
+type CacheReporter interface {
+	CachedReleases() []string
 }

@@ -39,8 +39,8 @@ func NewID() string {
 	return hex.EncodeToString(b)
 }
 
-// validID reports whether a client's id may be kept.
-func validID(s string) bool {
+// ValidID reports whether a client's id may be kept.
+func ValidID(s string) bool {
 	if len(s) == 0 || len(s) > 64 {
 		return false
 	}
@@ -61,7 +61,7 @@ func validID(s string) bool {
 func Handler(listener string, log *slog.Logger, h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id := r.Header.Get(Header)
-		if !validID(id) {
+		if !ValidID(id) {
 			id = NewID()
 		}
 		w.Header()[Header] = []string{id}

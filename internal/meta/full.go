@@ -21,5 +21,8 @@ type Full interface {
 	Replicas
 	Certs
 	Hosts
+	Scheduling
+	Wakes
+	Leader
 	ContentIndex
 }

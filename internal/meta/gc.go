@@ -264,6 +264,7 @@ type Policy struct {
 	KeepVersions  *int
 	SPA           *bool // the site settings of a static deployment
 	CleanURLs     *bool
+	ProxyRewrites *bool
 }
 
 // Policies is implemented by stores that keep retention_days exactly as

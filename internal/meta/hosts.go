@@ -73,6 +73,13 @@ type PlacementState struct {
 	Hosts     []Host
 	Instances []Instance
 	Replicas  map[string]int // deployment id → replicas (> 0 only)
+	// Desired holds the desired state of deployments that ever set one.
+	Desired map[string]Desired
+	// Rollouts are the running rollouts.
+	Rollouts []Rollout
+	// Wakes are the versions edges asked for (meta.Wakes), ordered by
+	// deployment and version id.
+	Wakes []Wake
 }
 
 // Hosts stores hosts, instances and replica counts. Times come from the
@@ -91,13 +98,15 @@ type Hosts interface {
 	// Heartbeat sets host id's last_seen to now and used to used (a lost
 	// host becomes ready again, with a "host.register" event), and applies
 	// obs to the host's instances: state, addr, tree digest, started_at,
-	// exit code, restarts and, when failed, last_log (one "instance.failed"
+	// exit code, restarts and, when failed, last_log (cleared once the
+	// instance reports healthy again; one "instance.failed"
 	// event when an instance becomes failed). Observations of instances that
 	// are not this host's are ignored. Unknown host: ErrNotFound.
 	Heartbeat(ctx context.Context, id string, used hostapi.Capacity, obs []hostapi.Observed) error
 	// MarkLostHosts makes every ready or draining host whose last_seen is
 	// before `before` lost, with a "host.lost" event each, and returns their
-	// ids (placement gen bumped when any).
+	// ids (placement gen bumped when any). Their instances become stopped in
+	// the same transaction, so they leave the routable (healthy) set at once.
 	MarkLostHosts(ctx context.Context, before time.Time, actor string) ([]string, error)
 
 	// ListInstances returns the instances matching f, ordered by id.

@@ -77,12 +77,21 @@ type Deployment struct {
 	// CleanURLs: the edge serves /about from about.html and redirects
 	// /about.html to /about with a 308 (static deployments).
 	CleanURLs bool `json:"clean_urls"`
+	// ProxyRewrites: _redirects rules that rewrite (200) to an external
+	// http(s) URL are allowed at publish time and proxied by the edge; off,
+	// such a publish is refused and the edge never proxies (static
+	// deployments).
+	ProxyRewrites bool `json:"proxy_rewrites"`
 	// URL is where the edge serves the deployment, made by the API from its
 	// public edge URL (static deployments only; not stored).
 	URL string `json:"url,omitempty"`
 	// ActiveVersionNumber is the version_number of the active version, in
 	// the API's answers (not stored).
 	ActiveVersionNumber int64 `json:"active_version_number,omitempty"`
+	// Desired (dynamic deployments) and Rollout (the newest rollout, if
+	// any) are filled by the API, not stored with the row.
+	Desired *Desired `json:"desired,omitempty"`
+	Rollout *Rollout `json:"rollout,omitempty"`
 }
 
 // Manifest is derived from a release's table of contents.
@@ -224,7 +233,10 @@ type Deployments interface {
 	// (ErrNotFound), and refreshes *d from the stored record: other fields are ignored.
 	UpdateDeployment(ctx context.Context, d *Deployment, actor string) error
 	// DeleteDeployment, in one transaction with a "deployment.delete" event:
-	// archives the active version, clears the pointer and sets deleted_at.
+	// archives every version that is active or ready (ready ones keep their
+	// archived_at, so retention counts from their publish), clears the
+	// pointer and sets deleted_at; the edge serves no host of a deleted
+	// deployment, previews included.
 	// Domains pointing at the deployment: ErrConflict, unless force, which
 	// removes them first (a "domain.remove" event each). Rows stay for audit;
 	// GC collects the releases on its usual rules. Already deleted: no change,

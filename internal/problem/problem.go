@@ -143,6 +143,40 @@ func Upstream(err error) *Error {
 	return p
 }
 
+// NoInstance is a dynamic deployment with no healthy instance to send a
+// request to (503; the router adds Retry-After).
+func NoInstance(err error) *Error {
+	return &Error{Status: http.StatusServiceUnavailable, Type: "no-healthy-instance",
+		Title:  http.StatusText(http.StatusServiceUnavailable),
+		Detail: "no instance of this deployment is ready to answer; try again shortly", Err: err}
+}
+
+// Unreachable is a request that no instance of a dynamic deployment
+// answered (502): the connects failed, or the instance broke off.
+func Unreachable(err error) *Error {
+	return &Error{Status: http.StatusBadGateway, Type: "instance-unreachable",
+		Title:  http.StatusText(http.StatusBadGateway),
+		Detail: "the deployment's instance did not answer; try again later", Err: err}
+}
+
+// ProxyFailed is a request that a static site's proxy rule (_redirects,
+// 200 to an external URL) could not get answered (502; 504 when the
+// target took too long): the target refused, was unreachable or not
+// allowed, or broke off. The client never sees why.
+func ProxyFailed(err error) *Error {
+	p := &Error{Status: http.StatusBadGateway, Type: "proxy-failed", Title: http.StatusText(http.StatusBadGateway),
+		Detail: "the site's proxy target did not answer; try again later", Err: err}
+	if errors.Is(err, context.DeadlineExceeded) || isTimeout(err) {
+		p.Status, p.Title = http.StatusGatewayTimeout, http.StatusText(http.StatusGatewayTimeout)
+	}
+	return p
+}
+
+func isTimeout(err error) bool {
+	var t interface{ Timeout() bool }
+	return errors.As(err, &t) && t.Timeout()
+}
+
 // Write sends err as problem+json. Its "instance" and "request_id" name the
 // request (httplog's id, also in X-Request-Id); 5xx errors are logged under
 // that id.

@@ -1,7 +1,6 @@
 package publish
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -10,11 +9,9 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sort"
+	"strings"
 
-	"github.com/klauspost/compress/zstd"
-	"github.com/opencontainers/go-digest"
-
-	"github.com/cairnhq/cairn/internal/lease"
 	"github.com/cairnhq/cairn/internal/meta"
 	"github.com/cairnhq/cairn/internal/release"
 )
@@ -26,9 +23,12 @@ import (
 type Incremental struct {
 	Manifest *Manifest
 	Missing  []string
-	stage    string
-	sizes    map[string]int64 // content sha256 → size, from the manifest
-	have     map[string]meta.Content
+	// Reused and Size are set by Assemble: the compressed bytes of the
+	// release copied from stored frames, and its size.
+	Reused, Size int64
+	stage        string
+	sizes        map[string]int64 // content sha256 → size, from the manifest
+	have         map[string]meta.Content
 }
 
 // StartIncremental checks manifest m and answers the contents no stored
@@ -99,12 +99,15 @@ func (inc *Incremental) PutContent(ctx context.Context, sha string, body io.Read
 	return os.Rename(f.Name(), dst)
 }
 
-// Assemble builds the tree of the manifest from the uploaded parts and the
-// contents stored releases hold (ranged reads of their frames, checked
-// against their sha256), packs it, stores the release and creates the
-// version, as Publish does for a tar upload. A content neither uploaded
-// nor stored answers 409 contents-missing. The release is byte-identical
-// to a cold `cairn pack` of the tree.
+// Assemble packs the release of the manifest with release.Assemble: a
+// frame whose input a stored release holds (found by its key in the TOCs of
+// the deployment's active release and the releases holding the most of the
+// tree's contents) is copied compressed, with ranged reads; the others are
+// compressed from the uploaded parts and from contents read out of stored
+// releases (checked against their sha256). Then it stores the release and
+// creates the version, as Publish does for a tar upload. A content neither
+// uploaded nor stored answers 409 contents-missing. The release is
+// byte-identical to a cold `cairn pack` of the tree.
 func (p *Publisher) Assemble(ctx context.Context, dep *meta.Deployment, inc *Incremental, o Options) (*meta.Version, error) {
 	if dep.Kind != meta.KindStatic {
 		return nil, refuse(ErrWrongKind, "deployment %q has kind %q; incremental publishes make static releases", dep.Name, dep.Kind)
@@ -114,110 +117,87 @@ func (p *Publisher) Assemble(ctx context.Context, dep *meta.Deployment, inc *Inc
 	} else if err := release.CheckPath(o.Entrypoint); err != nil {
 		return nil, refuse(ErrBadRequest, "entrypoint: %s", err)
 	}
-	tree := filepath.Join(inc.stage, "tree")
-	if err := os.RemoveAll(tree); err != nil {
+	entries := inc.Manifest.treeEntries()
+	for _, e := range entries {
+		if e.Type != release.TypeFile || e.Size == 0 {
+			continue
+		}
+		if _, ok := inc.have[e.SHA256]; ok {
+			continue
+		}
+		if _, err := os.Stat(filepath.Join(inc.stage, "parts", e.SHA256)); err != nil {
+			return nil, refuse(ErrContentsMissing, "content %s of %q was not uploaded", e.SHA256, e.Path)
+		}
+	}
+	if o.Entrypoint != "index.html" {
+		i := sort.Search(len(entries), func(i int) bool { return entries[i].Path >= o.Entrypoint })
+		if i == len(entries) || entries[i].Path != o.Entrypoint || entries[i].Type == release.TypeDir {
+			return nil, refuse(ErrBadRequest, "entrypoint %q is not a file of the upload", o.Entrypoint)
+		}
+	}
+	src := newStoredSource(p, inc)
+	defer src.close()
+	if err := src.checkSiteRules(ctx, entries, siteOptions(dep)); err != nil {
 		return nil, err
 	}
-	if err := os.Mkdir(tree, 0o755); err != nil {
+	if err := src.loadActive(ctx, dep); err != nil {
 		return nil, err
 	}
-	drops := map[string]func(){}
-	defer func() {
-		for _, drop := range drops {
-			drop()
-		}
-	}()
-	for _, e := range inc.Manifest.Entries {
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
-		dst := filepath.Join(tree, filepath.FromSlash(e.Path))
-		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-			return nil, err
-		}
-		var err error
-		switch e.Type {
-		case release.TypeDir:
-			err = os.MkdirAll(dst, 0o755)
-		case release.TypeSymlink:
-			err = os.Symlink(e.Link, dst)
-		default:
-			err = p.placeContent(ctx, inc, e, dst, drops)
-		}
+	if o.SourceSHA256 == "" {
+		m, err := json.Marshal(inc.Manifest)
 		if err != nil {
 			return nil, err
 		}
+		sum := sha256.Sum256(m)
+		o.SourceSHA256 = hex.EncodeToString(sum[:])
 	}
-	m, err := json.Marshal(inc.Manifest)
+	// The tree of the active release: its release, packed by this format
+	// version, is the one a pack would make (held by src's lease, its
+	// contents indexed already).
+	if a := src.active; a != nil && a.TOC.TreeSHA256 == release.TreeDigest(entries) {
+		inc.Reused, inc.Size = a.Size, a.Size
+		return p.commit(ctx, dep, a, o, false)
+	}
+	if err := src.loadFrames(ctx); err != nil {
+		return nil, err
+	}
+	res, drop, err := p.packWith(ctx, inc.stage, func(ctx context.Context, w io.Writer) (*release.Result, error) {
+		return release.Assemble(ctx, entries, w, src, release.PackOptions{Limits: p.Limits})
+	})
 	if err != nil {
 		return nil, err
 	}
-	sum := sha256.Sum256(m)
-	return p.publishTree(ctx, dep, tree, inc.stage, o, sum[:])
+	defer drop() // the lease holds the release until the version is committed
+	p.Metrics.Add("cairn_publish_reused_bytes_total", res.Reused)
+	p.Metrics.Add("cairn_publish_assembled_bytes_total", res.Size)
+	inc.Reused, inc.Size = res.Reused, res.Size
+	return p.commit(ctx, dep, res, o, true)
 }
 
-// placeContent writes file e at dst: a hard link to its uploaded part, or
-// its content read from the stored release that holds it (under a GC
-// lease, kept in drops until the publish ends).
-func (p *Publisher) placeContent(ctx context.Context, inc *Incremental, e ManifestEntry, dst string, drops map[string]func()) error {
-	if e.Size == 0 {
-		return writeFile(dst, e.Mode, bytes.NewReader(nil))
+// treeEntries lists the entries of the manifest's tree, with the
+// directories its paths imply, sorted by path (as packing the tree it
+// describes on disk would list them).
+func (m *Manifest) treeEntries() []release.Entry {
+	have := map[string]bool{}
+	var es []release.Entry
+	for _, e := range m.Entries {
+		have[e.Path] = true
+		es = append(es, release.Entry{Path: e.Path, Type: e.Type, Mode: e.Mode, Size: e.Size, SHA256: e.SHA256, Link: e.Link})
 	}
-	part := filepath.Join(inc.stage, "parts", e.SHA256)
-	if _, err := os.Stat(part); err == nil {
-		f, err := os.Open(part)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		return writeFile(dst, e.Mode, f)
-	}
-	c, ok := inc.have[e.SHA256]
-	if !ok {
-		return refuse(ErrContentsMissing, "content %s of %q was not uploaded", e.SHA256, e.Path)
-	}
-	if _, held := drops[c.ReleaseSHA256]; !held {
-		drop, err := lease.Hold(ctx, p.Meta, c.ReleaseSHA256)
-		if err != nil {
-			return err
-		}
-		drops[c.ReleaseSHA256] = drop
-	}
-	rc, err := p.Blobs.Open(ctx, digest.NewDigestFromEncoded(digest.SHA256, c.ReleaseSHA256), c.FrameOffset, c.FrameLength)
-	if err != nil {
-		return fmt.Errorf("read content %s from release %s: %w", e.SHA256, c.ReleaseSHA256, err)
-	}
-	defer rc.Close()
-	zr, err := zstd.NewReader(rc, zstd.WithDecoderConcurrency(1))
-	if err != nil {
-		return err
-	}
-	defer zr.Close()
-	var r io.Reader = zr
-	if c.Shared {
-		if _, err := io.CopyN(io.Discard, zr, c.InFrame); err != nil {
-			return fmt.Errorf("release %s: content %s: %w", c.ReleaseSHA256, e.SHA256, err)
+	for _, e := range m.Entries {
+		for dir := e.Path; ; {
+			k := strings.LastIndexByte(dir, '/')
+			if k < 0 {
+				break
+			}
+			dir = dir[:k]
+			if have[dir] {
+				break
+			}
+			have[dir] = true
+			es = append(es, release.Entry{Path: dir, Type: release.TypeDir, Mode: 0o755})
 		}
 	}
-	h := sha256.New()
-	r = io.TeeReader(io.LimitReader(r, e.Size), h)
-	if err := writeFile(dst, e.Mode, r); err != nil {
-		return err
-	}
-	if got := hex.EncodeToString(h.Sum(nil)); got != e.SHA256 {
-		return fmt.Errorf("release %s holds %s where its index says %s: %w", c.ReleaseSHA256, got, e.SHA256, release.ErrCorrupt)
-	}
-	return nil
-}
-
-func writeFile(dst string, mode uint32, r io.Reader) error {
-	f, err := os.OpenFile(dst, os.O_CREATE|os.O_EXCL|os.O_WRONLY, os.FileMode(mode))
-	if err != nil {
-		return err
-	}
-	_, err = io.Copy(f, r)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	return err
+	sort.Slice(es, func(i, j int) bool { return es[i].Path < es[j].Path })
+	return es
 }

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"math/rand/v2"
 	"os"
@@ -72,6 +73,9 @@ func tarOf(t *testing.T, dir string) []byte {
 
 func randomContent(r *rand.Rand) []byte {
 	n := r.IntN(3000)
+	if r.IntN(4) == 0 {
+		n = r.IntN(60 << 10) // small files that fill several shared frames
+	}
 	if r.IntN(8) == 0 {
 		n = 70<<10 + r.IntN(5<<20) // own frames, sometimes several
 	}
@@ -85,7 +89,8 @@ func randomContent(r *rand.Rand) []byte {
 // TestIncrementalMatchesColdPack is the property of issue 17: after random
 // edits (change, add, remove, rename) of a published tree, an incremental
 // publish uploads only the contents no release holds and assembles a
-// release byte-identical to a cold pack of the edited tree.
+// release byte-identical to a cold pack of the edited tree, copying
+// compressed every frame the previous release holds (frame reuse).
 func TestIncrementalMatchesColdPack(t *testing.T) {
 	t.Run("SQLite+files", func(t *testing.T) {
 		p, dep := newPublisher(t, 1)
@@ -116,10 +121,19 @@ func testIncrementalMatchesColdPack(t *testing.T, p *Publisher, dep *meta.Deploy
 		os.Symlink("d0", filepath.Join(dir, "link"))
 	}
 	write()
-	if _, err := p.Publish(t.Context(), dep, bytes.NewReader(tarOf(t, dir)), Options{Actor: "tester"}); err != nil {
+	v, err := p.Publish(t.Context(), dep, bytes.NewReader(tarOf(t, dir)), Options{Actor: "tester", Activate: true})
+	if err != nil {
 		t.Fatal(err)
 	}
-	for round := range 6 {
+	dep, _ = p.Meta.GetDeployment(t.Context(), dep.ID)
+	var prev release.Result
+	if cold, err := release.PackDir(t.Context(), dir, io.Discard, release.PackOptions{}); err != nil || cold.SHA256 != v.ArtifactSHA256 {
+		t.Fatalf("first publish %s, cold pack %v, %v", v.ArtifactSHA256, cold, err)
+	} else {
+		prev = *cold
+	}
+	var reusedAll int64
+	for round := range 8 {
 		names := make([]string, 0, len(files))
 		for n := range files {
 			names = append(names, n)
@@ -131,7 +145,7 @@ func testIncrementalMatchesColdPack(t *testing.T, p *Publisher, dep *meta.Deploy
 			if files[n] == nil {
 				continue
 			}
-			switch r.IntN(4) {
+			switch r.IntN(5) {
 			case 0: // change
 				files[n] = randomContent(r)
 				fresh[string(files[n])] = true
@@ -144,6 +158,10 @@ func testIncrementalMatchesColdPack(t *testing.T, p *Publisher, dep *meta.Deploy
 			case 3: // rename
 				files[strings.Replace(n, ".js", ".mjs", 1)] = files[n]
 				delete(files, n)
+			case 4: // add, first in path order
+				k := fmt.Sprintf("0-first-%d-%d.txt", round, r.IntN(1000))
+				files[k] = randomContent(r)
+				fresh[string(files[k])] = true
 			}
 		}
 		write()
@@ -173,7 +191,7 @@ func testIncrementalMatchesColdPack(t *testing.T, p *Publisher, dep *meta.Deploy
 				}
 			}
 		}
-		v, err := p.Assemble(t.Context(), dep, inc, Options{Actor: "tester"})
+		v, err := p.Assemble(t.Context(), dep, inc, Options{Actor: "tester", Activate: true})
 		inc.Close()
 		if err != nil {
 			t.Fatalf("round %d: Assemble: %v", round, err)
@@ -181,6 +199,42 @@ func testIncrementalMatchesColdPack(t *testing.T, p *Publisher, dep *meta.Deploy
 		if v.ArtifactSHA256 != want.SHA256 {
 			t.Fatalf("round %d: incremental release %s, cold pack %s", round, v.ArtifactSHA256, want.SHA256)
 		}
+		// Every frame the previous (active) release holds is copied.
+		held := map[release.FrameKey]bool{}
+		for _, f := range release.StoredFrames(prev.TOC) {
+			held[f.Key] = true
+		}
+		var least int64
+		for _, f := range release.StoredFrames(want.TOC) {
+			if held[f.Key] {
+				least += f.Length
+			}
+		}
+		if inc.Reused < least || inc.Reused > want.TOC.DataLength {
+			t.Errorf("round %d: reused %d compressed bytes; the previous release holds %d of the %d",
+				round, inc.Reused, least, want.TOC.DataLength)
+		}
+		t.Logf("round %d: reused %d of %d compressed bytes", round, inc.Reused, want.TOC.DataLength)
+		reusedAll += inc.Reused
+		prev = *want
+		dep, _ = p.Meta.GetDeployment(t.Context(), dep.ID)
+	}
+	if reusedAll == 0 {
+		t.Error("no frame was reused in any round")
+	}
+	// The active release's tree again: its release, not packed again.
+	inc, err := p.StartIncremental(t.Context(), manifestOf(t, dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer inc.Close()
+	if len(inc.Missing) != 0 {
+		t.Errorf("unchanged tree: %d contents missing", len(inc.Missing))
+	}
+	v, err = p.Assemble(t.Context(), dep, inc, Options{Actor: "tester", Activate: true})
+	if err != nil || v.ArtifactSHA256 != prev.SHA256 || inc.Reused != inc.Size || inc.Size != prev.Size {
+		t.Errorf("unchanged tree: release %v (reused %d of %d), want the active %s without a pack; %v",
+			v, inc.Reused, inc.Size, prev.SHA256, err)
 	}
 }
 

@@ -201,11 +201,17 @@ func (p *Publisher) Publish(ctx context.Context, dep *meta.Deployment, body io.R
 	return p.publishTree(ctx, dep, tree, stage, o, src.Sum(nil))
 }
 
+// siteOptions are the settings of dep that decide which site rules a
+// publish accepts: rewrites to external URLs need proxy_rewrites.
+func siteOptions(dep *meta.Deployment) siterules.Options {
+	return siterules.Options{Proxy: dep.ProxyRewrites}
+}
+
 // publishTree packs the static tree in stage/tree, stores its release and
 // creates the version; source is the digest of what the client sent, for
 // o.SourceSHA256 when unset.
 func (p *Publisher) publishTree(ctx context.Context, dep *meta.Deployment, tree, stage string, o Options, source []byte) (v *meta.Version, err error) {
-	if err := siterules.CheckDir(tree); err != nil {
+	if err := siterules.CheckDir(tree, siteOptions(dep)); err != nil {
 		return nil, err // a refused _redirects or _headers line: 400 naming it
 	}
 	if o.SourceSHA256 == "" {
@@ -221,6 +227,12 @@ func (p *Publisher) publishTree(ctx context.Context, dep *meta.Deployment, tree,
 		return nil, err
 	}
 	defer drop() // the lease holds the release until the version is committed
+	return p.commit(ctx, dep, res, o, true)
+}
+
+// commit creates the version of a stored static release res (held by the
+// caller's lease) and, if index, indexes its contents.
+func (p *Publisher) commit(ctx context.Context, dep *meta.Deployment, res *release.Result, o Options, index bool) (v *meta.Version, err error) {
 	if o.ExpectSHA256 != "" && res.SHA256 != o.ExpectSHA256 {
 		return nil, refuse(ErrReleaseMismatch,
 			"the upload packs to release %s, not %s: it is not a cairn pack artifact of this format version", res.SHA256, o.ExpectSHA256)
@@ -244,7 +256,9 @@ func (p *Publisher) publishTree(ctx context.Context, dep *meta.Deployment, tree,
 	if v, err = p.Meta.CreateVersion(ctx, nv); err != nil {
 		return nil, err
 	}
-	p.indexContents(ctx, res.SHA256, res.TOC)
+	if index {
+		p.indexContents(ctx, res.SHA256, res.TOC)
+	}
 	return v, nil
 }
 

@@ -60,6 +60,11 @@ type frameJob struct {
 	hashed   bool
 	keep     *kept // the writer keeps a copy of out for reuse
 	borrowed bool  // out is another frame's kept copy
+
+	// A run of stored frames (Assemble): the writer copies them from run,
+	// of these compressed lengths, and closes it.
+	run     io.ReadCloser
+	runLens []int64
 }
 
 // packer turns a walked tree into data frames compressed in parallel and
@@ -86,6 +91,7 @@ type packer struct {
 	kept      map[int64][]*kept   // files whose frames may be reused, by size (producer)
 	keptBytes int64               // compressed bytes kept (writer)
 	sums      []fileSum           // content digests, set by the writer
+	copyBuf   []byte              // the writer's buffer for runs of stored frames
 	art       hash.Hash
 	size      int64
 	werr      error
@@ -158,7 +164,7 @@ func (p *packer) send(j *frameJob) error {
 // more than its capacity: asking for more waits forever); frames are cut
 // well below it anyway (content.go, pack).
 func (p *packer) enqueue(j *frameJob) error {
-	j.weight = min(max(1, int64(len(j.data))), p.budget)
+	j.weight = min(max(1, int64(len(j.data)), int64(len(j.out))), p.budget)
 	if err := p.inflight.Acquire(p.ctx, j.weight); err != nil {
 		return p.err()
 	}
@@ -212,6 +218,15 @@ func (p *packer) write() {
 		if err := p.ctx.Err(); err != nil {
 			p.werr = err
 			return
+		}
+		if j.run != nil {
+			if err := p.copyRun(j); err != nil {
+				p.werr = err
+				p.cancel()
+				return
+			}
+			p.inflight.Release(j.weight)
+			continue
 		}
 		if _, err := p.w.Write(j.out); err != nil {
 			p.werr = err
@@ -285,8 +300,15 @@ type loc struct{ first, n int }
 type walkFunc func(func(*srcEntry) error) error
 
 func (p *packer) run(walk walkFunc, progress func(int64)) (*Result, error) {
+	return p.runWith(func() (*TOC, error) { return p.pack(walk, progress) })
+}
+
+// runWith runs the packer with produce laying out the frames and
+// answering the TOC (without offsets and digests of contents it did not
+// hash), then writes the TOC and footer.
+func (p *packer) runWith(produce func() (*TOC, error)) (*Result, error) {
 	defer p.cancel()
-	toc, err := p.pack(walk, progress)
+	toc, err := produce()
 	if err != nil {
 		p.cancel() // the compressors drain, the writer stops
 	}
@@ -295,6 +317,11 @@ func (p *packer) run(walk walkFunc, progress func(int64)) (*Result, error) {
 	p.wg.Wait()
 	close(p.order)
 	<-p.wdone
+	for j := range p.order { // left by a writer that stopped
+		if j.run != nil {
+			j.run.Close()
+		}
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -38,6 +38,7 @@ type Result struct {
 	SHA256 string // hex sha256 of the artifact bytes
 	Size   int64
 	TOC    *TOC
+	Reused int64 // Assemble: compressed bytes copied from stored frames
 }
 
 // srcEntry is a walked entry: where it is, and the content of a small file.

@@ -277,6 +277,17 @@ func scanAhead(ctx context.Context, dir string, lim Limits, ahead chan<- *srcEnt
 // RootfsDirDigest is the rootfs tree digest of the tree at dir as it is on
 // disk (RootfsTreeDigest), hashing files with workers goroutines.
 func RootfsDirDigest(ctx context.Context, dir string, workers int) (string, error) {
+	entries, err := RootfsDirEntries(ctx, dir, workers)
+	if err != nil {
+		return "", err
+	}
+	return RootfsTreeDigest(entries), nil
+}
+
+// RootfsDirEntries are the entries of the tree at dir as it is on disk,
+// in the order RootfsTreeDigest hashes them, with the sha256 of every
+// regular file (hashed by workers goroutines).
+func RootfsDirEntries(ctx context.Context, dir string, workers int) ([]Entry, error) {
 	var entries []Entry
 	var abs []string
 	err := ScanRootfs(ctx, dir, func(f *RootfsFile) error {
@@ -285,7 +296,7 @@ func RootfsDirDigest(ctx context.Context, dir string, workers int) (string, erro
 		return nil
 	})
 	if err != nil {
-		return "", err
+		return nil, err
 	}
 	work := make(chan int, 256)
 	errs := make(chan error, max(1, workers))
@@ -313,10 +324,10 @@ func RootfsDirDigest(ctx context.Context, dir string, workers int) (string, erro
 	close(errs)
 	for err := range errs {
 		if err != nil {
-			return "", err
+			return nil, err
 		}
 	}
-	return RootfsTreeDigest(entries), nil
+	return entries, nil
 }
 
 func fileSHA256(abs string, size int64) (string, error) {

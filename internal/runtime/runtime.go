@@ -111,16 +111,48 @@ func New(ctx context.Context, cfg Config) (*Runtime, error) {
 	return r, nil
 }
 
-// Close stops the Runtime's own goroutines; instances keep running.
+// Close stops the Runtime's own goroutines and releases the spare
+// network namespaces of its pool; instances keep running.
 func (r *Runtime) Close() error {
 	close(r.done)
 	r.wg.Wait()
 	r.tear.Wait()
-	return nil
+	return r.cfg.Net.Close()
 }
 
-func (r *Runtime) Driver() string    { return r.cfg.Driver.Name() }
-func (r *Runtime) Isolation() string { return r.cfg.Driver.Isolation() }
+func (r *Runtime) Driver() string { return r.cfg.Driver.Name() }
+
+// CachedReleases are the releases the host's cache holds (hostapi.CacheReporter).
+func (r *Runtime) CachedReleases() []string { return r.cfg.Cache.Releases() }
+func (r *Runtime) Isolation() string        { return r.cfg.Driver.Isolation() }
+
+// VMRuntime is a Runtime over a microVM driver (one with Accel and
+// KernelSHA256): it implements hostapi.MicroVMRuntime, so the agent
+// records both on the host.
+type VMRuntime struct {
+	*Runtime
+	vm interface {
+		Accel() string
+		KernelSHA256() string
+	}
+}
+
+var _ hostapi.MicroVMRuntime = VMRuntime{}
+
+func (r VMRuntime) Accel() string        { return r.vm.Accel() }
+func (r VMRuntime) KernelSHA256() string { return r.vm.KernelSHA256() }
+
+// ForHost is what an agent runs: r, or a VMRuntime when r's driver is a
+// microVM driver.
+func (r *Runtime) ForHost() hostapi.Runtime {
+	if vm, ok := r.cfg.Driver.(interface {
+		Accel() string
+		KernelSHA256() string
+	}); ok {
+		return VMRuntime{Runtime: r, vm: vm}
+	}
+	return r
+}
 
 func (r *Runtime) dir(id string) string { return filepath.Join(r.cfg.Dir, "instances", id) }
 func (r *Runtime) logPath(id string) string {
@@ -221,20 +253,30 @@ func (r *Runtime) Start(ctx context.Context, d hostapi.Desired) (hostapi.Observe
 		}
 	}
 	tLease := time.Now()
-	// The namespace first; its address comes while the driver starts
-	// (the app may bind :PORT before eth0 is up; nothing waits on it).
-	if err := r.cfg.Net.Create(id); err != nil {
-		return fail(err)
-	}
 	type added struct {
 		ip  net.IP
 		err error
 	}
 	addc := make(chan added, 1)
-	go func() {
-		ip, err := r.cfg.Net.Add(ctx, id, d.Egress)
-		addc <- added{ip, err}
-	}()
+	// A spare namespace of the pool has its address already. Without
+	// one, the namespace first; its address comes while the driver
+	// starts (the app may bind :PORT before eth0 is up; nothing waits on
+	// it).
+	ip, ok, err := r.cfg.Net.Take(id, d.Egress)
+	if err != nil {
+		r.cfg.Log.Warn("network namespace pool", "id", id, "err", err)
+	}
+	if ok {
+		addc <- added{ip, nil}
+	} else {
+		if err := r.cfg.Net.Create(id); err != nil {
+			return fail(err)
+		}
+		go func() {
+			ip, err := r.cfg.Net.Add(ctx, id, d.Egress)
+			addc <- added{ip, err}
+		}()
+	}
 	tNet := time.Now()
 	root := r.root(id, d)
 	if err := root.Mount(r.files(id, d.Egress)); err != nil {
@@ -428,8 +470,12 @@ func (r *Runtime) teardownLocked(id string, d hostapi.Desired) {
 	}
 }
 
-// Settle waits for the teardowns under way to end.
-func (r *Runtime) Settle() { r.tear.Wait() }
+// Settle waits for the teardowns under way to end, then for the refill
+// of the network namespace pool.
+func (r *Runtime) Settle() {
+	r.tear.Wait()
+	r.cfg.Net.Settle()
+}
 
 // Logs implements hostapi.Runtime.
 func (r *Runtime) Logs(ctx context.Context, id string, follow bool, w io.Writer) error {

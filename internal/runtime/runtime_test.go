@@ -25,17 +25,21 @@ import (
 
 // host is one test host: a data directory, its cache, network and runc.
 type host struct {
-	t    *testing.T
-	dir  string
-	art  *runtimetest.Artifacts
-	nets *netns.Manager
-	rt   *cruntime.Runtime
+	t      *testing.T
+	dir    string
+	art    *runtimetest.Artifacts
+	netCfg netns.Config
+	nets   *netns.Manager // the current process's
+	rt     *cruntime.Runtime
 }
 
 func newHost(t *testing.T) *host {
 	runtimetest.Need(t)
 	h := &host{t: t, dir: t.TempDir(), art: runtimetest.Serve(t)}
-	h.nets = runtimetest.Net(t, filepath.Join(h.dir, "net"))
+	// A pool of one spare namespace: the tests start instances both
+	// from the pool and, when it is empty, without it.
+	h.netCfg = runtimetest.NetConfig(t, filepath.Join(h.dir, "net"))
+	h.netCfg.Pool = 1
 	h.rt = h.open()
 	t.Cleanup(func() {
 		ctx := context.Background()
@@ -48,9 +52,15 @@ func newHost(t *testing.T) *host {
 	return h
 }
 
-// open makes a Runtime over the host's data directory.
+// open makes a Runtime over the host's data directory, as a new agent
+// process does.
 func (h *host) open() *cruntime.Runtime {
 	t := h.t
+	nets, err := netns.New(h.netCfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.nets = nets
 	c, err := cache.Open(filepath.Join(h.dir, "cache"), &cache.HTTP{Base: h.art.URL, Token: "test-token"}, cache.Options{Chunk: 1 << 20, Metrics: metrics.New()})
 	if err != nil {
 		t.Fatal(err)
@@ -59,7 +69,7 @@ func (h *host) open() *cruntime.Runtime {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rt, err := cruntime.New(context.Background(), cruntime.Config{Dir: h.dir, Cache: c, Net: h.nets, Driver: d})
+	rt, err := cruntime.New(context.Background(), cruntime.Config{Dir: h.dir, Cache: c, Net: nets, Driver: d})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -316,9 +326,13 @@ func TestCrashAndAdopt(t *testing.T) {
 	if _, err := runtimetest.Get("http://" + o.Addr + "/"); err == nil {
 		t.Fatal("stopped instance answers")
 	}
-	ipam, _ := filepath.Glob(filepath.Join(h.dir, "net", "ipam", "*", "10.*"))
-	if len(ipam) != 0 {
-		t.Fatalf("addresses still held: %v", ipam)
+	ip, _, _ := net.SplitHostPort(o.Addr)
+	if ipam, _ := filepath.Glob(filepath.Join(h.dir, "net", "ipam", "*", ip)); len(ipam) != 0 {
+		t.Fatalf("address still held: %v", ipam)
+	}
+	// Only the pool's spare holds an address, until Close.
+	if ipam, _ := filepath.Glob(filepath.Join(h.dir, "net", "ipam", "*", "10.*")); len(ipam) != h.nets.Spares(false) {
+		t.Fatalf("addresses held: %v, spares %d", ipam, h.nets.Spares(false))
 	}
 	if _, err := os.Stat(h.nets.Path("crash-1")); err == nil {
 		t.Fatal("network namespace left behind")

@@ -22,6 +22,9 @@ const (
 	RoleAPI  = "api"
 	RoleEdge = "edge"
 	RoleGC   = "gc" // periodic garbage collection (internal/gc)
+	// RoleSched is the scheduler (internal/sched): one leader among the
+	// processes that run it; the others stand by.
+	RoleSched = "sched"
 )
 
 // Config is everything `cairn server` takes. Each field has a flag and a
@@ -34,18 +37,25 @@ type Config struct {
 	// HTTP/1.1), with certificates from ACME obtained on demand for
 	// registered domains (internal/certs). "" means no TLS listener.
 	EdgeTLSAddr string
-	ACMECA      string   // --acme-ca: ACME directory URL; "" means Let's Encrypt
-	ACMEEmail   string   // --acme-email: ACME account contact
-	ACMERoot    string   // --acme-root: PEM file of roots trusted for --acme-ca (e.g. a test CA's)
-	Database    string   // --database: "" means SQLite in DataDir
-	Blobs       string   // --blobs: "" means files under DataDir; NAME=URL,… for regions (regions.go)
-	Region      string   // --region: the region read first; "" means the primary
-	Roles       []string // --roles: subset of api, edge, gc
-	Token       string   // --token, CAIRN_TOKEN: the bootstrap admin token; "" means generate/read DataDir/token
-	BaseDomain  string   // --base-domain: edge serves {name}.{base}
+	// EdgeProxyAllowPrivate (--edge-proxy-allow-private) lets sites' proxy
+	// rules reach loopback, private and link-local addresses (edge.Config).
+	EdgeProxyAllowPrivate bool
+	// EdgeProxyTimeout (--edge-proxy-timeout) bounds the wait for a proxy
+	// target's response headers; 0 means edge.DefaultProxyTimeout.
+	EdgeProxyTimeout time.Duration
+	ACMECA           string   // --acme-ca: ACME directory URL; "" means Let's Encrypt
+	ACMEEmail        string   // --acme-email: ACME account contact
+	ACMERoot         string   // --acme-root: PEM file of roots trusted for --acme-ca (e.g. a test CA's)
+	Database         string   // --database: "" means SQLite in DataDir
+	Blobs            string   // --blobs: "" means files under DataDir; NAME=URL,… for regions (regions.go)
+	Region           string   // --region: the region read first; "" means the primary
+	Roles            []string // --roles: subset of api, edge, gc, sched
+	Token            string   // --token, CAIRN_TOKEN: the bootstrap admin token; "" means generate/read DataDir/token
+	BaseDomain       string   // --base-domain: edge serves {name}.{base}
 	// PublicURL (--public-url) is the edge as users reach it, e.g.
 	// https://sites.example.com; records' url and preview_url are made from
-	// it. "" means http://{base-domain}:{edge port} (no port for 80).
+	// it. "" means http://{base-domain}:{edge port} (no port for 80), or
+	// https://{base-domain}:{TLS port} (no port for 443) with EdgeTLSAddr.
 	PublicURL  string
 	MaxFiles   int64 // --max-files: entries per upload
 	MaxBytes   int64 // --max-bytes: uncompressed bytes per upload
@@ -78,6 +88,14 @@ type Config struct {
 	// heartbeated for this long is lost and its instances are replaced
 	// (0: api.DefaultHostTimeout, 10 s).
 	HostTimeout time.Duration
+	// RolloutTimeout (--rollout-timeout): how long a rollout of a dynamic
+	// deployment may take to get its instances healthy when the request
+	// gives no deadline (0: api.DefaultRolloutTimeout, 5 minutes).
+	RolloutTimeout time.Duration
+	// PreviewIdle (--preview-idle): a preview (non-active) version's
+	// instance without a request this long stops, unless its deployment's
+	// autostop says otherwise (0: sched.DefaultPreviewIdle, 15 minutes).
+	PreviewIdle time.Duration
 	TmpMaxAge   time.Duration
 	// Limits of each listener (api, edge, metrics); see internal/httplimit.
 	MaxConns      int           // --max-conns: connections open at once per listener; 0: auto (Config.limits)
@@ -102,7 +120,7 @@ func Default() Config {
 		AccessLog:  true,
 		APIAddr:    "127.0.0.1:7800",
 		EdgeAddr:   "127.0.0.1:7880",
-		Roles:      []string{RoleAPI, RoleEdge, RoleGC},
+		Roles:      []string{RoleAPI, RoleEdge, RoleGC, RoleSched},
 		BaseDomain: "localhost",
 		MaxFiles:   100_000,
 		MaxBytes:   10 << 30,
@@ -137,8 +155,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("--roles: at least one role is needed")
 	}
 	for _, r := range c.Roles {
-		if r != RoleAPI && r != RoleEdge && r != RoleGC {
-			return fmt.Errorf("--roles: unknown role %q (known: api, edge, gc)", r)
+		if r != RoleAPI && r != RoleEdge && r != RoleGC && r != RoleSched {
+			return fmt.Errorf("--roles: unknown role %q (known: api, edge, gc, sched)", r)
 		}
 	}
 	if c.RetentionDays < 0 || c.RetentionDays > 3650 {
@@ -146,6 +164,12 @@ func (c *Config) Validate() error {
 	}
 	if c.GCInterval < 0 || c.GCGrace < 0 || c.GCDrain < 0 {
 		return fmt.Errorf("--gc-interval, --gc-grace and --gc-drain: must not be negative")
+	}
+	if c.HostTimeout < 0 || c.RolloutTimeout < 0 {
+		return fmt.Errorf("--host-lost-after and --rollout-timeout: must not be negative")
+	}
+	if c.PreviewIdle < 0 {
+		return fmt.Errorf("--preview-idle: must not be negative")
 	}
 	if c.TmpSweepInterval <= 0 || c.TmpMaxAge <= 0 {
 		return fmt.Errorf("--tmp-sweep-interval and --tmp-max-age: must be positive")
@@ -176,6 +200,9 @@ func (c *Config) Validate() error {
 	if c.CacheBytes < 0 {
 		return fmt.Errorf("--cache-bytes: must not be negative")
 	}
+	if c.EdgeProxyTimeout < 0 {
+		return fmt.Errorf("--edge-proxy-timeout: %s is negative", c.EdgeProxyTimeout)
+	}
 	if strings.Contains(c.BaseDomain, "/") || c.BaseDomain == "" {
 		return fmt.Errorf("--base-domain: %q is not a domain", c.BaseDomain)
 	}
@@ -188,25 +215,41 @@ func (c *Config) Validate() error {
 }
 
 // sites is where records say the edge serves them: --public-url, else
-// http://{base-domain} with the edge's port (edgeAddr, the bound address
-// when this process runs the edge).
-func (c *Config) sites(edgeAddr string) *api.Sites {
+// the base domain with the edge's scheme and port: https and the TLS port
+// (omitted when 443) when the edge serves TLS (--edge-tls-addr), else
+// http and the plain port (omitted when 80). edgeAddr and edgeTLSAddr are
+// the bound addresses when this process runs the edge, else empty (the
+// flags' values are used).
+func (c *Config) sites(edgeAddr, edgeTLSAddr string) *api.Sites {
 	u := c.PublicURL
 	if u == "" {
-		if edgeAddr == "" {
-			edgeAddr = c.EdgeAddr
-		}
-		host := c.BaseDomain
-		if _, port, err := net.SplitHostPort(edgeAddr); err == nil && port != "" && port != "80" && port != "0" {
-			host = net.JoinHostPort(host, port)
-		}
-		u = "http://" + host
+		u = c.defaultPublicURL(edgeAddr, edgeTLSAddr)
 	}
 	s, err := api.ParsePublicURL(u)
 	if err != nil {
 		return nil // a base domain that makes no URL: records carry none
 	}
 	return s
+}
+
+// defaultPublicURL derives the public edge URL when --public-url is not
+// set; see sites.
+func (c *Config) defaultPublicURL(edgeAddr, edgeTLSAddr string) string {
+	scheme, addr, omit := "http", edgeAddr, "80"
+	if addr == "" {
+		addr = c.EdgeAddr
+	}
+	if edgeTLSAddr == "" {
+		edgeTLSAddr = c.EdgeTLSAddr
+	}
+	if edgeTLSAddr != "" {
+		scheme, addr, omit = "https", edgeTLSAddr, "443"
+	}
+	host := c.BaseDomain
+	if _, port, err := net.SplitHostPort(addr); err == nil && port != "" && port != omit && port != "0" {
+		host = net.JoinHostPort(host, port)
+	}
+	return scheme + "://" + host
 }
 
 // listeners counts the listeners c opens: metrics, edge, api, edge TLS.

@@ -18,6 +18,8 @@ import (
 	"github.com/cairnhq/cairn/internal/metrics"
 	"github.com/cairnhq/cairn/internal/publish"
 	"github.com/cairnhq/cairn/internal/release"
+	"github.com/cairnhq/cairn/internal/router"
+	"github.com/cairnhq/cairn/internal/sched"
 )
 
 // process is what build assembles: the roles to supervise, in start
@@ -110,8 +112,12 @@ func build(ctx context.Context, cfg Config) (p *process, err error) {
 			p.edgeTLSAddr = tlsLn.Addr().String()
 			_, tlsPort, _ = net.SplitHostPort(p.edgeTLSAddr)
 		}
+		rtr := router.New(router.Config{Store: store, Logger: log.With("role", "router")})
+		rtr.Observe(m)
+		p.add(role{"router", rtr.Run})
 		ed = edge.New(edge.Config{Meta: store, Blobs: blobs, BaseDomain: cfg.BaseDomain,
-			CacheBytes: cfg.CacheBytes, Logger: log.With("role", "edge"), TLSPort: tlsPort})
+			CacheBytes: cfg.CacheBytes, Logger: log.With("role", "edge"), TLSPort: tlsPort, Dynamic: rtr,
+			ProxyAllowPrivate: cfg.EdgeProxyAllowPrivate, ProxyTimeout: cfg.EdgeProxyTimeout})
 		ed.Observe(m)
 		p.add(role{"edge-watcher", ed.Run})
 		ln, err := p.listen(cfg.EdgeAddr, "--edge-addr")
@@ -137,6 +143,12 @@ func build(ctx context.Context, cfg Config) (p *process, err error) {
 			ed.Invalidate()
 		}
 	}
+	var sc *sched.Scheduler
+	if cfg.HasRole(RoleSched) {
+		sc = &sched.Scheduler{Store: store, Leader: store, HostLostAfter: cfg.HostTimeout, PreviewIdle: cfg.PreviewIdle,
+			Log: log.With("role", "sched")}
+		p.add(role{"sched", sc.Run})
+	}
 	col, err := newGC(ctx, cfg, store, blobs, changed, m, log)
 	if err != nil {
 		return p, err
@@ -145,7 +157,7 @@ func build(ctx context.Context, cfg Config) (p *process, err error) {
 		p.add(loopRole("gc", func(ctx context.Context) { col.Loop(ctx, cfg.GCInterval) }))
 	}
 	if cfg.HasRole(RoleAPI) {
-		srv, ln, err := p.apiServer(cfg, store, blobs, col, bootstrap, metricsHandler, m, ops, limits, changed)
+		srv, ln, err := p.apiServer(cfg, store, blobs, col, bootstrap, metricsHandler, m, ops, limits, changed, sc)
 		if err != nil {
 			return p, err
 		}
@@ -178,7 +190,7 @@ func (p *process) listen(addr, flag string) (net.Listener, error) {
 // probes) and adds the registry's upload sweeper.
 func (p *process) apiServer(cfg Config, store meta.Full, blobs blob.Store, col api.GCRunner, bootstrap string,
 	metricsHandler http.Handler, m *metrics.Metrics, ops func(*http.ServeMux), limits httplimit.Limits,
-	changed func()) (*http.Server, net.Listener, error) {
+	changed func(), sc *sched.Scheduler) (*http.Server, net.Listener, error) {
 	log := cfg.Logger
 	stage := filepath.Join(cfg.DataDir, "staging")
 	os.RemoveAll(stage)
@@ -203,8 +215,21 @@ func (p *process) apiServer(cfg Config, store meta.Full, blobs blob.Store, col a
 		return nil, nil, err
 	}
 	a := api.New(api.Config{Meta: store, Blobs: blobs, Publisher: pub, Token: bootstrap,
-		GC: col, DefaultRetentionDays: &cfg.RetentionDays, Sites: cfg.sites(p.edgeAddr),
-		Images: reg, Derive: der, Hosts: store, HostTimeout: cfg.HostTimeout, Log: log.With("role", "api"), Changed: changed})
-	p.add(loopRole("placer", func(ctx context.Context) { placeLoop(ctx, a, placeInterval) }))
+		GC: col, DefaultRetentionDays: &cfg.RetentionDays, Sites: cfg.sites(p.edgeAddr, p.edgeTLSAddr),
+		Images: reg, Derive: der, Hosts: store, HostTimeout: cfg.HostTimeout, Log: log.With("role", "api"), Changed: changed,
+		Sched: store, RolloutTimeout: cfg.RolloutTimeout, Kick: kickOf(sc)})
+	if sc != nil {
+		// An oci version runs from its rootfs, derived by the API on
+		// demand: a scheduler next to an API places oci deployments.
+		sc.Runnable = a.Runnable
+	}
 	return httplimit.Server(cfg.access("api", log, apiHandler(reg, a, metricsHandler, m, ops)), limits, log), ln, nil
+}
+
+// kickOf is sc's Kick, or nil without a scheduler in this process.
+func kickOf(sc *sched.Scheduler) func() {
+	if sc == nil {
+		return nil
+	}
+	return sc.Kick
 }

@@ -1,7 +1,6 @@
 package server
 
 import (
-	"crypto/tls"
 	"crypto/x509"
 	"fmt"
 	"net"
@@ -40,6 +39,8 @@ func (p *process) edgeTLS(cfg Config, ln net.Listener, store meta.Full, ed *edge
 	p.closers = append(p.closers, func() error { mgr.Stop(); return nil })
 	srv := httplimit.Server(cfg.access("edge-tls", cfg.Logger, m.HTTP("edge-tls", ed)), limits, cfg.Logger)
 	srv.TLSConfig = mgr.TLSConfig()
-	tln := tls.NewListener(caps.listen(srv, ln, "edge-tls"), srv.TLSConfig)
+	// The cap counts the raw connections; CoalesceTLS wraps them after it,
+	// under TLS.
+	tln := edge.CoalesceTLS(srv, caps.listen(srv, ln, "edge-tls"), srv.TLSConfig)
 	return serveRole("edge-tls", srv, tln), mgr.Handler(ed), nil
 }

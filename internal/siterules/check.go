@@ -10,10 +10,10 @@ import (
 )
 
 // CheckDir checks the _redirects and _headers at the root of a site's
-// tree, if any, as Check does. Either must be a regular file of at most
+// tree, if any, as Check does with o. Either must be a regular file of at most
 // MaxFileBytes. Errors about their content wrap ErrInvalid; others are
 // I/O failures.
-func CheckDir(tree string) error {
+func CheckDir(tree string, o Options) error {
 	var data [2][]byte
 	for i, name := range [...]string{RedirectsFile, HeadersFile} {
 		b, err := readRule(filepath.Join(tree, name), name)
@@ -22,7 +22,7 @@ func CheckDir(tree string) error {
 		}
 		data[i] = b
 	}
-	return Check(data[0], data[1])
+	return Check(data[0], data[1], o)
 }
 
 func readRule(p, name string) ([]byte, error) {

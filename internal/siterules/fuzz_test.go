@@ -2,6 +2,7 @@ package siterules
 
 import (
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 )
@@ -14,6 +15,9 @@ func FuzzRedirects(f *testing.F) {
 	f.Add("/* /index.html 200\n", "/x", "")
 	f.Add("/:a/:b /:b/:a 302!\n", "/1/2", "")
 	f.Add("/s q=:v /t?x=:v 307\n", "/s", "q=%20&q=2")
+	f.Add(proxyRedirects, "/api/a/b", "k=v")
+	f.Add("/p/:a/* https://h.example:8443/:a/x/:splat?y=:a 200!\n", "/p/@evil.com/y/z", "q=1")
+	f.Add("/p/* http://h.example?x=:splat 200\n", "/p/a/b", "")
 	f.Fuzz(func(t *testing.T, text, path, query string) {
 		r, errs := Parse([]byte(text), nil)
 		lines := strings.Count(text, "\n") + 2
@@ -31,11 +35,29 @@ func FuzzRedirects(f *testing.F) {
 			if _, valid := statuses[itoa3(m.Status)]; !valid {
 				t.Fatalf("status %d", m.Status)
 			}
+			if m.Proxy {
+				checkProxyTarget(t, text, m)
+				continue
+			}
 			if (m.Status == 200 || m.Status == 404) && !strings.HasPrefix(m.Path, "/") {
 				t.Fatalf("rewrite to %q", m.Path)
 			}
 		}
 	})
+}
+
+// checkProxyTarget: a proxy match is a 200 to an http(s) URL whose host is
+// the one its rule wrote, whatever the request.
+func checkProxyTarget(t *testing.T, text string, m Match) {
+	base, _, _ := strings.Cut(m.Location, "?") // the query is the request's, as sent
+	u, err := url.Parse(base)
+	if m.Status != 200 || err != nil || u.Scheme != "http" && u.Scheme != "https" || u.Host == "" || u.User != nil {
+		t.Fatalf("proxy %+v: %v", m, err)
+	}
+	line := strings.Split(text, "\n")[m.Line-1]
+	if !strings.Contains(line, u.Scheme+"://"+u.Host) {
+		t.Fatalf("proxy to %q from the rule %q", m.Location, line)
+	}
 }
 
 func itoa3(n int) string {

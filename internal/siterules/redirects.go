@@ -16,7 +16,10 @@ type Redirect struct {
 	To     string
 	Status int  // 301 (default), 302, 303, 307, 308; 200: rewrite; 404: not-found page
 	Force  bool // "!": the rule applies even where a file exists
-	Query  []QueryCond
+	// Proxy: a rewrite (200) to an external http(s) URL, which the edge
+	// proxies only for a deployment with proxy_rewrites on.
+	Proxy bool
+	Query []QueryCond
 
 	from     pattern
 	to       []part
@@ -129,15 +132,43 @@ func parseRedirect(line string) (*Redirect, string) {
 			return nil, "target " + strconv.Quote(r.To) + " is not a valid URL"
 		}
 		r.external = true
-		if r.Status == 200 || r.Status == 404 {
-			return nil, "proxying (status " + strconv.Itoa(r.Status) + " to an external URL) is not supported; use a 301, 302, 303, 307 or 308 redirect"
+		switch r.Status {
+		case 200: // allowed or refused by Check's Options
+			if u.User != nil {
+				return nil, "proxy target " + strconv.Quote(r.To) + ": credentials in a URL are not supported"
+			}
+			r.Proxy = true
+		case 404:
+			return nil, "a 404 to an external URL is not supported; proxy with 200, or serve a page of the site"
 		}
 	default:
 		return nil, "target " + strconv.Quote(r.To) + " must be a path starting with / or an http(s) URL"
 	}
 	r.to = parseTarget(r.To, names, r.from.splat)
+	if r.Proxy && !fixedHost(r.To, r.to) {
+		return nil, "proxy target " + strconv.Quote(r.To) + ": placeholders may be used only after the host, in the path or the query"
+	}
 	r.hasQuery = strings.Contains(r.To, "?")
 	return r, ""
+}
+
+// fixedHost reports whether the scheme and host of the external target to
+// end (at a "/" or "?") before its first placeholder, so that no request
+// can choose the host a proxy rule connects to.
+func fixedHost(to string, parts []part) bool {
+	_, rest, _ := strings.Cut(to, "://")
+	end := len(to) - len(rest) + strings.IndexAny(rest, "/?")
+	if end < len(to)-len(rest) { // no path or query: the whole target is fixed
+		end = len(to)
+	}
+	n := 0
+	for _, p := range parts {
+		if p.ref != "" {
+			return n > end
+		}
+		n += len(p.lit)
+	}
+	return true
 }
 
 // isQueryCond tells a key=value query condition from a target.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"net/http"
 	"net/url"
+	"sort"
 	"strconv"
 	"strings"
 )
@@ -16,6 +17,7 @@ type Rules struct {
 	forced    index // redirects with "!"
 	headers   []HeaderRule
 	hix       index
+	proxy     bool // some redirect is a proxy rule
 }
 
 // Parse compiles the contents of _redirects and _headers (either may be
@@ -35,6 +37,7 @@ func Parse(redirects, headers []byte) (*Rules, []error) {
 		if rs[i].Force {
 			r.forced.add(int32(i), &rs[i].from)
 		}
+		r.proxy = r.proxy || rs[i].Proxy
 	}
 	for i := range hs {
 		r.hix.add(int32(i), &hs[i].path)
@@ -45,10 +48,24 @@ func Parse(redirects, headers []byte) (*Rules, []error) {
 // bom is the UTF-8 byte order mark some editors write first.
 var bom = []byte("\ufeff")
 
+// Options are a deployment's settings that decide what Check accepts.
+type Options struct {
+	// Proxy allows rewrites (200) to external http(s) URLs (the
+	// deployment's proxy_rewrites); without it such a rule is refused.
+	Proxy bool
+}
+
 // Check parses both files strictly: nil, or an error wrapping ErrInvalid
 // that names the file and the first refused line (and how many more).
-func Check(redirects, headers []byte) error {
-	_, errs := Parse(redirects, headers)
+func Check(redirects, headers []byte, o Options) error {
+	r, errs := Parse(redirects, headers)
+	if !o.Proxy && r.HasProxy() {
+		errs = append(errs, r.refuseProxies()...)
+		sort.SliceStable(errs, func(i, j int) bool { // file order: redirects first, by line
+			a, b := errs[i].(*LineError), errs[j].(*LineError)
+			return a.File == RedirectsFile && b.File != RedirectsFile || a.File == b.File && a.Line < b.Line
+		})
+	}
 	switch len(errs) {
 	case 0:
 		return nil
@@ -72,6 +89,22 @@ func (r *Rules) HasForced() bool {
 	return r != nil && len(r.forced.exact)+len(r.forced.first)+len(r.forced.any) > 0
 }
 
+// HasProxy reports whether some redirect proxies to an external URL.
+func (r *Rules) HasProxy() bool { return r != nil && r.proxy }
+
+// refuseProxies: one *LineError for each proxy rule.
+func (r *Rules) refuseProxies() []error {
+	var errs []error
+	for i := range r.redirects {
+		if rule := &r.redirects[i]; rule.Proxy {
+			errs = append(errs, &LineError{File: RedirectsFile, Line: rule.Line, Msg: "proxying " + strconv.Quote(rule.From) +
+				" to the external URL " + strconv.Quote(rule.To) + " (status 200) is off for this deployment; " +
+				"turn on proxy_rewrites (cairn deployment set NAME --proxy-rewrites) or redirect with 301, 302, 303, 307 or 308"})
+		}
+	}
+	return errs
+}
+
 // HasRedirects reports whether there is any redirect rule.
 func (r *Rules) HasRedirects() bool { return r != nil && len(r.redirects) > 0 }
 
@@ -82,9 +115,12 @@ type Match struct {
 	// rewrite (200), a not-found page (404) or a redirect to a path.
 	Path string
 	// Location is the Location header of a redirect (3xx): an escaped path
-	// or an absolute URL, with its query string.
+	// or an absolute URL, with its query string; for a proxy rule, the
+	// URL to proxy to.
 	Location string
-	Line     int // of the rule, for logs
+	// Proxy: the rule rewrites (200) to the external URL Location.
+	Proxy bool
+	Line  int // of the rule, for logs
 }
 
 // Redirect returns the first rule in file order that matches the cleaned
@@ -137,7 +173,7 @@ func (r *Rules) Redirect(clean, rawQuery string, forcedOnly bool) (Match, bool) 
 
 // apply builds the target of a matched rule.
 func (rule *Redirect) apply(caps []capture, rawQuery string) Match {
-	m := Match{Status: rule.Status, Line: rule.Line}
+	m := Match{Status: rule.Status, Line: rule.Line, Proxy: rule.Proxy}
 	var b strings.Builder
 	inQuery := false
 	for _, p := range rule.to {
@@ -157,7 +193,7 @@ func (rule *Redirect) apply(caps []capture, rawQuery string) Match {
 		}
 	}
 	target := b.String()
-	if rule.Status == 200 || rule.Status == 404 {
+	if (rule.Status == 200 || rule.Status == 404) && !rule.external {
 		p, _, _ := strings.Cut(target, "?")
 		m.Path = Clean(p)
 		return m

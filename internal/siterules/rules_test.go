@@ -112,14 +112,18 @@ func TestSplatMatchesItsDirectory(t *testing.T) {
 
 func TestRefusedRedirects(t *testing.T) {
 	for line, want := range map[string]string{
-		"/a":                          "no target",
-		"a /b":                        "must start with /",
-		"/a b":                        "must be a path starting with /",
-		"/a /b 418":                   "status",
-		"/a /b 302 Country=au,nz":     "conditions such as Country=",
-		"/admin/* /x 200! Role=admin": "conditions such as Role=",
-		"/blog/* https://blog.example.com/:splat 200":                   "proxying",
-		"/x https://example.com 404":                                    "proxying",
+		"/a":                                     "no target",
+		"a /b":                                   "must start with /",
+		"/a b":                                   "must be a path starting with /",
+		"/a /b 418":                              "status",
+		"/a /b 302 Country=au,nz":                "conditions such as Country=",
+		"/admin/* /x 200! Role=admin":            "conditions such as Role=",
+		"/x https://example.com 404":             "404 to an external URL",
+		"/p/* https://:splat/x 200":              "target", // not a URL, or a host from a placeholder
+		"/p/* https://api.example.com:splat 200": "target",
+		"/p/:h https://:h.example.com/ 200":      "target",
+		"/p/* https://api.example.com#:splat 200":                       "only after the host",
+		"/p https://u:pw@api.example.com/ 200":                          "credentials",
 		"http://blog.example.com/* https://example.com/blog/:splat 301": "domain-level",
 		"/a*b /c":         "splat",
 		"/*/x /c":         "splat",
@@ -144,11 +148,11 @@ func TestRefusedRedirects(t *testing.T) {
 }
 
 func TestCheckNamesTheFirstLine(t *testing.T) {
-	err := Check([]byte("/ok /fine\n/bad\n/x /y 999\n"), []byte("/a\n  Content-Length: 3\n"))
+	err := Check([]byte("/ok /fine\n/bad\n/x /y 999\n"), []byte("/a\n  Content-Length: 3\n"), Options{})
 	if err == nil || err.Error() != "_redirects line 2: no target: want `from to [status][!]` (and 2 more refused lines)" {
 		t.Errorf("Check = %v", err)
 	}
-	if err := Check([]byte(netlifyRedirects), []byte(spaHeaders)); err != nil {
+	if err := Check([]byte(netlifyRedirects), []byte(spaHeaders), Options{}); err != nil {
 		t.Errorf("Check(valid) = %v", err)
 	}
 }

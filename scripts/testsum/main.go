@@ -13,6 +13,13 @@ import (
 	"strings"
 )
 
+// allowedSkips are the tests that may skip under -strict, each with why:
+// the one allowed skip is the run against a real Firecracker, which needs
+// /dev/kvm and a firecracker binary that these hosts cannot have.
+var allowedSkips = map[string]string{
+	"github.com/cairnhq/cairn/internal/runtime/firecracker TestConformanceRealFirecracker": "needs /dev/kvm and a firecracker binary",
+}
+
 type event struct {
 	Action  string
 	Package string
@@ -24,7 +31,7 @@ type event struct {
 func main() {
 	strict := flag.Bool("strict", false, "treat skipped tests as failures")
 	flag.Parse()
-	var passed, failed, skipped int
+	var passed, failed, skipped, allowed int
 	var skips []string
 	out := map[string][]string{} // package/test -> output lines
 	sc := bufio.NewScanner(os.Stdin)
@@ -57,6 +64,11 @@ func main() {
 				failed++
 				fmt.Print(strings.Join(out[key], ""))
 			case "skip":
+				if _, ok := allowedSkips[key]; ok {
+					allowed++
+					fmt.Println("skipped (allowed):", key+": "+lastLine(out[key]))
+					break
+				}
 				skipped++
 				skips = append(skips, key+": "+lastLine(out[key]))
 			}
@@ -66,7 +78,7 @@ func main() {
 	for _, s := range skips {
 		fmt.Println("skipped:", s)
 	}
-	fmt.Printf("tests: %d passed, %d failed, %d skipped\n", passed, failed, skipped)
+	fmt.Printf("tests: %d passed, %d failed, %d skipped\n", passed, failed, skipped+allowed)
 	if failed > 0 || (*strict && skipped > 0) {
 		if *strict && skipped > 0 {
 			fmt.Println("under CI=true a skipped test is a failure")

@@ -58,8 +58,19 @@ func testDeleteDeployment(t *testing.T, s meta.Store) {
 	if v := getVersion(t, s, v1.ID); v.Status != meta.StatusArchived || v.ArchivedAt == nil {
 		t.Errorf("the active version after delete: %s", v.Status)
 	}
-	if v := getVersion(t, s, v2.ID); v.Status != meta.StatusReady {
-		t.Errorf("a ready version after delete: %s", v.Status)
+	// Every version is archived; a ready one keeps its archived_at (its
+	// publish time: retention counts from there).
+	if v := getVersion(t, s, v2.ID); v.Status != meta.StatusArchived || v.ArchivedAt == nil || !v.ArchivedAt.Equal(*v2.ArchivedAt) {
+		t.Errorf("a ready version after delete: %s, archived_at %v (was %v)", v.Status, v.ArchivedAt, v2.ArchivedAt)
+	}
+	if vs, err := s.ListVersions(t.Context(), dep.ID, 100, 0); err != nil {
+		t.Fatal(err)
+	} else {
+		for _, v := range vs {
+			if v.Status != meta.StatusArchived {
+				t.Errorf("version %d after delete: %s", v.VersionNumber, v.Status)
+			}
+		}
 	}
 	e := lastEvent(t, s, dep.ID)
 	if e.Action != meta.ActionDeploymentDelete || e.Actor != "alice" {

@@ -18,6 +18,7 @@ var hostTests = []test{
 	{"Hosts/Placement", testHostPlacement},
 	{"Hosts/Heartbeat", testHostHeartbeat},
 	{"Hosts/ConcurrentPlacement", testHostConcurrentPlacement},
+	{"Hosts/WatchInstances", testWatchInstances},
 }
 
 func hostStore(t *testing.T, s meta.Store) meta.Hosts { return capability[meta.Hosts](t, s) }
@@ -86,8 +87,17 @@ func testHostRegister(t *testing.T, s meta.Store) {
 		t.Errorf("events = %s, want one host.register", actions(evs))
 	}
 	registerHost(t, hs, "b")
+	// A microVM host keeps its acceleration and guest kernel digest.
+	vm := &meta.Host{Host: hostapi.Host{ID: "vm", Driver: "qemu-microvm", Isolation: hostapi.IsolationMicroVM,
+		Accel: "tcg", KernelSHA256: sha("vmlinux")}}
+	if err := hs.RegisterHost(ctx, vm, "token:tok_a"); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := hs.GetHost(ctx, "vm"); err != nil || got.Accel != "tcg" || got.KernelSHA256 != sha("vmlinux") || got.Isolation != hostapi.IsolationMicroVM {
+		t.Fatalf("GetHost(vm) = %+v, %v", got, err)
+	}
 	hosts, err := hs.ListHosts(ctx)
-	if err != nil || len(hosts) != 2 || hosts[0].ID != "b" {
+	if err != nil || len(hosts) != 3 || hosts[0].ID != "b" || hosts[2].Accel != "tcg" {
 		t.Fatalf("ListHosts = %+v, %v", hosts, err)
 	}
 	if _, err := hs.GetHost(ctx, "nope"); !errors.Is(err, meta.ErrNotFound) {
@@ -283,6 +293,13 @@ func testHostHeartbeat(t *testing.T, s meta.Store) {
 	}
 	if i, _ = hs.GetInstance(ctx, "app-1"); len(i.LastLog) != 2 {
 		t.Errorf("last log = %q", i.LastLog)
+	}
+	// Healthy again: the lines go.
+	if err := hs.Heartbeat(ctx, "a", hostapi.Capacity{}, []hostapi.Observed{{ID: "app-1", State: hostapi.StateHealthy, Restarts: 6}}); err != nil {
+		t.Fatal(err)
+	}
+	if i, _ = hs.GetInstance(ctx, "app-1"); len(i.LastLog) != 0 || i.State != hostapi.StateHealthy {
+		t.Errorf("healthy again: last log = %q, state %s", i.LastLog, i.State)
 	}
 	wantChain(t, s)
 }

@@ -54,6 +54,7 @@ var suites = []struct {
 	{"Certs", tests(certTests)},
 	{"Contents", tests(contentTests)},
 	{"Hosts", tests(hostTests)},
+	{"Sched", tests(schedTests)},
 }
 
 // tests is a suite of tests on fresh stores.

@@ -46,6 +46,7 @@ type Store struct {
 	watch   watchers
 	closed  chan struct{}
 	closeMu sync.Once
+	lead    leaders
 }
 
 // Option configures Open.

@@ -12,7 +12,7 @@ import (
 // DefaultRetentionDays replaces a zero retention_days.
 const DefaultRetentionDays = 30
 
-const deploymentCols = `id, name, kind, active_version_id, retention_days, keep_versions, activate_on_push, created_at, deleted_at, spa, clean_urls`
+const deploymentCols = `id, name, kind, active_version_id, retention_days, keep_versions, activate_on_push, created_at, deleted_at, spa, clean_urls, proxy_rewrites`
 
 func scanDeployment(row scanner) (*meta.Deployment, error) {
 	var (
@@ -21,7 +21,7 @@ func scanDeployment(row scanner) (*meta.Deployment, error) {
 		deleted sql.NullInt64
 	)
 	if err := row.Scan(&d.ID, &d.Name, &d.Kind, &d.ActiveVersionID, &d.RetentionDays, &d.KeepVersions,
-		&d.ActivateOnPush, &created, &deleted, &d.SPA, &d.CleanURLs); err != nil {
+		&d.ActivateOnPush, &created, &deleted, &d.SPA, &d.CleanURLs, &d.ProxyRewrites); err != nil {
 		return nil, err
 	}
 	d.CreatedAt = fromNanos(created)
@@ -109,8 +109,8 @@ func (s *Store) prepareDeployment(d *meta.Deployment, policy bool) (meta.Deploym
 // insertDeployment inserts nd with its "deployment.create" event.
 func (s *Store) insertDeployment(ctx context.Context, tx *wtx, nd *meta.Deployment, actor string, detail map[string]any) error {
 	_, err := tx.ExecContext(ctx, s.q(`INSERT INTO deployments (`+deploymentCols+`)
-		VALUES (?, ?, ?, NULL, ?, ?, '', ?, NULL, ?, ?)`),
-		nd.ID, nd.Name, nd.Kind, nd.RetentionDays, nd.KeepVersions, nd.CreatedAt.UnixNano(), nd.SPA, nd.CleanURLs)
+		VALUES (?, ?, ?, NULL, ?, ?, '', ?, NULL, ?, ?, ?)`),
+		nd.ID, nd.Name, nd.Kind, nd.RetentionDays, nd.KeepVersions, nd.CreatedAt.UnixNano(), nd.SPA, nd.CleanURLs, nd.ProxyRewrites)
 	if err != nil {
 		return err
 	}
@@ -187,7 +187,7 @@ func setColumn[T comparable](ctx context.Context, s *Store, id, actor, column st
 	return cur, err
 }
 
-// DeleteDeployment archives the active version, clears the pointer and
+// DeleteDeployment archives every active or ready version, clears the pointer and
 // sets deleted_at, with a "deployment.delete" event; domains pointing at
 // the deployment answer meta.ErrConflict unless force removes them (a
 // "domain.remove" event each). Already deleted: no change.
@@ -223,11 +223,19 @@ func (s *Store) DeleteDeployment(ctx context.Context, id string, force bool, act
 			}
 		}
 		before := d.ActiveVersionID
-		if before != nil {
-			if _, err := tx.ExecContext(ctx, s.q(`UPDATE versions SET status = ?, archived_at = ?
-				WHERE id = ? AND status = ?`), meta.StatusArchived, now.UnixNano(), *before, meta.StatusActive); err != nil {
-				return err
-			}
+		// Every version stops: the active one is archived now; ready ones
+		// keep their archived_at (their publish time), so retention still
+		// counts from there.
+		res, err := tx.ExecContext(ctx, s.q(`UPDATE versions SET status = ?,
+			archived_at = CASE WHEN status = ? OR archived_at IS NULL THEN ? ELSE archived_at END
+			WHERE deployment_id = ? AND status IN (?, ?)`),
+			meta.StatusArchived, meta.StatusActive, now.UnixNano(), d.ID, meta.StatusActive, meta.StatusReady)
+		if err != nil {
+			return err
+		}
+		archived, err := res.RowsAffected()
+		if err != nil {
+			return err
 		}
 		if _, err := tx.ExecContext(ctx, s.q(`UPDATE deployments SET active_version_id = NULL, deleted_at = ? WHERE id = ?`),
 			now.UnixNano(), d.ID); err != nil {
@@ -236,7 +244,7 @@ func (s *Store) DeleteDeployment(ctx context.Context, id string, force bool, act
 		d.ActiveVersionID, d.DeletedAt = nil, &now
 		return s.appendEvent(ctx, tx, meta.Event{
 			At: now, Actor: actor, Action: meta.ActionDeploymentDelete, DeploymentID: d.ID,
-		}, map[string]any{"name": d.Name, "before": before, "domains_removed": hosts})
+		}, map[string]any{"name": d.Name, "before": before, "domains_removed": hosts, "versions_archived": archived})
 	})
 	if err != nil {
 		return nil, s.mapErr(op, err)

@@ -83,7 +83,7 @@ func (s *Store) announce(ctx context.Context, tx *wtx, e meta.Event) error {
 	case meta.ActionPublish, meta.ActionActivate, meta.ActionRollback,
 		meta.ActionDomainAdd, meta.ActionDomainRepoint, meta.ActionCollect,
 		meta.ActionDomainRemove, meta.ActionDeploymentDelete,
-		meta.ActionDeploymentUpdate: // settings the edge serves by (spa, clean_urls)
+		meta.ActionDeploymentUpdate: // settings the edge serves by (spa, clean_urls, proxy_rewrites)
 	default:
 		return nil
 	}

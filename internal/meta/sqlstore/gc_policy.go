@@ -44,11 +44,15 @@ func (s *Store) SetPolicy(ctx context.Context, id string, p meta.Policy, actor s
 			before["clean_urls"], after["clean_urls"] = d.CleanURLs, *p.CleanURLs
 			d.CleanURLs = *p.CleanURLs
 		}
+		if p.ProxyRewrites != nil && *p.ProxyRewrites != d.ProxyRewrites {
+			before["proxy_rewrites"], after["proxy_rewrites"] = d.ProxyRewrites, *p.ProxyRewrites
+			d.ProxyRewrites = *p.ProxyRewrites
+		}
 		if len(after) == 0 {
 			return nil
 		}
-		if _, err := tx.ExecContext(ctx, s.q(`UPDATE deployments SET retention_days = ?, keep_versions = ?, spa = ?, clean_urls = ? WHERE id = ?`),
-			d.RetentionDays, d.KeepVersions, d.SPA, d.CleanURLs, d.ID); err != nil {
+		if _, err := tx.ExecContext(ctx, s.q(`UPDATE deployments SET retention_days = ?, keep_versions = ?, spa = ?, clean_urls = ?, proxy_rewrites = ? WHERE id = ?`),
+			d.RetentionDays, d.KeepVersions, d.SPA, d.CleanURLs, d.ProxyRewrites, d.ID); err != nil {
 			return err
 		}
 		return s.appendEvent(ctx, tx, meta.Event{

@@ -14,7 +14,10 @@ import (
 
 // Hosts, instances and replicas (migration 0015).
 
-const hostCols = `id, hostname, region, driver, isolation, capacity, used, state, agent_url, agent_key, token_id, created_at, last_seen`
+const hostCols = `id, hostname, region, driver, isolation, accel, kernel_sha256, capacity, used, state, agent_url, agent_key, token_id, created_at, last_seen`
+
+// hostReadCols are hostCols and the cache report (0018), as scanHost reads them.
+const hostReadCols = hostCols + `, cached`
 
 const instanceCols = `i.id, i.deployment_id, i.version_id, v.version_number, i.host_id, v.artifact_sha256, i.tree_digest,
 	i.state, i.addr, i.started_at, i.exit_code, i.restarts, i.last_log, i.created_at, i.updated_at`
@@ -34,18 +37,18 @@ func (s *Store) RegisterHost(ctx context.Context, h *meta.Host, actor string) er
 	var out *meta.Host
 	err := s.update(ctx, func(tx *wtx) error {
 		now := s.stamp()
-		old, err := scanHost(tx.QueryRowContext(ctx, s.q(`SELECT `+hostCols+` FROM hosts WHERE id = ?`+s.forUpdate), id))
+		old, err := scanHost(tx.QueryRowContext(ctx, s.q(`SELECT `+hostReadCols+` FROM hosts WHERE id = ?`+s.forUpdate), id))
 		switch {
 		case errors.Is(err, sql.ErrNoRows):
 			old = nil
 			_, err = tx.ExecContext(ctx, s.q(`INSERT INTO hosts (`+hostCols+`)
-				VALUES (?, ?, ?, ?, ?, ?, '{}', ?, ?, ?, ?, ?, ?)`),
-				id, h.Hostname, h.Region, h.Driver, h.Isolation, string(capJSON), hostapi.HostReady,
+				VALUES (?, ?, ?, ?, ?, ?, ?, ?, '{}', ?, ?, ?, ?, ?, ?)`),
+				id, h.Hostname, h.Region, h.Driver, h.Isolation, h.Accel, h.KernelSHA256, string(capJSON), hostapi.HostReady,
 				h.AgentURL, h.AgentKey, h.TokenID, now.UnixNano(), now.UnixNano())
 		case err == nil:
 			_, err = tx.ExecContext(ctx, s.q(`UPDATE hosts SET hostname = ?, region = ?, driver = ?, isolation = ?,
-				capacity = ?, state = ?, agent_url = ?, agent_key = ?, token_id = ?, last_seen = ? WHERE id = ?`),
-				h.Hostname, h.Region, h.Driver, h.Isolation, string(capJSON), hostapi.HostReady,
+				accel = ?, kernel_sha256 = ?, capacity = ?, state = ?, agent_url = ?, agent_key = ?, token_id = ?, last_seen = ? WHERE id = ?`),
+				h.Hostname, h.Region, h.Driver, h.Isolation, h.Accel, h.KernelSHA256, string(capJSON), readyUnlessDraining(old.State),
 				h.AgentURL, h.AgentKey, h.TokenID, now.UnixNano(), id)
 		}
 		if err != nil {
@@ -56,12 +59,12 @@ func (s *Store) RegisterHost(ctx context.Context, h *meta.Host, actor string) er
 				return err
 			}
 			detail := map[string]any{"host_id": id, "hostname": h.Hostname, "region": h.Region,
-				"driver": h.Driver, "isolation": h.Isolation, "capacity": h.Capacity}
+				"driver": h.Driver, "isolation": h.Isolation, "accel": h.Accel, "kernel_sha256": h.KernelSHA256, "capacity": h.Capacity}
 			if err := s.appendEvent(ctx, tx, meta.Event{At: now, Actor: actor, Action: meta.ActionHostRegister}, detail); err != nil {
 				return err
 			}
 		}
-		out, err = scanHost(tx.QueryRowContext(ctx, s.q(`SELECT `+hostCols+` FROM hosts WHERE id = ?`), id))
+		out, err = scanHost(tx.QueryRowContext(ctx, s.q(`SELECT `+hostReadCols+` FROM hosts WHERE id = ?`), id))
 		return err
 	})
 	if err != nil {
@@ -74,13 +77,13 @@ func (s *Store) RegisterHost(ctx context.Context, h *meta.Host, actor string) er
 // GetHost returns one host.
 func (s *Store) GetHost(ctx context.Context, id string) (*meta.Host, error) {
 	return readRow(ctx, s, "get host "+quote(id), func(q Querier) (*meta.Host, error) {
-		return scanHost(q.QueryRowContext(ctx, s.q(`SELECT `+hostCols+` FROM hosts WHERE id = ?`), id))
+		return scanHost(q.QueryRowContext(ctx, s.q(`SELECT `+hostReadCols+` FROM hosts WHERE id = ?`), id))
 	})
 }
 
 // ListHosts returns every host by id.
 func (s *Store) ListHosts(ctx context.Context) ([]meta.Host, error) {
-	out, err := list(ctx, s, scanHost, `SELECT `+hostCols+` FROM hosts ORDER BY id`+s.collateC)
+	out, err := list(ctx, s, scanHost, `SELECT `+hostReadCols+` FROM hosts ORDER BY id`+s.collateC)
 	if err != nil {
 		return nil, s.mapErr("list hosts", err)
 	}
@@ -91,7 +94,7 @@ func (s *Store) ListHosts(ctx context.Context) ([]meta.Host, error) {
 func (s *Store) Heartbeat(ctx context.Context, id string, used hostapi.Capacity, obs []hostapi.Observed) error {
 	usedJSON, _ := json.Marshal(used)
 	err := s.update(ctx, func(tx *wtx) error {
-		h, err := scanHost(tx.QueryRowContext(ctx, s.q(`SELECT `+hostCols+` FROM hosts WHERE id = ?`+s.forUpdate), id))
+		h, err := scanHost(tx.QueryRowContext(ctx, s.q(`SELECT `+hostReadCols+` FROM hosts WHERE id = ?`+s.forUpdate), id))
 		if err != nil {
 			return err
 		}
@@ -102,6 +105,9 @@ func (s *Store) Heartbeat(ctx context.Context, id string, used hostapi.Capacity,
 		}
 		if h.State == hostapi.HostLost {
 			if err := s.bumpPlacement(ctx, tx); err != nil {
+				return err
+			}
+			if err := s.announceInstances(ctx, tx, ""); err != nil {
 				return err
 			}
 			if err := s.appendEvent(ctx, tx, meta.Event{At: now, Actor: "host:" + id, Action: meta.ActionHostRegister},
@@ -129,9 +135,9 @@ func readyUnlessDraining(state string) string {
 // observe applies one observation to the host's instance o.ID, if it is
 // the host's.
 func (s *Store) observe(ctx context.Context, tx *wtx, hostID string, o hostapi.Observed, now time.Time) error {
-	var state, depID, versionID string
-	err := tx.QueryRowContext(ctx, s.q(`SELECT state, deployment_id, version_id FROM instances WHERE id = ? AND host_id = ?`+s.forUpdate),
-		o.ID, hostID).Scan(&state, &depID, &versionID)
+	var state, addr, depID, versionID string
+	err := tx.QueryRowContext(ctx, s.q(`SELECT state, addr, deployment_id, version_id FROM instances WHERE id = ? AND host_id = ?`+s.forUpdate),
+		o.ID, hostID).Scan(&state, &addr, &depID, &versionID)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil // not (or no longer) this host's
 	}
@@ -151,6 +157,8 @@ func (s *Store) observe(ctx context.Context, tx *wtx, hostID string, o hostapi.O
 		e := int64(*o.ExitCode)
 		exit = &e
 	}
+	// The last lines of a failed run are kept until the instance is
+	// healthy again.
 	var lastLog *string
 	if len(o.LastLog) > 0 {
 		b, _ := json.Marshal(o.LastLog)
@@ -158,9 +166,14 @@ func (s *Store) observe(ctx context.Context, tx *wtx, hostID string, o hostapi.O
 		lastLog = &text
 	}
 	if _, err := tx.ExecContext(ctx, s.q(`UPDATE instances SET state = ?, addr = ?, tree_digest = ?, started_at = ?,
-		exit_code = ?, restarts = ?, last_log = COALESCE(?, last_log), updated_at = ? WHERE id = ?`),
-		o.State, o.Addr, o.TreeDigest, started, exit, o.Restarts, lastLog, now.UnixNano(), o.ID); err != nil {
+		exit_code = ?, restarts = ?, last_log = CASE WHEN ? THEN NULL ELSE COALESCE(?, last_log) END, updated_at = ? WHERE id = ?`),
+		o.State, o.Addr, o.TreeDigest, started, exit, o.Restarts, o.State == hostapi.StateHealthy, lastLog, now.UnixNano(), o.ID); err != nil {
 		return err
+	}
+	if o.State != state || o.Addr != addr { // what the router serves by
+		if err := s.announceInstances(ctx, tx, depID); err != nil {
+			return err
+		}
 	}
 	if o.State == hostapi.StateFailed && state != hostapi.StateFailed {
 		return s.appendEvent(ctx, tx, meta.Event{At: now, Actor: "host:" + hostID, Action: meta.ActionInstanceFailed,
@@ -197,12 +210,20 @@ func (s *Store) MarkLostHosts(ctx context.Context, before time.Time, actor strin
 			if _, err := tx.ExecContext(ctx, s.q(`UPDATE hosts SET state = ? WHERE id = ?`), hostapi.HostLost, id); err != nil {
 				return err
 			}
+			// Out of the routable set at once: the router routes healthy ones.
+			if _, err := tx.ExecContext(ctx, s.q(`UPDATE instances SET state = ?, updated_at = ? WHERE host_id = ?`),
+				hostapi.StateStopped, now.UnixNano(), id); err != nil {
+				return err
+			}
 			if err := s.appendEvent(ctx, tx, meta.Event{At: now, Actor: actor, Action: meta.ActionHostLost},
 				map[string]any{"host_id": id}); err != nil {
 				return err
 			}
 		}
 		if len(lost) > 0 {
+			if err := s.announceInstances(ctx, tx, ""); err != nil {
+				return err
+			}
 			return s.bumpPlacement(ctx, tx)
 		}
 		return nil
@@ -248,29 +269,11 @@ func (s *Store) SetReplicas(ctx context.Context, depID string, n int, actor stri
 	}
 	var before int
 	err := s.update(ctx, func(tx *wtx) error {
-		d, err := s.lockDeployment(ctx, tx, depID)
-		if err != nil {
-			return err
-		}
-		before = 0
-		err = tx.QueryRowContext(ctx, s.q(`SELECT replicas FROM deployment_replicas WHERE deployment_id = ?`), d.ID).Scan(&before)
-		if err != nil && !errors.Is(err, sql.ErrNoRows) {
-			return err
-		}
-		if before == n {
-			return nil
-		}
-		if _, err := tx.ExecContext(ctx, s.q(`DELETE FROM deployment_replicas WHERE deployment_id = ?`), d.ID); err != nil {
-			return err
-		}
-		if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO deployment_replicas (deployment_id, replicas) VALUES (?, ?)`), d.ID, n); err != nil {
-			return err
-		}
-		if err := s.bumpPlacement(ctx, tx); err != nil {
-			return err
-		}
-		return s.appendEvent(ctx, tx, meta.Event{At: s.stamp(), Actor: actor, Action: meta.ActionDeploymentScale, DeploymentID: d.ID},
-			map[string]any{"before": before, "after": n})
+		_, err := s.setDesired(ctx, tx, depID, func(d meta.Desired) meta.Desired {
+			before, d.Replicas = d.Replicas, n
+			return d
+		}, actor, true)
+		return err
 	})
 	if err != nil {
 		return 0, s.mapErr("set replicas of "+quote(depID), err)
@@ -299,7 +302,7 @@ func (s *Store) PlacementState(ctx context.Context) (*meta.PlacementState, error
 		if err := q.QueryRowContext(ctx, `SELECT gen FROM placement_gen WHERE id = 1`).Scan(&ps.Gen); err != nil {
 			return err
 		}
-		rows, err := q.QueryContext(ctx, `SELECT `+hostCols+` FROM hosts ORDER BY id`+s.collateC)
+		rows, err := q.QueryContext(ctx, `SELECT `+hostReadCols+` FROM hosts ORDER BY id`+s.collateC)
 		if err != nil {
 			return err
 		}
@@ -319,7 +322,20 @@ func (s *Store) PlacementState(ctx context.Context) (*meta.PlacementState, error
 		}
 		var dep string
 		var n int
-		_, err = forEachRow(rows, []any{&dep, &n}, func() error { ps.Replicas[dep] = n; return nil })
+		if _, err = forEachRow(rows, []any{&dep, &n}, func() error { ps.Replicas[dep] = n; return nil }); err != nil {
+			return err
+		}
+		if ps.Desired, err = s.currentDesired(ctx, q); err != nil {
+			return err
+		}
+		rows, err = q.QueryContext(ctx, s.q(`SELECT `+rolloutCols+rolloutFrom+` WHERE r.state = ? ORDER BY r.id`+s.collateC), meta.RolloutRunning)
+		if err != nil {
+			return err
+		}
+		if ps.Rollouts, err = collectRows(rows, func(r scanner) (meta.Rollout, error) { x, err := scanRollout(r); return deref0(x), err }); err != nil {
+			return err
+		}
+		ps.Wakes, err = s.wakes(ctx, q)
 		return err
 	})
 	if err != nil {
@@ -358,6 +374,9 @@ func (s *Store) ApplyPlacement(ctx context.Context, gen int64, create []meta.New
 				return err
 			}
 			if _, err := tx.ExecContext(ctx, s.q(`DELETE FROM instances WHERE id = ?`), id); err != nil {
+				return err
+			}
+			if err := s.announceInstances(ctx, tx, depID); err != nil {
 				return err
 			}
 			if err := s.appendEvent(ctx, tx, meta.Event{At: now, Actor: actor, Action: meta.ActionInstanceRemove,
@@ -403,12 +422,14 @@ func scanHost(r scanner) (*meta.Host, error) {
 	var (
 		h              meta.Host
 		capJ, usedJ    string
+		cachedJ        string
 		created, lastS int64
 	)
-	if err := r.Scan(&h.ID, &h.Hostname, &h.Region, &h.Driver, &h.Isolation, &capJ, &usedJ, &h.State,
-		&h.AgentURL, &h.AgentKey, &h.TokenID, &created, &lastS); err != nil {
+	if err := r.Scan(&h.ID, &h.Hostname, &h.Region, &h.Driver, &h.Isolation, &h.Accel, &h.KernelSHA256, &capJ, &usedJ, &h.State,
+		&h.AgentURL, &h.AgentKey, &h.TokenID, &created, &lastS, &cachedJ); err != nil {
 		return nil, err
 	}
+	_ = json.Unmarshal([]byte(cachedJ), &h.Cached)
 	_ = json.Unmarshal([]byte(capJ), &h.Capacity)
 	_ = json.Unmarshal([]byte(usedJ), &h.Used)
 	h.CreatedAt, h.LastSeen = fromNanos(created), fromNanos(lastS)

@@ -36,6 +36,15 @@ type Options struct {
 	// without it a release holding one is refused before anything is
 	// written. FIFOs are always allowed.
 	AllowDevices bool
+	// SkipDevices (without AllowDevices) unpacks a release that holds
+	// character or block devices without making them: each is left out
+	// of the tree, and the tree on disk is verified against the TOC's
+	// digest with the devices' entries taken as the TOC gives them (the
+	// rest must be on disk exactly). A host's instance gets its /dev from
+	// its driver (a tmpfs with the standard devices), so a debootstrap
+	// tree's /dev nodes are not needed, and a release never makes a
+	// device node on the host.
+	SkipDevices bool
 	// Concurrency is the number of goroutines decompressing and writing
 	// files; 0 means GOMAXPROCS.
 	Concurrency int
@@ -83,11 +92,12 @@ func Unpack(ctx context.Context, ra io.ReaderAt, size int64, dir string, o Optio
 			removeContents(root)
 		}
 	}()
-	u := unpacker{ctx: ctx, root: root, ra: ra, toc: toc, made: map[string]bool{"": true}}
+	skip := o.SkipDevices && !o.AllowDevices
+	u := unpacker{ctx: ctx, root: root, ra: ra, toc: toc, made: map[string]bool{"": true}, skipDevices: skip}
 	if err := u.run(o.Concurrency); err != nil {
 		return nil, err
 	}
-	got, err := release.RootfsDirDigest(ctx, dir, o.Concurrency)
+	got, err := diskDigest(ctx, dir, toc, skip, o.Concurrency)
 	if err != nil {
 		return nil, err
 	}
@@ -95,6 +105,36 @@ func Unpack(ctx context.Context, ra io.ReaderAt, size int64, dir string, o Optio
 		return nil, fmt.Errorf("%w: %s on disk, %s in the TOC", ErrDigest, got, toc.TreeSHA256)
 	}
 	return toc, nil
+}
+
+// diskDigest is the tree digest of dir as it is on disk; with
+// skipDevices, the TOC's device entries stand in at their places (the
+// tree on disk must then be the TOC's without its devices, in order).
+func diskDigest(ctx context.Context, dir string, toc *release.TOC, skipDevices bool, workers int) (string, error) {
+	if !skipDevices {
+		return release.RootfsDirDigest(ctx, dir, workers)
+	}
+	disk, err := release.RootfsDirEntries(ctx, dir, workers)
+	if err != nil {
+		return "", err
+	}
+	all := make([]release.Entry, 0, len(toc.Entries))
+	for i := range toc.Entries {
+		if e := &toc.Entries[i]; isDevice(e) {
+			all = append(all, *e)
+			continue
+		}
+		if len(disk) == 0 {
+			break // fewer entries on disk: the digest differs
+		}
+		all, disk = append(all, disk[0]), disk[1:]
+	}
+	all = append(all, disk...) // more on disk: the digest differs
+	return release.RootfsTreeDigest(all), nil
+}
+
+func isDevice(e *release.Entry) bool {
+	return e.Type == release.TypeChar || e.Type == release.TypeBlock
 }
 
 // check refuses, before anything is written, a release whose tree does not
@@ -113,7 +153,7 @@ func check(toc *release.TOC, o Options) error {
 		case release.TypeSymlink:
 			k = pathres.Symlink
 		case release.TypeChar, release.TypeBlock:
-			if !o.AllowDevices {
+			if !o.AllowDevices && !o.SkipDevices {
 				return fmt.Errorf("%w: device %q and devices are not allowed", ErrRefused, e.Path)
 			}
 		case release.TypeHardlink:
@@ -146,11 +186,12 @@ func removeContents(root *os.Root) {
 }
 
 type unpacker struct {
-	ctx  context.Context
-	root *os.Root
-	ra   io.ReaderAt
-	toc  *release.TOC
-	made map[string]bool // directories created
+	ctx         context.Context
+	root        *os.Root
+	ra          io.ReaderAt
+	toc         *release.TOC
+	made        map[string]bool // directories created
+	skipDevices bool
 }
 
 func (u *unpacker) run(workers int) error {
@@ -221,6 +262,9 @@ func fileMode(mode uint32) fs.FileMode {
 }
 
 func (u *unpacker) other(e *release.Entry) error {
+	if u.skipDevices && isDevice(e) {
+		return nil
+	}
 	if err := u.mkdir(parent(e.Path)); err != nil {
 		return err
 	}

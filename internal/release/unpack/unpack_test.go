@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -127,5 +128,46 @@ func TestUnpackNotEmpty(t *testing.T) {
 	os.WriteFile(filepath.Join(o.root, "x"), nil, 0o644)
 	if _, err := unpackBytes(sample(t), o.root, Options{AllowDevices: true}); err == nil {
 		t.Fatal("unpacked into a directory that is not empty")
+	}
+}
+
+// TestUnpackSkipDevices: with SkipDevices a release holding devices
+// unpacks without them (nothing made on the host), and the tree is still
+// verified: the TOC's device entries stand in for them, everything else
+// must be on disk as the TOC says.
+func TestUnpackSkipDevices(t *testing.T) {
+	requireRoot(t)
+	o := newOutside(t)
+	toc, err := unpackBytes(sample(t), o.root, Options{SkipDevices: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.check(t)
+	for _, p := range []string{"dev/null", "dev/loop9"} {
+		if _, err := os.Lstat(filepath.Join(o.root, p)); !os.IsNotExist(err) {
+			t.Errorf("%s: %v; want it left out", p, err)
+		}
+	}
+	if fi, err := os.Lstat(filepath.Join(o.root, "run/initctl")); err != nil || fi.Mode()&os.ModeNamedPipe == 0 {
+		t.Errorf("the fifo: %v %v", fi, err)
+	}
+	ctx := context.Background()
+	if got, err := diskDigest(ctx, o.root, toc, true, 2); err != nil || got != toc.TreeSHA256 {
+		t.Fatalf("digest with the devices standing in: %s %v, want %s", got, err, toc.TreeSHA256)
+	}
+	// A change on disk beyond the devices is seen.
+	extra := filepath.Join(o.root, "dev", "extra")
+	os.WriteFile(extra, []byte("x"), 0o644)
+	if got, _ := diskDigest(ctx, o.root, toc, true, 2); got == toc.TreeSHA256 {
+		t.Error("an extra file went unnoticed")
+	}
+	os.Remove(extra)
+	os.Chmod(filepath.Join(o.root, "etc/shadow"), 0o644)
+	if got, _ := diskDigest(ctx, o.root, toc, true, 2); got == toc.TreeSHA256 {
+		t.Error("a changed mode went unnoticed")
+	}
+	// Without either option the release is refused.
+	if _, err := unpackBytes(sample(t), t.TempDir(), Options{}); !errors.Is(err, ErrRefused) {
+		t.Errorf("devices without an option: %v, want ErrRefused", err)
 	}
 }

@@ -210,7 +210,7 @@ func (c *Cache) fetch(ctx context.Context, sha string) error {
 	if err := os.MkdirAll(tree, 0o755); err != nil {
 		return err
 	}
-	toc, err := unpack.Unpack(ctx, f, size, tree, unpack.Options{})
+	toc, err := unpack.Unpack(ctx, f, size, tree, unpack.Options{SkipDevices: true})
 	if err != nil {
 		return err
 	}
@@ -274,6 +274,18 @@ func (c *Cache) Has(sha string) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.entries[sha] != nil
+}
+
+// Releases returns the sha256s of the releases the cache holds, sorted.
+func (c *Cache) Releases() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make([]string, 0, len(c.entries))
+	for sha := range c.entries {
+		out = append(out, sha)
+	}
+	sort.Strings(out)
+	return out
 }
 
 // TreeDir is where release sha's tree is (or would be) unpacked.

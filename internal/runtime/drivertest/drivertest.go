@@ -19,11 +19,27 @@ import (
 	"github.com/cairnhq/cairn/internal/runtime/runtimetest"
 )
 
-// Run runs the suite. newDriver returns a Driver keeping its state in
-// dir; called twice with one dir, the second must find what the first
-// started.
+// Options of a run of the suite.
+type Options struct {
+	// Boot bounds the time from Start to the first HTTP answer, and from
+	// a signal to the instance's end; default 10s. MicroVMs under TCG
+	// need far more.
+	Boot time.Duration
+}
+
+// Run runs the suite with the default Options. newDriver returns a
+// Driver keeping its state in dir; called twice with one dir, the second
+// must find what the first started.
 func Run(t *testing.T, newDriver func(t *testing.T, dir string) cruntime.Driver) {
+	RunWith(t, Options{}, newDriver)
+}
+
+// RunWith runs the suite with o.
+func RunWith(t *testing.T, o Options, newDriver func(t *testing.T, dir string) cruntime.Driver) {
 	runtimetest.Need(t)
+	if o.Boot <= 0 {
+		o.Boot = 10 * time.Second
+	}
 	ctx := context.Background()
 	state := t.TempDir()
 	d := newDriver(t, state)
@@ -59,7 +75,7 @@ func Run(t *testing.T, newDriver func(t *testing.T, dir string) cruntime.Driver)
 	}
 	waitStopped := func(t *testing.T, id string) cruntime.Status {
 		t.Helper()
-		deadline := time.Now().Add(10 * time.Second)
+		deadline := time.Now().Add(o.Boot)
 		for {
 			s, err := d.Status(ctx, id)
 			if err != nil {
@@ -83,7 +99,7 @@ func Run(t *testing.T, newDriver func(t *testing.T, dir string) cruntime.Driver)
 		if st, err := d.Status(ctx, s.ID); err != nil || !st.Running || st.Pid == 0 {
 			t.Fatalf("Status = %+v, %v; want running", st, err)
 		}
-		if body := runtimetest.WaitHTTP(t, url(s), 10*time.Second); body != "ok hi\n" {
+		if body := runtimetest.WaitHTTP(t, url(s), o.Boot); body != "ok hi\n" {
 			t.Fatalf("body %q", body)
 		}
 		if err := d.Start(ctx, s); err == nil {
@@ -100,7 +116,7 @@ func Run(t *testing.T, newDriver func(t *testing.T, dir string) cruntime.Driver)
 		if err := d.Start(ctx, s); err != nil {
 			t.Fatal(err)
 		}
-		runtimetest.WaitHTTP(t, url(s), 10*time.Second)
+		runtimetest.WaitHTTP(t, url(s), o.Boot)
 		if err := d.Delete(ctx, s.ID, true); err != nil {
 			t.Fatal(err)
 		}
@@ -132,7 +148,7 @@ func Run(t *testing.T, newDriver func(t *testing.T, dir string) cruntime.Driver)
 		if err != nil || !st.Running {
 			t.Fatalf("new driver: Status = %+v, %v", st, err)
 		}
-		runtimetest.WaitHTTP(t, url(s), 10*time.Second)
+		runtimetest.WaitHTTP(t, url(s), o.Boot)
 		if err := d2.Signal(ctx, s.ID, syscall.SIGTERM); err != nil {
 			t.Fatal(err)
 		}

@@ -17,25 +17,31 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"time"
 
 	"github.com/containernetworking/cni/libcni"
+	"github.com/containernetworking/cni/pkg/invoke"
 	"github.com/containernetworking/cni/pkg/types"
 	types100 "github.com/containernetworking/cni/pkg/types/100"
+	"github.com/containernetworking/cni/pkg/version"
 	"golang.org/x/sys/unix"
 )
 
 // Config of the host network.
 type Config struct {
-	Bridge    string   // "cairn0"
-	Subnet    string   // "10.89.0.0/16"
-	PluginDir []string // default /usr/lib/cni, /opt/cni/bin
-	Dir       string   // where namespaces are bound and host-local keeps its leases
+	Bridge    string        // "cairn0"
+	Subnet    string        // "10.89.0.0/16"
+	PluginDir []string      // default /usr/lib/cni, /opt/cni/bin
+	Dir       string        // where namespaces are bound and host-local keeps its leases
+	Pool      int           // spare namespaces kept ready per egress mode (pool.go); 0: none
+	PoolDelay time.Duration // quiet time after a Take before the pool is refilled; 0: 1 s
 }
 
 // Manager makes and removes instance namespaces.
 type Manager struct {
-	cfg Config
-	cni *libcni.CNIConfig
+	cfg  Config
+	cni  *libcni.CNIConfig
+	pool pool
 }
 
 // New returns a Manager.
@@ -46,15 +52,26 @@ func New(cfg Config) (*Manager, error) {
 	if cfg.Subnet == "" {
 		cfg.Subnet = "10.89.0.0/16"
 	}
+	if cfg.PoolDelay <= 0 {
+		cfg.PoolDelay = time.Second
+	}
 	if len(cfg.PluginDir) == 0 {
 		cfg.PluginDir = []string{"/usr/lib/cni", "/opt/cni/bin"}
 	}
-	for _, d := range []string{"ns", "ipam", "cache"} {
+	for _, d := range []string{"ns", "ipam", "cache", "alias"} {
 		if err := os.MkdirAll(filepath.Join(cfg.Dir, d), 0o700); err != nil {
 			return nil, err
 		}
 	}
-	return &Manager{cfg: cfg, cni: libcni.NewCNIConfigWithCacheDir(cfg.PluginDir, filepath.Join(cfg.Dir, "cache"), nil)}, nil
+	// The exec is given, not left to libcni: it fills a nil one lazily,
+	// unguarded, and Add runs from several goroutines.
+	exec := &invoke.DefaultExec{RawExec: &invoke.RawExec{Stderr: os.Stderr}, PluginDecoder: version.PluginDecoder{}}
+	m := &Manager{cfg: cfg, cni: libcni.NewCNIConfigWithCacheDir(cfg.PluginDir, filepath.Join(cfg.Dir, "cache"), exec)}
+	m.pool.spare, m.pool.want = map[bool][]string{}, map[bool]bool{}
+	if err := m.reclaim(context.Background()); err != nil {
+		return nil, fmt.Errorf("release spare namespaces of an earlier process: %w", err)
+	}
+	return m, nil
 }
 
 // Path is where id's namespace is bound.
@@ -72,7 +89,7 @@ func (m *Manager) conf(egress bool) (*libcni.NetworkConfigList, error) {
 }
 
 func (m *Manager) rt(id string) *libcni.RuntimeConf {
-	return &libcni.RuntimeConf{ContainerID: id, NetNS: m.Path(id), IfName: "eth0"}
+	return &libcni.RuntimeConf{ContainerID: m.cid(id), NetNS: m.Path(id), IfName: "eth0"}
 }
 
 // Add makes id's namespace if it does not exist and gives it an address;
@@ -123,16 +140,17 @@ func (m *Manager) Del(ctx context.Context, id string, egress bool) error {
 	if err != nil {
 		return err
 	}
-	var errs []error
-	if _, err := os.Stat(m.Path(id)); err == nil {
-		errs = append(errs, m.cni.DelNetworkList(ctx, conf, m.rt(id)))
-	} else {
-		// The namespace is gone: release the address all the same.
-		rt := m.rt(id)
-		rt.NetNS = ""
-		errs = append(errs, m.cni.DelNetworkList(ctx, conf, rt))
+	rt := m.rt(id)
+	if _, err := os.Stat(m.Path(id)); err != nil {
+		rt.NetNS = "" // the namespace is gone: release the address all the same
 	}
-	errs = append(errs, m.unbind(id))
+	delErr := m.cni.DelNetworkList(ctx, conf, rt)
+	errs := []error{delErr, m.unbind(id)}
+	if delErr == nil { // the alias names the address until it is released
+		if err := os.Remove(m.aliasPath(id)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			errs = append(errs, err)
+		}
+	}
 	return errors.Join(errs...)
 }
 

@@ -6,12 +6,10 @@
 package runtimetest
 
 import (
-	"archive/tar"
 	"bytes"
 	"context"
 	"fmt"
 	"hash/fnv"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -147,17 +145,23 @@ func (a *Artifacts) Add(sha string, b []byte) {
 // t), removed when t ends.
 func Net(t testing.TB, dir string) *netns.Manager {
 	t.Helper()
+	m, err := netns.New(NetConfig(t, dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// NetConfig is the config of Net, for a test that makes its Managers
+// itself (one per simulated agent process); the bridge goes when t ends.
+func NetConfig(t testing.TB, dir string) netns.Config {
 	h := fnv.New32a()
 	h.Write([]byte(t.Name()))
 	n := h.Sum32()
 	bridge := fmt.Sprintf("ct%06x", n&0xffffff)
 	subnet := fmt.Sprintf("10.%d.%d.0/24", 200+n%50, (n>>8)%256)
-	m, err := netns.New(netns.Config{Bridge: bridge, Subnet: subnet, Dir: dir})
-	if err != nil {
-		t.Fatal(err)
-	}
 	t.Cleanup(func() { exec.Command("ip", "link", "del", bridge).Run() })
-	return m
+	return netns.Config{Bridge: bridge, Subnet: subnet, Dir: dir}
 }
 
 // Get answers GET url's body, or the error, within a second.
@@ -190,46 +194,4 @@ func WaitHTTP(t testing.TB, url string, within time.Duration) string {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-}
-
-// PackNoDevices packs dir as a rootfs release without its device nodes
-// (a debootstrap tree's /dev): hosts refuse releases that hold devices,
-// and an instance's /dev is a tmpfs its driver makes.
-func PackNoDevices(t testing.TB, dir string) (*release.Result, []byte) {
-	t.Helper()
-	pr, pw := io.Pipe()
-	go func() {
-		tr, tw := io.Pipe()
-		go func() { tw.CloseWithError(release.WriteRootfsTar(context.Background(), dir, tw, nil)) }()
-		in := tar.NewReader(tr)
-		out := tar.NewWriter(pw)
-		for {
-			h, err := in.Next()
-			if err == io.EOF {
-				pw.CloseWithError(out.Close())
-				return
-			}
-			if err != nil {
-				pw.CloseWithError(err)
-				return
-			}
-			if h.Typeflag == tar.TypeChar || h.Typeflag == tar.TypeBlock {
-				continue
-			}
-			if err := out.WriteHeader(h); err == nil {
-				_, err = io.Copy(out, in)
-			}
-			if err != nil {
-				pw.CloseWithError(err)
-				tr.CloseWithError(err)
-				return
-			}
-		}
-	}()
-	var buf bytes.Buffer
-	res, err := release.PackRootfsTar(context.Background(), pr, &buf, release.RootfsOptions{ScratchDir: t.TempDir()})
-	if err != nil {
-		t.Fatalf("pack %s: %v", dir, err)
-	}
-	return res, buf.Bytes()
 }

@@ -1,4 +1,5 @@
-// hostapp is the app of the agent tests: it answers on $PORT with its pid,
+// hostapp is the app of the agent tests: it answers on $PORT with its pid
+// (or $BODY),
 // logs one line per request, and exits with status 3 on /crash.
 package main
 
@@ -15,7 +16,12 @@ func main() {
 		log.Print("crashing at start")
 		os.Exit(3)
 	}
+	body := os.Getenv("BODY") // answered instead of the pid when set
 	http.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		if body != "" {
+			fmt.Fprintln(w, body)
+			return
+		}
 		log.Printf("request %s", r.URL.RequestURI())
 		fmt.Fprintf(w, "pid %d\n", os.Getpid())
 	})

@@ -24,6 +24,9 @@ func main() {
 				}
 				keep = append(keep, b)
 			}
+		case "spin":
+			for n := 0; ; n++ {
+			}
 		case "sleep":
 			time.Sleep(time.Hour)
 			return
@@ -85,6 +88,20 @@ func main() {
 			c.Wait()
 		}
 		fmt.Fprintf(w, "%d %v", len(cmds), err)
+	})
+	http.HandleFunc("/burn", func(w http.ResponseWriter, r *http.Request) {
+		// ?procs=N processes spin until the instance ends (many, so that
+		// they want more than their limit on a busy host too).
+		n, _ := strconv.Atoi(r.URL.Query().Get("procs"))
+		for range max(n, 1) {
+			c := exec.Command("/probe", "spin")
+			c.Env = []string{"GOMAXPROCS=1"}
+			if err := c.Start(); err != nil {
+				fmt.Fprint(w, err)
+				return
+			}
+		}
+		fmt.Fprint(w, "burning")
 	})
 	http.HandleFunc("/log", func(w http.ResponseWriter, r *http.Request) {
 		fmt.Println(r.URL.Query().Get("line"))
