@@ -82,6 +82,9 @@ type Store interface {
 type Config struct {
 	Meta  Store
 	Blobs blob.Store
+	// Strays, if set, lists the copies Blobs keeps beyond what its List
+	// reads (a multi-region replica.Store), for the orphan sweep.
+	Strays blob.StrayLister
 	// Grace is how long a release stays marked before it may be collected,
 	// and how long a blob must be seen as an orphan before it is deleted.
 	Grace time.Duration

@@ -42,7 +42,7 @@ func (r *run) deleteBlob(ctx context.Context, sha string, deadline time.Time) (i
 // longer than the grace period. Only sha256 blobs are considered; those the
 // registry references, leased or claimed are not orphans. A store with
 // copies in several regions also lists the copies its primary does not hold
-// (blob.StrayLister).
+// (Config.Strays).
 func (r *run) orphans(ctx context.Context) error {
 	type cand struct {
 		sha, reason string
@@ -72,7 +72,7 @@ func (r *run) orphans(ctx context.Context) error {
 	if err := r.c.cfg.Blobs.List(ctx, consider); err != nil {
 		return err
 	}
-	if sl, ok := r.c.cfg.Blobs.(blob.StrayLister); ok {
+	if sl := r.c.cfg.Strays; sl != nil {
 		known := func(d digest.Digest) bool { return listed[d] }
 		if err := sl.ListStrays(ctx, known, consider); err != nil {
 			return err

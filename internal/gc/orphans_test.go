@@ -115,7 +115,7 @@ func TestOrphanStrays(t *testing.T) {
 		}
 	}
 	stray := digest.FromBytes([]byte("stray copy"))
-	c, err := gc.New(gc.Config{Meta: e.meta, Blobs: rs, Grace: time.Hour, Now: e.clock.Now})
+	c, err := gc.New(gc.Config{Meta: e.meta, Blobs: rs, Strays: rs, Grace: time.Hour, Now: e.clock.Now})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -40,10 +40,11 @@ import (
 )
 
 // Store is what the router reads: hosts, instances and replica counts in
-// one snapshot. A Store that is also a meta.Wakes lets versions sleep
-// (scale to zero, see wake.go).
+// one snapshot; and the wakes through which versions sleep (scale to zero,
+// see wake.go).
 type Store interface {
 	PlacementState(ctx context.Context) (*meta.PlacementState, error)
+	meta.Wakes
 }
 
 // Tuning of the proxy. Instances sit on the same network as the edge (the
@@ -114,9 +115,7 @@ func New(cfg Config) *Router {
 		}
 		return c, nil
 	}
-	if w, ok := cfg.Store.(meta.Wakes); ok {
-		rt.wakes.store = w
-	}
+	rt.wakes.store = cfg.Store
 	rt.tr = &http.Transport{
 		DialContext:           rt.dial,
 		MaxIdleConns:          0, // bounded per instance

@@ -20,6 +20,7 @@ type Store interface {
 	meta.Hosts
 	meta.Scheduling
 	meta.Wakes
+	meta.Watcher // a change (another process's wake, a heartbeat) starts the next run at once
 	GetDeployment(ctx context.Context, id string) (*meta.Deployment, error)
 	GetVersion(ctx context.Context, id string) (*meta.Version, error)
 }
@@ -133,12 +134,9 @@ func (s *Scheduler) lead(ctx context.Context, lost <-chan struct{}) {
 	defer t.Stop()
 	// A store that announces changes (another process's wake, a heartbeat
 	// that moves an instance) makes the next run start at once.
-	var changes <-chan struct{}
-	if w, ok := s.Store.(meta.Watcher); ok {
-		wctx, cancel := context.WithCancel(ctx)
-		defer cancel()
-		changes = w.Watch(wctx)
-	}
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	changes := s.Store.Watch(wctx)
 	for {
 		if err := s.Once(ctx); err != nil && ctx.Err() == nil {
 			s.log().Warn("scheduler", "err", err)

@@ -16,7 +16,10 @@ import (
 // byte is deleted. It first releases what dead instances of this host held
 // (lease.ReleaseDead).
 func newGC(ctx context.Context, cfg Config, store gc.Store, blobs blob.Store, changed func(), m *metrics.Metrics, log *slog.Logger) (*gc.Collector, error) {
-	col, err := gc.New(gc.Config{Meta: store, Blobs: blobs, Grace: cfg.GCGrace, Drain: cfg.GCDrain,
+	// Several regions (openRegions): the orphan sweep lists the copies
+	// the primary's List does not read.
+	strays, _ := blobs.(blob.StrayLister)
+	col, err := gc.New(gc.Config{Meta: store, Blobs: blobs, Strays: strays, Grace: cfg.GCGrace, Drain: cfg.GCDrain,
 		Metrics: m, Log: log.With("role", "gc"), Changed: changed})
 	if err != nil {
 		return nil, err
