@@ -88,6 +88,11 @@ func TestRunLeavesNothing(t *testing.T) {
 			cfg.Logger = quiet()
 			cfg.APIAddr, cfg.EdgeAddr, cfg.MetricsAddr = "127.0.0.1:0", "127.0.0.1:0", freeAddr(t)
 			cfg.GCInterval, cfg.TmpSweepInterval = 50*time.Millisecond, 50*time.Millisecond
+			// Every role on: two regions run the replicator; the TLS
+			// listener runs the certificate manager (its ACME directory
+			// is never reached: no domain asks for a certificate).
+			cfg.Blobs = "one=file://" + t.TempDir() + ",two=file://" + t.TempDir()
+			cfg.EdgeTLSAddr, cfg.ACMECA = "127.0.0.1:0", "https://127.0.0.1:1/directory"
 			if c.fail >= 0 {
 				cfg.testRoles = []role{{"doomed", func(ctx context.Context) error {
 					time.Sleep(c.fail)
