@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -126,12 +127,13 @@ func (s *binServer) pushImage(t *testing.T, repo, tag, password string) string {
 }
 
 // principals of the matrix, in order.
-var principals = []string{"none", "bad", "expired", "revoked", "admin", "read", "deploy:a", "deploy:b", "push:a", "pull:a"}
+var principals = []string{"none", "bad", "expired", "revoked", "admin", "read", "deploy:a", "deploy:b", "push:a", "pull:a", "agent"}
 
-// TestScopeMatrix runs every /v1 route and the main /v2 routes against a
-// server process, as each principal: no token, an unknown one, an expired
-// one, a revoked one, the bootstrap admin (the token file) and tokens
-// with the scopes read, deploy:a, deploy:b, push:a and pull:a. A route
+// TestScopeMatrix runs every /v1 route (checked against the routes
+// internal/api serves) and every /v2 endpoint against a server process, as
+// each principal: no token, an unknown one, an expired one, a revoked one,
+// the bootstrap admin (the token file) and tokens with the scopes read,
+// deploy:a, deploy:b, push:a, pull:a and agent. A route
 // answers its status to the principals allowed to call it, 403 to the
 // other valid tokens and 401 to the rest. This is the table of
 // docs/design.md, "Threat model: tokens and scopes".
@@ -169,7 +171,7 @@ func TestScopeMatrix(t *testing.T) {
 
 	auth := map[string]string{"none": "", "bad": "Bearer cairn_" + strings.Repeat("0", 64), "admin": "Bearer " + s.token}
 	ids, secrets := map[string]string{}, map[string]string{}
-	for _, p := range []string{"read", "deploy:a", "deploy:b", "push:a", "pull:a"} {
+	for _, p := range []string{"read", "deploy:a", "deploy:b", "push:a", "pull:a", "agent"} {
 		id, secret, _ := s.mint(t, "", p)
 		auth[p], ids[p], secrets[p] = "bearer "+secret, id, secret // the scheme in lower case
 	}
@@ -183,7 +185,7 @@ func TestScopeMatrix(t *testing.T) {
 		ctJSON = "application/json"
 	)
 	zero := "sha256:" + strings.Repeat("0", 64)
-	all := []string{"admin", "read", "deploy:a", "deploy:b", "push:a", "pull:a"}
+	all := []string{"admin", "read", "deploy:a", "deploy:b", "push:a", "pull:a", "agent"}
 	apiReaders := []string{"admin", "read", "deploy:a", "deploy:b"}
 	readA := []string{"admin", "read", "deploy:a"}
 	deployA := []string{"admin", "deploy:a"}
@@ -191,6 +193,9 @@ func TestScopeMatrix(t *testing.T) {
 	pushA := []string{"admin", "push:a"}
 	admin := []string{"admin"}
 	readAll := []string{"admin", "read"}
+	agent := []string{"admin", "agent"}
+	readOrAgent := []string{"admin", "read", "agent"}
+	sha0 := strings.Repeat("0", 64)
 	routes := []struct {
 		method, path, ctype, body string
 		allowed                   []string
@@ -208,7 +213,23 @@ func TestScopeMatrix(t *testing.T) {
 		{"POST", "/v1/deployments/a/rollback", ctJSON, `{"version_number":1}`, deployA, 200},
 		{"GET", "/v1/deployments/a/history", "", "", readA, 200},
 		{"GET", "/v1/releases/" + v1.ArtifactSHA256, "", "", readAll, 200},
-		{"GET", "/v1/releases/" + v1.ArtifactSHA256 + "/artifact", "", "", readAll, 200},
+		{"GET", "/v1/releases/" + v1.ArtifactSHA256 + "/artifact", "", "", readOrAgent, 200},
+		{"GET", "/v1/releases/" + sha0 + "/erofs", "", "", readOrAgent, 404},
+		{"GET", "/v1/deployments/a/versions/1/rootfs", "", "", readA, 200},
+		{"POST", "/v1/deployments/a/publishes", ctJSON, `{`, deployA, 400},
+		{"PUT", "/v1/deployments/a/publishes/pub_none/contents/" + sha0, "application/octet-stream", "x", deployA, 404},
+		{"POST", "/v1/deployments/a/publishes/pub_none/commit", ctJSON, `{}`, deployA, 404},
+		{"DELETE", "/v1/deployments/a/publishes/pub_none", "", "", deployA, 404},
+		{"POST", "/v1/hosts", ctJSON, `{`, agent, 400},
+		{"GET", "/v1/hosts", "", "", readAll, 200},
+		{"POST", "/v1/hosts/host_none/heartbeat", ctJSON, `{}`, agent, 404},
+		{"GET", "/v1/hosts/host_none/desired", "", "", agent, 404},
+		{"POST", "/v1/hosts/host_none/drain", "", "", admin, 404},
+		{"GET", "/v1/deployments/a/instances", "", "", readA, 200},
+		{"GET", "/v1/deployments/a/instances/inst_none/logs", "", "", readA, 404},
+		{"GET", "/v1/deployments/a/desired", "", "", readA, 200},
+		{"GET", "/v1/deployments/a/rollouts", "", "", readA, 200},
+		{"GET", "/v1/deployments/a/rollouts/ro_none", "", "", readA, 404},
 		{"POST", "/v1/domains", ctJSON, `{"hostname":"a.example.test","deployment":"a"}`, admin, 409},
 		{"GET", "/v1/domains", "", "", apiReaders, 200},
 		{"GET", "/v1/domains/a.example.test", "", "", readA, 200},
@@ -233,6 +254,42 @@ func TestScopeMatrix(t *testing.T) {
 		{"POST", "/v2/a/blobs/uploads/", "", "", pushA, 202},
 		{"PUT", "/v2/a/manifests/v1", mf.MediaType, string(manifest), pushA, 201},
 		{"DELETE", "/v2/a/manifests/" + zero, "", "", pushA, 404},
+		{"HEAD", "/v2/a/blobs/" + mf.Config.Digest, "", "", pullA, 200},
+		{"DELETE", "/v2/a/blobs/" + zero, "", "", pushA, 404},
+		{"GET", "/v2/a/referrers/" + zero, "", "", pullA, 200},
+		{"POST", "/v2/a/blobs/uploads/?mount=" + mf.Config.Digest + "&from=a", "", "", pushA, 201},
+		{"GET", "/v2/a/blobs/uploads/none", "", "", pushA, 404},
+		{"PATCH", "/v2/a/blobs/uploads/none", "application/octet-stream", "x", pushA, 404},
+		{"PUT", "/v2/a/blobs/uploads/none?digest=" + zero, "application/octet-stream", "", pushA, 404},
+		{"DELETE", "/v2/a/blobs/uploads/none", "", "", pushA, 404},
+	}
+	// Every route internal/api serves is in the matrix.
+	param := regexp.MustCompile(`\{[a-z0-9_]+\}`)
+	files, _ := filepath.Glob("../api/*.go")
+	served := 0
+	for _, f := range files {
+		src, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range regexp.MustCompile(`a\.handle\("([A-Z]+) (/[^"]*)"`).FindAllSubmatch(src, -1) {
+			served++
+			parts := param.Split(string(m[2]), -1)
+			for i := range parts {
+				parts[i] = regexp.QuoteMeta(parts[i])
+			}
+			re := regexp.MustCompile("^" + strings.Join(parts, `[^/?]+`) + `(\?.*)?$`)
+			covered := false
+			for _, r := range routes {
+				covered = covered || r.method == string(m[1]) && re.MatchString(r.path)
+			}
+			if !covered {
+				t.Errorf("the matrix does not call %s %s (%s)", m[1], m[2], f)
+			}
+		}
+	}
+	if served < 40 {
+		t.Fatalf("found only %d routes in internal/api", served)
 	}
 	time.Sleep(time.Until(at) + 10*time.Millisecond) // the expired token is past its expiry
 	for _, r := range routes {
