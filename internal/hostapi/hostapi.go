@@ -152,3 +152,48 @@ type Runtime interface {
 type CacheReporter interface {
 	CachedReleases() []string
 }
+
+// Build is one build a host runs (docs/design.md, "Sources, builds and
+// rebuilds"): the builder's rootfs release is the root, read-only below
+// a layer of the build's own; the source snapshot (a static-format
+// release) is copied to /src; Command runs as `/bin/sh -c Command` in
+// /src with umask 022, no network (a namespace with loopback only), and
+// a fixed environment: PATH, HOME=/root, LANG and LC_ALL C.UTF-8, TZ UTC,
+// SOURCE_DATE_EPOCH, then Env. When it exits 0, the directory Output
+// (relative to /src) is packed as a static release.
+type Build struct {
+	ID              string            `json:"id"`           // bld_…: the build record's id
+	Builder         string            `json:"builder"`      // sha256 (hex) of the builder's rootfs release
+	BuilderTree     string            `json:"builder_tree"` // its tree digest, verified on the host
+	Source          string            `json:"source"`       // sha256 (hex) of the source snapshot
+	SourceTree      string            `json:"source_tree"`  // its tree digest, verified on the host
+	Command         string            `json:"command"`
+	Output          string            `json:"output"` // a directory relative to /src; "." is /src
+	Env             map[string]string `json:"env,omitempty"`
+	SourceDateEpoch int64             `json:"source_date_epoch"`
+	Timeout         string            `json:"timeout"` // a Go duration: the command is killed past it
+	Limits          Limits            `json:"limits"`
+}
+
+// BuildResult is what a host reports of a build it ran.
+type BuildResult struct {
+	ExitCode int `json:"exit_code"` // the command's; -1 if it did not end by itself (killed at its timeout)
+	// Error says why the build failed when its exit code does not: "timed
+	// out after 10m0s", "output dist: not a directory", "killed: out of
+	// memory". Empty when the build succeeded.
+	Error      string `json:"error,omitempty"`
+	SHA256     string `json:"sha256,omitempty"` // of the packed output, when it was packed
+	DurationMS int64  `json:"duration_ms"`      // of the command
+}
+
+// Builder is a Runtime that runs builds.
+type Builder interface {
+	// Build runs b to its end. The command's stdout and stderr go to log
+	// as they come. When it exits 0, its output is packed into artifact
+	// (a static release, release.PackDir) and SHA256 is the artifact's.
+	// A build that fails (exit code, timeout, no output directory) is a
+	// BuildResult with Error or a non-zero ExitCode, not an error; error
+	// is for the host's own failures (fetching the builder, mounting).
+	// Nothing of a build is left on the host once Build returns.
+	Build(ctx context.Context, b Build, artifact io.Writer, log io.Writer) (BuildResult, error)
+}
