@@ -25,4 +25,5 @@ type Full interface {
 	Wakes
 	Leader
 	ContentIndex
+	Builds
 }

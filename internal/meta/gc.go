@@ -28,7 +28,16 @@ const (
 	RootRetention    = "retention"     // archived less than retention_days ago
 )
 
-var rootRank = map[string]int{RootLease: 0, RootRegistry: 1, RootActive: 2, RootDomain: 3, RootKeepVersions: 4, RootRetention: 5, RootDerived: 6}
+// RootSource: a version's source snapshot, inside the deployment's
+// source_retention_days from the version's publish (collected or not).
+// RootBuilder: the builder of a build made from a snapshot so rooted.
+const (
+	RootSource  = "source"
+	RootBuilder = "builder"
+)
+
+var rootRank = map[string]int{RootLease: 0, RootRegistry: 1, RootActive: 2, RootDomain: 3, RootKeepVersions: 4, RootRetention: 5,
+	RootDerived: 6, RootSource: 7, RootBuilder: 8}
 
 // Root is why a release must be kept: the strongest root found, and the
 // version that holds it (none for lease and registry).
@@ -46,6 +55,24 @@ type GCDeployment struct {
 	ActiveVersionID *string
 	RetentionDays   int
 	KeepVersions    int
+	// SourceRetentionDays: how long the snapshots of its versions are kept.
+	SourceRetentionDays int
+}
+
+// GCSource is a version (collected or not) whose source_sha256 names a
+// stored snapshot.
+type GCSource struct {
+	DeploymentID  string
+	VersionID     string
+	VersionNumber int64
+	SHA256        string
+	CreatedAt     time.Time
+}
+
+// GCBuilder says that a succeeded build ran Builder on snapshot Source.
+type GCBuilder struct {
+	Source  string
+	Builder string
 }
 
 // GCVersion is what root finding needs of a version that is not collected.
@@ -87,6 +114,8 @@ type GCSnapshot struct {
 	External    map[string]bool      // sha256s the registry references
 	Orphans     map[string]time.Time // digest ("sha256:…") → first seen as an orphan
 	Derived     []Derived            // derived artifacts (see Roots)
+	Sources     []GCSource           // versions with a source snapshot
+	Builders    []GCBuilder          // which builders built from which snapshots
 }
 
 // Roots returns the strongest root of every release that has one at now;
@@ -152,7 +181,34 @@ func (s *GCSnapshot) Roots(now time.Time) map[string]Root {
 		}
 	}
 	s.deriveRoots(held, add)
+	s.sourceRoots(now, add)
 	return roots
+}
+
+// sourceRoots roots each snapshot inside its deployment's
+// source_retention_days from its version's publish, and the builders of
+// the builds made from the snapshots so rooted.
+func (s *GCSnapshot) sourceRoots(now time.Time, add func(string, Root)) {
+	days := map[string]int{}
+	for _, d := range s.Deployments {
+		days[d.ID] = d.SourceRetentionDays
+	}
+	rooted := map[string]Root{}
+	for _, v := range s.Sources {
+		until := v.CreatedAt.Add(time.Duration(days[v.DeploymentID]) * 24 * time.Hour)
+		if _, ok := days[v.DeploymentID]; !ok || !now.Before(until) {
+			continue
+		}
+		r := Root{Reason: RootSource, DeploymentID: v.DeploymentID, VersionID: v.VersionID, VersionNumber: v.VersionNumber, Until: &until}
+		add(v.SHA256, r)
+		rooted[v.SHA256] = r
+	}
+	for _, b := range s.Builders {
+		if r, ok := rooted[b.Source]; ok {
+			r.Reason = RootBuilder
+			add(b.Builder, r)
+		}
+	}
 }
 
 // deriveRoots roots each derived artifact whose source a version roots
@@ -265,6 +321,8 @@ type Policy struct {
 	SPA           *bool // the site settings of a static deployment
 	CleanURLs     *bool
 	ProxyRewrites *bool
+	// SourceRetentionDays: how long source snapshots are kept (0 allowed).
+	SourceRetentionDays *int
 }
 
 // Policies is implemented by stores that keep retention_days exactly as

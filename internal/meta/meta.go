@@ -82,6 +82,10 @@ type Deployment struct {
 	// such a publish is refused and the edge never proxies (static
 	// deployments).
 	ProxyRewrites bool `json:"proxy_rewrites"`
+	// SourceRetentionDays: how long the source snapshot of a version is
+	// kept after its publish (default 365), longer than its release, so
+	// that a collected version can be restored by a rebuild.
+	SourceRetentionDays int `json:"source_retention_days"`
 	// URL is where the edge serves the deployment, made by the API from its
 	// public edge URL (static deployments only; not stored).
 	URL string `json:"url,omitempty"`
@@ -128,6 +132,14 @@ type Version struct {
 	PreviewURL string `json:"preview_url,omitempty"`
 	// Runtime is how a dynamic (rootfs) version runs; nil for static.
 	Runtime *Runtime `json:"runtime,omitempty"`
+	// SourceSnapshot: SourceSHA256 names a stored source snapshot (not
+	// just the digest of an upload), kept for the deployment's
+	// source_retention_days.
+	SourceSnapshot bool `json:"source_snapshot"`
+	// Build is how the platform built the version (nil: built elsewhere),
+	// Rebuild its newest rebuild's verdict (nil: never rebuilt).
+	Build   *VersionBuild `json:"build,omitempty"`
+	Rebuild *Rebuild      `json:"rebuild,omitempty"`
 }
 
 // Runtime are the settings a runtime host starts a dynamic version with.
@@ -203,6 +215,10 @@ type NewVersion struct {
 	Activate     bool     // make it the active version in the same transaction
 	Actor        string
 	Warnings     []string // what the publish warned about, kept in the record
+	// SourceSnapshot: SourceSHA256 names a stored source snapshot; Build
+	// records the platform build that made the version.
+	SourceSnapshot bool
+	Build          *VersionBuild
 	// NewDeployment, when set, is created in the same transaction, with its
 	// "deployment.create" event, as CreateDeploymentWithPolicy does
 	// (RetentionDays and KeepVersions stored as given), and DeploymentID is

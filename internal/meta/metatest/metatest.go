@@ -55,6 +55,7 @@ var suites = []struct {
 	{"Contents", tests(contentTests)},
 	{"Hosts", tests(hostTests)},
 	{"Sched", tests(schedTests)},
+	{"Builds", tests(buildTests)},
 }
 
 // tests is a suite of tests on fresh stores.

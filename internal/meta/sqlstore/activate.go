@@ -68,22 +68,22 @@ func (s *Store) CreateVersion(ctx context.Context, nv meta.NewVersion) (*meta.Ve
 			ID: newID("ver_"), DeploymentID: d.ID, VersionNumber: n, Status: meta.StatusReady,
 			SourceSHA256: nv.SourceSHA256, ArtifactURI: rel.URI, ArtifactSHA256: rel.SHA256,
 			ArtifactManifest: nv.Manifest, CreatedAt: now, ArchivedAt: &now, Warnings: nv.Warnings,
-			Runtime: nv.Runtime,
+			Runtime: nv.Runtime, SourceSnapshot: nv.SourceSnapshot, Build: nv.Build,
 		}
-		var runtime *string
-		if nv.Runtime != nil {
-			b, err := json.Marshal(nv.Runtime)
-			if err != nil {
-				return err
-			}
-			runtime = new(string(b))
+		runtime, err := jsonOrNull(nv.Runtime)
+		if err != nil {
+			return err
+		}
+		build, err := jsonOrNull(nv.Build)
+		if err != nil {
+			return err
 		}
 		m := v.ArtifactManifest
 		if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO versions (`+versionCols+`)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?)`),
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?, ?, ?, NULL)`),
 			v.ID, v.DeploymentID, v.VersionNumber, v.Status, v.SourceSHA256, v.ArtifactURI,
 			v.ArtifactSHA256, m.Files, m.TotalBytes, m.Entrypoint, now.UnixNano(), now.UnixNano(), runtime,
-			encodeWarnings(nv.Warnings)); err != nil {
+			encodeWarnings(nv.Warnings), nv.SourceSnapshot, build); err != nil {
 			return err
 		}
 		err = s.appendEvent(ctx, tx, meta.Event{
@@ -111,6 +111,18 @@ func (s *Store) CreateVersion(ctx context.Context, nv meta.NewVersion) (*meta.Ve
 		*nv.NewDeployment = nd
 	}
 	return v, nil
+}
+
+// jsonOrNull is v as a JSON text, or nil (SQL NULL) for a nil pointer.
+func jsonOrNull[T any](v *T) (*string, error) {
+	if v == nil {
+		return nil, nil
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	return new(string(b)), nil
 }
 
 // putRelease inserts r unless its sha256 is known and returns the stored row,
@@ -144,6 +156,14 @@ func (s *Store) putRelease(ctx context.Context, tx *wtx, d *meta.Deployment, r m
 	stored, err := s.releaseBySHA(ctx, tx, r.SHA256)
 	if err != nil {
 		return nil, err
+	}
+	if stored.Kind == meta.KindSource && d.Kind == meta.KindStatic {
+		// A snapshot is in the static format: the same bytes published as
+		// a site make it a static release (its source roots stay).
+		if _, err := tx.ExecContext(ctx, s.q(`UPDATE releases SET kind = ? WHERE sha256 = ?`), meta.KindStatic, r.SHA256); err != nil {
+			return nil, err
+		}
+		stored.Kind = meta.KindStatic
 	}
 	if stored.Kind != d.Kind {
 		return nil, invalid("release %s is a %s release, deployment %q is %s", r.SHA256, stored.Kind, d.Name, d.Kind)

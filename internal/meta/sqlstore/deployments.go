@@ -12,7 +12,7 @@ import (
 // DefaultRetentionDays replaces a zero retention_days.
 const DefaultRetentionDays = 30
 
-const deploymentCols = `id, name, kind, active_version_id, retention_days, keep_versions, activate_on_push, created_at, deleted_at, spa, clean_urls, proxy_rewrites`
+const deploymentCols = `id, name, kind, active_version_id, retention_days, keep_versions, activate_on_push, created_at, deleted_at, spa, clean_urls, proxy_rewrites, source_retention_days`
 
 func scanDeployment(row scanner) (*meta.Deployment, error) {
 	var (
@@ -21,7 +21,7 @@ func scanDeployment(row scanner) (*meta.Deployment, error) {
 		deleted sql.NullInt64
 	)
 	if err := row.Scan(&d.ID, &d.Name, &d.Kind, &d.ActiveVersionID, &d.RetentionDays, &d.KeepVersions,
-		&d.ActivateOnPush, &created, &deleted, &d.SPA, &d.CleanURLs, &d.ProxyRewrites); err != nil {
+		&d.ActivateOnPush, &created, &deleted, &d.SPA, &d.CleanURLs, &d.ProxyRewrites, &d.SourceRetentionDays); err != nil {
 		return nil, err
 	}
 	d.CreatedAt = fromNanos(created)
@@ -88,6 +88,8 @@ func (s *Store) prepareDeployment(d *meta.Deployment, policy bool) (meta.Deploym
 		return meta.Deployment{}, nil, invalid("negative retention_days")
 	case d.KeepVersions < 0:
 		return meta.Deployment{}, nil, invalid("negative keep_versions")
+	case d.SourceRetentionDays < 0:
+		return meta.Deployment{}, nil, invalid("negative source_retention_days")
 	}
 	nd := *d
 	if nd.ID == "" {
@@ -95,6 +97,9 @@ func (s *Store) prepareDeployment(d *meta.Deployment, policy bool) (meta.Deploym
 	}
 	if nd.RetentionDays == 0 && !policy {
 		nd.RetentionDays = DefaultRetentionDays
+	}
+	if nd.SourceRetentionDays == 0 {
+		nd.SourceRetentionDays = meta.DefaultSourceRetentionDays
 	}
 	nd.ActiveVersionID = nil
 	nd.ActivateOnPush = ""
@@ -109,8 +114,9 @@ func (s *Store) prepareDeployment(d *meta.Deployment, policy bool) (meta.Deploym
 // insertDeployment inserts nd with its "deployment.create" event.
 func (s *Store) insertDeployment(ctx context.Context, tx *wtx, nd *meta.Deployment, actor string, detail map[string]any) error {
 	_, err := tx.ExecContext(ctx, s.q(`INSERT INTO deployments (`+deploymentCols+`)
-		VALUES (?, ?, ?, NULL, ?, ?, '', ?, NULL, ?, ?, ?)`),
-		nd.ID, nd.Name, nd.Kind, nd.RetentionDays, nd.KeepVersions, nd.CreatedAt.UnixNano(), nd.SPA, nd.CleanURLs, nd.ProxyRewrites)
+		VALUES (?, ?, ?, NULL, ?, ?, '', ?, NULL, ?, ?, ?, ?)`),
+		nd.ID, nd.Name, nd.Kind, nd.RetentionDays, nd.KeepVersions, nd.CreatedAt.UnixNano(), nd.SPA, nd.CleanURLs, nd.ProxyRewrites,
+		nd.SourceRetentionDays)
 	if err != nil {
 		return err
 	}

@@ -83,6 +83,12 @@ func (s *Store) snapshot(ctx context.Context, tx Querier, snap *meta.GCSnapshot,
 	if snap.Derived, err = s.derivedRows(ctx, tx, ``); err != nil {
 		return err
 	}
+	if snap.Sources, err = s.gcSources(ctx, tx, ``); err != nil {
+		return err
+	}
+	if snap.Builders, err = s.gcBuilders(ctx, tx, ``); err != nil {
+		return err
+	}
 	orows, err := tx.QueryContext(ctx, `SELECT digest, first_seen_at FROM gc_orphans`)
 	if err != nil {
 		return err
@@ -100,7 +106,7 @@ func (s *Store) snapshot(ctx context.Context, tx Querier, snap *meta.GCSnapshot,
 
 // gcDeployments appends the deployments matching where (empty: all).
 func (s *Store) gcDeployments(ctx context.Context, q Querier, out *[]meta.GCDeployment, where string, args ...any) error {
-	query := `SELECT id, active_version_id, retention_days, keep_versions FROM deployments`
+	query := `SELECT id, active_version_id, retention_days, keep_versions, source_retention_days FROM deployments`
 	if where != "" {
 		query += " WHERE " + where
 	}
@@ -109,7 +115,7 @@ func (s *Store) gcDeployments(ctx context.Context, q Querier, out *[]meta.GCDepl
 		return err
 	}
 	var d meta.GCDeployment
-	_, err = forEachRow(rows, []any{&d.ID, &d.ActiveVersionID, &d.RetentionDays, &d.KeepVersions}, func() error {
+	_, err = forEachRow(rows, []any{&d.ID, &d.ActiveVersionID, &d.RetentionDays, &d.KeepVersions, &d.SourceRetentionDays}, func() error {
 		*out = append(*out, d) // Scan allocates a fresh ActiveVersionID per row
 		return nil
 	})
@@ -136,6 +142,45 @@ func (s *Store) gcVersions(ctx context.Context, q Querier, out *[]meta.GCVersion
 			return nil
 		})
 	return err
+}
+
+// gcSources lists the versions (collected or not) with a source
+// snapshot, of sha256 sha ("": every one).
+func (s *Store) gcSources(ctx context.Context, q Querier, sha string) ([]meta.GCSource, error) {
+	query, args := `SELECT deployment_id, id, version_number, source_sha256, created_at FROM versions WHERE source_snapshot`, []any{}
+	if sha != "" {
+		query, args = query+` AND source_sha256 = ?`, append(args, sha)
+	}
+	rows, err := q.QueryContext(ctx, s.q(query), args...)
+	if err != nil {
+		return nil, err
+	}
+	return collectRows(rows, func(row scanner) (meta.GCSource, error) {
+		var (
+			v       meta.GCSource
+			created int64
+		)
+		err := row.Scan(&v.DeploymentID, &v.VersionID, &v.VersionNumber, &v.SHA256, &created)
+		v.CreatedAt = fromNanos(created)
+		return v, err
+	})
+}
+
+// gcBuilders lists which builders succeeded builds ran on which
+// snapshots, those of builder sha ("": every one).
+func (s *Store) gcBuilders(ctx context.Context, q Querier, sha string) ([]meta.GCBuilder, error) {
+	query, args := `SELECT DISTINCT source_sha256, builder_sha256 FROM builds WHERE state = ?`, []any{meta.BuildSucceeded}
+	if sha != "" {
+		query, args = query+` AND builder_sha256 = ?`, append(args, sha)
+	}
+	rows, err := q.QueryContext(ctx, s.q(query), args...)
+	if err != nil {
+		return nil, err
+	}
+	return collectRows(rows, func(row scanner) (meta.GCBuilder, error) {
+		var b meta.GCBuilder
+		return b, row.Scan(&b.Source, &b.Builder)
+	})
 }
 
 // strings calls fn with each value of a one-column query.

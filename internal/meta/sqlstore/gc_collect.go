@@ -95,10 +95,59 @@ func (f *rootFinder) rootOf(ctx context.Context, sha string) (*meta.Root, error)
 		}
 		snap.Versions = append(snap.Versions, vs...)
 	}
+	if err := f.addSources(ctx, snap, sha); err != nil {
+		return nil, err
+	}
 	if r, ok := snap.Roots(f.now)[sha]; ok {
 		return &r, nil
 	}
 	return nil, nil
+}
+
+// addSources adds to snap what roots sha as a source snapshot or as a
+// builder: the versions with sha as their snapshot, the succeeded builds
+// that ran sha as their builder and the versions of their snapshots, and
+// those versions' deployments.
+func (f *rootFinder) addSources(ctx context.Context, snap *meta.GCSnapshot, sha string) error {
+	s, tx := f.s, f.tx
+	var err error
+	if snap.Builders, err = s.gcBuilders(ctx, tx, sha); err != nil {
+		return err
+	}
+	for _, x := range append([]string{sha}, sourcesOf(snap.Builders)...) {
+		vs, err := s.gcSources(ctx, tx, x)
+		if err != nil {
+			return err
+		}
+		snap.Sources = append(snap.Sources, vs...)
+	}
+	have := map[string]bool{}
+	for _, d := range snap.Deployments {
+		have[d.ID] = true
+	}
+	for _, v := range snap.Sources {
+		if have[v.DeploymentID] {
+			continue
+		}
+		have[v.DeploymentID] = true
+		d, ok := f.deps[v.DeploymentID]
+		if !ok {
+			if err := s.gcDeployments(ctx, tx, &d, `id = ?`, v.DeploymentID); err != nil {
+				return err
+			}
+			f.deps[v.DeploymentID] = d
+		}
+		snap.Deployments = append(snap.Deployments, d...)
+	}
+	return nil
+}
+
+func sourcesOf(bs []meta.GCBuilder) []string {
+	var out []string
+	for _, b := range bs {
+		out = append(out, b.Source)
+	}
+	return out
 }
 
 // MarkCollecting marks each unrooted release of shas collecting at now and

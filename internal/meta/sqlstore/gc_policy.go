@@ -18,8 +18,9 @@ func (s *Store) CreateDeploymentWithPolicy(ctx context.Context, d *meta.Deployme
 // on the deployment's versions (see lockRoots), and it for it.
 func (s *Store) SetPolicy(ctx context.Context, id string, p meta.Policy, actor string) (*meta.Deployment, error) {
 	op := "set policy of " + quote(id)
-	if (p.RetentionDays != nil && *p.RetentionDays < 0) || (p.KeepVersions != nil && *p.KeepVersions < 0) {
-		return nil, s.mapErr(op, invalid("negative retention_days or keep_versions"))
+	if (p.RetentionDays != nil && *p.RetentionDays < 0) || (p.KeepVersions != nil && *p.KeepVersions < 0) ||
+		(p.SourceRetentionDays != nil && *p.SourceRetentionDays < 0) {
+		return nil, s.mapErr(op, invalid("negative retention_days, keep_versions or source_retention_days"))
 	}
 	var d *meta.Deployment
 	err := s.update(ctx, func(tx *wtx) error {
@@ -48,11 +49,16 @@ func (s *Store) SetPolicy(ctx context.Context, id string, p meta.Policy, actor s
 			before["proxy_rewrites"], after["proxy_rewrites"] = d.ProxyRewrites, *p.ProxyRewrites
 			d.ProxyRewrites = *p.ProxyRewrites
 		}
+		if p.SourceRetentionDays != nil && *p.SourceRetentionDays != d.SourceRetentionDays {
+			before["source_retention_days"], after["source_retention_days"] = d.SourceRetentionDays, *p.SourceRetentionDays
+			d.SourceRetentionDays = *p.SourceRetentionDays
+		}
 		if len(after) == 0 {
 			return nil
 		}
-		if _, err := tx.ExecContext(ctx, s.q(`UPDATE deployments SET retention_days = ?, keep_versions = ?, spa = ?, clean_urls = ?, proxy_rewrites = ? WHERE id = ?`),
-			d.RetentionDays, d.KeepVersions, d.SPA, d.CleanURLs, d.ProxyRewrites, d.ID); err != nil {
+		if _, err := tx.ExecContext(ctx, s.q(`UPDATE deployments SET retention_days = ?, keep_versions = ?, spa = ?, clean_urls = ?,
+			proxy_rewrites = ?, source_retention_days = ? WHERE id = ?`),
+			d.RetentionDays, d.KeepVersions, d.SPA, d.CleanURLs, d.ProxyRewrites, d.SourceRetentionDays, d.ID); err != nil {
 			return err
 		}
 		return s.appendEvent(ctx, tx, meta.Event{

@@ -13,7 +13,7 @@ const DefaultVersionLimit = 100
 
 const versionCols = `id, deployment_id, version_number, status, source_sha256, artifact_uri,
 	artifact_sha256, manifest_files, manifest_total_bytes, manifest_entrypoint,
-	created_at, archived_at, collected_at, runtime, warnings`
+	created_at, archived_at, collected_at, runtime, warnings, source_snapshot, build, rebuild`
 
 func scanVersion(row scanner) (*meta.Version, error) {
 	var (
@@ -22,10 +22,11 @@ func scanVersion(row scanner) (*meta.Version, error) {
 		archived, collected *int64
 		runtime             *string
 		warnings            string
+		build, rebuild      *string
 	)
 	err := row.Scan(&v.ID, &v.DeploymentID, &v.VersionNumber, &v.Status, &v.SourceSHA256,
 		&v.ArtifactURI, &v.ArtifactSHA256, &v.ArtifactManifest.Files, &v.ArtifactManifest.TotalBytes,
-		&v.ArtifactManifest.Entrypoint, &created, &archived, &collected, &runtime, &warnings)
+		&v.ArtifactManifest.Entrypoint, &created, &archived, &collected, &runtime, &warnings, &v.SourceSnapshot, &build, &rebuild)
 	if err != nil {
 		return nil, err
 	}
@@ -38,6 +39,18 @@ func scanVersion(row scanner) (*meta.Version, error) {
 	if warnings != "" {
 		if err := json.Unmarshal([]byte(warnings), &v.Warnings); err != nil {
 			return nil, fmt.Errorf("version %s: warnings: %w", v.ID, err)
+		}
+	}
+	if build != nil {
+		v.Build = new(meta.VersionBuild)
+		if err := json.Unmarshal([]byte(*build), v.Build); err != nil {
+			return nil, fmt.Errorf("version %s: build: %w", v.ID, err)
+		}
+	}
+	if rebuild != nil {
+		v.Rebuild = new(meta.Rebuild)
+		if err := json.Unmarshal([]byte(*rebuild), v.Rebuild); err != nil {
+			return nil, fmt.Errorf("version %s: rebuild: %w", v.ID, err)
 		}
 	}
 	v.CreatedAt = fromNanos(created)
