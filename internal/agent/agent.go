@@ -150,6 +150,10 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	a.cfg.Log.Info("agent registered", "host", a.HostID(), "driver", a.cfg.Runtime.Driver(), "logs", adv)
 	go a.watch(ctx)
+	// Builds run in containers (the runc driver), not in microVMs.
+	if b, ok := a.cfg.Runtime.(hostapi.Builder); ok && a.cfg.Runtime.Isolation() == hostapi.IsolationContainer {
+		go a.builds(ctx, b)
+	}
 	// The heartbeat has a loop of its own: a reconcile that takes long (a
 	// microVM's start or power-down, a stop's grace) must not make the
 	// host look lost. It reports the last reconciled view.

@@ -70,6 +70,9 @@ type Config struct {
 	// RolloutTimeout is a rollout's deadline when the request gives none
 	// (--rollout-timeout; 0: 5 minutes).
 	RolloutTimeout time.Duration
+	// Builds keeps source snapshots, builds, rebuilds and restores; nil
+	// answers 501 on their routes.
+	Builds meta.Builds
 }
 
 // API is the v1 HTTP handler.
@@ -157,6 +160,7 @@ func (a *API) routes() {
 	a.handle("DELETE /v1/tokens/{id}", needAdmin, a.revokeToken)
 	a.hostRoutes()
 	a.schedRoutes()
+	a.buildRoutes()
 	// Every other request. A pattern without a method matches any method,
 	// so this one also takes a known path asked with a wrong method, which
 	// unrouted answers 405 with Allow, as the mux would without it.

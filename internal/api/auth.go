@@ -28,6 +28,7 @@ const (
 	needDeployDomain                 // the {hostname} domain's deployment: as needDeploy
 	needAgent                        // admin, agent: a host agent's calls
 	needReadOrAgent                  // admin, read, agent: releases an agent fetches
+	needReadBuild                    // the {id} build's deployment: as needReadDeployment
 )
 
 // authenticate returns the principal of r's bearer token: 401 without one
@@ -79,13 +80,13 @@ func (a *API) permit(r *http.Request, p *token.Principal, need access) error {
 		}
 		return forbidden(p, "read, deploy:<deployment> or admin")
 	}
-	read := need == needReadDeployment || need == needReadVersion || need == needReadDomain
+	read := need == needReadDeployment || need == needReadVersion || need == needReadDomain || need == needReadBuild
 	if read && p.ReadsAll() {
 		return nil
 	}
 	name, key, err := a.ownerName(r.Context(), r, need)
 	if errors.Is(err, meta.ErrNotFound) {
-		if need == needReadDomain || need == needDeployDomain || need == needReadVersion {
+		if need == needReadDomain || need == needDeployDomain || need == needReadVersion || need == needReadBuild {
 			// The key is a hostname or a version id, not a deployment:
 			// only a token that reads everything learns it does not exist.
 			return forbidden(p, "read or admin (it names none of this token's deployments)")
@@ -117,6 +118,17 @@ func (a *API) ownerName(ctx context.Context, r *http.Request, need access) (name
 			return "", key, err
 		}
 		depID = v.DeploymentID
+	case needReadBuild:
+		// A build names its deployment, which its first success creates.
+		key = r.PathValue("id")
+		if a.cfg.Builds == nil {
+			return "", key, meta.ErrNotFound
+		}
+		b, err := a.cfg.Builds.GetBuild(ctx, key)
+		if err != nil {
+			return "", key, err
+		}
+		return b.Deployment, key, nil
 	case needReadDomain, needDeployDomain:
 		key = strings.ToLower(r.PathValue("hostname"))
 		dom, err := m.GetDomain(ctx, key)

@@ -134,6 +134,9 @@ func (a *API) patchDeployment(w http.ResponseWriter, r *http.Request) error {
 		SPA            *bool   `json:"spa"` // static deployments: see meta.Deployment
 		CleanURLs      *bool   `json:"clean_urls"`
 		ProxyRewrites  *bool   `json:"proxy_rewrites"`
+		// how long source snapshots are kept (docs/design.md, "Sources,
+		// builds and rebuilds")
+		SourceRetentionDays *int `json:"source_retention_days"`
 		// rootfs (and oci) deployments: the desired state (replicas, cpu, …)
 		DesiredPatch
 	}
@@ -162,6 +165,11 @@ func (a *API) patchDeployment(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 	}
+	if in.SourceRetentionDays != nil {
+		if n := *in.SourceRetentionDays; n < 0 || n > maxRetentionDays {
+			return badRequest("source_retention_days must be between 0 and %d", maxRetentionDays)
+		}
+	}
 	if err := a.patchDesired(r, d, &in.DesiredPatch); err != nil {
 		return err
 	}
@@ -171,7 +179,7 @@ func (a *API) patchDeployment(w http.ResponseWriter, r *http.Request) error {
 		}
 	}
 	if d, err = a.setPolicy(r.Context(), d, meta.Policy{RetentionDays: in.RetentionDays, KeepVersions: in.KeepVersions,
-		SPA: in.SPA, CleanURLs: in.CleanURLs, ProxyRewrites: in.ProxyRewrites}); err != nil {
+		SPA: in.SPA, CleanURLs: in.CleanURLs, ProxyRewrites: in.ProxyRewrites, SourceRetentionDays: in.SourceRetentionDays}); err != nil {
 		return err
 	}
 	a.cfg.Changed() // the edge serves by spa, clean_urls and proxy_rewrites

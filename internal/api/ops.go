@@ -31,6 +31,12 @@ var ops = map[string]string{
 	"POST /v1/hosts":                                          "host.register",
 	"POST /v1/hosts/{id}/heartbeat":                           "host.heartbeat",
 	"POST /v1/hosts/{id}/drain":                               "host.drain",
+	"PUT /v1/deployments/{dep}/sources/{sha}":                 "source.put",
+	"POST /v1/deployments/{dep}/builds":                       "build.create",
+	"POST /v1/deployments/{dep}/versions/{n}/rebuild":         "rebuild",
+	"POST /v1/deployments/{dep}/versions/{n}/restore":         "restore",
+	"POST /v1/hosts/{id}/builds/claim":                        "build.claim",
+	"POST /v1/hosts/{id}/builds/{bid}/result":                 "build.result",
 }
 
 // logOp logs a successful operation of route pattern, if it is one.
@@ -47,7 +53,7 @@ func (a *API) logOp(pattern string, r *http.Request, p *token.Principal) {
 		}
 	}
 	level := slog.LevelInfo
-	if op == "host.heartbeat" { // every host, every 2 s
+	if op == "host.heartbeat" || op == "build.claim" { // every host, every 2 s; every idle host, every 30 s
 		level = slog.LevelDebug
 	}
 	a.log.LogAttrs(r.Context(), level, "api: "+op, attrs...)

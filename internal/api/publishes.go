@@ -84,13 +84,18 @@ func (a *API) commitPublish(w http.ResponseWriter, r *http.Request) error {
 			return badRequest("activate must be true or false")
 		}
 	}
+	source, err := a.sourceParam(r)
+	if err != nil {
+		return err
+	}
 	id := r.PathValue("id")
 	inc, done, err := a.publishes.Get(id, d.ID)
 	if err != nil {
 		return err
 	}
 	v, err := a.cfg.Publisher.Assemble(r.Context(), d, inc, publish.Options{
-		Entrypoint: q.Get("entrypoint"), Activate: activate, Actor: actorOf(r)})
+		Entrypoint: q.Get("entrypoint"), Activate: activate, Actor: actorOf(r),
+		SourceSHA256: source, SourceSnapshot: source != ""})
 	done()
 	if problem.From(err).Status != http.StatusConflict { // contents-missing: the client may send them and commit again
 		a.publishes.Remove(id)

@@ -69,12 +69,18 @@ func (a *API) createVersion(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 	}
+	source, err := a.sourceParam(r)
+	if err != nil {
+		return err
+	}
 	httplimit.Upload(r) // its deadline is renewed while bytes arrive
 	v, err := a.cfg.Publisher.Publish(r.Context(), d, r.Body, publish.Options{
-		Entrypoint: q.Get("entrypoint"),
-		Activate:   activate && !roll,
-		Actor:      actorOf(r),
-		Create:     isNew,
+		SourceSHA256:   source,
+		SourceSnapshot: source != "",
+		Entrypoint:     q.Get("entrypoint"),
+		Activate:       activate && !roll,
+		Actor:          actorOf(r),
+		Create:         isNew,
 		// ?sha256= (cairn publish FILE.tar.zst): the release must repack
 		// to exactly this.
 		ExpectSHA256: q.Get("sha256"),
@@ -138,6 +144,22 @@ func (a *API) listVersions(w http.ResponseWriter, r *http.Request) error {
 		a.withVersionURLs(d, &vs[i])
 	}
 	return writeJSON(w, http.StatusOK, map[string]any{"versions": vs, "next_cursor": next})
+}
+
+// sourceParam is ?source_sha256=, which must name a stored source
+// snapshot ("" without one): the version records it as its source.
+func (a *API) sourceParam(r *http.Request) (string, error) {
+	sha := r.URL.Query().Get("source_sha256")
+	if sha == "" {
+		return "", nil
+	}
+	if _, err := a.builds(); err != nil {
+		return "", err
+	}
+	if _, err := a.snapshot(r.Context(), sha); err != nil {
+		return "", badRequest("source_sha256: %s", problem.From(err).Detail)
+	}
+	return sha, nil
 }
 
 // versionNumber parses the {n} path value.

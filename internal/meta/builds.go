@@ -79,7 +79,7 @@ type Build struct {
 	State      string `json:"state"`
 	// VersionNumber: the version rebuilt or restored; for a build, the
 	// version it made (0 until it succeeded).
-	VersionNumber int64 `json:"version_number,omitempty"`
+	VersionNumber int64  `json:"version_number,omitempty"`
 	PinHost       string `json:"pin_host,omitempty"` // only this host may run it
 	Host          string `json:"host,omitempty"`     // the host that ran it
 	BuildSpec
@@ -148,7 +148,8 @@ type Builds interface {
 	BuildLog(ctx context.Context, id string) (string, error)
 	// ClaimBuild gives the oldest queued build that host may run (not
 	// pinned, or pinned to it) to host: state running, started_at now.
-	// None: ErrNotFound.
+	// None: ErrNotFound. A host claims only when idle, so a build still
+	// running on it was cut short (its agent restarted): it fails first.
 	ClaimBuild(ctx context.Context, host string) (*Build, error)
 	// FinishBuild records how build id, running on host, ended, with an
 	// ActionBuild event, and returns the record. Not running on host:
@@ -157,7 +158,8 @@ type Builds interface {
 	FinishBuild(ctx context.Context, id, host string, end BuildEnd) (*Build, error)
 	// SetBuildVersion records the version a build made.
 	SetBuildVersion(ctx context.Context, id string, n int64) error
-	// FailHostBuilds fails every build running on host (it was lost).
+	// FailHostBuilds fails every build running on host, with their events
+	// (MarkLostHosts does it for the hosts it marks lost).
 	FailHostBuilds(ctx context.Context, host, reason string) (int, error)
 	// PutSourceRelease inserts a release of kind source unless its
 	// sha256 is known (a collected one is revived with rel's URI), and

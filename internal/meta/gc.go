@@ -31,13 +31,15 @@ const (
 // RootSource: a version's source snapshot, inside the deployment's
 // source_retention_days from the version's publish (collected or not).
 // RootBuilder: the builder of a build made from a snapshot so rooted.
+// RootBuild: a queued or running build's snapshot or builder.
 const (
 	RootSource  = "source"
 	RootBuilder = "builder"
+	RootBuild   = "build"
 )
 
 var rootRank = map[string]int{RootLease: 0, RootRegistry: 1, RootActive: 2, RootDomain: 3, RootKeepVersions: 4, RootRetention: 5,
-	RootDerived: 6, RootSource: 7, RootBuilder: 8}
+	RootDerived: 6, RootSource: 7, RootBuilder: 8, RootBuild: 9}
 
 // Root is why a release must be kept: the strongest root found, and the
 // version that holds it (none for lease and registry).
@@ -116,6 +118,7 @@ type GCSnapshot struct {
 	Derived     []Derived            // derived artifacts (see Roots)
 	Sources     []GCSource           // versions with a source snapshot
 	Builders    []GCBuilder          // which builders built from which snapshots
+	Building    map[string]bool      // snapshots and builders of queued or running builds
 }
 
 // Roots returns the strongest root of every release that has one at now;
@@ -207,6 +210,11 @@ func (s *GCSnapshot) sourceRoots(now time.Time, add func(string, Root)) {
 		if r, ok := rooted[b.Source]; ok {
 			r.Reason = RootBuilder
 			add(b.Builder, r)
+		}
+	}
+	for sha, ok := range s.Building {
+		if ok {
+			add(sha, Root{Reason: RootBuild})
 		}
 	}
 }

@@ -118,6 +118,10 @@ type Options struct {
 	ExpectSHA256 string
 	// Runtime of a rootfs version (ParseRuntime); must be nil for static.
 	Runtime *meta.Runtime
+	// SourceSnapshot: SourceSHA256 names a stored source snapshot (the
+	// caller checked it). Build: the platform build that made the release.
+	SourceSnapshot bool
+	Build          *meta.VersionBuild
 }
 
 // countReader counts the bytes read through it.
@@ -245,10 +249,12 @@ func (p *Publisher) commit(ctx context.Context, dep *meta.Deployment, res *relea
 		SourceSHA256: o.SourceSHA256,
 		Release: meta.Release{SHA256: res.SHA256, Kind: meta.KindStatic, SizeBytes: res.Size,
 			URI: uri, TreeSHA256: res.TOC.TreeSHA256},
-		Manifest: meta.Manifest{Files: m.Files, TotalBytes: m.TotalBytes, Entrypoint: m.Entrypoint},
-		Activate: o.Activate,
-		Actor:    o.Actor,
-		Warnings: warnings(res.TOC, m.Entrypoint),
+		Manifest:       meta.Manifest{Files: m.Files, TotalBytes: m.TotalBytes, Entrypoint: m.Entrypoint},
+		Activate:       o.Activate,
+		Actor:          o.Actor,
+		Warnings:       warnings(res.TOC, m.Entrypoint),
+		SourceSnapshot: o.SourceSnapshot,
+		Build:          o.Build,
 	}
 	if o.Create {
 		nv.NewDeployment = dep
@@ -304,11 +310,30 @@ func (p *Publisher) pack(ctx context.Context, tree, stage string) (*release.Resu
 
 // packWith is pack with any packer writing the artifact to w.
 func (p *Publisher) packWith(ctx context.Context, stage string, pack func(context.Context, io.Writer) (*release.Result, error)) (*release.Result, func(), error) {
-	done, err := p.slot(ctx)
+	res, done, err := p.packStaged(ctx, stage, pack)
 	if err != nil {
 		return nil, nil, err
 	}
 	defer done()
+	drop, err := p.storeStaged(ctx, stage, res)
+	if err != nil {
+		return nil, nil, err
+	}
+	return res, drop, nil
+}
+
+// packStaged packs into stage/artifact.tar.zst in one of MaxPacks turns,
+// which the caller ends with done (after storing it, if it does).
+func (p *Publisher) packStaged(ctx context.Context, stage string, pack func(context.Context, io.Writer) (*release.Result, error)) (res *release.Result, done func(), err error) {
+	free, err := p.slot(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer func() {
+		if err != nil {
+			free()
+		}
+	}()
 	f, err := os.Create(filepath.Join(stage, "artifact.tar.zst"))
 	if err != nil {
 		return nil, nil, err
@@ -319,7 +344,7 @@ func (p *Publisher) packWith(ctx context.Context, stage string, pack func(contex
 		timeout = DefaultPackTimeout
 	}
 	pctx, cancel := context.WithTimeout(ctx, timeout)
-	res, err := pack(pctx, f)
+	res, err = pack(pctx, f)
 	cancel()
 	if err != nil {
 		// pctx was cancelled above: only its deadline makes this a timeout.
@@ -328,19 +353,30 @@ func (p *Publisher) packWith(ctx context.Context, stage string, pack func(contex
 		}
 		return nil, nil, err
 	}
-	if _, err := f.Seek(0, io.SeekStart); err != nil {
-		return nil, nil, err
+	return res, free, nil
+}
+
+// storeStaged stores stage/artifact.tar.zst, packed as res, in the blob
+// store, which verifies its digest before it becomes visible. Before
+// storing, it takes a GC lease on the digest (lease.Hold: waits out a
+// deletion in progress, so the bytes are stored after it); the caller
+// drops the lease once the record is committed.
+func (p *Publisher) storeStaged(ctx context.Context, stage string, res *release.Result) (func(), error) {
+	f, err := os.Open(filepath.Join(stage, "artifact.tar.zst"))
+	if err != nil {
+		return nil, err
 	}
+	defer f.Close()
 	drop, err := lease.Hold(ctx, p.Meta, res.SHA256)
 	if err != nil {
-		return nil, nil, fmt.Errorf("lease release %s: %w", res.SHA256, err)
+		return nil, fmt.Errorf("lease release %s: %w", res.SHA256, err)
 	}
 	d := digest.NewDigestFromEncoded(digest.SHA256, res.SHA256)
 	if err := p.Blobs.Put(ctx, d, res.Size, f); err != nil {
 		drop()
-		return nil, nil, fmt.Errorf("store release %s: %w", res.SHA256, err)
+		return nil, fmt.Errorf("store release %s: %w", res.SHA256, err)
 	}
-	return res, drop, nil
+	return drop, nil
 }
 
 // warnings are what a publish that succeeds tells its user: a tree without

@@ -68,10 +68,11 @@ func (p *Publisher) publishRootfs(ctx context.Context, dep *meta.Deployment, bod
 		SourceSHA256: o.SourceSHA256,
 		Release: meta.Release{SHA256: res.SHA256, Kind: meta.KindRootfs, SizeBytes: res.Size,
 			URI: blob.URIOf(p.Blobs, d), TreeSHA256: res.TOC.TreeSHA256},
-		Manifest: meta.Manifest{Files: m.Files, TotalBytes: m.TotalBytes, Entrypoint: m.Entrypoint},
-		Runtime:  rt,
-		Activate: o.Activate,
-		Actor:    o.Actor,
+		Manifest:       meta.Manifest{Files: m.Files, TotalBytes: m.TotalBytes, Entrypoint: m.Entrypoint},
+		Runtime:        rt,
+		Activate:       o.Activate,
+		Actor:          o.Actor,
+		SourceSnapshot: o.SourceSnapshot,
 	}
 	if o.Create { // created with its first version: a failed publish leaves nothing
 		nv.NewDeployment = dep

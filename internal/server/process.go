@@ -217,7 +217,7 @@ func (p *process) apiServer(cfg Config, store meta.Full, blobs blob.Store, col a
 	a := api.New(api.Config{Meta: store, Blobs: blobs, Publisher: pub, Token: bootstrap,
 		GC: col, DefaultRetentionDays: &cfg.RetentionDays, Sites: cfg.sites(p.edgeAddr, p.edgeTLSAddr),
 		Images: reg, Derive: der, Hosts: store, HostTimeout: cfg.HostTimeout, Log: log.With("role", "api"), Changed: changed,
-		Sched: store, RolloutTimeout: cfg.RolloutTimeout, Kick: kickOf(sc)})
+		Sched: store, RolloutTimeout: cfg.RolloutTimeout, Kick: kickOf(sc), Builds: store})
 	if sc != nil {
 		// An oci version runs from its rootfs, derived by the API on
 		// demand: a scheduler next to an API places oci deployments.

@@ -52,10 +52,14 @@ func testBuildsLifecycle(t *testing.T, s meta.Store) {
 	if c.ID != first.ID || c.State != meta.BuildRunning || c.Host != "host_a" || c.StartedAt == nil {
 		t.Errorf("host_a claimed %+v, want the first build, running", c)
 	}
-	_, err := b.ClaimBuild(ctx, "host_a")
-	wantErr(t, "claim a build pinned elsewhere", err, meta.ErrNotFound)
-	if c := must(b.ClaimBuild(ctx, "host_b"))(t, "ClaimBuild(b)"); c.ID != pinned.ID {
-		t.Errorf("host_b claimed %s, want the pinned %s", c.ID, pinned.ID)
+	_, err := b.ClaimBuild(ctx, "host_b")
+	if err != nil {
+		t.Fatalf("ClaimBuild(b): %v", err)
+	}
+	_, err = b.ClaimBuild(ctx, "host_c")
+	wantErr(t, "claim with nothing queued", err, meta.ErrNotFound)
+	if got := must(b.GetBuild(ctx, pinned.ID))(t, "get"); got.State != meta.BuildRunning || got.Host != "host_b" {
+		t.Errorf("host_b claimed %+v, want the build pinned to it", got)
 	}
 	_, err = b.FinishBuild(ctx, first.ID, "host_b", meta.BuildEnd{State: meta.BuildSucceeded})
 	wantErr(t, "finish from another host", err, meta.ErrConflict)
@@ -121,6 +125,13 @@ func testBuildsFailHost(t *testing.T, s meta.Store) {
 	}
 	if got := must(b.GetBuild(ctx, other.ID))(t, "get"); got.State != meta.BuildQueued {
 		t.Errorf("queued build: %+v", got)
+	}
+	// A host that claims again, idle, cut its running build short.
+	must(b.ClaimBuild(ctx, "host_b"))(t, "claim")
+	_, err = b.ClaimBuild(ctx, "host_b")
+	wantErr(t, "claim with nothing queued", err, meta.ErrNotFound)
+	if got := must(b.GetBuild(ctx, other.ID))(t, "get"); got.State != meta.BuildFailed || !strings.Contains(got.Error, "restarted") {
+		t.Errorf("a build of a host that claimed again: %+v, want failed", got)
 	}
 }
 
@@ -229,6 +240,12 @@ func testBuildsSourceRoots(t *testing.T, s meta.Store) {
 		t.Fatal(err)
 	}
 	must(b.ClaimBuild(ctx, "h"))(t, "claim")
+	// While it runs, the build roots its snapshot and builder.
+	far := getVersion(t, s, builder.ID).CreatedAt.Add(1000 * day)
+	kept := must(g.MarkCollecting(ctx, []string{src.SHA256, builder.ArtifactSHA256}, far))(t, "MarkCollecting")
+	if kept[src.SHA256].Reason != meta.RootBuild || kept[builder.ArtifactSHA256].Reason != meta.RootBuild {
+		t.Errorf("a running build's snapshot and builder kept %+v; want root %q", kept, meta.RootBuild)
+	}
 	must(b.FinishBuild(ctx, bl.ID, "h", meta.BuildEnd{State: meta.BuildSucceeded}))(t, "finish")
 	v, err := s.CreateVersion(ctx, meta.NewVersion{DeploymentID: d.ID, SourceSHA256: src.SHA256, SourceSnapshot: true,
 		Release: release("out"), Manifest: meta.Manifest{Files: 1, Entrypoint: "index.html"}, Actor: "t"})

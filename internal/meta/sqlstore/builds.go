@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -111,26 +112,38 @@ func (s *Store) BuildLog(ctx context.Context, id string) (string, error) {
 	})
 }
 
-// ClaimBuild gives the oldest queued build host may run to host.
+// ClaimBuild gives the oldest queued build host may run to host. A host
+// runs one build at a time and claims only when idle: a build still
+// running on it was cut short (its agent restarted) and fails first.
 func (s *Store) ClaimBuild(ctx context.Context, host string) (*meta.Build, error) {
 	var b *meta.Build
 	err := s.update(ctx, func(tx *wtx) error {
-		var err error
-		b, err = scanBuild(tx.QueryRowContext(ctx, s.q(`SELECT `+buildCols+` FROM builds
+		b = nil
+		if _, err := s.failHostBuilds(ctx, tx, host, "the host's agent restarted while the build ran"); err != nil {
+			return err
+		}
+		next, err := scanBuild(tx.QueryRowContext(ctx, s.q(`SELECT `+buildCols+` FROM builds
 			WHERE state = ? AND (pin_host = '' OR pin_host = ?) ORDER BY created_at, id LIMIT 1`+s.forUpdate),
 			meta.BuildQueued, host))
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil
+		}
 		if err != nil {
 			return err
 		}
 		now := s.stamp()
 		n, err := tx.ExecContext(ctx, s.q(`UPDATE builds SET state = ?, host = ?, started_at = ? WHERE id = ? AND state = ?`),
-			meta.BuildRunning, host, now.UnixNano(), b.ID, meta.BuildQueued)
+			meta.BuildRunning, host, now.UnixNano(), next.ID, meta.BuildQueued)
 		if err := rowsOrNotFound(affected(n), err); err != nil {
 			return err
 		}
-		b.State, b.Host, b.StartedAt = meta.BuildRunning, host, &now
+		next.State, next.Host, next.StartedAt = meta.BuildRunning, host, &now
+		b = next
 		return nil
 	})
+	if err == nil && b == nil {
+		err = sql.ErrNoRows
+	}
 	if err != nil {
 		return nil, s.mapErr("claim a build for host "+quote(host), err)
 	}
@@ -203,7 +216,7 @@ func cleanLog(l string) string {
 func (s *Store) buildEvent(ctx context.Context, tx *wtx, b *meta.Build) error {
 	var depID string
 	if err := tx.QueryRowContext(ctx, s.q(`SELECT id FROM deployments WHERE name = ?`), b.Deployment).Scan(&depID); err != nil &&
-		err != sql.ErrNoRows {
+		!errors.Is(err, sql.ErrNoRows) {
 		return err
 	}
 	detail := map[string]any{"build_id": b.ID, "kind": b.Kind, "state": b.State, "deployment": b.Deployment}
@@ -223,26 +236,31 @@ func (s *Store) buildEvent(ctx context.Context, tx *wtx, b *meta.Build) error {
 // FailHostBuilds fails the builds running on a lost host.
 func (s *Store) FailHostBuilds(ctx context.Context, host, reason string) (int, error) {
 	n := 0
-	err := s.update(ctx, func(tx *wtx) error {
-		n = 0
-		var ids []string
-		if err := s.strings(ctx, tx, func(id string) { ids = append(ids, id) },
-			`SELECT id FROM builds WHERE state = ? AND host = ? ORDER BY id`, meta.BuildRunning, host); err != nil {
-			return err
-		}
-		for _, id := range ids {
-			b, err := s.finish(ctx, tx, id, host, meta.BuildEnd{State: meta.BuildFailed, Error: reason})
-			if err != nil {
-				return err
-			}
-			if err := s.buildEvent(ctx, tx, b); err != nil {
-				return err
-			}
-			n++
-		}
-		return nil
+	err := s.update(ctx, func(tx *wtx) (err error) {
+		n, err = s.failHostBuilds(ctx, tx, host, reason)
+		return err
 	})
 	return n, s.mapErr("fail the builds of host "+quote(host), err)
+}
+
+// failHostBuilds fails, in tx, the builds running on host, with their
+// events (MarkLostHosts calls it for every host it marks lost).
+func (s *Store) failHostBuilds(ctx context.Context, tx *wtx, host, reason string) (int, error) {
+	var ids []string
+	if err := s.strings(ctx, tx, func(id string) { ids = append(ids, id) },
+		`SELECT id FROM builds WHERE state = ? AND host = ? ORDER BY id`, meta.BuildRunning, host); err != nil {
+		return 0, err
+	}
+	for _, id := range ids {
+		b, err := s.finish(ctx, tx, id, host, meta.BuildEnd{State: meta.BuildFailed, Error: reason})
+		if err != nil {
+			return 0, err
+		}
+		if err := s.buildEvent(ctx, tx, b); err != nil {
+			return 0, err
+		}
+	}
+	return len(ids), nil
 }
 
 // PutSourceRelease inserts a source snapshot's release unless known.

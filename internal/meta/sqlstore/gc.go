@@ -89,6 +89,9 @@ func (s *Store) snapshot(ctx context.Context, tx Querier, snap *meta.GCSnapshot,
 	if snap.Builders, err = s.gcBuilders(ctx, tx, ``); err != nil {
 		return err
 	}
+	if snap.Building, err = s.gcBuilding(ctx, tx, ``); err != nil {
+		return err
+	}
 	orows, err := tx.QueryContext(ctx, `SELECT digest, first_seen_at FROM gc_orphans`)
 	if err != nil {
 		return err
@@ -181,6 +184,21 @@ func (s *Store) gcBuilders(ctx context.Context, q Querier, sha string) ([]meta.G
 		var b meta.GCBuilder
 		return b, row.Scan(&b.Source, &b.Builder)
 	})
+}
+
+// gcBuilding is the set of the snapshots and builders of queued and
+// running builds (only sha if set).
+func (s *Store) gcBuilding(ctx context.Context, q Querier, sha string) (map[string]bool, error) {
+	out := map[string]bool{}
+	query, args := `SELECT source_sha256 FROM builds WHERE state IN (?, ?) UNION SELECT builder_sha256 FROM builds WHERE state IN (?, ?)`,
+		[]any{meta.BuildQueued, meta.BuildRunning, meta.BuildQueued, meta.BuildRunning}
+	if sha != "" {
+		query = `SELECT source_sha256 FROM builds WHERE state IN (?, ?) AND source_sha256 = ?
+			UNION SELECT builder_sha256 FROM builds WHERE state IN (?, ?) AND builder_sha256 = ?`
+		args = []any{meta.BuildQueued, meta.BuildRunning, sha, meta.BuildQueued, meta.BuildRunning, sha}
+	}
+	err := s.strings(ctx, q, func(v string) { out[v] = true }, query, args...)
+	return out, err
 }
 
 // strings calls fn with each value of a one-column query.

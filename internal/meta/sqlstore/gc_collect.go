@@ -111,6 +111,9 @@ func (f *rootFinder) rootOf(ctx context.Context, sha string) (*meta.Root, error)
 func (f *rootFinder) addSources(ctx context.Context, snap *meta.GCSnapshot, sha string) error {
 	s, tx := f.s, f.tx
 	var err error
+	if snap.Building, err = s.gcBuilding(ctx, tx, sha); err != nil {
+		return err
+	}
 	if snap.Builders, err = s.gcBuilders(ctx, tx, sha); err != nil {
 		return err
 	}

@@ -219,6 +219,9 @@ func (s *Store) MarkLostHosts(ctx context.Context, before time.Time, actor strin
 				map[string]any{"host_id": id}); err != nil {
 				return err
 			}
+			if _, err := s.failHostBuilds(ctx, tx, id, "host "+id+" was lost while the build ran"); err != nil {
+				return err
+			}
 		}
 		if len(lost) > 0 {
 			if err := s.announceInstances(ctx, tx, ""); err != nil {
