@@ -21,10 +21,13 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"github.com/cairnhq/cairn/internal/server"
 )
 
 // readmeServer is `cairn server` (the real binary) running in dir, as the
-// README runs it: its data directory is dir/cairn-data.
+// README runs it: its data directory is dir/cairn-data. In the scale-out
+// pass its metadata and releases are in PostgreSQL and S3 (useBackends).
 type readmeServer struct {
 	t         *testing.T
 	bin, dir  string
@@ -35,6 +38,13 @@ type readmeServer struct {
 func startReadme(t *testing.T, args ...string) *readmeServer {
 	t.Helper()
 	s := &readmeServer{t: t, bin: cairnBinary(t), dir: t.TempDir(), api: freeAddr(t), edge: freeAddr(t)}
+	// The schema and bucket go before the server's cleanup, which then
+	// runs first: the process stops before they are removed.
+	var cfg server.Config
+	useBackends(t, &cfg)
+	if cfg.Database != "" {
+		args = append(args, "--database", cfg.Database, "--blobs", cfg.Blobs)
+	}
 	srv := exec.Command(s.bin, append([]string{"server", "--api-addr", s.api, "--edge-addr", s.edge}, args...)...)
 	srv.Dir = s.dir
 	srv.Env = append(os.Environ(), "CAIRN_LOG_LEVEL=warn")
@@ -433,7 +443,8 @@ func TestAbortedPublishLeavesNoDeployment(t *testing.T) {
 // re-tagging an image (crane tag app:v1 backup-of-v1) makes no version and
 // records the tag; `cairn activate` activates; a deployment's
 // activate_on_push tag opts in to activation by push; team/app:v1 creates
-// no deployment team.
+// no deployment team. It runs on both backends: SQLite and files, and
+// PostgreSQL and S3 in the scale-out pass (startReadme).
 func TestRegistryPushNeverActivates(t *testing.T) {
 	s := startReadme(t)
 	auth := remote.WithAuth(&authn.Basic{Username: "ci", Password: s.token})
