@@ -97,9 +97,8 @@ func (p *slowProxy) send(to, from net.Conn, after int64) {
 
 // interruptPublish runs `cairn publish dir --deployment dep` through a
 // throttling proxy in front of s's API, sends SIGINT to the CLI once 256 KiB
-// of the upload went through (and half a second more: the server has the
-// publish under way in its staging directory), and returns its exit code
-// and stderr.
+// of the upload went through and the server has the publish under way (in
+// its staging directory), and returns its exit code and stderr.
 func (s *readmeServer) interruptPublish(dir, dep string) (int, string) {
 	t := s.t
 	t.Helper()
@@ -122,9 +121,14 @@ func (s *readmeServer) interruptPublish(dir, dep string) (int, string) {
 		<-exited
 		t.Fatalf("the upload did not start in 30 s\n%s%s", out.String(), errb.String())
 	}
-	time.Sleep(500 * time.Millisecond) // the server is reading the upload
-	if ents, _ := os.ReadDir(filepath.Join(s.dir, "cairn-data", "staging")); len(ents) == 0 {
-		t.Fatal("the server has no publish under way (its staging directory is empty) at SIGINT")
+	// The server is reading the upload: its staging directory holds it.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if ents, _ := os.ReadDir(filepath.Join(s.dir, "cairn-data", "staging")); len(ents) > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the server has no publish under way (its staging directory is empty) 10 s into the upload")
+		}
 	}
 	if err := c.Process.Signal(os.Interrupt); err != nil {
 		t.Fatal(err)
