@@ -442,7 +442,8 @@ func TestAbortedPublishLeavesNoDeployment(t *testing.T) {
 // version that is not active and leaves the active version as it was;
 // re-tagging an image (crane tag app:v1 backup-of-v1) makes no version and
 // records the tag; `cairn activate` activates; a deployment's
-// activate_on_push tag opts in to activation by push; team/app:v1 creates
+// activate_on_push tag (cairn deployment set --activate-on-push) opts in
+// to activation by push; team/app:v1 creates
 // no deployment team. It runs on both backends: SQLite and files, and
 // PostgreSQL and S3 in the scale-out pass (startReadme).
 func TestRegistryPushNeverActivates(t *testing.T) {
@@ -508,21 +509,14 @@ func TestRegistryPushNeverActivates(t *testing.T) {
 		t.Fatalf("after re-tagging: %+v", vs)
 	}
 
-	// activate_on_push: a push of prod activates the image it names.
-	req, _ := http.NewRequest("PATCH", "http://"+s.api+"/v1/deployments/app", strings.NewReader(`{"activate_on_push":"prod"}`))
-	req.Header.Set("Authorization", "Bearer "+s.token)
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
+	// activate_on_push, set with the CLI: a push of prod activates the
+	// image it names; turned off, a push of prod activates nothing.
 	var dep struct {
 		ActivateOnPush string `json:"activate_on_push"`
 	}
-	json.NewDecoder(resp.Body).Decode(&dep)
-	resp.Body.Close()
-	if resp.StatusCode != 200 || dep.ActivateOnPush != "prod" {
-		t.Fatalf("PATCH activate_on_push: %d %+v", resp.StatusCode, dep)
+	if err := json.Unmarshal([]byte(s.ok("deployment", "set", "app", "--activate-on-push", "prod", "--json")), &dep); err != nil ||
+		dep.ActivateOnPush != "prod" {
+		t.Fatalf("deployment set --activate-on-push prod --json: %+v %v", dep, err)
 	}
 	if err := push(img2, "app:prod"); err != nil {
 		t.Fatal(err)
@@ -536,9 +530,18 @@ func TestRegistryPushNeverActivates(t *testing.T) {
 	if n := active(); n != 2 || len(versions()) != 3 {
 		t.Fatalf("app:v3: active v%d, %d versions", n, len(versions()))
 	}
+	if out := s.ok("deployment", "set", "app", "--activate-on-push", ""); out != "app: a registry push never activates (cairn activate does)\n" {
+		t.Fatalf("deployment set --activate-on-push '': %q", out)
+	}
+	if err := push(img3, "app:prod"); err != nil {
+		t.Fatal(err)
+	}
+	if n := active(); n != 2 || fmt.Sprint(versions()[3].Tags) != "[prod v3]" {
+		t.Fatalf("app:prod of v3's image with activate_on_push off: active v%d, v3 %+v", n, versions()[3])
+	}
 
 	// A nested repository does not create its first component's deployment.
-	err = push(image(), "team/app:v1")
+	err := push(image(), "team/app:v1")
 	if err == nil || !strings.Contains(err.Error(), "NAME_INVALID") {
 		t.Fatalf("push of team/app:v1: %v", err)
 	}
