@@ -331,9 +331,10 @@ func TestPublishExcludes(t *testing.T) {
 // TestFailedPublishChangesNothing: every failing publish exits non-zero and
 // leaves no deployment and no version: an empty directory, a tree of only
 // ignored files, a bad --entrypoint, a symlink leaving the tree, an upload
-// over the server's limits, and a domain that serves another deployment.
+// over the server's limits (entries, bytes; to a new and to an existing
+// deployment), and a domain that serves another deployment.
 func TestFailedPublishChangesNothing(t *testing.T) {
-	s := startReadme(t, "--max-files", "5")
+	s := startReadme(t, "--max-files", "5", "--max-bytes", "64KiB")
 	tmp := t.TempDir()
 	empty := filepath.Join(tmp, "empty")
 	os.Mkdir(empty, 0o755)
@@ -358,6 +359,9 @@ func TestFailedPublishChangesNothing(t *testing.T) {
 	big := filepath.Join(tmp, "big")
 	writeFiles(t, big, map[string]string{"index.html": "x", "a": "a", "b": "b", "c": "c", "d": "d", "e": "e"})
 	s.fails("more than 5 entries", "publish", big, "--deployment", "fresh")
+	heavy := filepath.Join(tmp, "heavy")
+	writeFiles(t, heavy, map[string]string{"index.html": "x", "blob.bin": strings.Repeat("h", 100<<10)})
+	s.fails("more than 65536 bytes", "publish", heavy, "--deployment", "fresh")
 
 	if got := s.deployments(); len(got) != 0 {
 		t.Fatalf("failed publishes left deployments %v", got)
@@ -371,6 +375,9 @@ func TestFailedPublishChangesNothing(t *testing.T) {
 	s.ok("publish", site, "--deployment", "other")
 	s.fails("already serves another deployment", "publish", site, "--deployment", "other", "--domain", "WWW.example.com")
 	s.fails("not a valid lower-case DNS name", "publish", site, "--deployment", "other", "--domain", "bad_host.example.com")
+	// Over the limits to an existing deployment (the incremental publish).
+	s.fails("more than 5 entries", "publish", big, "--deployment", "other")
+	s.fails("more than 65536 bytes", "publish", heavy, "--deployment", "other")
 	if got := strings.Join(s.deployments(), ","); got != "other,owner" {
 		t.Fatalf("deployments = %s, want other,owner", got)
 	}
