@@ -91,12 +91,14 @@ func (a *app) deploymentCmd() *cobra.Command {
 	del.Flags().BoolVar(&force, "force", false, "also remove the domains that point at it")
 	var retention, keep int
 	var spa, clean, proxy bool
+	var onPush string
 	var ds desiredFlags
 	set := &cobra.Command{
 		Use: "set NAME [--retention-days N] [--keep-versions N] [--spa[=false]] [--clean-urls[=false]] [--proxy-rewrites[=false]]\n" +
+			"  [--activate-on-push TAG]\n" +
 			"  [--replicas N --cpu C --memory M --regions spread|R=N,… --min-healthy N --isolation container|microvm\n" +
 			"   --autostop D --health-path P --health-interval D --health-timeout D]",
-		Short:             "Change a deployment's retention, how the edge serves its site, or a dynamic deployment's desired state",
+		Short:             "Change a deployment's retention, how the edge serves its site, what a registry push activates, or a dynamic deployment's desired state",
 		Args:              exactArgs(1),
 		ValidArgsFunction: a.completeDeployments,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -117,12 +119,16 @@ func (a *app) deploymentCmd() *cobra.Command {
 			if cmd.Flags().Changed("proxy-rewrites") {
 				pp = &proxy
 			}
+			var op *string
+			if cmd.Flags().Changed("activate-on-push") {
+				op = &onPush
+			}
 			patch, err := ds.patch(cmd)
 			if err != nil {
 				return err
 			}
-			if rp == nil && kp == nil && sp == nil && cp == nil && pp == nil && len(patch) == 0 {
-				return fmt.Errorf("nothing to set: give --retention-days, --keep-versions, --spa, --clean-urls, --proxy-rewrites or a desired-state flag (--replicas, --cpu, …)")
+			if rp == nil && kp == nil && sp == nil && cp == nil && pp == nil && op == nil && len(patch) == 0 {
+				return fmt.Errorf("nothing to set: give --retention-days, --keep-versions, --spa, --clean-urls, --proxy-rewrites, --activate-on-push or a desired-state flag (--replicas, --cpu, …)")
 			}
 			var d *meta.Deployment
 			if rp != nil || kp != nil {
@@ -132,6 +138,11 @@ func (a *app) deploymentCmd() *cobra.Command {
 			}
 			if sp != nil || cp != nil || pp != nil {
 				if d, err = a.client().SetSite(cmd.Context(), args[0], sp, cp, pp); err != nil {
+					return err
+				}
+			}
+			if op != nil {
+				if d, err = a.client().SetActivateOnPush(cmd.Context(), args[0], *op); err != nil {
 					return err
 				}
 			}
@@ -154,6 +165,13 @@ func (a *app) deploymentCmd() *cobra.Command {
 				fmt.Fprintf(a.stdout, "%s: spa %s, clean URLs %s, proxy rewrites %s\n",
 					d.Name, onOff(d.SPA), onOff(d.CleanURLs), onOff(d.ProxyRewrites))
 			}
+			if op != nil {
+				if d.ActivateOnPush == "" {
+					fmt.Fprintf(a.stdout, "%s: a registry push never activates (cairn activate does)\n", d.Name)
+				} else {
+					fmt.Fprintf(a.stdout, "%s: a registry push of tag %s activates the image it names\n", d.Name, d.ActivateOnPush)
+				}
+			}
 			return nil
 		},
 	}
@@ -163,6 +181,7 @@ func (a *app) deploymentCmd() *cobra.Command {
 	set.Flags().BoolVar(&spa, "spa", false, "static sites: serve the entrypoint (200) for unknown paths of requests that accept HTML")
 	set.Flags().BoolVar(&clean, "clean-urls", false, "static sites: serve /about from about.html and redirect /about.html to /about (308)")
 	set.Flags().BoolVar(&proxy, "proxy-rewrites", false, "static sites: allow _redirects rules that rewrite (200) to an external http(s) URL; the edge proxies them")
+	set.Flags().StringVar(&onPush, "activate-on-push", "", "oci: a registry push of this tag activates the image it names (\"\": a push never activates)")
 	cmd.AddCommand(del, set)
 	return cmd
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -35,5 +36,38 @@ func TestREADMEListsServerFlags(t *testing.T) {
 	})
 	if n < 30 {
 		t.Fatalf("only %d server flags seen", n)
+	}
+}
+
+// TestREADMEDocsExist: the documents the README names are in the
+// repository (it pointed at ../shared/DESIGN.md, which a clone does not
+// have), and neither it nor docs/ names DESIGN.md any more: the contract
+// is docs/contract.md.
+func TestREADMEDocsExist(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	named := regexp.MustCompile(`\bdocs/[A-Za-z0-9_./-]*[A-Za-z0-9_]`).FindAllString(string(readme), -1)
+	if len(named) == 0 {
+		t.Fatal("README.md names no document under docs/")
+	}
+	for _, p := range named {
+		if _, err := os.Stat("../../" + p); err != nil {
+			t.Errorf("README.md names %s: %v", p, err)
+		}
+	}
+	docs, err := filepath.Glob("../../docs/*.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range append(docs, "../../README.md") {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i := bytes.Index(b, []byte("DESIGN.md")); i >= 0 {
+			t.Errorf("%s names DESIGN.md (line %d); the contract is docs/contract.md", p, bytes.Count(b[:i], []byte("\n"))+1)
+		}
 	}
 }

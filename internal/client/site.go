@@ -28,3 +28,13 @@ func (c *Client) SetSite(ctx context.Context, dep string, spa, cleanURLs, proxyR
 	}
 	return &d, nil
 }
+
+// SetActivateOnPush sets the registry tag whose push activates the version
+// it names (an oci deployment); "" turns it off: a push never activates.
+func (c *Client) SetActivateOnPush(ctx context.Context, dep, tag string) (*meta.Deployment, error) {
+	var d meta.Deployment
+	if err := c.call(ctx, http.MethodPatch, depPath(dep), map[string]any{"activate_on_push": tag}, &d); err != nil {
+		return nil, err
+	}
+	return &d, nil
+}

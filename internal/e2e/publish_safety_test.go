@@ -21,10 +21,13 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"github.com/cairnhq/cairn/internal/server"
 )
 
 // readmeServer is `cairn server` (the real binary) running in dir, as the
-// README runs it: its data directory is dir/cairn-data.
+// README runs it: its data directory is dir/cairn-data. In the scale-out
+// pass its metadata and releases are in PostgreSQL and S3 (useBackends).
 type readmeServer struct {
 	t         *testing.T
 	bin, dir  string
@@ -35,6 +38,13 @@ type readmeServer struct {
 func startReadme(t *testing.T, args ...string) *readmeServer {
 	t.Helper()
 	s := &readmeServer{t: t, bin: cairnBinary(t), dir: t.TempDir(), api: freeAddr(t), edge: freeAddr(t)}
+	// The schema and bucket go before the server's cleanup, which then
+	// runs first: the process stops before they are removed.
+	var cfg server.Config
+	useBackends(t, &cfg)
+	if cfg.Database != "" {
+		args = append(args, "--database", cfg.Database, "--blobs", cfg.Blobs)
+	}
 	srv := exec.Command(s.bin, append([]string{"server", "--api-addr", s.api, "--edge-addr", s.edge}, args...)...)
 	srv.Dir = s.dir
 	srv.Env = append(os.Environ(), "CAIRN_LOG_LEVEL=warn")
@@ -321,9 +331,10 @@ func TestPublishExcludes(t *testing.T) {
 // TestFailedPublishChangesNothing: every failing publish exits non-zero and
 // leaves no deployment and no version: an empty directory, a tree of only
 // ignored files, a bad --entrypoint, a symlink leaving the tree, an upload
-// over the server's limits, and a domain that serves another deployment.
+// over the server's limits (entries, bytes; to a new and to an existing
+// deployment), and a domain that serves another deployment.
 func TestFailedPublishChangesNothing(t *testing.T) {
-	s := startReadme(t, "--max-files", "5")
+	s := startReadme(t, "--max-files", "5", "--max-bytes", "64KiB")
 	tmp := t.TempDir()
 	empty := filepath.Join(tmp, "empty")
 	os.Mkdir(empty, 0o755)
@@ -348,6 +359,9 @@ func TestFailedPublishChangesNothing(t *testing.T) {
 	big := filepath.Join(tmp, "big")
 	writeFiles(t, big, map[string]string{"index.html": "x", "a": "a", "b": "b", "c": "c", "d": "d", "e": "e"})
 	s.fails("more than 5 entries", "publish", big, "--deployment", "fresh")
+	heavy := filepath.Join(tmp, "heavy")
+	writeFiles(t, heavy, map[string]string{"index.html": "x", "blob.bin": strings.Repeat("h", 100<<10)})
+	s.fails("more than 65536 bytes", "publish", heavy, "--deployment", "fresh")
 
 	if got := s.deployments(); len(got) != 0 {
 		t.Fatalf("failed publishes left deployments %v", got)
@@ -361,6 +375,9 @@ func TestFailedPublishChangesNothing(t *testing.T) {
 	s.ok("publish", site, "--deployment", "other")
 	s.fails("already serves another deployment", "publish", site, "--deployment", "other", "--domain", "WWW.example.com")
 	s.fails("not a valid lower-case DNS name", "publish", site, "--deployment", "other", "--domain", "bad_host.example.com")
+	// Over the limits to an existing deployment (the incremental publish).
+	s.fails("more than 5 entries", "publish", big, "--deployment", "other")
+	s.fails("more than 65536 bytes", "publish", heavy, "--deployment", "other")
 	if got := strings.Join(s.deployments(), ","); got != "other,owner" {
 		t.Fatalf("deployments = %s, want other,owner", got)
 	}
@@ -432,8 +449,10 @@ func TestAbortedPublishLeavesNoDeployment(t *testing.T) {
 // version that is not active and leaves the active version as it was;
 // re-tagging an image (crane tag app:v1 backup-of-v1) makes no version and
 // records the tag; `cairn activate` activates; a deployment's
-// activate_on_push tag opts in to activation by push; team/app:v1 creates
-// no deployment team.
+// activate_on_push tag (cairn deployment set --activate-on-push) opts in
+// to activation by push; team/app:v1 creates
+// no deployment team. It runs on both backends: SQLite and files, and
+// PostgreSQL and S3 in the scale-out pass (startReadme).
 func TestRegistryPushNeverActivates(t *testing.T) {
 	s := startReadme(t)
 	auth := remote.WithAuth(&authn.Basic{Username: "ci", Password: s.token})
@@ -497,21 +516,14 @@ func TestRegistryPushNeverActivates(t *testing.T) {
 		t.Fatalf("after re-tagging: %+v", vs)
 	}
 
-	// activate_on_push: a push of prod activates the image it names.
-	req, _ := http.NewRequest("PATCH", "http://"+s.api+"/v1/deployments/app", strings.NewReader(`{"activate_on_push":"prod"}`))
-	req.Header.Set("Authorization", "Bearer "+s.token)
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
+	// activate_on_push, set with the CLI: a push of prod activates the
+	// image it names; turned off, a push of prod activates nothing.
 	var dep struct {
 		ActivateOnPush string `json:"activate_on_push"`
 	}
-	json.NewDecoder(resp.Body).Decode(&dep)
-	resp.Body.Close()
-	if resp.StatusCode != 200 || dep.ActivateOnPush != "prod" {
-		t.Fatalf("PATCH activate_on_push: %d %+v", resp.StatusCode, dep)
+	if err := json.Unmarshal([]byte(s.ok("deployment", "set", "app", "--activate-on-push", "prod", "--json")), &dep); err != nil ||
+		dep.ActivateOnPush != "prod" {
+		t.Fatalf("deployment set --activate-on-push prod --json: %+v %v", dep, err)
 	}
 	if err := push(img2, "app:prod"); err != nil {
 		t.Fatal(err)
@@ -525,9 +537,18 @@ func TestRegistryPushNeverActivates(t *testing.T) {
 	if n := active(); n != 2 || len(versions()) != 3 {
 		t.Fatalf("app:v3: active v%d, %d versions", n, len(versions()))
 	}
+	if out := s.ok("deployment", "set", "app", "--activate-on-push", ""); out != "app: a registry push never activates (cairn activate does)\n" {
+		t.Fatalf("deployment set --activate-on-push '': %q", out)
+	}
+	if err := push(img3, "app:prod"); err != nil {
+		t.Fatal(err)
+	}
+	if n := active(); n != 2 || fmt.Sprint(versions()[3].Tags) != "[prod v3]" {
+		t.Fatalf("app:prod of v3's image with activate_on_push off: active v%d, v3 %+v", n, versions()[3])
+	}
 
 	// A nested repository does not create its first component's deployment.
-	err = push(image(), "team/app:v1")
+	err := push(image(), "team/app:v1")
 	if err == nil || !strings.Contains(err.Error(), "NAME_INVALID") {
 		t.Fatalf("push of team/app:v1: %v", err)
 	}

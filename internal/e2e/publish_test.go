@@ -16,7 +16,7 @@ import (
 )
 
 // TestPublishServeRecords: publish, serve at {name}.localhost, and check the
-// version record against DESIGN.md and the artifact bytes.
+// version record against docs/contract.md and the artifact bytes.
 func TestPublishServeRecords(t *testing.T) {
 	e := start(t)
 	tree := site("one")

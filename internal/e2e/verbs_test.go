@@ -1,8 +1,6 @@
 package e2e
 
 import (
-	"bufio"
-	"encoding/json"
 	"flag"
 	"os"
 	"os/exec"
@@ -148,64 +146,6 @@ func TestVerbs(t *testing.T) {
 	if code, _ := e.do("GET", "/v1/domains/pin.blog.test/history?at="+addAt, nil, &h); code != 200 || h["version"].(map[string]any)["version_number"] != 2.0 {
 		t.Errorf("a removed domain's history while it was pinned: %d %v", code, h)
 	}
-}
-
-// TestEventsFollow: `cairn events -f --json` prints an event appended after
-// it started, one JSON object per line, and stops on an interrupt.
-func TestEventsFollow(t *testing.T) {
-	e := start(t)
-	e.publish("first", site("one"))
-	c := exec.Command(cairnBinary(t), "events", "-f", "--json", "--api", e.api, "--token", e.token)
-	out, err := c.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer c.Process.Kill()
-	lines := make(chan map[string]any, 16)
-	go func() {
-		sc := bufio.NewScanner(out)
-		for sc.Scan() {
-			var m map[string]any
-			if json.Unmarshal(sc.Bytes(), &m) == nil {
-				lines <- m
-			}
-		}
-		close(lines)
-	}()
-	time.Sleep(300 * time.Millisecond)
-	e.publish("second", site("two"))
-	deadline := time.After(10 * time.Second)
-	for {
-		select {
-		case m, ok := <-lines:
-			if !ok {
-				t.Fatal("events -f ended")
-			}
-			if m["action"] == "publish" && m["detail"] != nil && strings.Contains(string(mustJSON(m)), "version_number") {
-				if id, _ := m["deployment_id"].(string); id != "" && m["actor"] != nil {
-					var d map[string]any
-					e.do("GET", "/v1/deployments/second", nil, &d)
-					if d["id"] == id {
-						c.Process.Signal(os.Interrupt)
-						if err := c.Wait(); err == nil {
-							t.Error("events -f exited 0 on an interrupt")
-						}
-						return
-					}
-				}
-			}
-		case <-deadline:
-			t.Fatal("the new publish never appeared in events -f")
-		}
-	}
-}
-
-func mustJSON(v any) []byte {
-	b, _ := json.Marshal(v)
-	return b
 }
 
 // lineDiff shows the first lines where want and got differ.

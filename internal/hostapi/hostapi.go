@@ -31,7 +31,7 @@ const (
 	HostLost     = "lost"     // missed heartbeats; its instances are replaced
 )
 
-// Instance states (DESIGN: pending|starting|healthy|unhealthy|stopping|
+// Instance states (docs/contract.md: pending|starting|healthy|unhealthy|stopping|
 // stopped|failed).
 const (
 	StatePending   = "pending"   // desired, not yet started by its host
