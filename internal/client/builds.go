@@ -125,12 +125,8 @@ func (c *Client) Rebuild(ctx context.Context, dep string, n int64, host string) 
 
 // Restore rebuilds collected version n; a result with the recorded sha256
 // is stored again.
-func (c *Client) Restore(ctx context.Context, dep string, n int64, host string) (*meta.Build, error) {
-	in := map[string]any{}
-	if host != "" {
-		in["host"] = host
-	}
-	return c.versionBuild(ctx, dep, n, "restore", in)
+func (c *Client) Restore(ctx context.Context, dep string, n int64) (*meta.Build, error) {
+	return c.versionBuild(ctx, dep, n, "restore", map[string]any{})
 }
 
 func (c *Client) versionBuild(ctx context.Context, dep string, n int64, action string, in any) (*meta.Build, error) {

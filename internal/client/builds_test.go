@@ -47,7 +47,7 @@ func TestBuildRequestShapes(t *testing.T) {
 	}
 	c.GetBuild(ctx, "bld_1")
 	c.Rebuild(ctx, "demo", 3, "h2")
-	c.Restore(ctx, "demo", 1, "")
+	c.Restore(ctx, "demo", 1)
 	c.SetSourceRetention(ctx, "demo", 30)
 	c.PublishTar(ctx, "demo", strings.NewReader(""), PublishOptions{Activate: true, SourceSHA256: sha})
 	want := []req{
