@@ -127,6 +127,9 @@ func (a *app) publishBuild(ctx context.Context, o publishOptions) error {
 		return a.buildFailed(ctx, c, b, &buildOutput{Source: &o.src.sourceOutput, Build: b},
 			fmt.Sprintf("build %s of %s failed", b.ID, o.deployment), "; nothing was published")
 	}
+	if b.VersionNumber < 1 {
+		return fmt.Errorf("build %s of %s succeeded but names no version (cairn versions %s)", b.ID, o.deployment, o.deployment)
+	}
 	v, err := c.GetVersion(ctx, o.deployment, b.VersionNumber)
 	if err != nil {
 		return fmt.Errorf("build %s made %s v%d: %w", b.ID, o.deployment, b.VersionNumber, err)
