@@ -67,7 +67,12 @@ func (a *app) printHistory(target string, h *meta.History, names map[string]stri
 	fmt.Fprintf(w, "  version  %s  %s\n", v.ID, v.Status)
 	fmt.Fprintf(w, "  release  sha256:%s  %s  %s\n", rel.SHA256, humanBytes(rel.SizeBytes), rel.Kind)
 	fmt.Fprintf(w, "  source   sha256:%s\n", v.SourceSHA256)
-	if rel.CollectedAt != nil {
+	printHistoryBuild(w, v)
+	switch {
+	case rel.CollectedAt != nil && v.Build != nil && v.SourceSnapshot:
+		fmt.Fprintf(w, "  collected %s: the bytes are gone; cairn restore %s %d rebuilds them from the source\n",
+			rel.CollectedAt.Format(time.RFC3339), nameOf(h.DeploymentID, names), v.VersionNumber)
+	case rel.CollectedAt != nil:
 		fmt.Fprintf(w, "  collected %s: the bytes are gone; rebuild from the source and check the sha256\n",
 			rel.CollectedAt.Format(time.RFC3339))
 	}

@@ -89,12 +89,12 @@ func (a *app) deploymentCmd() *cobra.Command {
 		},
 	}
 	del.Flags().BoolVar(&force, "force", false, "also remove the domains that point at it")
-	var retention, keep int
+	var retention, keep, srcRetention int
 	var spa, clean, proxy bool
 	var onPush string
 	var ds desiredFlags
 	set := &cobra.Command{
-		Use: "set NAME [--retention-days N] [--keep-versions N] [--spa[=false]] [--clean-urls[=false]] [--proxy-rewrites[=false]]\n" +
+		Use: "set NAME [--retention-days N] [--keep-versions N] [--source-retention-days N] [--spa[=false]] [--clean-urls[=false]] [--proxy-rewrites[=false]]\n" +
 			"  [--activate-on-push TAG]\n" +
 			"  [--replicas N --cpu C --memory M --regions spread|R=N,… --min-healthy N --isolation container|microvm\n" +
 			"   --autostop D --health-path P --health-interval D --health-timeout D]",
@@ -102,13 +102,16 @@ func (a *app) deploymentCmd() *cobra.Command {
 		Args:              exactArgs(1),
 		ValidArgsFunction: a.completeDeployments,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var rp, kp *int
+			var rp, kp, srp *int
 			var sp, cp, pp *bool
 			if cmd.Flags().Changed("retention-days") {
 				rp = &retention
 			}
 			if cmd.Flags().Changed("keep-versions") {
 				kp = &keep
+			}
+			if cmd.Flags().Changed("source-retention-days") {
+				srp = &srcRetention
 			}
 			if cmd.Flags().Changed("spa") {
 				sp = &spa
@@ -127,12 +130,20 @@ func (a *app) deploymentCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if rp == nil && kp == nil && sp == nil && cp == nil && pp == nil && op == nil && len(patch) == 0 {
-				return fmt.Errorf("nothing to set: give --retention-days, --keep-versions, --spa, --clean-urls, --proxy-rewrites, --activate-on-push or a desired-state flag (--replicas, --cpu, …)")
+			if rp == nil && kp == nil && srp == nil && sp == nil && cp == nil && pp == nil && op == nil && len(patch) == 0 {
+				return fmt.Errorf("nothing to set: give --retention-days, --keep-versions, --source-retention-days, --spa, --clean-urls, --proxy-rewrites, --activate-on-push or a desired-state flag (--replicas, --cpu, …)")
+			}
+			if srp != nil && *srp < 0 {
+				return fmt.Errorf("--source-retention-days: %d is negative", *srp)
 			}
 			var d *meta.Deployment
 			if rp != nil || kp != nil {
 				if d, err = a.client().SetPolicy(cmd.Context(), args[0], rp, kp); err != nil {
+					return err
+				}
+			}
+			if srp != nil {
+				if d, err = a.client().SetSourceRetention(cmd.Context(), args[0], *srp); err != nil {
 					return err
 				}
 			}
@@ -161,6 +172,10 @@ func (a *app) deploymentCmd() *cobra.Command {
 				fmt.Fprintf(a.stdout, "%s: retention %d days, keeps the newest %d archived versions\n",
 					d.Name, d.RetentionDays, d.KeepVersions)
 			}
+			if srp != nil {
+				fmt.Fprintf(a.stdout, "%s: source snapshots kept %d days after their version's publish\n",
+					d.Name, d.SourceRetentionDays)
+			}
 			if sp != nil || cp != nil || pp != nil {
 				fmt.Fprintf(a.stdout, "%s: spa %s, clean URLs %s, proxy rewrites %s\n",
 					d.Name, onOff(d.SPA), onOff(d.CleanURLs), onOff(d.ProxyRewrites))
@@ -178,6 +193,7 @@ func (a *app) deploymentCmd() *cobra.Command {
 	ds.bind(set)
 	set.Flags().IntVar(&retention, "retention-days", 0, "days an archived version's release is kept (0: collectable once archived)")
 	set.Flags().IntVar(&keep, "keep-versions", 0, "the newest N archived versions are never collected")
+	set.Flags().IntVar(&srcRetention, "source-retention-days", 0, "days the source snapshot of a version is kept after its publish, for rebuilds and restores (default 365)")
 	set.Flags().BoolVar(&spa, "spa", false, "static sites: serve the entrypoint (200) for unknown paths of requests that accept HTML")
 	set.Flags().BoolVar(&clean, "clean-urls", false, "static sites: serve /about from about.html and redirect /about.html to /about (308)")
 	set.Flags().BoolVar(&proxy, "proxy-rewrites", false, "static sites: allow _redirects rules that rewrite (200) to an external http(s) URL; the edge proxies them")

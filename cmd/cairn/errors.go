@@ -70,9 +70,12 @@ func (a *app) describe(err error) (string, int) {
 	var ue *url.Error
 	var brk *audit.Break
 	var se serverError
+	var ws waitStopped
 	switch {
 	case errors.As(err, &se):
 		return se.Error(), exitError
+	case errors.As(err, &ws):
+		return ws.Error(), exitInterrupted
 	case errors.Is(err, context.Canceled):
 		return "interrupted", exitInterrupted
 	case errors.As(err, &brk), errors.Is(err, audit.ErrHeadNotFound),

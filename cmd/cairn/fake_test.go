@@ -71,6 +71,7 @@ func newFakeAPI(t *testing.T) *fakeAPI {
 	mux.HandleFunc("GET /v1/domains", reply(200, `{"domains":[{"hostname":"www.example.com","deployment_id":"dep_1","version_id":null,`+
 		`"created_at":"2024-05-01T12:00:00Z","updated_at":"2024-05-01T12:00:00Z"}]}`))
 	mux.HandleFunc("POST /v1/domains", reply(201, `{"hostname":"www.example.com","deployment_id":"dep_1","version_id":null}`))
+	fakeBuilds(mux)
 	f.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
 		f.mu.Lock()

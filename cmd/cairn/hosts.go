@@ -223,19 +223,34 @@ func (a *app) scaleCmd() *cobra.Command {
 	}
 }
 
-// logsCmd is `cairn logs NAME [--instance ID] [-f]`.
+// logsCmd is `cairn logs NAME [--instance ID] [-f]` and `cairn logs
+// --build ID`.
 func (a *app) logsCmd() *cobra.Command {
-	var instance string
+	var instance, build string
 	var follow bool
 	cmd := &cobra.Command{
-		Use:   "logs NAME [--instance ID] [-f]",
-		Short: "Show an app's instance logs (stdout and stderr), streamed from their hosts",
+		Use:   "logs NAME [--instance ID] [-f] | logs --build ID",
+		Short: "Show an app's instance logs (stdout and stderr), streamed from their hosts, or a build's log",
 		Long: "Show the logs of a deployment's instances, streamed from the agents through\n" +
 			"the API. Without --instance every instance is shown, each line prefixed\n" +
-			"with its instance id when there are several. -f follows new lines.",
-		Args: exactArgs(1),
+			"with its instance id when there are several. -f follows new lines.\n" +
+			"--build ID prints the kept log of a build, rebuild or restore (its last\n" +
+			"256 KiB; cairn builds NAME lists them); NAME is not needed then.",
+		Args: func(cmd *cobra.Command, args []string) error {
+			if build != "" {
+				if len(args) > 1 || instance != "" || follow {
+					return fmt.Errorf("usage: cairn logs --build ID (no --instance, no -f)")
+				}
+				return nil
+			}
+			return exactArgs(1)(cmd, args)
+		},
+		ValidArgsFunction: a.completeDeployments,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c := a.client()
+			if build != "" {
+				return a.buildLog(cmd.Context(), c, build)
+			}
 			ids := []string{instance}
 			if instance == "" {
 				is, err := c.ListInstances(cmd.Context(), args[0])
@@ -277,6 +292,7 @@ func (a *app) logsCmd() *cobra.Command {
 	}
 	cmd.Flags().StringVar(&instance, "instance", "", "only this instance")
 	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "keep printing new lines")
+	cmd.Flags().StringVar(&build, "build", "", "print the log of this build (bld_…) instead")
 	return cmd
 }
 

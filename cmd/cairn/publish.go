@@ -21,12 +21,15 @@ type publishOptions struct {
 	noCache                        bool
 	kind                           string
 	rt                             runtimeFlags
+	source                         string // --source DIR
+	src                            *snapshot
+	b                              buildFlags
 }
 
 func (a *app) publishCmd() *cobra.Command {
 	var o publishOptions
 	cmd := &cobra.Command{
-		Use:   "publish DIR|FILE --deployment NAME [--kind rootfs]",
+		Use:   "publish DIR|FILE --deployment NAME [--kind rootfs] [--source SRC [--build CMD --builder REF]]",
 		Short: "Upload DIR as a new version of a deployment and activate it",
 		Long: "Upload DIR as a new version of deployment NAME (created, kind static, if\n" +
 			"missing, together with its first version) and make it the active version\n" +
@@ -44,9 +47,31 @@ func (a *app) publishCmd() *cobra.Command {
 			"every file, owner, device and xattr) or a tar stream file (plain, gzip or\n" +
 			"zstd, such as a tar of a debootstrap tree or docker export output), with\n" +
 			"its runtime settings: --cmd, --env K=V, --port, --user, --workdir,\n" +
-			"--health-path (--health-interval, --health-timeout).",
-		Args: exactArgs(1),
+			"--health-path (--health-interval, --health-timeout).\n\n" +
+			"--source SRC also uploads a snapshot of the source tree SRC (packed as a\n" +
+			"release, without what the publish rules and SRC's root .gitignore leave\n" +
+			"out; sent only if the server lacks it), recorded with the version.\n" +
+			"--build CMD (no DIR then) has the platform build the release from the\n" +
+			"snapshot: CMD runs in SRC's copy, without network, on an agent, inside\n" +
+			"--builder (a rootfs version NAME:N or sha256:HEX with the tools), and\n" +
+			"the --output directory is the release. The CLI waits for the build and\n" +
+			"shows its state; Ctrl-C stops waiting, not the build.",
+		Args: func(cmd *cobra.Command, args []string) error {
+			if o.b.command != "" {
+				if len(args) > 0 {
+					return fmt.Errorf("--build publishes the build's --output directory: give no DIR (%s); the source is --source", args[0])
+				}
+				return nil
+			}
+			return exactArgs(1)(cmd, args)
+		},
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if o.b.command != "" {
+				return a.publishBuild(cmd.Context(), o)
+			}
+			if err := o.b.unused(cmd); err != nil {
+				return err
+			}
 			return a.publish(cmd.Context(), args[0], o)
 		},
 	}
@@ -59,7 +84,10 @@ func (a *app) publishCmd() *cobra.Command {
 	f.StringVar(&o.kind, "kind", meta.KindStatic, "release kind: static or rootfs")
 	f.BoolVar(&o.noCache, "no-cache", false, "hash every file, not trusting the local cache of digests ($CAIRN_CACHE_DIR, ~/.cache/cairn)")
 	o.rt.register(f)
+	f.StringVar(&o.source, "source", "", "also upload a snapshot of the source tree SRC and record it with the version")
+	o.b.register(f)
 	_ = cmd.MarkFlagRequired("deployment")
+	_ = cmd.RegisterFlagCompletionFunc("deployment", a.completeDeploymentFlag)
 	return cmd
 }
 
@@ -71,6 +99,8 @@ type publishOutput struct {
 	// Sent: an incremental publish's files, new contents, bytes sent and
 	// bytes reused.
 	Sent *client.IncrementalStats `json:"sent,omitempty"`
+	// Source: the snapshot of --source.
+	Source *sourceOutput `json:"source,omitempty"`
 }
 
 // publishIncremental publishes tree to the existing deployment by the
@@ -94,11 +124,13 @@ func (a *app) publishIncremental(ctx context.Context, c *client.Client, dir stri
 	bar := a.progressBar(total, "sending")
 	defer endBar(bar)
 	return c.PublishIncremental(ctx, o.deployment, tree, client.PublishOptions{
-		Entrypoint: o.entrypoint, Activate: !o.noActivate}, 4, barFunc(bar))
+		Entrypoint: o.entrypoint, Activate: !o.noActivate, SourceSHA256: o.sourceSHA256()}, 4, barFunc(bar))
 }
 
 func (a *app) publish(ctx context.Context, dir string, o publishOptions) error {
 	switch {
+	case o.source != "" && o.kind != meta.KindStatic:
+		return fmt.Errorf("--source: only a static release records its source (not --kind %s)", o.kind)
 	case o.kind == meta.KindRootfs:
 		return a.publishRootfs(ctx, dir, o)
 	case o.kind != meta.KindStatic:
@@ -118,9 +150,16 @@ func (a *app) publish(ctx context.Context, dir string, o publishOptions) error {
 		}
 		return err
 	}
+	if o.src, err = a.snapshotSource(ctx, o.source); err != nil {
+		return err
+	}
+	defer o.src.remove()
 	c := a.client()
 	dep, err := a.publishTarget(ctx, c, o, meta.KindStatic, "deployment %s is of kind %s; a directory publishes a static release")
 	if err != nil {
+		return err
+	}
+	if err := a.sendSourceOf(ctx, c, o); err != nil {
 		return err
 	}
 	var (
@@ -209,7 +248,7 @@ func (a *app) upload(ctx context.Context, c *client.Client, tree *client.Tree, o
 		walkErr <- err
 	}()
 	v, err := c.PublishTar(ctx, o.deployment, pr, client.PublishOptions{
-		Entrypoint: o.entrypoint, Activate: !o.noActivate, Create: create,
+		Entrypoint: o.entrypoint, Activate: !o.noActivate, Create: create, SourceSHA256: o.sourceSHA256(),
 	})
 	pr.CloseWithError(errUploadEnded) // unblock the walk if the request ended early
 	werr := <-walkErr
@@ -230,7 +269,11 @@ var errUploadEnded = errors.New("upload ended")
 // URLs; warnings go to stderr either way.
 func (a *app) printPublished(v *meta.Version, created bool, o publishOptions, sum ignore.Summary, st *client.IncrementalStats) error {
 	if a.json {
-		if err := printJSON(a.stdout, publishOutput{v, sum, st}); err != nil {
+		var src *sourceOutput
+		if o.src != nil {
+			src = &o.src.sourceOutput
+		}
+		if err := printJSON(a.stdout, publishOutput{v, sum, st, src}); err != nil {
 			return err
 		}
 	} else {
@@ -260,6 +303,9 @@ func (a *app) printPublished(v *meta.Version, created bool, o publishOptions, su
 		}
 		if sum.Paths > 0 {
 			fmt.Fprintf(a.stdout, "%s\n", sum)
+		}
+		if o.src != nil {
+			fmt.Fprintln(a.stdout, sourceLine(o.src))
 		}
 	}
 	for _, w := range v.Warnings {

@@ -43,9 +43,16 @@ func (a *app) publishFile(ctx context.Context, path string, o publishOptions) er
 		return err
 	}
 	sum := hex.EncodeToString(h.Sum(nil))
+	if o.src, err = a.snapshotSource(ctx, o.source); err != nil {
+		return err
+	}
+	defer o.src.remove()
 	c := a.client()
 	dep, err := a.publishTarget(ctx, c, o, meta.KindStatic, "deployment %s is of kind %s; a cairn pack artifact is a static release")
 	if err != nil {
+		return err
+	}
+	if err := a.sendSourceOf(ctx, c, o); err != nil {
 		return err
 	}
 	bar := a.progressBar(fi.Size(), "uploading")
@@ -54,7 +61,7 @@ func (a *app) publishFile(ctx context.Context, path string, o publishOptions) er
 		body = io.TeeReader(body, bar)
 	}
 	v, err := c.PublishTar(ctx, o.deployment, body, client.PublishOptions{
-		Entrypoint: o.entrypoint, Activate: !o.noActivate, Create: dep == nil, SHA256: sum})
+		Entrypoint: o.entrypoint, Activate: !o.noActivate, Create: dep == nil, SHA256: sum, SourceSHA256: o.sourceSHA256()})
 	endBar(bar)
 	if err != nil {
 		return err

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 )
 
@@ -69,5 +70,47 @@ func TestREADMEDocsExist(t *testing.T) {
 		if i := bytes.Index(b, []byte("DESIGN.md")); i >= 0 {
 			t.Errorf("%s names DESIGN.md (line %d); the contract is docs/contract.md", p, bytes.Count(b[:i], []byte("\n"))+1)
 		}
+	}
+}
+
+// TestREADMEListsBuildFlags: the README's CLI block names the verbs of
+// sources, builds and rebuilds and each of their flags.
+func TestREADMEListsBuildFlags(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	block := regexp.MustCompile("(?s)## CLI\n\n```\n.*?\n```").Find(readme)
+	if block == nil {
+		t.Fatal("README.md has no CLI block")
+	}
+	a := newApp(&bytes.Buffer{}, &bytes.Buffer{}, func(string) string { return "" })
+	for _, c := range []struct {
+		verb  string
+		flags []string
+	}{
+		{"cairn publish --source", append([]string{"source", "build", "no-activate", "entrypoint"}, buildOnly...)},
+		{"cairn builds NAME", nil},
+		{"cairn logs --build ID", nil},
+		{"cairn rebuild NAME N", []string{"host"}},
+		{"cairn restore NAME N", nil},
+		{"cairn deployment set NAME", []string{"source-retention-days"}},
+	} {
+		if !bytes.Contains(block, []byte(c.verb)) {
+			t.Errorf("README.md's CLI block lacks %q", c.verb)
+		}
+		for _, f := range c.flags {
+			if !regexp.MustCompile(`--` + regexp.QuoteMeta(f) + `[ =\]]`).Match(block) {
+				t.Errorf("README.md's CLI block lacks --%s (of %s)", f, c.verb)
+			}
+		}
+	}
+	// Every flag of the new verbs is one listed above.
+	for _, cmd := range []*cobra.Command{a.rebuildCmd(), a.restoreCmd(), a.buildsCmd()} {
+		cmd.Flags().VisitAll(func(f *pflag.Flag) {
+			if f.Name != "host" {
+				t.Errorf("%s has --%s, not checked here", cmd.Name(), f.Name)
+			}
+		})
 	}
 }

@@ -70,7 +70,8 @@ func (a *app) rootCmd() *cobra.Command {
 	root.AddCommand(a.serverCmd(), a.packCmd(), a.publishCmd(), a.versionsCmd(),
 		a.activateCmd(), a.rollbackCmd(), a.domainCmd(), a.gcCmd(), a.auditCmd(), a.verifyCmd(),
 		a.deploymentsCmd(), a.deploymentCmd(), a.versionCmd(), a.eventsCmd(), a.tokenCmd(),
-		a.agentCmd(), a.hostsCmd(), a.hostCmd(), a.psCmd(), a.scaleCmd(), a.logsCmd())
+		a.agentCmd(), a.hostsCmd(), a.hostCmd(), a.psCmd(), a.scaleCmd(), a.logsCmd(),
+		a.buildsCmd(), a.rebuildCmd(), a.restoreCmd())
 	return root
 }
 

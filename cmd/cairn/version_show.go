@@ -62,6 +62,7 @@ func (a *app) versionCmd() *cobra.Command {
 				fmt.Fprintf(w, "preview:     %s\n", v.PreviewURL)
 			}
 			printRuntime(w, v.Runtime)
+			printVersionBuild(w, v)
 			for _, warn := range v.Warnings {
 				fmt.Fprintf(w, "warning:     %s\n", warn)
 			}

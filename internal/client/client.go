@@ -51,6 +51,14 @@ func (c *Client) request(ctx context.Context, method, path string, body io.Reade
 		req.Header.Set("Content-Type", contentType)
 	}
 	req.Header.Set("Accept", "application/json, application/problem+json")
+	return c.do(req, out)
+}
+
+// do sends req with the token and user agent. A 2xx answer is decoded
+// into out (JSON), or copied into it if it is a *strings.Builder (text,
+// at most MaxBuildLog bytes), or discarded if out is nil; anything else
+// returns a *Error.
+func (c *Client) do(req *http.Request, out any) error {
 	if c.UserAgent != "" {
 		req.Header.Set("User-Agent", c.UserAgent)
 	}
@@ -65,12 +73,16 @@ func (c *Client) request(ctx context.Context, method, path string, body io.Reade
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		return decodeError(resp)
 	}
-	if out == nil {
+	switch out := out.(type) {
+	case nil:
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
 		return nil
+	case *strings.Builder:
+		_, err := io.Copy(out, io.LimitReader(resp.Body, MaxBuildLog))
+		return err
 	}
 	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
-		return fmt.Errorf("%s %s: decoding the response: %w", method, path, err)
+		return fmt.Errorf("%s %s: decoding the response: %w", req.Method, req.URL.Path, err)
 	}
 	return nil
 }

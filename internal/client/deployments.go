@@ -69,6 +69,9 @@ type PublishOptions struct {
 	// SHA256, if set, is the release the upload must pack to (a `cairn
 	// pack` artifact); the server refuses another with 422.
 	SHA256 string
+	// SourceSHA256, if set, names the stored source snapshot the release
+	// was built from (PutSource); the version records it.
+	SourceSHA256 string
 }
 
 // PublishTar uploads body, a tar stream (plain, gzip or zstd) of the built
@@ -89,6 +92,9 @@ func (c *Client) PublishTar(ctx context.Context, dep string, body io.Reader, o P
 	}
 	if o.SHA256 != "" {
 		q.Set("sha256", o.SHA256)
+	}
+	if o.SourceSHA256 != "" {
+		q.Set("source_sha256", o.SourceSHA256)
 	}
 	// Wrapping hides any Len method so that net/http always streams.
 	var v meta.Version

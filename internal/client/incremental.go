@@ -181,6 +181,9 @@ func (c *Client) PublishIncremental(ctx context.Context, dep string, tree *Tree,
 		q.Set("entrypoint", o.Entrypoint)
 	}
 	q.Set("activate", strconv.FormatBool(o.Activate))
+	if o.SourceSHA256 != "" {
+		q.Set("source_sha256", o.SourceSHA256)
+	}
 	var v meta.Version
 	if err := c.request(ctx, http.MethodPost, base+"/commit?"+q.Encode(), nil, "", &v); err != nil {
 		return nil, nil, err

@@ -8,6 +8,11 @@
 // gitignore package; a "!" line re-includes what a default left out). A
 // directory that is left out is not walked. With IncludeIgnored no rule
 // applies. A data directory is refused whatever the rules say.
+//
+// A source snapshot (`cairn publish --source DIR`, Options.GitIgnore) also
+// reads the root .gitignore with the same matcher. Its rules come first,
+// so that the defaults (.git/ and .env above all) hold whatever it says
+// and the .cairnignore, read last, has the last word.
 package ignore
 
 import (
@@ -28,7 +33,10 @@ import (
 // File is the name of the ignore file read from the root of a tree.
 const File = ".cairnignore"
 
-// MaxFileBytes bounds the size of a .cairnignore.
+// GitIgnoreFile is the root .gitignore, read with Options.GitIgnore.
+const GitIgnoreFile = ".gitignore"
+
+// MaxFileBytes bounds the size of a .cairnignore (and of a .gitignore).
 const MaxFileBytes = 1 << 20
 
 // Defaults are the rules that apply before the .cairnignore's.
@@ -43,6 +51,7 @@ var ErrDataDir = errors.New("the tree contains a cairn data directory")
 // Options tune a Set.
 type Options struct {
 	IncludeIgnored bool // apply no rule (a data directory is still refused)
+	GitIgnore      bool // also apply the root .gitignore, before the defaults
 }
 
 // rule is one parsed pattern and where it was written.
@@ -62,31 +71,24 @@ type Set struct {
 }
 
 // Load reads the rules of the tree rooted at dir: the defaults and dir's
-// .cairnignore, if any, unless opts.IncludeIgnored.
+// .cairnignore, if any, unless opts.IncludeIgnored; with opts.GitIgnore,
+// dir's .gitignore before them.
 func Load(dir string, opts Options) (*Set, error) {
 	s := &Set{root: dir, counts: map[int]int{}}
 	if opts.IncludeIgnored {
 		return s, nil
 	}
+	if opts.GitIgnore {
+		rules, err := readRules(dir, GitIgnoreFile)
+		if err != nil {
+			return nil, err
+		}
+		s.rules = append(s.rules, rules...)
+	}
 	for _, p := range Defaults {
 		s.rules = append(s.rules, rule{text: p, source: SourceDefault, pat: gitignore.ParsePattern(p, nil)})
 	}
-	f, err := os.Open(filepath.Join(dir, File))
-	if errors.Is(err, os.ErrNotExist) {
-		return s, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, MaxFileBytes+1))
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", File, err)
-	}
-	if len(b) > MaxFileBytes {
-		return nil, fmt.Errorf("%s: larger than %d bytes", File, MaxFileBytes)
-	}
-	rules, err := parse(b)
+	rules, err := readRules(dir, File)
 	if err != nil {
 		return nil, err
 	}
@@ -94,10 +96,31 @@ func Load(dir string, opts Options) (*Set, error) {
 	return s, nil
 }
 
-// parse reads gitignore lines: blank lines and lines starting with "#" are
-// skipped; every other line is a pattern named ".cairnignore:N". A line that
-// is not valid UTF-8 or holds a NUL is an error.
-func parse(b []byte) ([]rule, error) {
+// readRules reads the rules of the file name at the root of dir; a
+// missing file has none.
+func readRules(dir, name string) ([]rule, error) {
+	f, err := os.Open(filepath.Join(dir, name))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, MaxFileBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	if len(b) > MaxFileBytes {
+		return nil, fmt.Errorf("%s: larger than %d bytes", name, MaxFileBytes)
+	}
+	return parse(name, b)
+}
+
+// parse reads gitignore lines of the file name: blank lines and lines
+// starting with "#" are skipped; every other line is a pattern named
+// "name:N". A line that is not valid UTF-8 or holds a NUL is an error.
+func parse(name string, b []byte) ([]rule, error) {
 	var out []rule
 	sc := bufio.NewScanner(bytes.NewReader(b))
 	sc.Buffer(make([]byte, 0, 4096), MaxFileBytes)
@@ -107,12 +130,12 @@ func parse(b []byte) ([]rule, error) {
 			continue
 		}
 		if !validLine(line) {
-			return nil, fmt.Errorf("%s:%d: not valid UTF-8 text", File, n)
+			return nil, fmt.Errorf("%s:%d: not valid UTF-8 text", name, n)
 		}
-		out = append(out, rule{text: line, source: fmt.Sprintf("%s:%d", File, n), pat: gitignore.ParsePattern(line, nil)})
+		out = append(out, rule{text: line, source: fmt.Sprintf("%s:%d", name, n), pat: gitignore.ParsePattern(line, nil)})
 	}
 	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("%s: %w", File, err)
+		return nil, fmt.Errorf("%s: %w", name, err)
 	}
 	return out, nil
 }
@@ -166,7 +189,7 @@ func (s *Set) skip(rel string, isDir bool) bool {
 // RuleCount is one rule that left paths out.
 type RuleCount struct {
 	Rule   string `json:"rule"`
-	Source string `json:"source"` // "default" or ".cairnignore:N"
+	Source string `json:"source"` // "default", ".cairnignore:N" or ".gitignore:N"
 	Paths  int    `json:"paths"`
 }
 

@@ -66,6 +66,52 @@ func TestIncludeIgnored(t *testing.T) {
 	}
 }
 
+// TestGitIgnore: with GitIgnore the root .gitignore applies too, before the
+// defaults (a "!" line of it re-includes neither .git/ nor .env) and
+// before the .cairnignore (whose "!" lines win); without it, it does not.
+func TestGitIgnore(t *testing.T) {
+	dir := t.TempDir()
+	write(t, dir, GitIgnoreFile, "# build output\nnode_modules/\n/dist\n*.log\n!.git/\n!.env\n")
+	write(t, dir, File, "!keep.log\n")
+	s, err := Load(dir, Options{GitIgnore: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		rel   string
+		isDir bool
+		skip  bool
+	}{
+		{"node_modules", true, true}, {"web/node_modules", true, true},
+		{"dist", true, true}, {"web/dist", true, false},
+		{"a.log", false, true}, {"keep.log", false, false},
+		{".git", true, true}, {".env", false, true},
+		{GitIgnoreFile, false, false}, {"src/main.go", false, false},
+	} {
+		if got, err := s.Skip(tc.rel, filepath.Join(dir, tc.rel), tc.isDir); got != tc.skip || err != nil {
+			t.Errorf("Skip(%q, dir=%v) = %v, %v; want %v", tc.rel, tc.isDir, got, err, tc.skip)
+		}
+	}
+	sum := s.Summary()
+	if sum.Rules[0] != (RuleCount{"node_modules/", ".gitignore:2", 2}) {
+		t.Errorf("summary %+v", sum)
+	}
+	plain, err := Load(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if skip, _ := plain.Skip("node_modules", filepath.Join(dir, "node_modules"), true); skip {
+		t.Error("without GitIgnore the .gitignore applied")
+	}
+	write(t, dir, GitIgnoreFile, "\xff\n")
+	if _, err := Load(dir, Options{GitIgnore: true}); err == nil || err.Error() != ".gitignore:1: not valid UTF-8 text" {
+		t.Errorf("bad .gitignore: %v", err)
+	}
+	if _, err := Load(dir, Options{GitIgnore: true, IncludeIgnored: true}); err != nil {
+		t.Errorf("IncludeIgnored read the .gitignore: %v", err)
+	}
+}
+
 func TestDataDir(t *testing.T) {
 	dir := t.TempDir()
 	data := filepath.Join(dir, "cairn-data")
@@ -119,7 +165,7 @@ func FuzzParse(f *testing.F) {
 		f.Add(s, "a/b.map", true)
 	}
 	f.Fuzz(func(t *testing.T, body, path string, isDir bool) {
-		rules, err := parse([]byte(body))
+		rules, err := parse(File, []byte(body))
 		if err != nil {
 			return
 		}
