@@ -66,6 +66,9 @@ func (r *Runtime) Build(ctx context.Context, b hostapi.Build, artifact, log io.W
 	if r.cfg.Driver.Isolation() != hostapi.IsolationContainer {
 		return res, fmt.Errorf("build %s: builds run with a container driver (runc), not %s", b.ID, r.cfg.Driver.Name())
 	}
+	if log == nil {
+		log = io.Discard
+	}
 	id := "b-" + strings.TrimPrefix(b.ID, "bld_")
 	defer r.lock(id)()
 	if err := r.removeBuild(id); err != nil { // an earlier attempt's

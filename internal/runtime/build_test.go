@@ -391,6 +391,26 @@ func TestBuildSrcSymlinkToHost(t *testing.T) {
 	}
 }
 
+// TestBuildSrcOpaque: a builder with a /src directory of its own: the
+// build's /src holds the source and nothing of the builder's.
+func TestBuildSrcOpaque(t *testing.T) {
+	h := newHost(t)
+	root := toolsRoot(t, "sh")
+	os.MkdirAll(filepath.Join(root, "src", "pages"), 0o755)
+	os.WriteFile(filepath.Join(root, "src", "builder-only"), []byte("builder\n"), 0o644)
+	os.WriteFile(filepath.Join(root, "src", "pages", "builder-page"), []byte("builder\n"), 0o644)
+	builder := h.publish(root)
+	src := h.source(map[string]string{"pages/a.txt": "from the source\n"})
+	got := h.build(newBuild(builder, src, "echo built > out.txt", "."))
+	if got.res.SHA256 == "" {
+		t.Fatalf("%+v\nlog:\n%s", got.res, got.log)
+	}
+	want := map[string]string{"pages/a.txt": "from the source\n", "out.txt": "built\n"}
+	if len(got.files) != len(want) || got.files["pages/a.txt"] != want["pages/a.txt"] || got.files["out.txt"] != want["out.txt"] {
+		t.Fatalf("artifact %v, want %v", got.files, want)
+	}
+}
+
 // toolsRoot is a root filesystem holding the host's programs names
 // (found on $PATH; "sh" is /bin/sh) in /bin, and the libraries they
 // load.
