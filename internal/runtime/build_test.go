@@ -3,6 +3,7 @@ package runtime_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -16,6 +17,9 @@ import (
 
 	"github.com/cairnhq/cairn/internal/hostapi"
 	"github.com/cairnhq/cairn/internal/release"
+	cruntime "github.com/cairnhq/cairn/internal/runtime"
+	"github.com/cairnhq/cairn/internal/runtime/overlay"
+	"github.com/cairnhq/cairn/internal/runtime/runc"
 	"github.com/cairnhq/cairn/internal/runtime/runtimetest"
 )
 
@@ -262,6 +266,9 @@ func TestBuild(t *testing.T) {
 		var addrs []string
 		for _, ip := range append([]net.IP{net.IPv4(127, 0, 0, 1)}, hostAddrs()...) {
 			ln, err := net.Listen("tcp", net.JoinHostPort(ip.String(), "0"))
+			if err != nil && !ip.IsLoopback() {
+				continue // the bridge of another test, gone
+			}
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -409,6 +416,45 @@ func TestBuildSrcOpaque(t *testing.T) {
 	if len(got.files) != len(want) || got.files["pages/a.txt"] != want["pages/a.txt"] || got.files["out.txt"] != want["out.txt"] {
 		t.Fatalf("artifact %v, want %v", got.files, want)
 	}
+}
+
+// TestBuildLeftBehind: a build an agent process left when it died (its
+// process running, its root mounted, its namespace bound) is removed by
+// the next Runtime over the same directory.
+func TestBuildLeftBehind(t *testing.T) {
+	h := newHost(t)
+	id := "b-left"
+	dir := filepath.Join(h.dir, "builds", id)
+	root := overlay.Root{Lower: toolsRoot(t, "sh", "sleep"), Dir: dir}
+	if err := root.Mount(nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.nets.Isolated(id); err != nil {
+		t.Fatal(err)
+	}
+	d, err := runc.New(filepath.Join(h.dir, "runc"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { // if the Runtime did not
+		d.Delete(context.Background(), id, true)
+		root.Remove()
+		h.nets.Remove(id)
+	})
+	err = d.Start(context.Background(), cruntime.Spec{ID: id, Dir: dir, Root: root.Merged(), NetNS: h.nets.Path(id),
+		Log: filepath.Join(dir, "log"), Args: []string{"/bin/sleep", "60"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s, err := d.Status(context.Background(), id); err != nil || !s.Running {
+		t.Fatalf("the left build's process: %+v, %v", s, err)
+	}
+	h.rt.Close()
+	h.rt = h.open()
+	if _, err := d.Status(context.Background(), id); !errors.Is(err, cruntime.ErrNotFound) {
+		t.Fatalf("the build's process: %v, want it gone", err)
+	}
+	h.with(t).nothingLeft()
 }
 
 // toolsRoot is a root filesystem holding the host's programs names
