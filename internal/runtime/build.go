@@ -130,8 +130,8 @@ func (r *Runtime) Build(ctx context.Context, b hostapi.Build, artifact, log io.W
 		return res, fmt.Errorf("build %s: %w", b.ID, err)
 	}
 	t1 := time.Now()
-	code, timedOut, err := r.waitBuild(ctx, id, t1.Add(timeout), tail, log)
-	res.DurationMS = time.Since(t1).Milliseconds()
+	code, timedOut, ended, err := r.waitBuild(ctx, id, t1.Add(timeout), tail, log)
+	res.DurationMS = ended.Sub(t1).Milliseconds()
 	if err != nil {
 		return res, fmt.Errorf("build %s: %w", b.ID, err)
 	}
@@ -224,16 +224,19 @@ next:
 
 // waitBuild waits for build id's process to end, copying its log as it
 // grows; past deadline it kills it (timedOut). A pidfd of the process
-// wakes it at the exit; the driver's Status is asked then, and once a
-// second in case the pid was not the process's.
-func (r *Runtime) waitBuild(ctx context.Context, id string, deadline time.Time, tail *os.File, log io.Writer) (code int, timedOut bool, err error) {
+// wakes it at the exit (ended); the driver's Status is asked then, and
+// once a second in case the pid was not the process's.
+func (r *Runtime) waitBuild(ctx context.Context, id string, deadline time.Time, tail *os.File, log io.Writer) (code int, timedOut bool, ended time.Time, err error) {
 	pfd := -1
+	start := time.Now()
 	if s, err := r.cfg.Driver.Status(ctx, id); err == nil && s.Pid > 0 {
 		if fd, err := unix.PidfdOpen(s.Pid, 0); err == nil {
 			pfd = fd
 			defer unix.Close(fd)
 		}
 	}
+	// Without a pidfd (the process ended, or is ending, already), the
+	// driver is asked every 20 ms for a second, then every 100 ms.
 	logOK := true
 	var asked time.Time
 	for {
@@ -246,16 +249,21 @@ func (r *Runtime) waitBuild(ctx context.Context, id string, deadline time.Time, 
 			fds := []unix.PollFd{{Fd: int32(pfd), Events: unix.POLLIN}}
 			n, _ := unix.Poll(fds, 200)
 			exited = n > 0
+			if exited && ended.IsZero() {
+				ended = time.Now()
+			}
+		} else if time.Since(start) < time.Second {
+			time.Sleep(20 * time.Millisecond)
 		} else {
 			time.Sleep(100 * time.Millisecond)
 		}
 		if err := ctx.Err(); err != nil {
 			r.kill(id)
-			return 0, false, err
+			return 0, false, time.Now(), err
 		}
 		if time.Now().After(deadline) {
 			r.kill(id)
-			return -1, true, nil
+			return -1, true, time.Now(), nil
 		}
 		if !exited && pfd >= 0 && time.Since(asked) < time.Second {
 			continue
@@ -266,13 +274,16 @@ func (r *Runtime) waitBuild(ctx context.Context, id string, deadline time.Time, 
 		asked = time.Now()
 		s, err := r.cfg.Driver.Status(ctx, id)
 		if err != nil {
-			return 0, false, err
+			return 0, false, time.Now(), err
 		}
 		if !s.Running {
-			if s.ExitCode == nil {
-				return 0, false, errors.New("the build's process ended without an exit code")
+			if ended.IsZero() {
+				ended = time.Now()
 			}
-			return *s.ExitCode, false, nil
+			if s.ExitCode == nil {
+				return 0, false, ended, errors.New("the build's process ended without an exit code")
+			}
+			return *s.ExitCode, false, ended, nil
 		}
 	}
 }
