@@ -179,8 +179,9 @@ type Build struct {
 type BuildResult struct {
 	ExitCode int `json:"exit_code"` // the command's; -1 if it did not end by itself (killed at its timeout)
 	// Error says why the build failed when its exit code does not: "timed
-	// out after 10m0s", "output dist: not a directory", "killed: out of
-	// memory". Empty when the build succeeded.
+	// out after 10m0s", "output dist: not a directory", "output dist: is a
+	// symlink", "killed (exit 137): out of memory?" (a SIGKILL under a
+	// memory limit). Empty when the build succeeded.
 	Error      string `json:"error,omitempty"`
 	SHA256     string `json:"sha256,omitempty"` // of the packed output, when it was packed
 	DurationMS int64  `json:"duration_ms"`      // of the command
@@ -191,9 +192,11 @@ type Builder interface {
 	// Build runs b to its end. The command's stdout and stderr go to log
 	// as they come. When it exits 0, its output is packed into artifact
 	// (a static release, release.PackDir) and SHA256 is the artifact's.
-	// A build that fails (exit code, timeout, no output directory) is a
-	// BuildResult with Error or a non-zero ExitCode, not an error; error
-	// is for the host's own failures (fetching the builder, mounting).
+	// Nothing is written to artifact unless the pack succeeded.
+	// A build that fails (exit code, timeout, no output directory, an
+	// output the static format refuses) is a BuildResult with Error or a
+	// non-zero ExitCode, not an error; error is for the host's own
+	// failures (fetching the builder, mounting) and invalid input.
 	// Nothing of a build is left on the host once Build returns.
 	Build(ctx context.Context, b Build, artifact io.Writer, log io.Writer) (BuildResult, error)
 }

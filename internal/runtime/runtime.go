@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/cairnhq/cairn/internal/hostapi"
+	"github.com/cairnhq/cairn/internal/release"
 	"github.com/cairnhq/cairn/internal/runtime/cache"
 	"github.com/cairnhq/cairn/internal/runtime/netns"
 	"github.com/cairnhq/cairn/internal/runtime/overlay"
@@ -31,8 +32,9 @@ type Config struct {
 	Net         *netns.Manager
 	Driver      Driver
 	Log         *slog.Logger
-	MaxLog      int64    // bytes of an instance's log before it is rotated; 0: 8 MiB
-	Nameservers []string // written to /etc/resolv.conf of instances with egress; default: the host's non-loopback ones
+	MaxLog      int64          // bytes of an instance's log before it is rotated; 0: 8 MiB
+	Nameservers []string       // written to /etc/resolv.conf of instances with egress; default: the host's non-loopback ones
+	PackLimits  release.Limits // bound a build's packed output; zero: DefaultPackLimits
 }
 
 // Runtime implements hostapi.Runtime. Each instance has a directory
@@ -84,6 +86,7 @@ func New(ctx context.Context, cfg Config) (*Runtime, error) {
 		return nil, err
 	}
 	r := &Runtime{cfg: cfg, leases: map[string]*cache.Lease{}, done: make(chan struct{})}
+	r.removeBuilds() // an earlier process's: nobody waits for their results
 	des, err := os.ReadDir(filepath.Join(cfg.Dir, "instances"))
 	if err != nil {
 		return nil, err

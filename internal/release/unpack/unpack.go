@@ -1,6 +1,6 @@
-// Package unpack unpacks a rootfs release onto disk, as root, and never
-// writes, chmods, chowns or links outside the target directory whatever
-// the release holds. Every path is opened through an os.Root on the target
+// Package unpack unpacks a rootfs release (or, when asked, a static one)
+// onto disk, as root, and never writes, chmods, chowns or links outside
+// the target directory whatever the release holds. Every path is opened through an os.Root on the target
 // (RESOLVE_IN_ROOT-like confinement by the runtime), the release's tree is
 // first checked with pathres (the resolver the static upload checks use:
 // no entry below a symlink or a file, no duplicates, hard links only to an
@@ -45,6 +45,11 @@ type Options struct {
 	// tree's /dev nodes are not needed, and a release never makes a
 	// device node on the host.
 	SkipDevices bool
+	// AllowStatic unpacks a static release too (a build's source
+	// snapshot): its entries are directories, regular files and symlinks
+	// inside the tree, owned by root, and the tree on disk is verified
+	// against its static tree digest (release.TreeDigest).
+	AllowStatic bool
 	// Concurrency is the number of goroutines decompressing and writing
 	// files; 0 means GOMAXPROCS.
 	Concurrency int
@@ -111,6 +116,13 @@ func Unpack(ctx context.Context, ra io.ReaderAt, size int64, dir string, o Optio
 // skipDevices, the TOC's device entries stand in at their places (the
 // tree on disk must then be the TOC's without its devices, in order).
 func diskDigest(ctx context.Context, dir string, toc *release.TOC, skipDevices bool, workers int) (string, error) {
+	if toc.Kind == release.KindStatic {
+		disk, err := release.RootfsDirEntries(ctx, dir, workers)
+		if err != nil {
+			return "", err
+		}
+		return release.TreeDigest(disk), nil
+	}
 	if !skipDevices {
 		return release.RootfsDirDigest(ctx, dir, workers)
 	}
@@ -140,7 +152,7 @@ func isDevice(e *release.Entry) bool {
 // check refuses, before anything is written, a release whose tree does not
 // hold together: resolved with pathres as the static checks do.
 func check(toc *release.TOC, o Options) error {
-	if toc.Kind != release.KindRootfs {
+	if toc.Kind != release.KindRootfs && !(o.AllowStatic && toc.Kind == release.KindStatic) {
 		return fmt.Errorf("%w: not a rootfs release", ErrRefused)
 	}
 	t := pathres.New()

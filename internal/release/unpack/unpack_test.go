@@ -171,3 +171,38 @@ func TestUnpackSkipDevices(t *testing.T) {
 		t.Errorf("devices without an option: %v, want ErrRefused", err)
 	}
 }
+
+// TestUnpackStatic: a static release (a build's source snapshot) is
+// refused unless AllowStatic, and with it unpacks to a tree that its
+// static tree digest verifies.
+func TestUnpackStatic(t *testing.T) {
+	requireRoot(t)
+	src := t.TempDir()
+	os.MkdirAll(filepath.Join(src, "pages"), 0o755)
+	os.WriteFile(filepath.Join(src, "pages", "a.txt"), []byte("a\n"), 0o644)
+	os.WriteFile(filepath.Join(src, "build.sh"), []byte("echo\n"), 0o755)
+	os.Symlink("pages/a.txt", filepath.Join(src, "index.txt"))
+	var art bytes.Buffer
+	res, err := release.PackDir(context.Background(), src, &art, release.PackOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := newOutside(t)
+	if _, err := unpackBytes(art.Bytes(), o.root, Options{}); !errors.Is(err, ErrRefused) {
+		t.Fatalf("a static release without AllowStatic: %v", err)
+	}
+	toc, err := unpackBytes(art.Bytes(), o.root, Options{AllowStatic: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if toc.TreeSHA256 != res.TOC.TreeSHA256 {
+		t.Fatalf("tree %s, packed %s", toc.TreeSHA256, res.TOC.TreeSHA256)
+	}
+	if l, _ := os.Readlink(filepath.Join(o.root, "index.txt")); l != "pages/a.txt" {
+		t.Fatalf("index.txt links to %q", l)
+	}
+	if fi, _ := os.Stat(filepath.Join(o.root, "build.sh")); fi == nil || fi.Mode().Perm() != 0o755 {
+		t.Fatalf("build.sh: %v", fi)
+	}
+	o.check(t)
+}

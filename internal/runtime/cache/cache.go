@@ -1,5 +1,6 @@
 // Package cache is a host's release cache: each rootfs release an
-// instance needs is fetched once per host (concurrent starts share one
+// instance or a build needs, and each build's source snapshot (a static
+// release), is fetched once per host (concurrent starts share one
 // fetch), with parallel ranged reads, its bytes verified against its
 // sha256, then unpacked once with the safe unpacker (which verifies the
 // tree digest) into a tree that is only ever an overlay's read-only lower
@@ -210,7 +211,7 @@ func (c *Cache) fetch(ctx context.Context, sha string) error {
 	if err := os.MkdirAll(tree, 0o755); err != nil {
 		return err
 	}
-	toc, err := unpack.Unpack(ctx, f, size, tree, unpack.Options{SkipDevices: true})
+	toc, err := unpack.Unpack(ctx, f, size, tree, unpack.Options{SkipDevices: true, AllowStatic: true})
 	if err != nil {
 		return err
 	}

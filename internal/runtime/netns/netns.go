@@ -157,7 +157,19 @@ func (m *Manager) Del(ctx context.Context, id string, egress bool) error {
 // Create makes id's network namespace, without an address (Add gives
 // it one), and binds it at Path(id), on a thread that is thrown away
 // afterwards (it stays locked and ends). An existing one is kept.
-func (m *Manager) Create(id string) error {
+func (m *Manager) Create(id string) error { return m.create(id, false) }
+
+// Isolated makes id's network namespace with its loopback up and
+// nothing else: no address on the bridge, no route, so nothing outside
+// the namespace is reachable (a build's network). Remove removes it. An
+// existing one is kept as it is.
+func (m *Manager) Isolated(id string) error { return m.create(id, true) }
+
+// Remove unbinds id's namespace (one Isolated made; Del also releases
+// an address). Removing one that does not exist is not an error.
+func (m *Manager) Remove(id string) error { return m.unbind(id) }
+
+func (m *Manager) create(id string, loopback bool) error {
 	p := m.Path(id)
 	f, err := os.OpenFile(p, os.O_CREATE|os.O_EXCL|os.O_RDONLY, 0o444)
 	if errors.Is(err, os.ErrExist) {
@@ -174,6 +186,12 @@ func (m *Manager) Create(id string) error {
 			errc <- fmt.Errorf("unshare netns: %w", err)
 			return
 		}
+		if loopback {
+			if err := loopbackUp(); err != nil {
+				errc <- err
+				return
+			}
+		}
 		self := fmt.Sprintf("/proc/self/task/%d/ns/net", unix.Gettid())
 		if err := unix.Mount(self, p, "", unix.MS_BIND, ""); err != nil {
 			errc <- fmt.Errorf("bind netns: %w", err)
@@ -184,6 +202,27 @@ func (m *Manager) Create(id string) error {
 	if err := <-errc; err != nil {
 		os.Remove(p)
 		return err
+	}
+	return nil
+}
+
+// loopbackUp sets lo up in the calling thread's network namespace.
+func loopbackUp() error {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("loopback: %w", err)
+	}
+	defer unix.Close(fd)
+	ifr, err := unix.NewIfreq("lo")
+	if err != nil {
+		return err
+	}
+	if err := unix.IoctlIfreq(fd, unix.SIOCGIFFLAGS, ifr); err != nil {
+		return fmt.Errorf("loopback flags: %w", err)
+	}
+	ifr.SetUint16(ifr.Uint16() | unix.IFF_UP)
+	if err := unix.IoctlIfreq(fd, unix.SIOCSIFFLAGS, ifr); err != nil {
+		return fmt.Errorf("loopback up: %w", err)
 	}
 	return nil
 }
