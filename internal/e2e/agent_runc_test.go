@@ -58,8 +58,19 @@ func runcEnv(t *testing.T, bridge, subnet string) (*env, *runcAgent) {
 // agentEnv is runcEnv with the agent's --driver name and its flags.
 func agentEnv(t *testing.T, bridge, subnet, driver string, flags ...string) (*env, *runcAgent) {
 	t.Helper()
+	return agentEnvWith(t, nil, bridge, subnet, driver, flags...)
+}
+
+// agentEnvWith is agentEnv with mod changing the server's config too.
+func agentEnvWith(t *testing.T, mod func(*server.Config), bridge, subnet, driver string, flags ...string) (*env, *runcAgent) {
+	t.Helper()
 	runtimetest.Need(t)
-	e := start(t, func(c *server.Config) { c.HostTimeout = 5 * time.Second })
+	e := start(t, func(c *server.Config) {
+		c.HostTimeout = 5 * time.Second
+		if mod != nil {
+			mod(c)
+		}
+	})
 	var tok struct{ Secret string }
 	if code, _ := e.do("POST", "/v1/tokens", e.jsonBody(map[string]any{"name": "agent", "scopes": []string{"agent"}}), &tok); code != 201 {
 		t.Fatalf("token: %d", code)
