@@ -4,7 +4,7 @@
 // as an erofs image on a read-only virtio-blk drive, a status drive for
 // its exit code, and a virtio-net device on a tap bridged to the
 // namespace's eth0, so that the host reaches a VM at the address it
-// reaches a container at. KVM when /dev/kvm exists, TCG otherwise. QEMU
+// reaches a container at. KVM when it is usable (KVMUsable), TCG otherwise. QEMU
 // runs under a small sh parent in a session of its own, in the instance's
 // network namespace and in a cgroup bounding its memory and CPU; a new
 // Driver over the same state finds it. See docs/design.md, "MicroVMs".
@@ -42,8 +42,29 @@ type Config struct {
 	State   string        // the driver's own directory: the shared initramfs, instance links
 	QEMU    string        // default qemu-system-x86_64 on $PATH
 	Mkfs    string        // default mkfs.erofs on $PATH
-	Accel   string        // "kvm" or "tcg"; "" is kvm when /dev/kvm exists, else tcg
+	Accel   string        // "kvm" or "tcg"; "" is kvm when KVMUsable, else tcg
 	Grace   time.Duration // the guest's SIGTERM-to-SIGKILL on a power-down; default 10s
+}
+
+// KVMUsable reports whether QEMU can boot a stock guest kernel on KVM:
+// dev (/dev/kvm) opens read-write and a hardware backend, kvm_intel or
+// kvm_amd, is loaded (a directory of sys, /sys/module). Another backend
+// is not enough: kvm_pvm, which some cloud VMs offer without VT-x, runs
+// only guest kernels built for PVM, and a stock kernel's boot fails there
+// ("INTERNAL_ERROR in batch emul" in the host's log) without a word on
+// the console.
+func KVMUsable(dev, sys string) bool {
+	f, err := os.OpenFile(dev, os.O_RDWR, 0)
+	if err != nil {
+		return false
+	}
+	f.Close()
+	for _, m := range []string{"kvm_intel", "kvm_amd"} {
+		if fi, err := os.Stat(filepath.Join(sys, m)); err == nil && fi.IsDir() {
+			return true
+		}
+	}
+	return false
 }
 
 // Driver runs instances as QEMU microVMs.
@@ -65,8 +86,7 @@ func New(cfg Config) (*Driver, error) {
 	switch cfg.Accel {
 	case "":
 		cfg.Accel = "tcg"
-		if f, err := os.OpenFile("/dev/kvm", os.O_RDWR, 0); err == nil {
-			f.Close()
+		if KVMUsable("/dev/kvm", "/sys/module") {
 			cfg.Accel = "kvm"
 		}
 	case "kvm", "tcg":
