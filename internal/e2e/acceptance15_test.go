@@ -115,6 +115,13 @@ type accLoad struct {
 }
 
 func startLoad(edges []string, host string, conns int) *accLoad {
+	return startPacedLoad(edges, host, conns, 0)
+}
+
+// startPacedLoad is startLoad with a pause of pace after each request of
+// a connection (a TCG guest answers slowly, and flooding it starves the
+// boots of new VMs).
+func startPacedLoad(edges []string, host string, conns int, pace time.Duration) *accLoad {
 	l := &accLoad{}
 	for i := range conns {
 		ed := edges[i%len(edges)]
@@ -139,6 +146,7 @@ func startLoad(edges []string, host string, conns int) *accLoad {
 				l.mu.Lock()
 				l.results = append(l.results, r)
 				l.mu.Unlock()
+				time.Sleep(pace)
 			}
 		}()
 	}

@@ -334,7 +334,9 @@ func (a *runcAgent) scaleToZero(name string) {
 	a.e.scale(name, "0")
 	waitUntil(a.t, "no instances", 20*time.Second, func() bool { return len(a.e.ps(name)) == 0 })
 	var left []string
-	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+	// A microVM powers down with a grace of its own; two under TCG on a
+	// busy host take longer than a container's stop.
+	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
 		if left = a.leftovers(); len(left) == 0 {
 			return
 		}
