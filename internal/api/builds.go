@@ -62,17 +62,49 @@ func (a *API) builds() (meta.Builds, error) {
 	return a.cfg.Builds, nil
 }
 
-// snapshot finds a stored, uncollected snapshot by its sha256.
-func (a *API) snapshot(ctx context.Context, sha string) (*meta.Release, error) {
+// Source is a stored snapshot as the API shows it: never its URI.
+type Source struct {
+	SHA256     string    `json:"sha256"`
+	Kind       string    `json:"kind"`
+	SizeBytes  int64     `json:"size_bytes"`
+	TreeSHA256 string    `json:"tree_sha256"`
+	CreatedAt  time.Time `json:"created_at"`
+}
+
+func sourceOf(rel *meta.Release) *Source {
+	return &Source{SHA256: rel.SHA256, Kind: rel.Kind, SizeBytes: rel.SizeBytes, TreeSHA256: rel.TreeSHA256, CreatedAt: rel.CreatedAt}
+}
+
+// snapshot finds a stored, uncollected snapshot that deployment dep (a
+// name) uploaded. Snapshots are global bytes, but a deployment names only
+// those it uploaded: a digest learnt elsewhere gives nothing.
+func (a *API) snapshot(ctx context.Context, dep, sha string) (*meta.Release, error) {
 	if !isHexSHA256(sha) {
 		return nil, badRequest("source sha256 %q is not 64 lowercase hex digits", sha)
+	}
+	missing := notFound("deployment %s has no source snapshot %s: upload it (PUT /v1/deployments/%s/sources/%s)", dep, sha, dep, sha)
+	owned, err := a.cfg.Builds.SourceOwned(ctx, dep, sha)
+	if err != nil {
+		return nil, err
+	}
+	if !owned {
+		return nil, missing
 	}
 	rel, err := a.cfg.Meta.GetRelease(ctx, sha)
 	if errors.Is(err, meta.ErrNotFound) || err == nil && (rel.CollectedAt != nil ||
 		rel.Kind != meta.KindSource && rel.Kind != meta.KindStatic || rel.TreeSHA256 == "") {
-		return nil, notFound("no source snapshot %s is stored: upload it first (PUT /v1/deployments/{dep}/sources/{sha})", sha)
+		return nil, missing
 	}
 	return rel, err
+}
+
+// depName is the name of the {dep} of r: the stored deployment's, or the
+// path's (a deployment a build will create).
+func (a *API) depName(r *http.Request) string {
+	if d, err := a.cfg.Meta.GetDeployment(r.Context(), r.PathValue("dep")); err == nil {
+		return d.Name
+	}
+	return r.PathValue("dep")
 }
 
 func (a *API) putSource(w http.ResponseWriter, r *http.Request) error {
@@ -84,26 +116,33 @@ func (a *API) putSource(w http.ResponseWriter, r *http.Request) error {
 	if !isHexSHA256(sha) {
 		return badRequest("sha256 %q is not 64 lowercase hex digits", sha)
 	}
-	if rel, err := a.snapshot(r.Context(), sha); err == nil {
-		return writeJSON(w, http.StatusOK, rel)
+	dep := a.depName(r)
+	if err := checkName(dep); err != nil {
+		return err
 	}
+	if rel, err := a.snapshot(r.Context(), dep, sha); err == nil {
+		return writeJSON(w, http.StatusOK, sourceOf(rel))
+	}
+	// Not this deployment's yet: the bytes prove the uploader has them.
 	httplimit.Upload(r)
-	rel, err := a.cfg.Publisher.StoreSource(r.Context(), r.Body, sha, bs.PutSourceRelease)
+	rel, err := a.cfg.Publisher.StoreSource(r.Context(), r.Body, sha, func(ctx context.Context, rel meta.Release) (*meta.Release, error) {
+		return bs.PutSourceRelease(ctx, dep, rel)
+	})
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusCreated, rel)
+	return writeJSON(w, http.StatusCreated, sourceOf(rel))
 }
 
 func (a *API) getSource(w http.ResponseWriter, r *http.Request) error {
 	if _, err := a.builds(); err != nil {
 		return err
 	}
-	rel, err := a.snapshot(r.Context(), r.PathValue("sha"))
+	rel, err := a.snapshot(r.Context(), a.depName(r), r.PathValue("sha"))
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, rel)
+	return writeJSON(w, http.StatusOK, sourceOf(rel))
 }
 
 // BuildRequest is the body of POST /v1/deployments/{dep}/builds.
@@ -158,8 +197,14 @@ func (a *API) createBuild(w http.ResponseWriter, r *http.Request) error {
 	default:
 		name = d.Name
 	}
-	src, err := a.snapshot(r.Context(), in.SourceSHA256)
+	src, err := a.snapshot(r.Context(), name, in.SourceSHA256)
 	if err != nil {
+		return err
+	}
+	if err := a.checkPin(r.Context(), in.Host); err != nil {
+		return err
+	}
+	if err := a.checkActiveBuilds(r.Context(), name); err != nil {
 		return err
 	}
 	spec := meta.BuildSpec{SourceSHA256: src.SHA256, SourceTree: src.TreeSHA256, Command: in.Command, Output: in.Output,
@@ -180,6 +225,50 @@ func (a *API) createBuild(w http.ResponseWriter, r *http.Request) error {
 	}
 	w.Header().Set("Location", "/v1/builds/"+b.ID)
 	return writeJSON(w, http.StatusAccepted, b)
+}
+
+// MaxActiveBuilds bounds the builds of one deployment that are queued,
+// running or finishing at once: one token cannot fill every host's queue.
+const MaxActiveBuilds = 8
+
+func (a *API) checkActiveBuilds(ctx context.Context, dep string) error {
+	list, err := a.cfg.Builds.ListBuilds(ctx, dep, 100)
+	if err != nil {
+		return err
+	}
+	n := 0
+	for _, b := range list {
+		if b.State == meta.BuildQueued || b.State == meta.BuildRunning || b.State == meta.BuildFinishing {
+			n++
+		}
+	}
+	if n >= MaxActiveBuilds {
+		return problem.New(http.StatusTooManyRequests, "too-many-builds",
+			fmt.Sprintf("deployment %s has %d builds queued or running (at most %d): wait for one to end", dep, n, MaxActiveBuilds))
+	}
+	return nil
+}
+
+// checkPin refuses a pin to a host that cannot run builds: unknown, not
+// ready, or not a container host.
+func (a *API) checkPin(ctx context.Context, host string) error {
+	if host == "" {
+		return nil
+	}
+	if a.cfg.Hosts == nil {
+		return badRequest("host %q: this server keeps no hosts", host)
+	}
+	h, err := a.cfg.Hosts.GetHost(ctx, host)
+	if errors.Is(err, meta.ErrNotFound) {
+		return badRequest("host %q: no such host", host)
+	}
+	if err != nil {
+		return err
+	}
+	if h.State != hostapi.HostReady || h.Isolation != hostapi.IsolationContainer {
+		return badRequest("host %s is %s with %s isolation: builds run on ready container hosts", host, h.State, h.Isolation)
+	}
+	return nil
 }
 
 // checkBuildSpec checks and completes the command, output, env, timeout,
@@ -235,6 +324,10 @@ func (a *API) resolveBuilder(r *http.Request, ref string, s *meta.BuildSpec) err
 	ctx := r.Context()
 	s.BuilderRef = ref
 	if hexSHA, ok := strings.CutPrefix(ref, "sha256:"); ok {
+		// A digest names no deployment whose scope could be checked.
+		if p := principal(r); !p.ReadsAll() {
+			return forbidden(p, "read or admin (a builder given by digest; give NAME:N to use a deployment this token reads)")
+		}
 		rel, err := a.cfg.Meta.GetRelease(ctx, hexSHA)
 		if errors.Is(err, meta.ErrNotFound) || err == nil && (rel.Kind != meta.KindRootfs || rel.CollectedAt != nil) {
 			return badRequest("builder %s: no stored rootfs release has that digest", ref)
@@ -339,6 +432,7 @@ func (a *API) buildLog(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
 	_, err = io.WriteString(w, l)
 	return err
 }
@@ -385,7 +479,7 @@ func (a *API) again(w http.ResponseWriter, r *http.Request, kind string) error {
 		return problem.New(http.StatusConflict, "not-collected",
 			fmt.Sprintf("version %d of %s is not collected: its release is stored (rebuild it to check it)", n, d.Name))
 	}
-	src, err := a.snapshot(r.Context(), v.SourceSHA256)
+	src, err := a.snapshot(r.Context(), d.Name, v.SourceSHA256)
 	if err != nil {
 		if problem.From(err).Status == http.StatusNotFound {
 			return problem.New(http.StatusGone, "source-collected",
@@ -401,11 +495,24 @@ func (a *API) again(w http.ResponseWriter, r *http.Request, kind string) error {
 	if err != nil {
 		return err
 	}
+	if err := a.checkPin(r.Context(), in.Host); err != nil {
+		return err
+	}
+	if err := a.checkActiveBuilds(r.Context(), d.Name); err != nil {
+		return err
+	}
+	timeout, memory := v.Build.Timeout, v.Build.MemoryBytes
+	if timeout == "" {
+		timeout = MaxBuildTimeout.String()
+	}
+	if memory == 0 {
+		memory = DefaultBuildMemory
+	}
 	b := &meta.Build{Deployment: d.Name, Kind: kind, VersionNumber: n, PinHost: in.Host, Actor: actorOf(r),
 		BuildSpec: meta.BuildSpec{SourceSHA256: src.SHA256, SourceTree: src.TreeSHA256, Builder: builder.SHA256,
 			BuilderTree: builder.TreeSHA256, BuilderRef: v.Build.BuilderRef, Command: v.Build.Command, Output: v.Build.Output,
-			Env: v.Build.Env, SourceDateEpoch: v.Build.SourceDateEpoch, Timeout: MaxBuildTimeout.String(),
-			MemoryBytes: DefaultBuildMemory, Entrypoint: v.ArtifactManifest.Entrypoint}}
+			Env: v.Build.Env, SourceDateEpoch: v.Build.SourceDateEpoch, Timeout: timeout, MemoryBytes: memory,
+			Entrypoint: v.ArtifactManifest.Entrypoint}}
 	if err := bs.CreateBuild(r.Context(), b); err != nil {
 		return err
 	}
@@ -497,14 +604,32 @@ func (a *API) buildResult(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return badRequest("the body must be multipart/form-data with parts result, log and artifact")
 	}
+	// One delivery of a result is taken: a second (an agent retrying
+	// after a lost answer) gets 409 and can publish nothing twice.
+	if b, err = bs.StartFinishing(r.Context(), b.ID, h.ID); errors.Is(err, meta.ErrConflict) {
+		return problem.New(http.StatusConflict, "conflict", fmt.Sprintf("build %s is not running on host %s", r.PathValue("bid"), h.ID))
+	} else if err != nil {
+		return err
+	}
+	// From here the build ends whatever the client does: a request that
+	// goes away must not leave it finishing with its version made.
+	ctx := context.WithoutCancel(r.Context())
+	r = r.WithContext(ctx)
+	bad := func(format string, args ...any) error {
+		msg := fmt.Sprintf(format, args...)
+		if _, err := bs.FinishBuild(ctx, b.ID, h.ID, meta.BuildEnd{State: meta.BuildFailed, Error: "the host's result was malformed: " + msg}); err != nil {
+			a.log.Warn("failing a build with a malformed result", "build", b.ID, "err", err)
+		}
+		return badRequest("%s", msg)
+	}
 	httplimit.Upload(r)
 	part, err := mr.NextPart()
 	if err != nil || part.FormName() != "result" {
-		return badRequest("the first part must be result (JSON)")
+		return bad("the first part must be result (JSON)")
 	}
 	var res hostapi.BuildResult
 	if err := json.NewDecoder(io.LimitReader(part, 64<<10)).Decode(&res); err != nil {
-		return badRequest("result: invalid JSON")
+		return bad("result: invalid JSON")
 	}
 	end := meta.BuildEnd{State: meta.BuildFailed, DurationMS: res.DurationMS, Error: res.Error}
 	if res.ExitCode >= 0 || res.Error == "" {
@@ -512,14 +637,14 @@ func (a *API) buildResult(w http.ResponseWriter, r *http.Request) error {
 	}
 	part, err = mr.NextPart()
 	if err != nil || part.FormName() != "log" {
-		return badRequest("the second part must be log")
+		return bad("the second part must be log")
 	}
 	logBytes, err := io.ReadAll(io.LimitReader(part, maxBuildLogUpload+1))
 	if err != nil {
-		return badRequest("log: %v", err)
+		return bad("log: the body ended early")
 	}
 	if len(logBytes) > maxBuildLogUpload {
-		return badRequest("log: at most its last %d bytes", meta.MaxBuildLog)
+		return bad("log: at most its last %d bytes", meta.MaxBuildLog)
 	}
 	end.Log = string(logBytes)
 	sum := sha256.Sum256(logBytes)
@@ -537,7 +662,7 @@ func (a *API) buildResult(w http.ResponseWriter, r *http.Request) error {
 	if artifact != nil {
 		a.finishOutput(r, b, res, artifact, &end)
 	}
-	done, err := bs.FinishBuild(r.Context(), b.ID, h.ID, end)
+	done, err := bs.FinishBuild(ctx, b.ID, h.ID, end)
 	if err != nil {
 		return err
 	}
@@ -643,8 +768,8 @@ func (a *API) buildVersion(r *http.Request, b *meta.Build, res hostapi.BuildResu
 		Entrypoint: b.Entrypoint, Activate: b.Activate, Actor: b.Actor, Create: isNew, ExpectSHA256: res.SHA256,
 		SourceSHA256: b.SourceSHA256, SourceSnapshot: true,
 		Build: &meta.VersionBuild{BuildID: b.ID, Builder: b.Builder, BuilderRef: b.BuilderRef, Command: b.Command,
-			Output: b.Output, Env: b.Env, SourceDateEpoch: b.SourceDateEpoch, DurationMS: res.DurationMS,
-			LogSHA256: end.LogSHA256},
+			Output: b.Output, Env: b.Env, SourceDateEpoch: b.SourceDateEpoch, Timeout: b.Timeout,
+			MemoryBytes: b.MemoryBytes, DurationMS: res.DurationMS, LogSHA256: end.LogSHA256},
 	})
 	if err != nil {
 		return nil, err

@@ -25,9 +25,10 @@ import (
 // tools:1 (a tree packed as a rootfs release) and a registered host.
 type buildAPI struct {
 	*API
-	store  *sqlite.Store
-	source string
-	host   string
+	store    *sqlite.Store
+	source   string
+	artifact string // the snapshot's bytes
+	host     string
 }
 
 func newBuildAPI(t testing.TB) *buildAPI {
@@ -54,7 +55,7 @@ func newBuildAPI(t testing.TB) *buildAPI {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a.source = res.SHA256
+	a.source, a.artifact = res.SHA256, art.String()
 	a.must(t, "PUT", "/v1/deployments/demo/sources/"+res.SHA256, "application/zstd", art.String(), 201)
 	a.must(t, "PUT", "/v1/deployments/demo/sources/"+res.SHA256, "application/zstd", art.String(), 200)
 	// the builder: a rootfs deployment's version 1
@@ -69,8 +70,20 @@ func newBuildAPI(t testing.TB) *buildAPI {
 }
 
 func (a *buildAPI) do(method, path, ctype, body string) (int, string) {
+	return a.doAs(testToken, method, path, ctype, body)
+}
+
+// token mints a token with scope and returns its secret.
+func (a *buildAPI) token(t testing.TB, scope string) string {
+	t.Helper()
+	var tok struct{ Secret string }
+	json.Unmarshal([]byte(a.must(t, "POST", "/v1/tokens", "", `{"name":"t","scopes":["`+scope+`"]}`, 201)), &tok)
+	return tok.Secret
+}
+
+func (a *buildAPI) doAs(secret, method, path, ctype, body string) (int, string) {
 	req := httptest.NewRequest(method, path, strings.NewReader(body))
-	req.Header.Set("Authorization", "Bearer "+testToken)
+	req.Header.Set("Authorization", "Bearer "+secret)
 	if ctype != "" {
 		req.Header.Set("Content-Type", ctype)
 	}
@@ -113,7 +126,7 @@ func TestBuildRequests(t *testing.T) {
 		{fmt.Sprintf(`{"source_sha256":%q,"builder":"nope:1","command":"x"}`, a.source), 400, "no deployment"},
 		{fmt.Sprintf(`{"source_sha256":%q,"builder":"sha256:%s","command":"x"}`, a.source, strings.Repeat("0", 64)), 400, "rootfs"},
 		{fmt.Sprintf(`{"source_sha256":%q,"builder":"tools","command":"x"}`, a.source), 400, "NAME:N"},
-		{`{"source_sha256":"` + strings.Repeat("1", 64) + `","builder":"tools:1","command":"x"}`, 404, "upload it first"},
+		{`{"source_sha256":"` + strings.Repeat("1", 64) + `","builder":"tools:1","command":"x"}`, 404, "upload it"},
 		{`{"source_sha256":"x","builder":"tools:1","command":"x"}`, 400, "source sha256"},
 		{`{` + ok + `,"bogus":1}`, 400, "bogus"},
 	} {
@@ -122,12 +135,47 @@ func TestBuildRequests(t *testing.T) {
 			t.Errorf("POST builds %s: %d %s, want %d saying %q", c.body, code, out, c.want, c.says)
 		}
 	}
-	// a missing deployment needs create; a non-static one is refused
+	// a missing deployment needs create, and a snapshot uploaded through
+	// its name; a non-static one is refused
 	if code, out := a.do("POST", "/v1/deployments/fresh/builds", "", `{`+ok+`}`); code != 404 {
 		t.Errorf("build of a missing deployment without create: %d %s", code, out)
 	}
+	if code, out := a.do("POST", "/v1/deployments/fresh/builds", "", `{`+ok+`,"create":true}`); code != 404 || !strings.Contains(out, "upload it") {
+		t.Errorf("build of a missing deployment from a snapshot it did not upload: %d %s", code, out)
+	}
+	if code, out := a.do("GET", "/v1/deployments/fresh/sources/"+a.source, "", ""); code != 404 {
+		t.Errorf("another deployment's snapshot: %d %s", code, out)
+	}
+	if code, out := a.do("PUT", "/v1/deployments/fresh/sources/"+a.source, "", "not the bytes"); code != 400 {
+		t.Errorf("claiming another deployment's snapshot without its bytes: %d %s", code, out)
+	}
+	a.must(t, "PUT", "/v1/deployments/fresh/sources/"+a.source, "application/zstd", a.artifact, 201)
 	if code, out := a.do("POST", "/v1/deployments/fresh/builds", "", `{`+ok+`,"create":true}`); code != 202 {
 		t.Errorf("build of a missing deployment with create: %d %s", code, out)
+	}
+	if code, out := a.do("GET", "/v1/deployments/demo/sources/"+a.source, "", ""); code != 200 || strings.Contains(out, "uri") {
+		t.Errorf("a snapshot's record: %d %s, want no uri", code, out)
+	}
+	// a token of demo alone: no builder by digest, no builder it cannot read
+	deploy := a.token(t, "deploy:demo")
+	var rel struct {
+		ArtifactSHA256 string `json:"artifact_sha256"`
+	}
+	json.Unmarshal([]byte(a.must(t, "GET", "/v1/deployments/tools/versions/1", "", "", 200)), &rel)
+	for _, builder := range []string{"tools:1", "sha256:" + rel.ArtifactSHA256} {
+		body := fmt.Sprintf(`{"source_sha256":%q,"builder":%q,"command":"x"}`, a.source, builder)
+		if code, out := a.doAs(deploy, "POST", "/v1/deployments/demo/builds", "", body); code != 403 {
+			t.Errorf("deploy:demo building with %s: %d %s", builder, code, out)
+		}
+	}
+	if code, out := a.doAs(deploy, "GET", "/v1/deployments/demo/sources/"+a.source, "", ""); code != 200 {
+		t.Errorf("deploy:demo reading its snapshot: %d %s", code, out)
+	}
+	// a pin to a host that cannot run builds
+	for _, host := range []string{"host_nope"} {
+		if code, out := a.do("POST", "/v1/deployments/demo/builds", "", `{`+ok+`,"host":"`+host+`"}`); code != 400 {
+			t.Errorf("a build pinned to %s: %d %s", host, code, out)
+		}
 	}
 	if code, out := a.do("POST", "/v1/deployments/tools/builds", "", `{`+ok+`}`); code != 400 || !strings.Contains(out, "static") {
 		t.Errorf("build of a rootfs deployment: %d %s", code, out)
@@ -236,4 +284,36 @@ func FuzzBuildRequest(f *testing.F) {
 			t.Fatalf("POST builds %q: %d %s", body, code, out)
 		}
 	})
+}
+
+// TestBuildResultOnce: a result is taken once (a retried delivery gets
+// 409 and makes no second version), and only from the host running it.
+func TestBuildResultOnce(t *testing.T) {
+	a := newBuildAPI(t)
+	id := a.claimed(t)
+	ctype, body := resultBody([]byte(`{"exit_code":0,"duration_ms":3}`), []byte("ok\n"), specTar("findex.html||built"), true)
+	var other struct{ ID string }
+	json.Unmarshal([]byte(a.must(t, "POST", "/v1/hosts", "", `{"hostname":"h2","region":"eu","driver":"runc","isolation":"container",
+		"capacity":{"cpu":2,"memory_bytes":1073741824,"instances":4},"agent_url":"http://127.0.0.1:1","agent_key":"k"}`, 200)), &other)
+	if code, out := a.do("POST", "/v1/hosts/"+other.ID+"/builds/"+id+"/result", ctype, body); code != 409 {
+		t.Errorf("a result from another host: %d %s", code, out)
+	}
+	out := a.must(t, "POST", "/v1/hosts/"+a.host+"/builds/"+id+"/result", ctype, body, 200)
+	var b meta.Build
+	json.Unmarshal([]byte(out), &b)
+	if b.State != meta.BuildSucceeded || b.VersionNumber != 1 || b.LogSHA256 == "" || b.LogBytes != 3 {
+		t.Fatalf("the build after its result: %s", out)
+	}
+	if code, out := a.do("POST", "/v1/hosts/"+a.host+"/builds/"+id+"/result", ctype, body); code != 409 {
+		t.Errorf("the same result again: %d %s", code, out)
+	}
+	var vs struct{ Versions []meta.Version }
+	json.Unmarshal([]byte(a.must(t, "GET", "/v1/deployments/demo/versions", "", "", 200)), &vs)
+	if len(vs.Versions) != 1 || vs.Versions[0].Build == nil || vs.Versions[0].Build.BuildID != id ||
+		vs.Versions[0].Build.Timeout != "10m0s" || vs.Versions[0].Build.MemoryBytes != DefaultBuildMemory {
+		t.Errorf("versions after two deliveries: %+v", vs.Versions)
+	}
+	if log := a.must(t, "GET", "/v1/builds/"+id+"/log", "", "", 200); log != "ok\n" {
+		t.Errorf("the kept log %q", log)
+	}
 }

@@ -156,7 +156,7 @@ func (a *API) sourceParam(r *http.Request) (string, error) {
 	if _, err := a.builds(); err != nil {
 		return "", err
 	}
-	if _, err := a.snapshot(r.Context(), sha); err != nil {
+	if _, err := a.snapshot(r.Context(), a.depName(r), sha); err != nil {
 		return "", badRequest("source_sha256: %s", problem.From(err).Detail)
 	}
 	return sha, nil

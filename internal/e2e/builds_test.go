@@ -1,6 +1,8 @@
 package e2e
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -29,9 +31,8 @@ mkdir -p dist
 } > dist/index.html
 echo "epoch=$SOURCE_DATE_EPOCH tz=$TZ lang=$LANG umask=$(umask) greeting=$GREETING" > dist/env.txt
 if bash -c "echo hi > /dev/tcp/$PROBE_ADDR/$PROBE_PORT" 2>/dev/null; then echo reached; else echo unreachable; fi > dist/net.txt
-ls -a /tmp /src | tr '\n' ' ' > dist/seen.txt
-echo mine > /tmp/secret-$(cat title.txt)
-echo mine > secret-$(cat title.txt)
+ls -a /tmp /src /root /var/tmp | tr '\n' ' ' > dist/seen.txt
+for d in /tmp /root /var/tmp .; do echo mine > "$d/secret-$(cat title.txt)"; done
 `
 
 // sourceTree writes a source tree titled title: the script, pages, a
@@ -77,6 +78,23 @@ func edgeGet(t *testing.T, e *env, host, path string) (int, string) {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(b)
+}
+
+// httpGetBytes is the body of an API GET (admin token).
+func httpGetBytes(t *testing.T, e *env, path string) []byte {
+	t.Helper()
+	req, _ := http.NewRequest("GET", e.api+path, nil)
+	req.Header.Set("Authorization", "Bearer "+e.token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 {
+		t.Fatalf("GET %s: %d %s", path, resp.StatusCode, b)
+	}
+	return b
 }
 
 // TestBuilds is issue 19's acceptance, through the real CLI, a server
@@ -177,7 +195,8 @@ func TestBuilds(t *testing.T) {
 	// A build on the platform, served by the edge.
 	src := sourceTree(t, "hello")
 	t0 := time.Now()
-	v1 := build("site", src, "sh build.sh")
+	// v1 and v2 build on one host, so that v2 could see what v1 left.
+	v1 := build("site", src, "sh build.sh", "--host", hostIDs[0])
 	t.Logf("built and published %v after the request (builder fetched on its host); build %s on %s took %d ms",
 		time.Since(t0).Round(time.Millisecond), v1.Build.ID, v1.Build.Host, v1.Build.DurationMS)
 	if v1.Build.State != meta.BuildSucceeded || v1.Version.VersionNumber != 1 || !v1.Version.SourceSnapshot ||
@@ -185,9 +204,9 @@ func TestBuilds(t *testing.T) {
 		v1.Version.Build.LogSHA256 == "" || v1.Version.Build.Builder == "" || v1.Version.Build.SourceDateEpoch == 0 {
 		t.Fatalf("the build's version: %+v (build %+v)", v1.Version, v1.Build)
 	}
-	code, body := edgeGet(t, e, "site.localhost", "/")
-	if code != 200 || body != "<h1>hello</h1><ul>\n<li>FIRST PAGE</li>\n<li>SECOND PAGE</li>\n</ul>\n" {
-		t.Errorf("the edge serves %d %q", code, body)
+	code, v1Body := edgeGet(t, e, "site.localhost", "/")
+	if code != 200 || v1Body != "<h1>hello</h1><ul>\n<li>FIRST PAGE</li>\n<li>SECOND PAGE</li>\n</ul>\n" {
+		t.Errorf("the edge serves %d %q", code, v1Body)
 	}
 	_, env := edgeGet(t, e, "site.localhost", "/env.txt")
 	if want := fmt.Sprintf("epoch=%d tz=UTC lang=C.UTF-8 umask=0022 greeting=hello\n", v1.Version.Build.SourceDateEpoch); env != want {
@@ -204,7 +223,10 @@ func TestBuilds(t *testing.T) {
 	os.WriteFile(filepath.Join(elsewhere, ".git", "HEAD"), []byte("ref: refs/heads/x\n"), 0o644)
 	old := time.Now().Add(-48 * time.Hour)
 	filepath.Walk(elsewhere, func(p string, _ os.FileInfo, _ error) error { return os.Chtimes(p, old, old) })
-	v2 := build("site", elsewhere, "sh build.sh")
+	v2 := build("site", elsewhere, "sh build.sh", "--host", hostIDs[0])
+	if v1.Build.Host != hostIDs[0] || v2.Build.Host != hostIDs[0] {
+		t.Errorf("pinned builds ran on %s and %s, not %s", v1.Build.Host, v2.Build.Host, hostIDs[0])
+	}
 	if v2.Source.SHA256 != v1.Source.SHA256 || v2.Source.Uploaded {
 		t.Errorf("the same tree elsewhere: snapshot %s (uploaded %v), want %s, not uploaded", v2.Source.SHA256, v2.Source.Uploaded, v1.Source.SHA256)
 	}
@@ -310,8 +332,39 @@ func TestBuilds(t *testing.T) {
 		t.Errorf("version 1 after the restore: %s %s", got.Status, got.ArtifactSHA256)
 	}
 	must("rollback", "site", "--to", "1")
-	if code, body := edgeGet(t, e, "site.localhost", "/"); code != 200 || !strings.Contains(body, "<h1>hello</h1>") {
-		t.Errorf("the restored version serves %d %q", code, body)
+	if code, body := edgeGet(t, e, "site.localhost", "/"); code != 200 || body != v1Body {
+		t.Errorf("the restored version serves %d %q, want %q", code, body, v1Body)
+	}
+	var rel1 struct {
+		SizeBytes   int64      `json:"size_bytes"`
+		CollectedAt *time.Time `json:"collected_at"`
+	}
+	e.do("GET", "/v1/releases/"+v1.Version.ArtifactSHA256, nil, &rel1)
+	art := httpGetBytes(t, e, "/v1/releases/"+v1.Version.ArtifactSHA256+"/artifact")
+	if sum := sha256.Sum256(art); hex.EncodeToString(sum[:]) != v1.Version.ArtifactSHA256 || rel1.CollectedAt != nil ||
+		int64(len(art)) != rel1.SizeBytes {
+		t.Errorf("the restored artifact: %d bytes of sha256 %x, release %+v; want %s", len(art), sum, rel1, v1.Version.ArtifactSHA256)
+	}
+
+	// A restore that does not reproduce stores nothing: clock's first
+	// version, collected, rebuilds to another sha256.
+	build("clock", sourceTree(t, "clock2"), "sh build.sh")
+	must("deployment", "set", "clock", "--retention-days", "0")
+	must("gc")
+	out, errOut, code = cli("restore", "clock", "1", "--json")
+	var refused meta.Build
+	json.Unmarshal([]byte(out), &refused)
+	if code == 0 || refused.State != meta.BuildFailed || !strings.Contains(refused.Error, "nothing was restored") {
+		t.Errorf("restore of a version that does not reproduce: exit %d, %+v\n%s%s", code, refused, out, errOut)
+	}
+	e.do("GET", "/v1/deployments/clock/versions/1", nil, &got)
+	if got.Status != meta.StatusCollected {
+		t.Errorf("clock v1 after a refused restore: %s", got.Status)
+	}
+	if refused.ArtifactSHA256 != "" {
+		if c, _ := e.do("GET", "/v1/releases/"+refused.ArtifactSHA256, nil, nil); c != 404 {
+			t.Errorf("the refused restore's release %s: %d, want 404 (nothing stored)", refused.ArtifactSHA256, c)
+		}
 	}
 	var evs struct{ Events []meta.Event }
 	e.do("GET", "/v1/events?deployment=site", nil, &evs)

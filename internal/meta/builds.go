@@ -22,9 +22,19 @@ const (
 // Build states.
 const (
 	BuildQueued    = "queued"
-	BuildRunning   = "running" // a host claimed it
+	BuildRunning   = "running"   // a host claimed it
+	BuildFinishing = "finishing" // its host sent the result; the server is storing what it made
 	BuildSucceeded = "succeeded"
 	BuildFailed    = "failed"
+)
+
+// BuildQueueTTL: a build queued this long fails (no host claimed it).
+// BuildRunTTL: a build running or finishing this long after its claim
+// fails (past the longest timeout a build may ask, with slack for the
+// host's fetches and the result's upload).
+const (
+	BuildQueueTTL = time.Hour
+	BuildRunTTL   = 90 * time.Minute
 )
 
 // Rebuild verdicts.
@@ -92,7 +102,7 @@ type Build struct {
 	Error          string     `json:"error,omitempty"`
 	ArtifactSHA256 string     `json:"artifact_sha256,omitempty"`
 	LogSHA256      string     `json:"log_sha256,omitempty"`
-	LogBytes       int64      `json:"log_bytes"`
+	LogBytes       int64      `json:"log_bytes"` // of the kept log
 	Verdict        string     `json:"verdict,omitempty"`
 	Differs        []string   `json:"differs,omitempty"`
 }
@@ -106,6 +116,8 @@ type VersionBuild struct {
 	Output          string            `json:"output"`
 	Env             map[string]string `json:"env,omitempty"`
 	SourceDateEpoch int64             `json:"source_date_epoch"`
+	Timeout         string            `json:"timeout"`      // what rebuilds run with
+	MemoryBytes     int64             `json:"memory_bytes"` // likewise
 	DurationMS      int64             `json:"duration_ms"`
 	LogSHA256       string            `json:"log_sha256"`
 }
@@ -128,7 +140,7 @@ type BuildEnd struct {
 	ArtifactSHA256 string
 	Log            string // at most MaxBuildLog bytes
 	LogSHA256      string
-	LogBytes       int64 // of the whole log, before it was cut
+	LogBytes       int64 // of the kept log
 	Verdict        string
 	Differs        []string
 }
@@ -151,8 +163,12 @@ type Builds interface {
 	// None: ErrNotFound. A host claims only when idle, so a build still
 	// running on it was cut short (its agent restarted): it fails first.
 	ClaimBuild(ctx context.Context, host string) (*Build, error)
-	// FinishBuild records how build id, running on host, ended, with an
-	// ActionBuild event, and returns the record. Not running on host:
+	// StartFinishing moves build id, running on host, to finishing: its
+	// result is being stored. Not running on host (a second delivery of
+	// the same result): ErrConflict.
+	StartFinishing(ctx context.Context, id, host string) (*Build, error)
+	// FinishBuild records how build id, running or finishing on host,
+	// ended, with an ActionBuild event, and returns the record. Neither:
 	// ErrConflict. For a build that made a version, set VersionNumber
 	// with SetBuildVersion in the same flow before.
 	FinishBuild(ctx context.Context, id, host string, end BuildEnd) (*Build, error)
@@ -162,16 +178,21 @@ type Builds interface {
 	// (MarkLostHosts does it for the hosts it marks lost).
 	FailHostBuilds(ctx context.Context, host, reason string) (int, error)
 	// PutSourceRelease inserts a release of kind source unless its
-	// sha256 is known (a collected one is revived with rel's URI), and
-	// returns the stored row.
-	PutSourceRelease(ctx context.Context, rel Release) (*Release, error)
+	// sha256 is known (a collected one is revived with rel's URI),
+	// records that deployment (a name) may name it, and returns the
+	// stored row.
+	PutSourceRelease(ctx context.Context, deployment string, rel Release) (*Release, error)
+	// SourceOwned reports whether deployment (a name) uploaded snapshot
+	// sha.
+	SourceOwned(ctx context.Context, deployment, sha string) (bool, error)
 	// RecordRebuild stores r as version id's rebuild verdict with an
 	// ActionRebuild event.
 	RecordRebuild(ctx context.Context, versionID string, r Rebuild, actor string) error
 	// RestoreVersion revives the collected release of version id, stored
 	// again with its recorded sha256 at uri: the release is no longer
-	// collected, and every collected version of it becomes archived with
-	// archived_at now (retention counts from the restore), with an
-	// ActionRestore event. The version not collected: ErrConflict.
+	// collected, and every collected version of it in the version's
+	// deployment becomes archived with archived_at now (retention counts
+	// from the restore), with an ActionRestore event. The version not
+	// collected: ErrConflict.
 	RestoreVersion(ctx context.Context, versionID, uri, buildID, actor string) (*Version, error)
 }

@@ -1,6 +1,7 @@
 package metatest
 
 import (
+	"context"
 	"strings"
 	"testing"
 	"time"
@@ -16,6 +17,7 @@ var buildTests = []test{
 	{"Builds/VersionRecords", testBuildsVersionRecords},
 	{"Builds/SourceRoots", testBuildsSourceRoots},
 	{"Builds/Restore", testBuildsRestore},
+	{"Builds/Expire", testBuildsExpire},
 }
 
 func builds(t *testing.T, s meta.Store) meta.Builds { return capability[meta.Builds](t, s) }
@@ -63,6 +65,13 @@ func testBuildsLifecycle(t *testing.T, s meta.Store) {
 	}
 	_, err = b.FinishBuild(ctx, first.ID, "host_b", meta.BuildEnd{State: meta.BuildSucceeded})
 	wantErr(t, "finish from another host", err, meta.ErrConflict)
+	_, err = b.StartFinishing(ctx, first.ID, "host_b")
+	wantErr(t, "start finishing from another host", err, meta.ErrConflict)
+	if f := must(b.StartFinishing(ctx, first.ID, "host_a"))(t, "StartFinishing"); f.State != meta.BuildFinishing {
+		t.Errorf("finishing: %+v", f)
+	}
+	_, err = b.StartFinishing(ctx, first.ID, "host_a")
+	wantErr(t, "a second delivery of the result", err, meta.ErrConflict)
 	exit := 0
 	done := must(b.FinishBuild(ctx, first.ID, "host_a", meta.BuildEnd{State: meta.BuildSucceeded, DurationMS: 1234,
 		ExitCode: &exit, ArtifactSHA256: sha("out"), Log: "line one\n\xff\x00two\n", LogSHA256: sha("log"), LogBytes: 99}))(t, "FinishBuild")
@@ -148,7 +157,7 @@ func testBuildsInvalid(t *testing.T, s meta.Store) {
 	wantErr(t, "bad builder", b.CreateBuild(ctx, bad), meta.ErrInvalid)
 	_, err := b.FinishBuild(ctx, "bld_x", "h", meta.BuildEnd{State: "done"})
 	wantErr(t, "bad state", err, meta.ErrInvalid)
-	_, err = b.PutSourceRelease(ctx, meta.Release{SHA256: "x"})
+	_, err = b.PutSourceRelease(ctx, "site", meta.Release{SHA256: "x"})
 	wantErr(t, "bad source sha", err, meta.ErrInvalid)
 	err = b.RecordRebuild(ctx, "ver_x", meta.Rebuild{Verdict: "maybe"}, "t")
 	wantErr(t, "bad verdict", err, meta.ErrInvalid)
@@ -166,12 +175,20 @@ func testBuildsVersionRecords(t *testing.T, s meta.Store) {
 	}
 	src := release("snapshot")
 	src.Kind = meta.KindSource
-	got := must(b.PutSourceRelease(ctx, src))(t, "PutSourceRelease")
+	got := must(b.PutSourceRelease(ctx, "site", src))(t, "PutSourceRelease")
 	if got.Kind != meta.KindSource || got.TreeSHA256 != src.TreeSHA256 {
 		t.Errorf("source release %+v", got)
 	}
-	if again := must(b.PutSourceRelease(ctx, src))(t, "PutSourceRelease again"); again.CreatedAt != got.CreatedAt {
+	if owned := must(b.SourceOwned(ctx, "other", src.SHA256))(t, "SourceOwned"); owned {
+		t.Error("a deployment that never uploaded the snapshot owns it")
+	}
+	if again := must(b.PutSourceRelease(ctx, "other", src))(t, "PutSourceRelease again"); again.CreatedAt != got.CreatedAt {
 		t.Errorf("second put changed the row: %+v", again)
+	}
+	for _, dep := range []string{"site", "other"} {
+		if owned := must(b.SourceOwned(ctx, dep, src.SHA256))(t, "SourceOwned"); !owned {
+			t.Errorf("%s uploaded the snapshot and does not own it", dep)
+		}
 	}
 	vb := &meta.VersionBuild{BuildID: "bld_1", Builder: sha("builder"), Command: "make", Output: "dist",
 		SourceDateEpoch: 1700000000, DurationMS: 5, LogSHA256: sha("log")}
@@ -231,7 +248,7 @@ func testBuildsSourceRoots(t *testing.T, s meta.Store) {
 	d := newDeployment(t, s, "site")
 	src := release("snapshot")
 	src.Kind = meta.KindSource
-	must(b.PutSourceRelease(ctx, src))(t, "put source")
+	must(b.PutSourceRelease(ctx, "site", src))(t, "put source")
 	tools := newDeployment(t, s, "tools")
 	builder := publish(t, s, tools.ID, "builder", false) // never active: only retention roots it
 	bl := newBuild("site", meta.BuildKindBuild)
@@ -312,5 +329,60 @@ func testBuildsRestore(t *testing.T, s meta.Store) {
 	}
 	if n != 1 {
 		t.Errorf("%d restore events, want 1", n)
+	}
+}
+
+// testBuildsExpire: the lost-host sweep fails builds queued past
+// BuildQueueTTL and running past BuildRunTTL, and leaves the others.
+func testBuildsExpire(t *testing.T, s meta.Store) {
+	ctx := t.Context()
+	b := builds(t, s)
+	hs := capability[meta.Hosts](t, s)
+	queued, running, fresh := newBuild("site", meta.BuildKindBuild), newBuild("site", meta.BuildKindBuild), newBuild("site", meta.BuildKindBuild)
+	queued.PinHost = "host_nobody"
+	for _, x := range []*meta.Build{queued, running} {
+		if err := b.CreateBuild(ctx, x); err != nil {
+			t.Fatal(err)
+		}
+	}
+	claimed := must(b.ClaimBuild(ctx, "host_a"))(t, "claim")
+	if claimed.ID != running.ID {
+		t.Fatalf("claimed %s, want %s", claimed.ID, running.ID)
+	}
+	if err := b.CreateBuild(ctx, fresh); err != nil {
+		t.Fatal(err)
+	}
+	// the sweep at a time past both TTLs: MarkLostHosts reads the store's
+	// clock, so the records are aged instead
+	if _, err := hs.MarkLostHosts(ctx, time.Unix(0, 0), "sched"); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{queued.ID, running.ID, fresh.ID} {
+		if got := must(b.GetBuild(ctx, id))(t, "get"); got.State == meta.BuildFailed {
+			t.Errorf("build %s failed before its TTL: %+v", id, got)
+		}
+	}
+	ager, ok := s.(interface {
+		AgeBuild(ctx context.Context, id string, by time.Duration) error
+	})
+	if !ok {
+		t.Skip("the store cannot age builds for the test")
+	}
+	if err := ager.AgeBuild(ctx, queued.ID, meta.BuildQueueTTL+time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if err := ager.AgeBuild(ctx, running.ID, meta.BuildRunTTL+time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := hs.MarkLostHosts(ctx, time.Unix(0, 0), "sched"); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		id, state, says string
+	}{{queued.ID, meta.BuildFailed, "no host ran it"}, {running.ID, meta.BuildFailed, "did not finish"}, {fresh.ID, meta.BuildQueued, ""}} {
+		got := must(b.GetBuild(ctx, c.id))(t, "get")
+		if got.State != c.state || !strings.Contains(got.Error, c.says) {
+			t.Errorf("build %s after the sweep: %s %q, want %s %q", c.id, got.State, got.Error, c.state, c.says)
+		}
 	}
 }

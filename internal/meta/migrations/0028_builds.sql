@@ -47,3 +47,15 @@ CREATE TABLE builds (
 CREATE INDEX builds_deployment ON builds (deployment, created_at);
 CREATE INDEX builds_state ON builds (state, created_at);
 CREATE INDEX builds_builder ON builds (builder_sha256);
+
+-- The snapshots a deployment may name: those uploaded through it (the
+-- uploader had the bytes). A snapshot is global bytes; who may use it is
+-- per deployment, so a digest learnt elsewhere gives nothing.
+CREATE TABLE source_owners (
+    deployment TEXT NOT NULL,
+    sha256     TEXT NOT NULL,
+    PRIMARY KEY (deployment, sha256)
+);
+
+-- The GC finds the versions of a snapshot by its digest.
+CREATE INDEX versions_source ON versions (source_sha256);

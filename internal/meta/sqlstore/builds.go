@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/cairnhq/cairn/internal/meta"
 )
@@ -114,16 +115,31 @@ func (s *Store) BuildLog(ctx context.Context, id string) (string, error) {
 
 // ClaimBuild gives the oldest queued build host may run to host. A host
 // runs one build at a time and claims only when idle: a build still
-// running on it was cut short (its agent restarted) and fails first.
+// running on it was cut short (its agent restarted) and fails first. An
+// idle host polls often: a read finds out first whether there is
+// anything to write.
 func (s *Store) ClaimBuild(ctx context.Context, host string) (*meta.Build, error) {
+	op := "claim a build for host " + quote(host)
+	var work bool
+	err := s.read(ctx, func(q Querier) error {
+		return q.QueryRowContext(ctx, s.q(`SELECT EXISTS (SELECT 1 FROM builds WHERE state = ? AND (pin_host = '' OR pin_host = ?))
+			OR EXISTS (SELECT 1 FROM builds WHERE state IN (?, ?) AND host = ?)`),
+			meta.BuildQueued, host, meta.BuildRunning, meta.BuildFinishing, host).Scan(&work)
+	})
+	if err != nil {
+		return nil, s.mapErr(op, err)
+	}
+	if !work {
+		return nil, s.mapErr(op, sql.ErrNoRows)
+	}
 	var b *meta.Build
-	err := s.update(ctx, func(tx *wtx) error {
+	err = s.update(ctx, func(tx *wtx) error {
 		b = nil
 		if _, err := s.failHostBuilds(ctx, tx, host, "the host's agent restarted while the build ran"); err != nil {
 			return err
 		}
 		next, err := scanBuild(tx.QueryRowContext(ctx, s.q(`SELECT `+buildCols+` FROM builds
-			WHERE state = ? AND (pin_host = '' OR pin_host = ?) ORDER BY created_at, id LIMIT 1`+s.forUpdate),
+			WHERE state = ? AND (pin_host = '' OR pin_host = ?) ORDER BY created_at, id LIMIT 1`+s.forUpdate+s.skipLocked),
 			meta.BuildQueued, host))
 		if errors.Is(err, sql.ErrNoRows) {
 			return nil
@@ -145,7 +161,28 @@ func (s *Store) ClaimBuild(ctx context.Context, host string) (*meta.Build, error
 		err = sql.ErrNoRows
 	}
 	if err != nil {
-		return nil, s.mapErr("claim a build for host "+quote(host), err)
+		return nil, s.mapErr(op, err)
+	}
+	return b, nil
+}
+
+// StartFinishing moves a build running on host to finishing.
+func (s *Store) StartFinishing(ctx context.Context, id, host string) (*meta.Build, error) {
+	var b *meta.Build
+	err := s.update(ctx, func(tx *wtx) error {
+		r, err := tx.ExecContext(ctx, s.q(`UPDATE builds SET state = ? WHERE id = ? AND host = ? AND state = ?`),
+			meta.BuildFinishing, id, host, meta.BuildRunning)
+		if err != nil {
+			return err
+		}
+		if affected(r) == 0 {
+			return fmt.Errorf("%w: build %s is not running on host %s", meta.ErrConflict, id, host)
+		}
+		b, err = scanBuild(tx.QueryRowContext(ctx, s.q(`SELECT `+buildCols+` FROM builds WHERE id = ?`), id))
+		return err
+	})
+	if err != nil {
+		return nil, s.mapErr("start finishing build "+quote(id), err)
 	}
 	return b, nil
 }
@@ -196,9 +233,9 @@ func (s *Store) finish(ctx context.Context, tx *wtx, id, host string, end meta.B
 	now := s.stamp()
 	r, err := tx.ExecContext(ctx, s.q(`UPDATE builds SET state = ?, finished_at = ?, duration_ms = ?, exit_code = ?,
 		error = ?, artifact_sha256 = ?, log = ?, log_sha256 = ?, log_bytes = ?, verdict = ?, differs = ?
-		WHERE id = ? AND state = ? AND host = ?`),
+		WHERE id = ? AND state IN (?, ?) AND host = ?`),
 		end.State, now.UnixNano(), end.DurationMS, exit, end.Error, end.ArtifactSHA256, cleanLog(end.Log),
-		end.LogSHA256, end.LogBytes, end.Verdict, differs, id, meta.BuildRunning, host)
+		end.LogSHA256, end.LogBytes, end.Verdict, differs, id, meta.BuildRunning, meta.BuildFinishing, host)
 	if n := affected(r); err == nil && n == 0 {
 		return nil, fmt.Errorf("%w: build %s is not running on host %s", meta.ErrConflict, id, host)
 	} else if err != nil {
@@ -248,7 +285,7 @@ func (s *Store) FailHostBuilds(ctx context.Context, host, reason string) (int, e
 func (s *Store) failHostBuilds(ctx context.Context, tx *wtx, host, reason string) (int, error) {
 	var ids []string
 	if err := s.strings(ctx, tx, func(id string) { ids = append(ids, id) },
-		`SELECT id FROM builds WHERE state = ? AND host = ? ORDER BY id`, meta.BuildRunning, host); err != nil {
+		`SELECT id FROM builds WHERE state IN (?, ?) AND host = ? ORDER BY id`, meta.BuildRunning, meta.BuildFinishing, host); err != nil {
 		return 0, err
 	}
 	for _, id := range ids {
@@ -263,11 +300,49 @@ func (s *Store) failHostBuilds(ctx context.Context, tx *wtx, host, reason string
 	return len(ids), nil
 }
 
+// expireBuilds fails, in tx, the builds queued longer than
+// meta.BuildQueueTTL and those running or finishing longer than
+// meta.BuildRunTTL after their claim (MarkLostHosts calls it).
+func (s *Store) expireBuilds(ctx context.Context, tx *wtx) error {
+	now := s.stamp()
+	type stale struct{ id, host, state string }
+	rows, err := tx.QueryContext(ctx, s.q(`SELECT id, host, state FROM builds WHERE (state = ? AND created_at < ?)
+		OR (state IN (?, ?) AND started_at < ?) ORDER BY id`),
+		meta.BuildQueued, now.Add(-meta.BuildQueueTTL).UnixNano(), meta.BuildRunning, meta.BuildFinishing,
+		now.Add(-meta.BuildRunTTL).UnixNano())
+	if err != nil {
+		return err
+	}
+	list, err := collectRows(rows, func(r scanner) (stale, error) {
+		var x stale
+		return x, r.Scan(&x.id, &x.host, &x.state)
+	})
+	if err != nil {
+		return err
+	}
+	for _, x := range list {
+		reason := fmt.Sprintf("no host ran it within %v", meta.BuildQueueTTL)
+		if x.state != meta.BuildQueued {
+			reason = fmt.Sprintf("its host did not finish it within %v", meta.BuildRunTTL)
+		} else if _, err := tx.ExecContext(ctx, s.q(`UPDATE builds SET state = ? WHERE id = ?`), meta.BuildRunning, x.id); err != nil {
+			return err // finish takes running or finishing builds
+		}
+		b, err := s.finish(ctx, tx, x.id, x.host, meta.BuildEnd{State: meta.BuildFailed, Error: reason})
+		if err != nil {
+			return err
+		}
+		if err := s.buildEvent(ctx, tx, b); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // PutSourceRelease inserts a source snapshot's release unless known.
-func (s *Store) PutSourceRelease(ctx context.Context, rel meta.Release) (*meta.Release, error) {
+func (s *Store) PutSourceRelease(ctx context.Context, deployment string, rel meta.Release) (*meta.Release, error) {
 	op := "put source release " + quote(rel.SHA256)
-	if !isSHA256(rel.SHA256) || !isSHA256(rel.TreeSHA256) {
-		return nil, s.mapErr(op, invalid("sha256 and tree sha256 must be 64 lowercase hex digits"))
+	if !isSHA256(rel.SHA256) || !isSHA256(rel.TreeSHA256) || deployment == "" {
+		return nil, s.mapErr(op, invalid("a deployment, and sha256 and tree sha256 of 64 lowercase hex digits"))
 	}
 	var out *meta.Release
 	err := s.update(ctx, func(tx *wtx) error {
@@ -291,12 +366,24 @@ func (s *Store) PutSourceRelease(ctx context.Context, rel meta.Release) (*meta.R
 		if out.Kind != meta.KindSource && out.Kind != meta.KindStatic {
 			return invalid("release %s is a %s release, not a snapshot", rel.SHA256, out.Kind)
 		}
-		return nil
+		_, err = tx.ExecContext(ctx, s.q(`INSERT INTO source_owners (deployment, sha256) VALUES (?, ?)
+			ON CONFLICT (deployment, sha256) DO NOTHING`), deployment, rel.SHA256)
+		return err
 	})
 	if err != nil {
 		return nil, s.mapErr(op, err)
 	}
 	return out, nil
+}
+
+// SourceOwned reports whether deployment uploaded snapshot sha.
+func (s *Store) SourceOwned(ctx context.Context, deployment, sha string) (bool, error) {
+	return readRow(ctx, s, "source owner "+quote(deployment), func(q Querier) (bool, error) {
+		var ok bool
+		err := q.QueryRowContext(ctx, s.q(`SELECT EXISTS (SELECT 1 FROM source_owners WHERE deployment = ? AND sha256 = ?)`),
+			deployment, sha).Scan(&ok)
+		return ok, err
+	})
 }
 
 // RecordRebuild stores a version's rebuild verdict with its event.
@@ -349,7 +436,8 @@ func (s *Store) RestoreVersion(ctx context.Context, versionID, uri, buildID, act
 			return err
 		}
 		if _, err := tx.ExecContext(ctx, s.q(`UPDATE versions SET status = ?, collected_at = NULL, archived_at = ?
-			WHERE artifact_sha256 = ? AND collected_at IS NOT NULL`), meta.StatusArchived, now, v.ArtifactSHA256); err != nil {
+			WHERE artifact_sha256 = ? AND deployment_id = ? AND collected_at IS NOT NULL`),
+			meta.StatusArchived, now, v.ArtifactSHA256, v.DeploymentID); err != nil {
 			return err
 		}
 		if err := s.appendEvent(ctx, tx, meta.Event{At: fromNanos(now), Actor: actor, Action: meta.ActionRestore,
@@ -364,4 +452,17 @@ func (s *Store) RestoreVersion(ctx context.Context, versionID, uri, buildID, act
 		return nil, s.mapErr(op, err)
 	}
 	return out, nil
+}
+
+// AgeBuild moves a build's created_at and started_at back by d, so that
+// the conformance suite can test the expiry without waiting (as
+// MarkCollected lets it test collections).
+func (s *Store) AgeBuild(ctx context.Context, id string, d time.Duration) error {
+	err := s.update(ctx, func(tx *wtx) error {
+		r, err := tx.ExecContext(ctx, s.q(`UPDATE builds SET created_at = created_at - ?,
+			started_at = CASE WHEN started_at IS NULL THEN NULL ELSE started_at - ? END WHERE id = ?`),
+			int64(d), int64(d), id)
+		return rowsOrNotFound(affected(r), err)
+	})
+	return s.mapErr("age build "+quote(id), err)
 }

@@ -223,6 +223,9 @@ func (s *Store) MarkLostHosts(ctx context.Context, before time.Time, actor strin
 				return err
 			}
 		}
+		if err := s.expireBuilds(ctx, tx); err != nil {
+			return err
+		}
 		if len(lost) > 0 {
 			if err := s.announceInstances(ctx, tx, ""); err != nil {
 				return err
