@@ -24,11 +24,17 @@ type sourceOutput struct {
 	Files      int64          `json:"files"`
 	Uploaded   bool           `json:"uploaded"` // false: the server had it
 	Excluded   ignore.Summary `json:"excluded"`
+	// Sent: what the incremental upload sent and reused (an existing
+	// deployment); absent when the server had the snapshot or took it
+	// whole.
+	Sent *client.IncrementalStats `json:"sent,omitempty"`
 }
 
 // snapshot is a packed source tree in a temporary file; remove it.
 type snapshot struct {
-	path string
+	path  string
+	dir   string      // the tree
+	rules *ignore.Set // what it leaves out
 	sourceOutput
 }
 
@@ -54,7 +60,7 @@ func packSource(ctx context.Context, dir string, progress func(int64)) (*snapsho
 	if err != nil {
 		return nil, err
 	}
-	s := &snapshot{path: f.Name()}
+	s := &snapshot{path: f.Name(), dir: dir, rules: rules}
 	bw := bufio.NewWriterSize(f, 1<<20)
 	res, err := release.PackDir(ctx, dir, bw, release.PackOptions{Progress: progress, Filter: rules})
 	if err == nil {
@@ -115,6 +121,29 @@ func (a *app) sendSource(ctx context.Context, c *client.Client, dep string, s *s
 	}
 	if !client.IsNotFound(err) {
 		return fmt.Errorf("source snapshot %s: %w", shortSHA(s.SHA256), err)
+	}
+	// An existing deployment: the digest-first protocol sends only the
+	// contents the server lacks, and the server assembles the snapshot,
+	// which must come out as the one packed here. A deployment not created
+	// yet (404), or a server without incremental publishes (405): the
+	// whole snapshot.
+	if tree, err := client.ScanTree(s.dir, s.rules); err == nil {
+		total := int64(-1)
+		if a.stderrTTY && !a.json {
+			_, total = tree.Size()
+		}
+		bar := a.progressBar(total, "sending the source")
+		rel, st, err := c.PublishSourceIncremental(ctx, dep, s.SHA256, tree, 4, barFunc(bar))
+		endBar(bar)
+		switch {
+		case err == nil && rel.SHA256 != s.SHA256:
+			return fmt.Errorf("the server assembled the source snapshot as %s, not %s", rel.SHA256, s.SHA256)
+		case err == nil:
+			s.Uploaded, s.Sent = true, st
+			return nil
+		case !client.IsNotFound(err) && client.StatusOf(err) != 405:
+			return fmt.Errorf("sending the source snapshot: %w", err)
+		}
 	}
 	f, err := os.Open(s.path)
 	if err != nil {

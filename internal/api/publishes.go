@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -84,6 +85,13 @@ func (a *API) commitPublish(w http.ResponseWriter, r *http.Request) error {
 			return badRequest("activate must be true or false")
 		}
 	}
+	switch q.Get("as") {
+	case "", "version":
+	case "source":
+		return a.commitSource(w, r, d)
+	default:
+		return badRequest("as must be version or source")
+	}
 	source, err := a.sourceParam(r)
 	if err != nil {
 		return err
@@ -124,4 +132,34 @@ func (a *API) abandonPublish(w http.ResponseWriter, r *http.Request) error {
 	a.publishes.Remove(id)
 	w.WriteHeader(http.StatusNoContent)
 	return nil
+}
+
+// commitSource ends an incremental publish as a source snapshot of d
+// (?as=source&sha256=): its tree, assembled from the contents sent and
+// the frames stored releases hold, must pack to sha256.
+func (a *API) commitSource(w http.ResponseWriter, r *http.Request, d *meta.Deployment) error {
+	bs, err := a.builds()
+	if err != nil {
+		return err
+	}
+	sha := r.URL.Query().Get("sha256")
+	if !isHexSHA256(sha) {
+		return badRequest("sha256 %q: a snapshot commit names the sha256 its tree packs to", sha)
+	}
+	id := r.PathValue("id")
+	inc, done, err := a.publishes.Get(id, d.ID)
+	if err != nil {
+		return err
+	}
+	rel, err := a.cfg.Publisher.AssembleSource(r.Context(), inc, sha, func(ctx context.Context, rel meta.Release) (*meta.Release, error) {
+		return bs.PutSourceRelease(ctx, d.Name, rel)
+	})
+	done()
+	if problem.From(err).Status != http.StatusConflict { // contents-missing: the client may send them and commit again
+		a.publishes.Remove(id)
+	}
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusCreated, sourceOf(rel))
 }

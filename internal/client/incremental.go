@@ -103,25 +103,47 @@ type IncrementalStats struct {
 // digest-first protocol. progress, if set, is called with the bytes of
 // each content sent (uncompressed).
 func (c *Client) PublishIncremental(ctx context.Context, dep string, tree *Tree, o PublishOptions, parallel int, progress func(int64)) (*meta.Version, *IncrementalStats, error) {
-	entries, abs, err := tree.Manifest(ctx)
+	base, st, err := c.sendIncremental(ctx, dep, tree, parallel, progress)
 	if err != nil {
 		return nil, nil, err
+	}
+	q := url.Values{}
+	if o.Entrypoint != "" {
+		q.Set("entrypoint", o.Entrypoint)
+	}
+	q.Set("activate", strconv.FormatBool(o.Activate))
+	if o.SourceSHA256 != "" {
+		q.Set("source_sha256", o.SourceSHA256)
+	}
+	var v meta.Version
+	if err := c.request(ctx, http.MethodPost, base+"/commit?"+q.Encode(), nil, "", &v); err != nil {
+		return nil, nil, err
+	}
+	return &v, st, nil
+}
+
+// sendIncremental starts an incremental publish of tree to dep and sends
+// the contents the server lacks; the caller commits at base + "/commit".
+func (c *Client) sendIncremental(ctx context.Context, dep string, tree *Tree, parallel int, progress func(int64)) (base string, st *IncrementalStats, err error) {
+	entries, abs, err := tree.Manifest(ctx)
+	if err != nil {
+		return "", nil, err
 	}
 	body, err := json.Marshal(map[string]any{"version": 1, "entries": entries})
 	if err != nil {
-		return nil, nil, err
+		return "", nil, err
 	}
 	enc, _ := zstd.NewWriter(nil, zstd.WithEncoderConcurrency(1))
 	zbody := enc.EncodeAll(body, nil)
-	st := &IncrementalStats{BytesSent: int64(len(zbody)), Hashed: tree.Hashed, HashedBytes: tree.HashedBytes}
+	st = &IncrementalStats{BytesSent: int64(len(zbody)), Hashed: tree.Hashed, HashedBytes: tree.HashedBytes}
 	var start struct {
 		ID      string   `json:"id"`
 		Missing []string `json:"missing"`
 	}
 	if err := c.request(ctx, http.MethodPost, depPath(dep)+"/publishes", bytes.NewReader(zbody), "application/json", &start); err != nil {
-		return nil, nil, err
+		return "", nil, err
 	}
-	base := depPath(dep) + "/publishes/" + url.PathEscape(start.ID)
+	base = depPath(dep) + "/publishes/" + url.PathEscape(start.ID)
 	missing := map[string]bool{}
 	for _, sha := range start.Missing {
 		missing[sha] = true
@@ -145,7 +167,7 @@ func (c *Client) PublishIncremental(ctx context.Context, dep string, tree *Tree,
 	for _, sha := range start.Missing {
 		path, ok := abs[sha]
 		if !ok {
-			return nil, nil, fmt.Errorf("the server asked for content %s, which the tree does not hold", sha)
+			return "", nil, fmt.Errorf("the server asked for content %s, which the tree does not hold", sha)
 		}
 		g.Go(func() error {
 			b, err := os.ReadFile(path)
@@ -173,20 +195,26 @@ func (c *Client) PublishIncremental(ctx context.Context, dep string, tree *Tree,
 	}
 	if err := g.Wait(); err != nil {
 		_ = c.request(context.WithoutCancel(ctx), http.MethodDelete, base, nil, "", nil)
-		return nil, nil, err
+		return "", nil, err
 	}
 	st.BytesSent += sent.Load()
-	q := url.Values{}
-	if o.Entrypoint != "" {
-		q.Set("entrypoint", o.Entrypoint)
-	}
-	q.Set("activate", strconv.FormatBool(o.Activate))
-	if o.SourceSHA256 != "" {
-		q.Set("source_sha256", o.SourceSHA256)
-	}
-	var v meta.Version
-	if err := c.request(ctx, http.MethodPost, base+"/commit?"+q.Encode(), nil, "", &v); err != nil {
+	return base, st, nil
+}
+
+// PublishSourceIncremental sends tree as source snapshot sha256 of the
+// existing deployment dep by the digest-first protocol: only the contents
+// the server lacks are sent, and the server assembles the snapshot (with
+// the frames its releases hold), which must pack to sha256.
+func (c *Client) PublishSourceIncremental(ctx context.Context, dep, sha256 string, tree *Tree, parallel int, progress func(int64)) (*meta.Release, *IncrementalStats, error) {
+	base, st, err := c.sendIncremental(ctx, dep, tree, parallel, progress)
+	if err != nil {
 		return nil, nil, err
 	}
-	return &v, st, nil
+	var rel meta.Release
+	q := url.Values{"as": {"source"}, "sha256": {sha256}}
+	if err := c.request(ctx, http.MethodPost, base+"/commit?"+q.Encode(), nil, "", &rel); err != nil {
+		_ = c.request(context.WithoutCancel(ctx), http.MethodDelete, base, nil, "", nil)
+		return nil, nil, err
+	}
+	return &rel, st, nil
 }

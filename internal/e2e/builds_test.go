@@ -176,6 +176,11 @@ func TestBuilds(t *testing.T) {
 		Source struct {
 			SHA256   string `json:"sha256"`
 			Uploaded bool   `json:"uploaded"`
+			Sent     *struct {
+				Files  int   `json:"files"`
+				New    int   `json:"new"`
+				Reused int64 `json:"bytes_reused"`
+			} `json:"sent"`
 		} `json:"source"`
 		Build   meta.Build   `json:"build"`
 		Version meta.Version `json:"version"`
@@ -312,6 +317,11 @@ func TestBuilds(t *testing.T) {
 	v3 := build("site", sourceTree(t, "third"), "sh build.sh")
 	if v3.Version.ArtifactSHA256 == v1.Version.ArtifactSHA256 {
 		t.Fatal("a third title built the same release")
+	}
+	// Its snapshot went by the digest-first protocol: only title.txt was
+	// new, the rest reused from the first snapshot.
+	if s := v3.Source.Sent; !v3.Source.Uploaded || s == nil || s.New != 1 || s.Files != 5 || s.Reused == 0 {
+		t.Errorf("the third snapshot's upload: %+v (uploaded %v), want 1 content of 5 sent, the rest reused", s, v3.Source.Uploaded)
 	}
 	must("deployment", "set", "site", "--retention-days", "0")
 	must("gc")

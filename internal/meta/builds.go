@@ -116,8 +116,8 @@ type VersionBuild struct {
 	Output          string            `json:"output"`
 	Env             map[string]string `json:"env,omitempty"`
 	SourceDateEpoch int64             `json:"source_date_epoch"`
-	Timeout         string            `json:"timeout"`      // what rebuilds run with
-	MemoryBytes     int64             `json:"memory_bytes"` // likewise
+	Timeout         string            `json:"timeout,omitempty"`      // what rebuilds run with
+	MemoryBytes     int64             `json:"memory_bytes,omitempty"` // likewise
 	DurationMS      int64             `json:"duration_ms"`
 	LogSHA256       string            `json:"log_sha256"`
 }

@@ -12,6 +12,9 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/opencontainers/go-digest"
+
+	"github.com/cairnhq/cairn/internal/blob"
 	"github.com/cairnhq/cairn/internal/meta"
 	"github.com/cairnhq/cairn/internal/release"
 )
@@ -118,16 +121,8 @@ func (p *Publisher) Assemble(ctx context.Context, dep *meta.Deployment, inc *Inc
 		return nil, refuse(ErrBadRequest, "entrypoint: %s", err)
 	}
 	entries := inc.Manifest.treeEntries()
-	for _, e := range entries {
-		if e.Type != release.TypeFile || e.Size == 0 {
-			continue
-		}
-		if _, ok := inc.have[e.SHA256]; ok {
-			continue
-		}
-		if _, err := os.Stat(filepath.Join(inc.stage, "parts", e.SHA256)); err != nil {
-			return nil, refuse(ErrContentsMissing, "content %s of %q was not uploaded", e.SHA256, e.Path)
-		}
+	if err := inc.checkContents(entries); err != nil {
+		return nil, err
 	}
 	if o.Entrypoint != "index.html" {
 		i := sort.Search(len(entries), func(i int) bool { return entries[i].Path >= o.Entrypoint })
@@ -172,6 +167,63 @@ func (p *Publisher) Assemble(ctx context.Context, dep *meta.Deployment, inc *Inc
 	p.Metrics.Add("cairn_publish_assembled_bytes_total", res.Size)
 	inc.Reused, inc.Size = res.Reused, res.Size
 	return p.commit(ctx, dep, res, o, true)
+}
+
+// checkContents refuses (409) a tree with a content neither uploaded nor
+// stored.
+func (inc *Incremental) checkContents(entries []release.Entry) error {
+	for _, e := range entries {
+		if e.Type != release.TypeFile || e.Size == 0 {
+			continue
+		}
+		if _, ok := inc.have[e.SHA256]; ok {
+			continue
+		}
+		if _, err := os.Stat(filepath.Join(inc.stage, "parts", e.SHA256)); err != nil {
+			return refuse(ErrContentsMissing, "content %s of %q was not uploaded", e.SHA256, e.Path)
+		}
+	}
+	return nil
+}
+
+// AssembleSource is Assemble for a source snapshot (docs/design.md,
+// "Sources, builds and rebuilds"): the manifest's tree, packed with the
+// frames stored releases hold, must come out as expect; it is stored and
+// recorded with record (meta.Builds's PutSourceRelease) while a lease
+// holds it, and its contents indexed for later snapshots and publishes.
+// No entrypoint or site rules: a snapshot is not served.
+func (p *Publisher) AssembleSource(ctx context.Context, inc *Incremental, expect string,
+	record func(context.Context, meta.Release) (*meta.Release, error)) (*meta.Release, error) {
+	entries := inc.Manifest.treeEntries()
+	if err := inc.checkContents(entries); err != nil {
+		return nil, err
+	}
+	src := newStoredSource(p, inc)
+	defer src.close()
+	if err := src.loadFrames(ctx); err != nil {
+		return nil, err
+	}
+	res, drop, err := p.packWith(ctx, inc.stage, func(ctx context.Context, w io.Writer) (*release.Result, error) {
+		return release.Assemble(ctx, entries, w, src, release.PackOptions{Limits: p.Limits})
+	})
+	if err != nil {
+		return nil, err
+	}
+	defer drop()
+	p.Metrics.Add("cairn_publish_reused_bytes_total", res.Reused)
+	p.Metrics.Add("cairn_publish_assembled_bytes_total", res.Size)
+	inc.Reused, inc.Size = res.Reused, res.Size
+	if res.SHA256 != expect {
+		return nil, refuse(ErrReleaseMismatch, "the snapshot's tree packs to %s, not %s", res.SHA256, expect)
+	}
+	d := digest.NewDigestFromEncoded(digest.SHA256, res.SHA256)
+	rel, err := record(ctx, meta.Release{SHA256: res.SHA256, Kind: meta.KindSource, SizeBytes: res.Size,
+		URI: blob.URIOf(p.Blobs, d), TreeSHA256: res.TOC.TreeSHA256})
+	if err != nil {
+		return nil, err
+	}
+	p.indexContents(ctx, res.SHA256, res.TOC)
+	return rel, nil
 }
 
 // treeEntries lists the entries of the manifest's tree, with the

@@ -155,8 +155,8 @@ func (s *storedSource) readTOC(ctx context.Context, rel string) (*release.TOC, i
 	if err != nil {
 		return nil, 0, err
 	}
-	if r.Kind != meta.KindStatic || r.CollectedAt != nil {
-		return nil, 0, nil
+	if r.Kind != meta.KindStatic && r.Kind != meta.KindSource || r.CollectedAt != nil {
+		return nil, 0, nil // a source snapshot is in the static format too
 	}
 	if err := s.hold(ctx, rel); err != nil {
 		return nil, 0, err

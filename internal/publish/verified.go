@@ -97,8 +97,13 @@ func (p *Publisher) StoreSource(ctx context.Context, body io.Reader, expect stri
 		return nil, err
 	}
 	defer drop()
-	return record(ctx, meta.Release{SHA256: v.Result.SHA256, Kind: meta.KindSource, SizeBytes: v.Result.Size,
+	rel, err := record(ctx, meta.Release{SHA256: v.Result.SHA256, Kind: meta.KindSource, SizeBytes: v.Result.Size,
 		URI: uri, TreeSHA256: v.Result.TOC.TreeSHA256})
+	if err != nil {
+		return nil, err
+	}
+	p.indexContents(ctx, rel.SHA256, v.Result.TOC) // later snapshots and publishes reuse its frames
+	return rel, nil
 }
 
 // StoredTOC reads the TOC of the stored release sha of size bytes.
