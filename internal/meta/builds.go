@@ -149,7 +149,8 @@ type BuildEnd struct {
 type Builds interface {
 	// CreateBuild stores b (state queued), filling ID and CreatedAt.
 	// Unknown kind, empty deployment or spec sha256s that are not
-	// hex: ErrInvalid.
+	// hex: ErrInvalid. Its snapshot or builder not stored (collected
+	// meanwhile): ErrGone.
 	CreateBuild(ctx context.Context, b *Build) error
 	// GetBuild finds a build by id. ErrNotFound.
 	GetBuild(ctx context.Context, id string) (*Build, error)

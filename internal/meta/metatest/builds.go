@@ -22,7 +22,13 @@ var buildTests = []test{
 
 func builds(t *testing.T, s meta.Store) meta.Builds { return capability[meta.Builds](t, s) }
 
-func newBuild(dep, kind string) *meta.Build {
+// newBuild is a build of dep whose snapshot and builder are stored.
+func newBuild(t *testing.T, s meta.Store, dep, kind string) *meta.Build {
+	t.Helper()
+	for _, x := range []string{"src", "builder"} {
+		rel := meta.Release{SHA256: sha(x), Kind: meta.KindSource, SizeBytes: 1, URI: "file:///blobs/" + sha(x), TreeSHA256: sha("tree:" + x)}
+		must(builds(t, s).PutSourceRelease(t.Context(), dep, rel))(t, "PutSourceRelease")
+	}
 	return &meta.Build{Deployment: dep, Kind: kind, Actor: "tester", BuildSpec: meta.BuildSpec{
 		SourceSHA256: sha("src"), SourceTree: sha("tree:src"), Builder: sha("builder"), BuilderTree: sha("tree:builder"),
 		BuilderRef: "tools:1", Command: "make", Output: "dist", Env: map[string]string{"A": "1"}, SourceDateEpoch: 1700000000,
@@ -36,7 +42,7 @@ func newBuild(dep, kind string) *meta.Build {
 func testBuildsLifecycle(t *testing.T, s meta.Store) {
 	ctx := t.Context()
 	b := builds(t, s)
-	first, pinned := newBuild("site", meta.BuildKindBuild), newBuild("site", meta.BuildKindRebuild)
+	first, pinned := newBuild(t, s, "site", meta.BuildKindBuild), newBuild(t, s, "site", meta.BuildKindRebuild)
 	pinned.PinHost, pinned.VersionNumber = "host_b", 3
 	for _, x := range []*meta.Build{first, pinned} {
 		if err := b.CreateBuild(ctx, x); err != nil {
@@ -114,7 +120,7 @@ func testBuildsLifecycle(t *testing.T, s meta.Store) {
 func testBuildsFailHost(t *testing.T, s meta.Store) {
 	ctx := t.Context()
 	b := builds(t, s)
-	x, y := newBuild("site", meta.BuildKindBuild), newBuild("site", meta.BuildKindBuild)
+	x, y := newBuild(t, s, "site", meta.BuildKindBuild), newBuild(t, s, "site", meta.BuildKindBuild)
 	for _, v := range []*meta.Build{x, y} {
 		if err := b.CreateBuild(ctx, v); err != nil {
 			t.Fatal(err)
@@ -148,13 +154,17 @@ func testBuildsFailHost(t *testing.T, s meta.Store) {
 func testBuildsInvalid(t *testing.T, s meta.Store) {
 	ctx := t.Context()
 	b := builds(t, s)
-	bad := newBuild("site", "compile")
+	bad := newBuild(t, s, "site", "compile")
 	wantErr(t, "unknown kind", b.CreateBuild(ctx, bad), meta.ErrInvalid)
-	bad = newBuild("", meta.BuildKindBuild)
+	bad = newBuild(t, s, "site", meta.BuildKindBuild)
+	bad.Deployment = ""
 	wantErr(t, "empty deployment", b.CreateBuild(ctx, bad), meta.ErrInvalid)
-	bad = newBuild("site", meta.BuildKindBuild)
+	bad = newBuild(t, s, "site", meta.BuildKindBuild)
 	bad.Builder = "sha256:x"
 	wantErr(t, "bad builder", b.CreateBuild(ctx, bad), meta.ErrInvalid)
+	bad = newBuild(t, s, "site", meta.BuildKindBuild)
+	bad.SourceSHA256 = sha("never stored")
+	wantErr(t, "a snapshot not stored", b.CreateBuild(ctx, bad), meta.ErrGone)
 	_, err := b.FinishBuild(ctx, "bld_x", "h", meta.BuildEnd{State: "done"})
 	wantErr(t, "bad state", err, meta.ErrInvalid)
 	_, err = b.PutSourceRelease(ctx, "site", meta.Release{SHA256: "x"})
@@ -251,7 +261,7 @@ func testBuildsSourceRoots(t *testing.T, s meta.Store) {
 	must(b.PutSourceRelease(ctx, "site", src))(t, "put source")
 	tools := newDeployment(t, s, "tools")
 	builder := publish(t, s, tools.ID, "builder", false) // never active: only retention roots it
-	bl := newBuild("site", meta.BuildKindBuild)
+	bl := newBuild(t, s, "site", meta.BuildKindBuild)
 	bl.SourceSHA256, bl.Builder = src.SHA256, builder.ArtifactSHA256
 	if err := b.CreateBuild(ctx, bl); err != nil {
 		t.Fatal(err)
@@ -338,7 +348,7 @@ func testBuildsExpire(t *testing.T, s meta.Store) {
 	ctx := t.Context()
 	b := builds(t, s)
 	hs := capability[meta.Hosts](t, s)
-	queued, running, fresh := newBuild("site", meta.BuildKindBuild), newBuild("site", meta.BuildKindBuild), newBuild("site", meta.BuildKindBuild)
+	queued, running, fresh := newBuild(t, s, "site", meta.BuildKindBuild), newBuild(t, s, "site", meta.BuildKindBuild), newBuild(t, s, "site", meta.BuildKindBuild)
 	queued.PinHost = "host_nobody"
 	for _, x := range []*meta.Build{queued, running} {
 		if err := b.CreateBuild(ctx, x); err != nil {

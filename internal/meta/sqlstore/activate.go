@@ -42,6 +42,13 @@ func (s *Store) CreateVersion(ctx context.Context, nv meta.NewVersion) (*meta.Ve
 			d   *meta.Deployment
 			err error
 		)
+		if nv.SourceSnapshot {
+			// The snapshot's sha256 lock first (the lock order): a
+			// collection of it commits before, or finds this root.
+			if err := s.liveReleases(ctx, tx, nv.SourceSHA256); err != nil {
+				return err
+			}
+		}
 		if nv.NewDeployment != nil {
 			dep := nd // a retried transaction starts from the prepared record
 			if err = s.insertDeployment(ctx, tx, &dep, nv.Actor, detail); err != nil {

@@ -71,6 +71,12 @@ func (s *Store) CreateBuild(ctx context.Context, b *meta.Build) error {
 	nb.ID, nb.State, nb.Host = newID("bld_"), meta.BuildQueued, ""
 	nb.CreatedAt = s.stamp()
 	err = s.update(ctx, func(tx *wtx) error {
+		// A queued build roots its snapshot and builder: under their
+		// locks, a collection commits before (then they are gone) or
+		// finds this root.
+		if err := s.liveReleases(ctx, tx, nb.SourceSHA256, nb.Builder); err != nil {
+			return err
+		}
 		_, err := tx.ExecContext(ctx, s.q(`INSERT INTO builds (id, deployment, kind, version_number, state, pin_host,
 			source_sha256, builder_sha256, spec, actor, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
 			nb.ID, nb.Deployment, nb.Kind, nb.VersionNumber, nb.State, nb.PinHost, nb.SourceSHA256, nb.Builder,
@@ -81,6 +87,24 @@ func (s *Store) CreateBuild(ctx context.Context, b *meta.Build) error {
 		return s.mapErr(op, err)
 	}
 	*b = nb
+	return nil
+}
+
+// liveReleases takes the sha256 locks of shas and fails with
+// meta.ErrGone if any of them has no release row or a collected one.
+func (s *Store) liveReleases(ctx context.Context, tx *wtx, shas ...string) error {
+	if err := s.lockSHAs(ctx, tx, shas); err != nil {
+		return err
+	}
+	for _, sha := range shas {
+		rel, err := s.releaseBySHA(ctx, tx, sha)
+		if errors.Is(err, sql.ErrNoRows) || err == nil && rel.CollectedAt != nil {
+			return fmt.Errorf("%w: release %s is not stored", meta.ErrGone, sha)
+		}
+		if err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
