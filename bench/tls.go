@@ -46,11 +46,11 @@ func benchTLS(bin, work string, sites []site, results map[string]any) error {
 	_, tlsPort, _ := net.SplitHostPort(edgeTLSAddr)
 	hp, _ := strconv.Atoi(httpPort)
 	tp, _ := strconv.Atoi(tlsPort)
-	p, err := startPebble(work, hp, tp)
+	p, stopPebble, err := startPebble(work, hp, tp)
 	if err != nil {
 		return err
 	}
-	defer p.stop()
+	defer stopPebble()
 	data := filepath.Join(work, "tls-data")
 	logf, err := os.Create(filepath.Join(work, "tls-server.log"))
 	if err != nil {
@@ -58,7 +58,7 @@ func benchTLS(bin, work string, sites []site, results map[string]any) error {
 	}
 	defer logf.Close()
 	srv := exec.Command(bin, "server", "--data", data, "--api-addr", apiAddr, "--edge-addr", edgeAddr,
-		"--edge-tls-addr", edgeTLSAddr, "--acme-ca", p.dir, "--acme-root", p.minica, "--access-log=false")
+		"--edge-tls-addr", edgeTLSAddr, "--acme-ca", p.Dir, "--acme-root", p.Minica, "--access-log=false")
 	srv.Stdout, srv.Stderr = logf, logf
 	if err := srv.Start(); err != nil {
 		return err
@@ -74,7 +74,7 @@ func benchTLS(bin, work string, sites []site, results map[string]any) error {
 	}
 	// The first HTTPS request makes the edge obtain the certificate.
 	t0 := time.Now()
-	leaf, body, err := httpsGet(edgeTLSAddr, rel, p.issuer, 90*time.Second)
+	leaf, body, err := httpsGet(edgeTLSAddr, rel, p.Issuer, 90*time.Second)
 	if err != nil {
 		return fmt.Errorf("first HTTPS request to the edge: %w (server log %s, pebble log %s)", err, logf.Name(), filepath.Join(work, "pebble.log"))
 	}
@@ -89,7 +89,7 @@ func benchTLS(bin, work string, sites []site, results map[string]any) error {
 		return err
 	}
 	defer stop()
-	nleaf, nbody, err := httpsGet(nginxTLSAddr, rel, p.issuer, 10*time.Second)
+	nleaf, nbody, err := httpsGet(nginxTLSAddr, rel, p.Issuer, 10*time.Second)
 	if err != nil {
 		return fmt.Errorf("nginx over TLS: %w", err)
 	}
@@ -98,7 +98,7 @@ func benchTLS(bin, work string, sites []site, results map[string]any) error {
 	}
 	params := map[string]string{}
 	for name, addr := range map[string]string{"cairn": edgeTLSAddr, "nginx": nginxTLSAddr} {
-		if params[name], err = handshakeParams(addr, p.issuer); err != nil {
+		if params[name], err = handshakeParams(addr, p.Issuer); err != nil {
 			return err
 		}
 	}

@@ -197,12 +197,22 @@ func (a *API) patchDesired(r *http.Request, d *meta.Deployment, p *DesiredPatch)
 	return nil
 }
 
-func (a *API) getDesired(w http.ResponseWriter, r *http.Request) error {
+// schedDeployment is the scheduling store and the request's {dep}: a
+// sched-off problem first, then a deployment not found.
+func (a *API) schedDeployment(r *http.Request) (meta.Scheduling, *meta.Deployment, error) {
 	ss, err := a.sched()
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	d, err := a.deployment(r)
+	if err != nil {
+		return nil, nil, err
+	}
+	return ss, d, nil
+}
+
+func (a *API) getDesired(w http.ResponseWriter, r *http.Request) error {
+	ss, d, err := a.schedDeployment(r)
 	if err != nil {
 		return err
 	}
@@ -218,11 +228,7 @@ func (a *API) getDesired(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (a *API) listRollouts(w http.ResponseWriter, r *http.Request) error {
-	ss, err := a.sched()
-	if err != nil {
-		return err
-	}
-	d, err := a.deployment(r)
+	ss, d, err := a.schedDeployment(r)
 	if err != nil {
 		return err
 	}
@@ -240,11 +246,7 @@ func (a *API) listRollouts(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (a *API) getRollout(w http.ResponseWriter, r *http.Request) error {
-	ss, err := a.sched()
-	if err != nil {
-		return err
-	}
-	d, err := a.deployment(r)
+	ss, d, err := a.schedDeployment(r)
 	if err != nil {
 		return err
 	}

@@ -360,22 +360,8 @@ func TestRuntimeAcceptance(t *testing.T) {
 	// Leader loss: kill -9 of the sched leader; the standby leads and
 	// carries out the next rollout.
 	if len(scheds) == 2 {
-		leader := -1
-		waitUntil(t, "a leader", 5*time.Second, func() bool {
-			for i, lb := range schedLogs {
-				if strings.Contains(lb.String(), "scheduler: leading") {
-					leader = i
-					return true
-				}
-			}
-			return false
-		})
-		scheds[leader].Process.Signal(syscall.SIGKILL)
-		killed := time.Now()
-		waitUntil(t, "the standby leads", 10*time.Second, func() bool {
-			return strings.Contains(schedLogs[1-leader].String(), "scheduler: leading")
-		})
-		t.Logf("leader loss: the standby leads %v after the kill -9", time.Since(killed).Round(time.Millisecond))
+		handover := killSchedLeader(t, scheds, schedLogs)
+		t.Logf("leader loss: the standby leads %v after the kill -9", handover.Round(time.Millisecond))
 		switchTo(len(switches))
 		t.Logf("rollout by the new leader: %v", switches[len(switches)-1].end.Sub(switches[len(switches)-1].start).Round(time.Millisecond))
 	} else {
@@ -568,24 +554,6 @@ func TestRuntimeAcceptance(t *testing.T) {
 
 	// No instance was created twice, and each agent runs the containers
 	// of its live instances and no others.
-	var evs struct {
-		Events []struct {
-			Action string
-			Detail map[string]any
-		}
-	}
-	e.do("GET", "/v1/events?limit=1000", nil, &evs)
-	seen := map[string]bool{}
-	creates := 0
-	for _, ev := range evs.Events {
-		if ev.Action == "instance.create" {
-			id, _ := ev.Detail["instance_id"].(string)
-			if seen[id] {
-				t.Errorf("instance %s created twice", id)
-			}
-			seen[id] = true
-			creates++
-		}
-	}
+	creates := e.createdOnce("")
 	t.Logf("%d instances created over the run, none twice; whole test %v", creates, time.Since(begin).Round(time.Millisecond))
 }

@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -76,6 +77,9 @@ func startAgent(t *testing.T, e *env, tok, data string) *exec.Cmd {
 	c.Env = append(os.Environ(), "CAIRN_AGENT_TEST_DRIVER=1")
 	var logb bytes.Buffer
 	c.Stderr = &logb
+	// After the agent stops (cleanups run last first): its instances
+	// outlive it, whatever the test did to it.
+	t.Cleanup(func() { killTestprocInstances(t, data) })
 	if err := c.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -87,6 +91,53 @@ func startAgent(t *testing.T, e *env, tok, data string) *exec.Cmd {
 		}
 	})
 	return c
+}
+
+// killTestprocInstances kills the process group of every process whose
+// environment names an exit file under data, the testproc driver's
+// instances of an agent with that --data (sh -c in a session of its own,
+// CAIRN_EXIT_FILE=<data>/<id>/exit, and the app it runs), and waits until
+// they are gone. They outlive their agent by design, so a test that
+// stops or kills one leaves them running unless they are stopped.
+func killTestprocInstances(t *testing.T, data string) {
+	t.Helper()
+	mark := []byte("CAIRN_EXIT_FILE=" + filepath.Clean(data) + "/")
+	find := func() []int {
+		var pids []int
+		dirs, _ := os.ReadDir("/proc")
+		for _, d := range dirs {
+			pid, err := strconv.Atoi(d.Name())
+			if err != nil || pid <= 1 {
+				continue
+			}
+			env, _ := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid)) // empty for a zombie
+			for _, kv := range bytes.Split(env, []byte{0}) {
+				if bytes.HasPrefix(kv, mark) {
+					pids = append(pids, pid)
+					break
+				}
+			}
+		}
+		return pids
+	}
+	self := syscall.Getpgrp()
+	pids := find()
+	if len(pids) > 0 {
+		t.Logf("killing the testproc instance processes left under %s: %v", data, pids)
+	}
+	for deadline := time.Now().Add(10 * time.Second); len(pids) > 0; pids = find() {
+		if time.Now().After(deadline) {
+			t.Errorf("testproc instances under %s still run: pids %v", data, pids)
+			return
+		}
+		for _, pid := range pids {
+			if pgid, err := syscall.Getpgid(pid); err == nil && pgid > 1 && pgid != self {
+				syscall.Kill(-pgid, syscall.SIGKILL)
+			}
+			syscall.Kill(pid, syscall.SIGKILL)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 type instanceJSON struct {

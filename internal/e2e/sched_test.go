@@ -205,21 +205,7 @@ func TestSchedulerProcesses(t *testing.T) {
 	}
 
 	// Leader loss: kill -9 the leader; the other leads within 10 s.
-	leader := -1
-	waitUntil(t, "a leader", 5*time.Second, func() bool {
-		for i, lb := range schedLogs {
-			if strings.Contains(lb.String(), "scheduler: leading") {
-				leader = i
-				return true
-			}
-		}
-		return false
-	})
-	scheds[leader].Process.Signal(syscall.SIGKILL)
-	killed := time.Now()
-	other := schedLogs[1-leader]
-	waitUntil(t, "the standby leads", 10*time.Second, func() bool { return strings.Contains(other.String(), "scheduler: leading") })
-	t.Logf("leader handover: %v", time.Since(killed).Round(time.Millisecond))
+	t.Logf("leader handover: %v", killSchedLeader(t, scheds, schedLogs).Round(time.Millisecond))
 	if out, err := e.cli(e.token, "scale", "app", "4"); err != nil {
 		t.Fatalf("scale 4: %s %v", out, err)
 	}
@@ -259,23 +245,60 @@ func TestSchedulerProcesses(t *testing.T) {
 	t.Logf("host loss → 4 healthy elsewhere: %v", time.Since(lostAt).Round(time.Millisecond))
 
 	// No instance was created twice: every instance.create names a new id.
+	e.createdOnce("deployment=app")
+}
+
+// createdOnce fails the test for each instance that has more than one
+// instance.create among the last 1000 events that query (a /v1/events
+// query, "" for all) selects; it returns how many there are.
+func (e *env) createdOnce(query string) int {
+	e.t.Helper()
 	var evs struct {
 		Events []struct {
 			Action string
 			Detail map[string]any
 		}
 	}
-	e.do("GET", "/v1/events?deployment=app&limit=1000", nil, &evs)
+	if query != "" {
+		query += "&"
+	}
+	e.do("GET", "/v1/events?"+query+"limit=1000", nil, &evs)
 	seen := map[string]bool{}
+	creates := 0
 	for _, ev := range evs.Events {
 		if ev.Action == "instance.create" {
 			id, _ := ev.Detail["instance_id"].(string)
 			if seen[id] {
-				t.Errorf("instance %s created twice", id)
+				e.t.Errorf("instance %s created twice", id)
 			}
 			seen[id] = true
+			creates++
 		}
 	}
+	return creates
+}
+
+// killSchedLeader waits until one of two sched processes leads, kills it
+// with SIGKILL and waits until the other leads (within 10 s); it returns
+// the time from the kill to the handover.
+func killSchedLeader(t *testing.T, scheds []*exec.Cmd, logs []*logBuf) time.Duration {
+	t.Helper()
+	leader := -1
+	waitUntil(t, "a leader", 5*time.Second, func() bool {
+		for i, lb := range logs {
+			if strings.Contains(lb.String(), "scheduler: leading") {
+				leader = i
+				return true
+			}
+		}
+		return false
+	})
+	scheds[leader].Process.Signal(syscall.SIGKILL)
+	killed := time.Now()
+	waitUntil(t, "the standby leads", 10*time.Second, func() bool {
+		return strings.Contains(logs[1-leader].String(), "scheduler: leading")
+	})
+	return time.Since(killed)
 }
 
 // agentDataDirs is the --data of an agent process.

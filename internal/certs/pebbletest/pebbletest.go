@@ -1,5 +1,6 @@
 // Package pebbletest runs Pebble, an ACME server for tests, on loopback:
-// the certificate manager's tests and the end-to-end HTTPS test share it.
+// the certificate manager's tests and the end-to-end HTTPS test share it
+// (Start), and so does the HTTPS benchmark (Run).
 package pebbletest
 
 import (
@@ -14,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -49,12 +51,20 @@ func (s *SyncBuf) String() string {
 // FreePort is a loopback port nothing listens on.
 func FreePort(t testing.TB) int {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	port, err := freePort()
 	if err != nil {
 		t.Fatal(err)
 	}
+	return port
+}
+
+func freePort() (int, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
 	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	return ln.Addr().(*net.TCPAddr).Port, nil
 }
 
 // Pebble is a running Pebble.
@@ -70,50 +80,86 @@ type Pebble struct {
 // Orders is how many ACME orders Pebble has taken.
 func (p *Pebble) Orders() int { return p.Log.Count("Added order") }
 
-func buildTools(t testing.TB) string {
-	t.Helper()
-	bin := t.TempDir()
-	cmd := exec.Command("go", "build", "-o", bin+"/",
-		"github.com/letsencrypt/pebble/v2/cmd/pebble", "github.com/letsencrypt/pebble/v2/cmd/pebble-challtestsrv")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build pebble: %v\n%s", err, out)
-	}
-	return bin
-}
-
-func modDir(t testing.TB) string {
-	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "github.com/letsencrypt/pebble/v2").Output()
-	if err != nil {
-		t.Fatalf("go list pebble: %v", err)
-	}
-	return strings.TrimSpace(string(out))
-}
-
-func start(t testing.TB, name string, out io.Writer, env []string, args ...string) {
-	t.Helper()
-	cmd := exec.Command(name, args...)
-	cmd.Stdout, cmd.Stderr, cmd.Env = out, out, append(os.Environ(), env...)
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-}
-
-// Start builds and runs Pebble (a Go tool dependency of the module) and
-// pebble-challtestsrv as its DNS server, answering 127.0.0.1 for every
-// name, so that Pebble validates HTTP-01 challenges on httpPort and
-// TLS-ALPN-01 on tlsPort of 127.0.0.1; it issues certificates valid for
-// validity. Both stop when the test ends. Skipped in -short.
+// Start is Run for a test: in a temporary directory, Pebble's output
+// kept in p.Log only, both processes stopped when the test ends. Skipped
+// in -short.
 func Start(t testing.TB, httpPort, tlsPort int, validity time.Duration) *Pebble {
+	t.Helper()
 	if testing.Short() {
 		t.Skip("Pebble: not in -short")
 	}
-	bin, src, work := buildTools(t), modDir(t), t.TempDir()
-	dns, dnsMgmt := FreePort(t), FreePort(t)
-	start(t, filepath.Join(bin, "pebble-challtestsrv"), io.Discard, nil,
+	p, stop, err := Run(t.TempDir(), httpPort, tlsPort, validity, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(stop)
+	return p
+}
+
+// Run builds Pebble (a Go tool dependency of the module) into work and
+// runs it with pebble-challtestsrv as its DNS server, answering 127.0.0.1
+// for every name, so that Pebble validates HTTP-01 challenges on httpPort
+// and TLS-ALPN-01 on tlsPort of 127.0.0.1; it issues certificates valid
+// for validity. Pebble's output goes to p.Log and, with pebble-challtestsrv's,
+// to out if it is not nil. stop kills both processes; on an error
+// nothing is left running.
+func Run(work string, httpPort, tlsPort int, validity time.Duration, out io.Writer) (p *Pebble, stop func(), err error) {
+	if out == nil {
+		out = io.Discard
+	}
+	_, self, _, _ := runtime.Caller(0)
+	mod := filepath.Dir(self) // go build and go list run in cairn's module
+	if _, err := os.Stat(mod); err != nil {
+		mod = ""
+	}
+	bin := filepath.Join(work, "pebble-bin")
+	build := exec.Command("go", "build", "-o", bin+"/",
+		"github.com/letsencrypt/pebble/v2/cmd/pebble", "github.com/letsencrypt/pebble/v2/cmd/pebble-challtestsrv")
+	build.Dir = mod
+	if b, err := build.CombinedOutput(); err != nil {
+		return nil, nil, fmt.Errorf("go build pebble: %v\n%s", err, b)
+	}
+	list := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "github.com/letsencrypt/pebble/v2")
+	list.Dir = mod
+	b, err := list.Output()
+	if err != nil {
+		return nil, nil, fmt.Errorf("go list pebble: %w", err)
+	}
+	src := strings.TrimSpace(string(b))
+	var ports [4]int
+	for i := range ports {
+		if ports[i], err = freePort(); err != nil {
+			return nil, nil, err
+		}
+	}
+	dns, dnsMgmt, acme, mgmt := ports[0], ports[1], ports[2], ports[3]
+
+	var procs []*exec.Cmd
+	stop = func() {
+		for _, c := range procs {
+			c.Process.Kill()
+			c.Wait()
+		}
+	}
+	start := func(out io.Writer, env []string, name string, args ...string) error {
+		c := exec.Command(name, args...)
+		c.Stdout, c.Stderr, c.Env = out, out, append(os.Environ(), env...)
+		if err := c.Start(); err != nil {
+			return err
+		}
+		procs = append(procs, c)
+		return nil
+	}
+	defer func() {
+		if err != nil {
+			stop()
+		}
+	}()
+	if err := start(out, nil, filepath.Join(bin, "pebble-challtestsrv"),
 		"-dnsserver", "127.0.0.1:"+strconv.Itoa(dns), "-management", "127.0.0.1:"+strconv.Itoa(dnsMgmt),
-		"-defaultIPv4", "127.0.0.1", "-defaultIPv6", "", "-http01", "", "-https01", "", "-tlsalpn01", "", "-doh", "")
-	acme, mgmt := FreePort(t), FreePort(t)
+		"-defaultIPv4", "127.0.0.1", "-defaultIPv6", "", "-http01", "", "-https01", "", "-tlsalpn01", "", "-doh", ""); err != nil {
+		return nil, nil, err
+	}
 	var cfg struct {
 		Pebble map[string]any `json:"pebble"`
 	}
@@ -126,26 +172,26 @@ func Start(t testing.TB, httpPort, tlsPort int, validity time.Duration) *Pebble 
 		"tlsPort":                 tlsPort,
 		"keyAlgorithm":            "ecdsa",
 		"profiles": map[string]any{"default": map[string]any{
-			"description": "short-lived", "validityPeriod": int(validity.Seconds())}},
+			"description": "valid for " + validity.String(), "validityPeriod": int(validity.Seconds())}},
 	}
-	b, _ := json.Marshal(cfg)
+	b, _ = json.Marshal(cfg)
 	conf := filepath.Join(work, "pebble.json")
 	if err := os.WriteFile(conf, b, 0o600); err != nil {
-		t.Fatal(err)
+		return nil, nil, err
 	}
-	p := &Pebble{Dir: fmt.Sprintf("https://127.0.0.1:%d/dir", acme), Log: &SyncBuf{}, Minica: filepath.Join(src, "test/certs/pebble.minica.pem")}
-	start(t, filepath.Join(bin, "pebble"), p.Log,
-		[]string{"PEBBLE_VA_NOSLEEP=1", "PEBBLE_WFE_NONCEREJECT=0", "PEBBLE_AUTHZREUSE=0"},
-		"-config", conf, "-dnsserver", "127.0.0.1:"+strconv.Itoa(dns))
+	p = &Pebble{Dir: fmt.Sprintf("https://127.0.0.1:%d/dir", acme), Log: &SyncBuf{}, Minica: filepath.Join(src, "test/certs/pebble.minica.pem")}
+	if err := start(io.MultiWriter(p.Log, out), []string{"PEBBLE_VA_NOSLEEP=1", "PEBBLE_WFE_NONCEREJECT=0", "PEBBLE_AUTHZREUSE=0"},
+		filepath.Join(bin, "pebble"), "-config", conf, "-dnsserver", "127.0.0.1:"+strconv.Itoa(dns)); err != nil {
+		return nil, nil, err
+	}
 	minica, err := os.ReadFile(p.Minica)
 	if err != nil {
-		t.Fatal(err)
+		return nil, nil, err
 	}
 	p.TLSRoots = x509.NewCertPool()
 	p.TLSRoots.AppendCertsFromPEM(minica)
 	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: p.TLSRoots}}}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
 		resp, err := client.Get(fmt.Sprintf("https://127.0.0.1:%d/roots/0", mgmt))
 		if err == nil && resp.StatusCode == 200 {
 			pem, _ := io.ReadAll(resp.Body)
@@ -153,16 +199,15 @@ func Start(t testing.TB, httpPort, tlsPort int, validity time.Duration) *Pebble 
 			p.IssuerPEM = pem
 			p.Issuer = x509.NewCertPool()
 			if !p.Issuer.AppendCertsFromPEM(pem) {
-				t.Fatalf("pebble root: %q", pem)
+				return nil, nil, fmt.Errorf("pebble root: %q", pem)
 			}
-			return p
+			return p, stop, nil
 		}
 		if err == nil {
 			resp.Body.Close()
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("pebble did not start: %v\n%s", err, p.Log)
+			return nil, nil, fmt.Errorf("pebble did not start: %v\n%s", err, p.Log)
 		}
-		time.Sleep(100 * time.Millisecond)
 	}
 }
