@@ -180,8 +180,11 @@ type BuildResult struct {
 	ExitCode int `json:"exit_code"` // the command's; -1 if it did not end by itself (killed at its timeout)
 	// Error says why the build failed when its exit code does not: "timed
 	// out after 10m0s", "output dist: not a directory", "output dist: is a
-	// symlink", "killed (exit 137): out of memory?" (a SIGKILL under a
-	// memory limit). Empty when the build succeeded.
+	// symlink", "output dist/x: a link that leaves the output", "output
+	// dist: more than 100000 files and directories", "killed (exit 137):
+	// out of memory?" (a SIGKILL under a memory limit). It names the
+	// build's paths only (relative to /src), never the host's. Empty when
+	// the build succeeded.
 	Error      string `json:"error,omitempty"`
 	SHA256     string `json:"sha256,omitempty"` // of the packed output, when it was packed
 	DurationMS int64  `json:"duration_ms"`      // of the command

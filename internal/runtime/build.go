@@ -150,17 +150,26 @@ func (r *Runtime) Build(ctx context.Context, b hostapi.Build, artifact, log io.W
 	case code != 0:
 		return res, nil
 	}
+	// Error names the build's paths only (buildout.go).
+	lim := r.packLimits()
 	out, msg := outputDir(root.Merged(), b.Output)
+	if msg == "" {
+		msg = checkOutput(out, b.Output, lim)
+	}
 	if msg != "" {
 		res.Error = msg
 		return res, nil
 	}
-	sha, msg, err := r.pack(ctx, out, filepath.Join(dir, "artifact"), artifact)
+	sha, msg, err := r.pack(ctx, out, lim, filepath.Join(dir, "artifact"), artifact)
 	if err != nil {
 		return res, fmt.Errorf("build %s: %w", b.ID, err)
 	}
 	if msg != "" {
-		res.Error = "output " + b.Output + ": " + msg
+		shown := b.Output
+		if shown == "." {
+			shown = "/src"
+		}
+		res.Error = "output " + quoted(shown) + ": " + msg
 		return res, nil
 	}
 	res.SHA256 = sha
@@ -297,63 +306,6 @@ func (r *Runtime) kill(id string) {
 			return
 		}
 	}
-}
-
-// outputDir is the output directory under the merged root, or why it is
-// refused. Every component is checked with Lstat: the build wrote them,
-// and a symlink among them could name a host path.
-func outputDir(merged, output string) (string, string) {
-	p, shown := filepath.Join(merged, "src"), "/src"
-	comps := []string{""}
-	if output != "." {
-		comps = append(comps, strings.Split(output, "/")...)
-	}
-	for i, c := range comps {
-		if i > 0 {
-			p, shown = filepath.Join(p, c), strings.Join(comps[1:i+1], "/")
-		}
-		fi, err := os.Lstat(p)
-		switch {
-		case errors.Is(err, fs.ErrNotExist):
-			return "", "output " + shown + ": no such directory"
-		case err != nil:
-			return "", "output " + shown + ": " + err.Error()
-		case fi.Mode()&fs.ModeSymlink != 0:
-			return "", "output " + shown + ": is a symlink"
-		case !fi.IsDir():
-			return "", "output " + shown + ": not a directory"
-		}
-	}
-	return p, ""
-}
-
-// pack packs dir as a static release into file tmp, then copies it to w.
-// A tree the format refuses (a symlink leaving it, a device, past the
-// limits) is the build's failure, msg; err is the host's.
-func (r *Runtime) pack(ctx context.Context, dir, tmp string, w io.Writer) (sha, msg string, err error) {
-	f, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return "", "", err
-	}
-	defer f.Close()
-	lim := r.cfg.PackLimits
-	if lim == (release.Limits{}) {
-		lim = DefaultPackLimits
-	}
-	res, err := release.PackDir(ctx, dir, f, release.PackOptions{Limits: lim})
-	if errors.Is(err, release.ErrInvalid) || errors.Is(err, release.ErrTooLarge) {
-		return "", err.Error(), nil
-	}
-	if err != nil {
-		return "", "", fmt.Errorf("pack: %w", err)
-	}
-	if _, err := f.Seek(0, io.SeekStart); err != nil {
-		return "", "", err
-	}
-	if _, err := io.Copy(w, f); err != nil {
-		return "", "", fmt.Errorf("write the artifact: %w", err)
-	}
-	return res.SHA256, "", nil
 }
 
 // removeBuild removes what build id holds on the host: its process, its

@@ -105,6 +105,12 @@ func (h *host) build(b hostapi.Build) built {
 		t.Fatalf("Build %s: %v\nlog:\n%s", b.ID, err, out.log)
 	}
 	t.Logf("build %s: exit %d %q, command %d ms, Build %s", b.ID, res.ExitCode, res.Error, res.DurationMS, out.took.Round(time.Millisecond))
+	// The Error goes to clients: the build's paths only, never the host's.
+	for _, p := range []string{h.dir, filepath.Join(h.dir, "builds"), "/tmp/", os.TempDir() + "/", "/root/"} {
+		if strings.Contains(res.Error, p) {
+			t.Errorf("the result's error %q holds the host's path %s", res.Error, p)
+		}
+	}
 	h.nothingLeft()
 	if res.SHA256 != "" {
 		out.files = readArtifact(t, out.art)
@@ -320,6 +326,9 @@ func TestBuild(t *testing.T) {
 			{"cd /; rm -rf /src; ln -s " + hostDir + " /src", ".", "output /src: is a symlink"},
 			{"echo x > dist", "dist", "output dist: not a directory"},
 			{"true", "dist", "output dist: no such directory"},
+			{"true", strings.Repeat("d", 300), "output " + strings.Repeat("d", 300) + ": file name too long"},
+			{"mkdir dist; mkfifo dist/p", "dist", "output dist/p: a device, fifo or socket; only files, directories and links are packed"},
+			{"mkdir -p dist/a; ln -s .. dist/a/up; ln -s a/up/.. dist/l", "dist", "output dist/l: a link that leaves the output"},
 		} {
 			got := h.build(newBuild(builder, src, c.cmd, c.output))
 			if got.res.ExitCode != 0 || got.res.Error != c.want || got.res.SHA256 != "" {
@@ -336,7 +345,7 @@ func TestBuild(t *testing.T) {
 		h := h.with(t)
 		for _, link := range []string{"/etc/passwd", "../build.sh"} {
 			got := h.build(newBuild(builder, src, "mkdir dist; echo hi > dist/index.html; ln -s "+link+" dist/l", "dist"))
-			if got.res.ExitCode != 0 || !strings.HasPrefix(got.res.Error, "output dist: ") || got.res.SHA256 != "" {
+			if got.res.ExitCode != 0 || got.res.Error != "output dist/l: a link that leaves the output" || got.res.SHA256 != "" {
 				t.Errorf("a link to %s: %+v", link, got.res)
 			}
 			t.Logf("a link to %s: %s", link, got.res.Error)
