@@ -173,6 +173,14 @@ type Build struct {
 	SourceDateEpoch int64             `json:"source_date_epoch"`
 	Timeout         string            `json:"timeout"` // a Go duration: the command is killed past it
 	Limits          Limits            `json:"limits"`
+	// DiskBytes bounds what the build may write to its root: its upper
+	// layer, which holds the copy of the source at /src too, so the source
+	// counts. A file counts its size or its blocks, the larger; past the
+	// limit the command is killed (the runtime measures the layer every
+	// ~500 ms while it runs, and once after it exits). 0 is the runtime's
+	// default, 10 GiB. The tmpfs mounts of the runc spec (/tmp, /dev,
+	// /dev/shm, 64 MiB each) are memory, not disk, and do not count.
+	DiskBytes int64 `json:"disk_bytes"`
 }
 
 // BuildResult is what a host reports of a build it ran.

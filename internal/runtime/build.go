@@ -1,6 +1,7 @@
 package runtime
 
 import (
+	"cmp"
 	"context"
 	"encoding/hex"
 	"errors"
@@ -31,6 +32,9 @@ import (
 //	upper, work, root/   the overlay over the builder's tree (as an instance's)
 //	bundle/, log         the driver's bundle; stdout and stderr
 //	artifact             the packed output, before it is handed over
+//
+// What the build writes to its root (upper, /src included) is bounded by
+// Build.DiskBytes (builddisk.go).
 //
 // Its network namespace (netns.Manager.Isolated) has a loopback and
 // nothing else. Everything goes when Build returns; a process that dies
@@ -130,8 +134,12 @@ func (r *Runtime) Build(ctx context.Context, b hostapi.Build, artifact, log io.W
 		return res, fmt.Errorf("build %s: %w", b.ID, err)
 	}
 	t1 := time.Now()
+	disk := cmp.Or(b.DiskBytes, DefaultBuildDiskBytes)
+	stopDisk := r.watchDisk(id, root.Upper(), disk)
+	defer stopDisk()
 	code, timedOut, ended, err := r.waitBuild(ctx, id, t1.Add(timeout), tail, log)
 	res.DurationMS = ended.Sub(t1).Milliseconds()
+	overDisk := stopDisk()
 	if err != nil {
 		return res, fmt.Errorf("build %s: %w", b.ID, err)
 	}
@@ -139,6 +147,9 @@ func (r *Runtime) Build(ctx context.Context, b hostapi.Build, artifact, log io.W
 	r.cfg.Log.Debug("build ran", "id", id, "start", t1.Sub(t0), "ran", time.Since(t1), "exit", code)
 	res.ExitCode = code
 	switch {
+	case overDisk:
+		res.ExitCode, res.Error = -1, "killed: wrote more than "+sizeWords(disk)
+		return res, nil
 	case timedOut:
 		res.ExitCode, res.Error = -1, "timed out after "+timeout.String()
 		return res, nil
@@ -148,6 +159,9 @@ func (r *Runtime) Build(ctx context.Context, b hostapi.Build, artifact, log io.W
 		res.Error = "killed (exit 137): out of memory?"
 		return res, nil
 	case code != 0:
+		return res, nil
+	case diskUsage(root.Upper(), disk) > disk: // written since the last look
+		res.Error = "wrote more than " + sizeWords(disk)
 		return res, nil
 	}
 	// Error names the build's paths only (buildout.go).
@@ -200,6 +214,9 @@ func checkBuild(b hostapi.Build) (time.Duration, error) {
 		if k == "" || strings.ContainsAny(k, "=\x00") || strings.ContainsRune(v, 0) {
 			return bad("env %q: bad name or value", k)
 		}
+	}
+	if b.DiskBytes < 0 {
+		return bad("disk_bytes %d: want 0 (the default) or more", b.DiskBytes)
 	}
 	t, err := time.ParseDuration(b.Timeout)
 	if err != nil || t <= 0 {

@@ -266,6 +266,34 @@ func TestBuild(t *testing.T) {
 		}
 	})
 
+	t.Run("DiskLimit", func(t *testing.T) {
+		h := h.with(t)
+		// Killed while it runs: the watch sees 200 MiB in the upper layer.
+		b := newBuild(builder, src, "mkdir dist; echo writing; dd if=/dev/zero of=big bs=1M count=200 2>&1; sleep 30", "dist")
+		b.DiskBytes = 64 << 20
+		got := h.build(b)
+		if got.res.ExitCode != -1 || got.res.Error != "killed: wrote more than 64 MiB" || got.res.SHA256 != "" {
+			t.Fatalf("%+v\nlog:\n%s", got.res, got.log)
+		}
+		if got.took > 20*time.Second || !strings.Contains(got.log, "writing") {
+			t.Fatalf("Build took %s; log %q", got.took, got.log)
+		}
+		// Exited before a look, maybe: refused after it.
+		b = newBuild(builder, src, "mkdir dist; head -c 100000000 /dev/zero > dist/big", "dist")
+		b.DiskBytes = 64 << 20
+		got = h.build(b)
+		if !strings.HasSuffix(got.res.Error, "wrote more than 64 MiB") || got.res.SHA256 != "" {
+			t.Fatalf("%+v\nlog:\n%s", got.res, got.log)
+		}
+		// Under the limit, the source included: built.
+		b = newBuild(builder, src, "mkdir dist; head -c 30000000 /dev/zero > dist/big", "dist")
+		b.DiskBytes = 64 << 20
+		got = h.build(b)
+		if got.res.ExitCode != 0 || got.res.Error != "" || len(got.files["big"]) != 30000000 {
+			t.Fatalf("%+v\nlog:\n%s", got.res, got.log)
+		}
+	})
+
 	t.Run("NoNetwork", func(t *testing.T) {
 		h := h.with(t)
 		var accepted atomic.Int64

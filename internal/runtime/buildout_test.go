@@ -99,3 +99,21 @@ func TestSizeWords(t *testing.T) {
 		}
 	}
 }
+
+// TestDiskUsage: a file counts its size or its blocks, the larger; a
+// file of two links once; the count stops past stopAt.
+func TestDiskUsage(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "a"), make([]byte, 1<<20), 0o644)
+	os.Link(filepath.Join(dir, "a"), filepath.Join(dir, "a2"))
+	f, _ := os.Create(filepath.Join(dir, "sparse"))
+	f.Truncate(8 << 20)
+	f.Close()
+	got := diskUsage(dir, 1<<40)
+	if got < 9<<20 || got > 9<<20+64<<10 {
+		t.Fatalf("diskUsage = %d, want 9 MiB and a few blocks", got)
+	}
+	if got := diskUsage(dir, 100); got <= 100 || got > 9<<20+64<<10 {
+		t.Fatalf("diskUsage(stopAt 100) = %d", got)
+	}
+}
