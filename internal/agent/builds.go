@@ -40,6 +40,13 @@ func sleep(ctx context.Context, d time.Duration) {
 	}
 }
 
+// What the API is told when the host, not the build, failed; the
+// agent's log has why.
+const (
+	errHostFailed     = "the host could not run the build; its agent's log says why"
+	errHostLostOutput = "the host lost the packed output; its agent's log says why"
+)
+
 // runBuild runs one claimed build and reports its result, with its log
 // and its packed output.
 func (a *Agent) runBuild(ctx context.Context, b hostapi.Builder, job hostapi.Build) {
@@ -58,15 +65,18 @@ func (a *Agent) runBuild(ctx context.Context, b hostapi.Builder, job hostapi.Bui
 	if ctx.Err() != nil {
 		return // the agent stops: the API fails the build when the host claims again or is lost
 	}
+	// The host's errors (cache, mounts, runc, its paths) stay in this
+	// log, under the build's id; the API gets a fixed text.
 	if err != nil {
 		log.Warn("build: the host failed", "err", err)
-		res = hostapi.BuildResult{ExitCode: -1, Error: "the host could not run the build: " + err.Error()}
+		res = hostapi.BuildResult{ExitCode: -1, Error: errHostFailed}
 	}
 	for attempt := 1; ; attempt++ {
 		var artifact *os.File
 		if res.Error == "" && res.ExitCode == 0 {
 			if artifact, err = os.Open(f.Name()); err != nil {
-				res = hostapi.BuildResult{ExitCode: -1, Error: "the host lost the packed output: " + err.Error()}
+				log.Warn("build: opening the packed output", "err", err)
+				res = hostapi.BuildResult{ExitCode: -1, Error: errHostLostOutput}
 			}
 		}
 		var sendErr error

@@ -173,6 +173,14 @@ type Build struct {
 	SourceDateEpoch int64             `json:"source_date_epoch"`
 	Timeout         string            `json:"timeout"` // a Go duration: the command is killed past it
 	Limits          Limits            `json:"limits"`
+	// DiskBytes bounds what the build may write to its root: its upper
+	// layer, which holds the copy of the source at /src too, so the source
+	// counts. A file counts its size or its blocks, the larger; past the
+	// limit the command is killed (the runtime measures the layer every
+	// ~500 ms while it runs, and once after it exits). 0 is the runtime's
+	// default, 10 GiB. The tmpfs mounts of the runc spec (/tmp, /dev,
+	// /dev/shm, 64 MiB each) are memory, not disk, and do not count.
+	DiskBytes int64 `json:"disk_bytes"`
 }
 
 // BuildResult is what a host reports of a build it ran.
@@ -180,8 +188,11 @@ type BuildResult struct {
 	ExitCode int `json:"exit_code"` // the command's; -1 if it did not end by itself (killed at its timeout)
 	// Error says why the build failed when its exit code does not: "timed
 	// out after 10m0s", "output dist: not a directory", "output dist: is a
-	// symlink", "killed (exit 137): out of memory?" (a SIGKILL under a
-	// memory limit). Empty when the build succeeded.
+	// symlink", "output dist/x: a link that leaves the output", "output
+	// dist: more than 100000 files and directories", "killed (exit 137):
+	// out of memory?" (a SIGKILL under a memory limit). It names the
+	// build's paths only (relative to /src), never the host's. Empty when
+	// the build succeeded.
 	Error      string `json:"error,omitempty"`
 	SHA256     string `json:"sha256,omitempty"` // of the packed output, when it was packed
 	DurationMS int64  `json:"duration_ms"`      // of the command

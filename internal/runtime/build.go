@@ -1,6 +1,7 @@
 package runtime
 
 import (
+	"cmp"
 	"context"
 	"encoding/hex"
 	"errors"
@@ -31,6 +32,9 @@ import (
 //	upper, work, root/   the overlay over the builder's tree (as an instance's)
 //	bundle/, log         the driver's bundle; stdout and stderr
 //	artifact             the packed output, before it is handed over
+//
+// What the build writes to its root (upper, /src included) is bounded by
+// Build.DiskBytes (builddisk.go).
 //
 // Its network namespace (netns.Manager.Isolated) has a loopback and
 // nothing else. Everything goes when Build returns; a process that dies
@@ -130,8 +134,12 @@ func (r *Runtime) Build(ctx context.Context, b hostapi.Build, artifact, log io.W
 		return res, fmt.Errorf("build %s: %w", b.ID, err)
 	}
 	t1 := time.Now()
+	disk := cmp.Or(b.DiskBytes, DefaultBuildDiskBytes)
+	stopDisk := r.watchDisk(id, root.Upper(), disk)
+	defer stopDisk()
 	code, timedOut, ended, err := r.waitBuild(ctx, id, t1.Add(timeout), tail, log)
 	res.DurationMS = ended.Sub(t1).Milliseconds()
+	overDisk := stopDisk()
 	if err != nil {
 		return res, fmt.Errorf("build %s: %w", b.ID, err)
 	}
@@ -139,6 +147,9 @@ func (r *Runtime) Build(ctx context.Context, b hostapi.Build, artifact, log io.W
 	r.cfg.Log.Debug("build ran", "id", id, "start", t1.Sub(t0), "ran", time.Since(t1), "exit", code)
 	res.ExitCode = code
 	switch {
+	case overDisk:
+		res.ExitCode, res.Error = -1, "killed: wrote more than "+sizeWords(disk)
+		return res, nil
 	case timedOut:
 		res.ExitCode, res.Error = -1, "timed out after "+timeout.String()
 		return res, nil
@@ -149,18 +160,30 @@ func (r *Runtime) Build(ctx context.Context, b hostapi.Build, artifact, log io.W
 		return res, nil
 	case code != 0:
 		return res, nil
+	case diskUsage(root.Upper(), disk) > disk: // written since the last look
+		res.Error = "wrote more than " + sizeWords(disk)
+		return res, nil
 	}
+	// Error names the build's paths only (buildout.go).
+	lim := r.packLimits()
 	out, msg := outputDir(root.Merged(), b.Output)
+	if msg == "" {
+		msg = checkOutput(out, b.Output, lim)
+	}
 	if msg != "" {
 		res.Error = msg
 		return res, nil
 	}
-	sha, msg, err := r.pack(ctx, out, filepath.Join(dir, "artifact"), artifact)
+	sha, msg, err := r.pack(ctx, out, lim, filepath.Join(dir, "artifact"), artifact)
 	if err != nil {
 		return res, fmt.Errorf("build %s: %w", b.ID, err)
 	}
 	if msg != "" {
-		res.Error = "output " + b.Output + ": " + msg
+		shown := b.Output
+		if shown == "." {
+			shown = "/src"
+		}
+		res.Error = "output " + quoted(shown) + ": " + msg
 		return res, nil
 	}
 	res.SHA256 = sha
@@ -191,6 +214,9 @@ func checkBuild(b hostapi.Build) (time.Duration, error) {
 		if k == "" || strings.ContainsAny(k, "=\x00") || strings.ContainsRune(v, 0) {
 			return bad("env %q: bad name or value", k)
 		}
+	}
+	if b.DiskBytes < 0 {
+		return bad("disk_bytes %d: want 0 (the default) or more", b.DiskBytes)
 	}
 	t, err := time.ParseDuration(b.Timeout)
 	if err != nil || t <= 0 {
@@ -297,63 +323,6 @@ func (r *Runtime) kill(id string) {
 			return
 		}
 	}
-}
-
-// outputDir is the output directory under the merged root, or why it is
-// refused. Every component is checked with Lstat: the build wrote them,
-// and a symlink among them could name a host path.
-func outputDir(merged, output string) (string, string) {
-	p, shown := filepath.Join(merged, "src"), "/src"
-	comps := []string{""}
-	if output != "." {
-		comps = append(comps, strings.Split(output, "/")...)
-	}
-	for i, c := range comps {
-		if i > 0 {
-			p, shown = filepath.Join(p, c), strings.Join(comps[1:i+1], "/")
-		}
-		fi, err := os.Lstat(p)
-		switch {
-		case errors.Is(err, fs.ErrNotExist):
-			return "", "output " + shown + ": no such directory"
-		case err != nil:
-			return "", "output " + shown + ": " + err.Error()
-		case fi.Mode()&fs.ModeSymlink != 0:
-			return "", "output " + shown + ": is a symlink"
-		case !fi.IsDir():
-			return "", "output " + shown + ": not a directory"
-		}
-	}
-	return p, ""
-}
-
-// pack packs dir as a static release into file tmp, then copies it to w.
-// A tree the format refuses (a symlink leaving it, a device, past the
-// limits) is the build's failure, msg; err is the host's.
-func (r *Runtime) pack(ctx context.Context, dir, tmp string, w io.Writer) (sha, msg string, err error) {
-	f, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return "", "", err
-	}
-	defer f.Close()
-	lim := r.cfg.PackLimits
-	if lim == (release.Limits{}) {
-		lim = DefaultPackLimits
-	}
-	res, err := release.PackDir(ctx, dir, f, release.PackOptions{Limits: lim})
-	if errors.Is(err, release.ErrInvalid) || errors.Is(err, release.ErrTooLarge) {
-		return "", err.Error(), nil
-	}
-	if err != nil {
-		return "", "", fmt.Errorf("pack: %w", err)
-	}
-	if _, err := f.Seek(0, io.SeekStart); err != nil {
-		return "", "", err
-	}
-	if _, err := io.Copy(w, f); err != nil {
-		return "", "", fmt.Errorf("write the artifact: %w", err)
-	}
-	return res.SHA256, "", nil
 }
 
 // removeBuild removes what build id holds on the host: its process, its

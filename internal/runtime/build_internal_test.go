@@ -35,6 +35,7 @@ func TestCheckBuild(t *testing.T) {
 		"timeout not a time": func(b *hostapi.Build) { b.Timeout = "10" },
 		"timeout of zero":    func(b *hostapi.Build) { b.Timeout = "0s" },
 		"a negative timeout": func(b *hostapi.Build) { b.Timeout = "-1m" },
+		"negative disk":      func(b *hostapi.Build) { b.DiskBytes = -1 },
 	} {
 		b := good
 		change(&b)

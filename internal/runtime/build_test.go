@@ -105,6 +105,12 @@ func (h *host) build(b hostapi.Build) built {
 		t.Fatalf("Build %s: %v\nlog:\n%s", b.ID, err, out.log)
 	}
 	t.Logf("build %s: exit %d %q, command %d ms, Build %s", b.ID, res.ExitCode, res.Error, res.DurationMS, out.took.Round(time.Millisecond))
+	// The Error goes to clients: the build's paths only, never the host's.
+	for _, p := range []string{h.dir, filepath.Join(h.dir, "builds"), "/tmp/", os.TempDir() + "/", "/root/"} {
+		if strings.Contains(res.Error, p) {
+			t.Errorf("the result's error %q holds the host's path %s", res.Error, p)
+		}
+	}
 	h.nothingLeft()
 	if res.SHA256 != "" {
 		out.files = readArtifact(t, out.art)
@@ -260,6 +266,34 @@ func TestBuild(t *testing.T) {
 		}
 	})
 
+	t.Run("DiskLimit", func(t *testing.T) {
+		h := h.with(t)
+		// Killed while it runs: the watch sees 200 MiB in the upper layer.
+		b := newBuild(builder, src, "mkdir dist; echo writing; dd if=/dev/zero of=big bs=1M count=200 2>&1; sleep 30", "dist")
+		b.DiskBytes = 64 << 20
+		got := h.build(b)
+		if got.res.ExitCode != -1 || got.res.Error != "killed: wrote more than 64 MiB" || got.res.SHA256 != "" {
+			t.Fatalf("%+v\nlog:\n%s", got.res, got.log)
+		}
+		if got.took > 20*time.Second || !strings.Contains(got.log, "writing") {
+			t.Fatalf("Build took %s; log %q", got.took, got.log)
+		}
+		// Exited before a look, maybe: refused after it.
+		b = newBuild(builder, src, "mkdir dist; head -c 100000000 /dev/zero > dist/big", "dist")
+		b.DiskBytes = 64 << 20
+		got = h.build(b)
+		if !strings.HasSuffix(got.res.Error, "wrote more than 64 MiB") || got.res.SHA256 != "" {
+			t.Fatalf("%+v\nlog:\n%s", got.res, got.log)
+		}
+		// Under the limit, the source included: built.
+		b = newBuild(builder, src, "mkdir dist; head -c 30000000 /dev/zero > dist/big", "dist")
+		b.DiskBytes = 64 << 20
+		got = h.build(b)
+		if got.res.ExitCode != 0 || got.res.Error != "" || len(got.files["big"]) != 30000000 {
+			t.Fatalf("%+v\nlog:\n%s", got.res, got.log)
+		}
+	})
+
 	t.Run("NoNetwork", func(t *testing.T) {
 		h := h.with(t)
 		var accepted atomic.Int64
@@ -320,6 +354,9 @@ func TestBuild(t *testing.T) {
 			{"cd /; rm -rf /src; ln -s " + hostDir + " /src", ".", "output /src: is a symlink"},
 			{"echo x > dist", "dist", "output dist: not a directory"},
 			{"true", "dist", "output dist: no such directory"},
+			{"true", strings.Repeat("d", 300), "output " + strings.Repeat("d", 300) + ": file name too long"},
+			{"mkdir dist; mkfifo dist/p", "dist", "output dist/p: a device, fifo or socket; only files, directories and links are packed"},
+			{"mkdir -p dist/a; ln -s .. dist/a/up; ln -s a/up/.. dist/l", "dist", "output dist/l: a link that leaves the output"},
 		} {
 			got := h.build(newBuild(builder, src, c.cmd, c.output))
 			if got.res.ExitCode != 0 || got.res.Error != c.want || got.res.SHA256 != "" {
@@ -336,7 +373,7 @@ func TestBuild(t *testing.T) {
 		h := h.with(t)
 		for _, link := range []string{"/etc/passwd", "../build.sh"} {
 			got := h.build(newBuild(builder, src, "mkdir dist; echo hi > dist/index.html; ln -s "+link+" dist/l", "dist"))
-			if got.res.ExitCode != 0 || !strings.HasPrefix(got.res.Error, "output dist: ") || got.res.SHA256 != "" {
+			if got.res.ExitCode != 0 || got.res.Error != "output dist/l: a link that leaves the output" || got.res.SHA256 != "" {
 				t.Errorf("a link to %s: %+v", link, got.res)
 			}
 			t.Logf("a link to %s: %s", link, got.res.Error)
