@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os/exec"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
@@ -22,11 +24,12 @@ type buildFlags struct {
 	env                            []string
 	timeout                        time.Duration
 	memory                         sizeValue
+	epoch                          int64
 	flags                          *pflag.FlagSet
 }
 
 // buildOnly are the flags that need --build.
-var buildOnly = []string{"output", "builder", "build-env", "build-timeout", "build-memory", "host"}
+var buildOnly = []string{"output", "builder", "build-env", "build-timeout", "build-memory", "host", "source-date-epoch"}
 
 func (b *buildFlags) register(f *pflag.FlagSet) {
 	b.flags = f
@@ -37,6 +40,7 @@ func (b *buildFlags) register(f *pflag.FlagSet) {
 	f.DurationVar(&b.timeout, "build-timeout", 0, "--build: how long CMD may run (default: the server's, 10m; at most 1h)")
 	f.Var(&b.memory, "build-memory", "--build: memory limit of the build, e.g. 2GiB (default: the server's, 1GiB)")
 	f.StringVar(&b.host, "host", "", "--build: only this host may run the build")
+	f.Int64Var(&b.epoch, "source-date-epoch", 0, "--build: the build's SOURCE_DATE_EPOCH, in seconds (default: the time of SRC's last git commit, else when the server first stored the snapshot)")
 }
 
 // unused fails when a flag that needs --build was given without it.
@@ -71,7 +75,40 @@ func (b *buildFlags) request(o publishOptions, source string, create bool) (clie
 	if b.timeout > 0 {
 		req.Timeout = b.timeout.String()
 	}
+	if b.flags != nil && b.flags.Changed("source-date-epoch") {
+		if b.epoch <= 0 {
+			return req, fmt.Errorf("--source-date-epoch: %d is not a time after 1970 in seconds", b.epoch)
+		}
+		req.SourceDateEpoch = &b.epoch
+	}
 	return req, nil
+}
+
+// gitEpoch is the time of the last commit of the git work tree that holds
+// dir (`git log -1 --format=%ct`), or nil when dir is in none, git is not
+// installed, or it fails: the build's SOURCE_DATE_EPOCH then is the
+// server's default. The snapshot holds the work tree as it is, changes not
+// committed too; the time is HEAD's, of the whole repository.
+func gitEpoch(ctx context.Context, dir string) *int64 {
+	git, err := exec.LookPath("git")
+	if err != nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	// log.showSignature would print a signature's check before the time.
+	cmd := exec.CommandContext(ctx, git, "-c", "log.showSignature=false", "-C", dir, "log", "-1", "--format=%ct")
+	out, err := cmd.Output()
+	if err != nil {
+		return nil
+	}
+	// A commit dated past tomorrow (a clock gone wrong) is one the server
+	// would refuse.
+	t, err := strconv.ParseInt(strings.TrimSpace(string(out)), 10, 64)
+	if err != nil || t <= 0 || t > time.Now().Add(24*time.Hour).Unix() {
+		return nil
+	}
+	return &t
 }
 
 // buildOutput is what --json prints of a build: the record, the version
@@ -116,6 +153,9 @@ func (a *app) publishBuild(ctx context.Context, o publishOptions) error {
 		return err
 	}
 	req, _ := o.b.request(o, o.src.SHA256, dep == nil)
+	if req.SourceDateEpoch == nil {
+		req.SourceDateEpoch = gitEpoch(ctx, o.source)
+	}
 	b, err := c.CreateBuild(ctx, o.deployment, req)
 	if err != nil {
 		return fmt.Errorf("building %s: %w", o.deployment, err)

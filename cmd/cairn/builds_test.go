@@ -98,11 +98,16 @@ func TestBuildVerbs(t *testing.T) {
 	run(0, "deployment", "set", "demo", "--source-retention-days", "30", "--json")
 	run(0, "version", "show", "demo", "4")
 	run(0, "audit", "demo", "--at", "2024-05-02T12:00:00Z")
+	run(0, "publish", "--source", src, "--build", "make site", "--builder", "debian-node:2", "--deployment", "demo",
+		"--source-date-epoch", "1700000000", "--json")
 	// Refusals, before anything is sent.
 	run(1, "publish", site, "--source", src, "--build", "make", "--builder", "x:1", "--deployment", "demo")
 	run(1, "publish", "--source", src, "--build", "make", "--deployment", "demo")
 	run(1, "publish", site, "--deployment", "demo", "--builder", "x:1")
 	run(1, "publish", "--source", src, "--build", "make", "--builder", "x:1", "--build-env", "1X=2", "--deployment", "demo")
+	run(1, "publish", "--source", src, "--build", "make", "--builder", "x:1", "--source-date-epoch", "-5", "--deployment", "demo")
+	run(1, "publish", "--source", src, "--build", "make", "--builder", "x:1", "--source-date-epoch", "soon", "--deployment", "demo")
+	run(1, "publish", site, "--deployment", "demo", "--source-date-epoch", "1700000000")
 
 	path := filepath.Join("testdata", "builds.golden")
 	var want []byte
@@ -158,6 +163,13 @@ func TestBuildVerbs(t *testing.T) {
 	body = nil
 	if err := json.Unmarshal(builds[1].Body, &body); err != nil || body["activate"] != false || body["create"] != nil {
 		t.Errorf("build to demo --no-activate: %s", builds[1].Body)
+	}
+	// SRC is no git work tree: no epoch is sent but the one given.
+	for i, b := range builds {
+		if got, want := strings.Contains(string(b.Body), "source_date_epoch"), i == len(builds)-1; got != want ||
+			want && !strings.Contains(string(b.Body), `"source_date_epoch":1700000000`) {
+			t.Errorf("build %d body %s", i, b.Body)
+		}
 	}
 }
 

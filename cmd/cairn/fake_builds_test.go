@@ -49,6 +49,9 @@ func fakeBuilds(mux *http.ServeMux) {
 			"command": spec["command"], "output": spec["output"], "env": spec["env"], "source_date_epoch": 1714564800,
 			"timeout": "10m0s", "memory_bytes": 1 << 30, "activate": spec["activate"], "actor": "tok_admin",
 			"created_at": "2024-05-01T12:00:00Z", "started_at": nil, "finished_at": nil, "duration_ms": 0, "exit_code": nil, "log_bytes": 0}
+		if e, ok := spec["source_date_epoch"]; ok {
+			b["source_date_epoch"] = e
+		}
 		if n > 0 {
 			b["version_number"] = n
 		}

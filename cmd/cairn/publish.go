@@ -49,8 +49,9 @@ func (a *app) publishCmd() *cobra.Command {
 			"its runtime settings: --cmd, --env K=V, --port, --user, --workdir,\n" +
 			"--health-path (--health-interval, --health-timeout).\n\n" +
 			"--source SRC also uploads a snapshot of the source tree SRC (packed as a\n" +
-			"release, without what the publish rules and SRC's root .gitignore leave\n" +
-			"out; sent only if the server lacks it), recorded with the version.\n" +
+			"release, without what the publish rules and SRC's .gitignore files and\n" +
+			".git/info/exclude leave out; sent only if the server lacks it), recorded\n" +
+			"with the version.\n" +
 			"--build CMD (no DIR then) has the platform build the release from the\n" +
 			"snapshot: CMD runs in SRC's copy, without network, on an agent, inside\n" +
 			"--builder (a rootfs version NAME:N or sha256:HEX with the tools), and\n" +

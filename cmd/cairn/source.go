@@ -13,7 +13,7 @@ import (
 
 // A source snapshot (docs/design.md, "Sources, builds and rebuilds") is
 // the tree of `publish --source DIR` packed by the static packer, through
-// the publish filter and the root .gitignore: the same tree gives the
+// the publish filter and .gitignore as git reads it: the same tree gives the
 // same sha256 on every machine.
 
 // sourceOutput is what --json says of the snapshot.

@@ -158,7 +158,15 @@ type BuildRequest struct {
 	Activate     *bool             `json:"activate"`
 	Create       bool              `json:"create"`
 	Host         string            `json:"host"`
+	// SourceDateEpoch (seconds) is the build's SOURCE_DATE_EPOCH, such as
+	// the time of the source's last commit; absent, when the snapshot was
+	// first stored.
+	SourceDateEpoch *int64 `json:"source_date_epoch"`
 }
+
+// maxEpochAhead is how far past the server's clock a given
+// source_date_epoch may lie (a client clock a little ahead).
+const maxEpochAhead = 24 * time.Hour
 
 // checkOutput refuses an output directory that is not a clean relative
 // path inside the source tree.
@@ -212,6 +220,12 @@ func (a *API) createBuild(w http.ResponseWriter, r *http.Request) error {
 		SourceDateEpoch: src.CreatedAt.Unix()}
 	if in.Activate != nil {
 		spec.Activate = *in.Activate
+	}
+	if e := in.SourceDateEpoch; e != nil {
+		if limit := a.now().Add(maxEpochAhead).Unix(); *e <= 0 || *e > limit {
+			return badRequest("source_date_epoch %d: give seconds since 1970 from 1 to %d (a day past the server's clock)", *e, limit)
+		}
+		spec.SourceDateEpoch = *e
 	}
 	if err := checkBuildSpec(&spec); err != nil {
 		return err

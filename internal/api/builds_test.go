@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/cairnhq/cairn/internal/blob/fs"
 	"github.com/cairnhq/cairn/internal/hostapi"
@@ -106,6 +107,8 @@ func (a *buildAPI) must(t testing.TB, method, path, ctype, body string, want int
 func TestBuildRequests(t *testing.T) {
 	a := newBuildAPI(t)
 	ok := fmt.Sprintf(`"source_sha256":%q,"builder":"tools:1","command":"sh build.sh"`, a.source)
+	soon := fmt.Sprint(time.Now().Add(time.Hour).Unix())      // a clock a little ahead
+	late := fmt.Sprint(time.Now().Add(25 * time.Hour).Unix()) // more than a day ahead
 	for _, c := range []struct {
 		body string
 		want int
@@ -129,11 +132,33 @@ func TestBuildRequests(t *testing.T) {
 		{`{"source_sha256":"` + strings.Repeat("1", 64) + `","builder":"tools:1","command":"x"}`, 404, "upload it"},
 		{`{"source_sha256":"x","builder":"tools:1","command":"x"}`, 400, "source sha256"},
 		{`{` + ok + `,"bogus":1}`, 400, "bogus"},
+		{`{` + ok + `,"source_date_epoch":1700000000}`, 202, `"source_date_epoch":1700000000`},
+		{`{` + ok + `,"source_date_epoch":` + soon + `}`, 202, `"source_date_epoch":` + soon},
+		{`{` + ok + `,"source_date_epoch":0}`, 400, "source_date_epoch"},
+		{`{` + ok + `,"source_date_epoch":-1}`, 400, "source_date_epoch"},
+		{`{` + ok + `,"source_date_epoch":` + late + `}`, 400, "source_date_epoch"},
+		{`{` + ok + `,"source_date_epoch":"1700000000"}`, 400, "source_date_epoch"},
 	} {
 		code, out := a.do("POST", "/v1/deployments/demo/builds", "application/json", c.body)
 		if code != c.want || !strings.Contains(out, c.says) {
 			t.Errorf("POST builds %s: %d %s, want %d saying %q", c.body, code, out, c.want, c.says)
 		}
+	}
+	// the given epoch is the build's, in its record (which the host's claim
+	// and rebuilds read); absent, the snapshot's first storing
+	var given, dflt meta.Build
+	json.Unmarshal([]byte(a.must(t, "POST", "/v1/deployments/demo/builds", "", `{`+ok+`,"source_date_epoch":1600000000}`, 202)), &given)
+	json.Unmarshal([]byte(a.must(t, "GET", "/v1/builds/"+given.ID, "", "", 200)), &given)
+	if given.SourceDateEpoch != 1600000000 {
+		t.Errorf("build record: source_date_epoch %d, want the given 1600000000", given.SourceDateEpoch)
+	}
+	json.Unmarshal([]byte(a.must(t, "POST", "/v1/deployments/demo/builds", "", `{`+ok+`}`, 202)), &dflt)
+	var src struct {
+		CreatedAt time.Time `json:"created_at"`
+	}
+	json.Unmarshal([]byte(a.must(t, "GET", "/v1/deployments/demo/sources/"+a.source, "", "", 200)), &src)
+	if dflt.SourceDateEpoch != src.CreatedAt.Unix() || dflt.SourceDateEpoch == 0 {
+		t.Errorf("build record: source_date_epoch %d, want the snapshot's %d", dflt.SourceDateEpoch, src.CreatedAt.Unix())
 	}
 	// a missing deployment needs create, and a snapshot uploaded through
 	// its name; a non-static one is refused

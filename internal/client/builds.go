@@ -59,6 +59,10 @@ type BuildRequest struct {
 	// the version the build makes; a failed build leaves none.
 	Create bool   `json:"create,omitempty"`
 	Host   string `json:"host,omitempty"` // only this host may run it
+	// SourceDateEpoch is the build's SOURCE_DATE_EPOCH in seconds (the
+	// CLI sends the source's last commit time); nil: the server's default,
+	// when the snapshot was first stored.
+	SourceDateEpoch *int64 `json:"source_date_epoch,omitempty"`
 }
 
 // CreateBuild asks the server to build a version of dep from a stored

@@ -45,6 +45,8 @@ func TestBuildRequestShapes(t *testing.T) {
 	if log, err := c.BuildLog(ctx, "bld_1"); err != nil || log != "make: ok\n" {
 		t.Fatalf("BuildLog = %q, %v", log, err)
 	}
+	epoch := int64(1700000000)
+	c.CreateBuild(ctx, "demo", BuildRequest{SourceSHA256: sha, Builder: "node:3", Command: "make", SourceDateEpoch: &epoch})
 	c.GetBuild(ctx, "bld_1")
 	c.Rebuild(ctx, "demo", 3, "h2")
 	c.Restore(ctx, "demo", 1)
@@ -57,6 +59,8 @@ func TestBuildRequestShapes(t *testing.T) {
 			`{"source_sha256":"` + sha + `","builder":"node:3","command":"make","activate":true,"create":true}`},
 		{"GET", "/v1/deployments/demo/builds", "", ""},
 		{"GET", "/v1/builds/bld_1/log", "", ""},
+		{"POST", "/v1/deployments/demo/builds", "application/json",
+			`{"source_sha256":"` + sha + `","builder":"node:3","command":"make","activate":false,"source_date_epoch":1700000000}`},
 		{"GET", "/v1/builds/bld_1", "", ""},
 		{"POST", "/v1/deployments/demo/versions/3/rebuild", "application/json", `{"host":"h2"}`},
 		{"POST", "/v1/deployments/demo/versions/1/restore", "application/json", `{}`},

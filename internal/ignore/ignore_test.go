@@ -165,11 +165,12 @@ func FuzzParse(f *testing.F) {
 		f.Add(s, "a/b.map", true)
 	}
 	f.Fuzz(func(t *testing.T, body, path string, isDir bool) {
-		rules, err := parse(File, []byte(body))
+		rules, err := parse(File, []byte(body), nil)
 		if err != nil {
 			return
 		}
-		s := &Set{rules: rules, counts: map[int]int{}}
+		nested, _ := parse("a/"+GitIgnoreFile, []byte(body), []string{"a"})
+		s := &Set{rules: rules, gitRs: nested, counts: map[*rule]int{}}
 		if path == "" {
 			return
 		}
