@@ -135,7 +135,7 @@ type Version struct {
 	// SourceSnapshot: SourceSHA256 names a stored source snapshot (not
 	// just the digest of an upload), kept for the deployment's
 	// source_retention_days.
-	SourceSnapshot bool `json:"source_snapshot"`
+	SourceSnapshot bool `json:"source_snapshot,omitempty"`
 	// Build is how the platform built the version (nil: built elsewhere),
 	// Rebuild its newest rebuild's verdict (nil: never rebuilt).
 	Build   *VersionBuild `json:"build,omitempty"`
