@@ -534,27 +534,31 @@ func (a *API) again(w http.ResponseWriter, r *http.Request, kind string) error {
 	return writeJSON(w, http.StatusAccepted, b)
 }
 
-// claimBuild gives a queued build to the calling agent's host, waiting
-// up to ?wait for one.
-func (a *API) claimBuild(w http.ResponseWriter, r *http.Request) error {
+// buildHost is the builds store and the {id} host of an agent's build
+// call (the agent token that registered it, or admin).
+func (a *API) buildHost(r *http.Request) (meta.Builds, *meta.Host, error) {
 	bs, err := a.builds()
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	hs, err := a.hosts()
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	h, err := a.agentHost(r, hs)
+	return bs, h, err
+}
+
+// claimBuild gives a queued build to the calling agent's host, waiting
+// up to ?wait for one.
+func (a *API) claimBuild(w http.ResponseWriter, r *http.Request) error {
+	bs, h, err := a.buildHost(r)
 	if err != nil {
 		return err
 	}
-	var wait time.Duration
-	if s := r.URL.Query().Get("wait"); s != "" {
-		if wait, err = time.ParseDuration(s); err != nil || wait < 0 {
-			return badRequest("wait %q is not a duration such as 30s", s)
-		}
-		wait = min(wait, maxWait)
+	wait, err := waitParam(r)
+	if err != nil {
+		return err
 	}
 	deadline := time.Now().Add(wait)
 	for {
@@ -592,15 +596,7 @@ const maxBuildLogUpload = meta.MaxBuildLog + 4096
 // is verified as every upload is, then becomes a version (build), a
 // verdict (rebuild) or a restored release (restore).
 func (a *API) buildResult(w http.ResponseWriter, r *http.Request) error {
-	bs, err := a.builds()
-	if err != nil {
-		return err
-	}
-	hs, err := a.hosts()
-	if err != nil {
-		return err
-	}
-	h, err := a.agentHost(r, hs)
+	bs, h, err := a.buildHost(r)
 	if err != nil {
 		return err
 	}

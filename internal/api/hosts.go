@@ -221,12 +221,9 @@ func (a *API) desired(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	var wait time.Duration
-	if s := r.URL.Query().Get("wait"); s != "" {
-		if wait, err = time.ParseDuration(s); err != nil || wait < 0 {
-			return badRequest("wait %q is not a duration such as 30s", s)
-		}
-		wait = min(wait, maxWait)
+	wait, err := waitParam(r)
+	if err != nil {
+		return err
 	}
 	prev := r.URL.Query().Get("gen")
 	deadline := time.Now().Add(wait)
@@ -244,6 +241,19 @@ func (a *API) desired(w http.ResponseWriter, r *http.Request) error {
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
+}
+
+// waitParam is a long poll's ?wait (0 without one), at most maxWait.
+func waitParam(r *http.Request) (time.Duration, error) {
+	s := r.URL.Query().Get("wait")
+	if s == "" {
+		return 0, nil
+	}
+	wait, err := time.ParseDuration(s)
+	if err != nil || wait < 0 {
+		return 0, badRequest("wait %q is not a duration such as 30s", s)
+	}
+	return min(wait, maxWait), nil
 }
 
 // desiredOf is host id's desired set.
