@@ -1,6 +1,7 @@
 package release
 
 import (
+	"crypto/sha256"
 	"fmt"
 	"io"
 	"os"
@@ -59,11 +60,13 @@ func (p *packer) content(i int, src *srcEntry, progress func(int64)) error {
 
 // ownFrames sends a large file's chunks to the compressors as they are read.
 func (p *packer) ownFrames(i int, f srcFile, abs string, progress func(int64)) error {
+	fh := &fileHash{h: sha256.New()}
 	for left := p.entries[i].Size; left > 0; {
 		j, err := p.readChunk(i, f, abs, &left, progress)
 		if err != nil {
 			return err
 		}
+		fh.add(j)
 		if err := p.send(j); err != nil {
 			return err
 		}

@@ -35,11 +35,13 @@ func (p *packer) dedupFile(i int, f srcFile, abs string, progress func(int64)) e
 	if len(earlier) == 0 { // the first file of its size: compress it as it is read
 		k := &kept{done: make(chan struct{})}
 		p.kept[size] = append(earlier, k)
+		fh := &fileHash{h: sha256.New()}
 		for left := size; left > 0; {
 			j, err := p.readChunk(i, f, abs, &left, progress)
 			if err != nil {
 				return err
 			}
+			fh.add(j)
 			j.keep = k
 			if err := p.send(j); err != nil {
 				return err
@@ -59,7 +61,6 @@ func (p *packer) dedupFile(i int, f srcFile, abs string, progress func(int64)) e
 		if err != nil {
 			return err
 		}
-		j.hashed = true
 		h.Write(j.data)
 		jobs = append(jobs, j)
 	}

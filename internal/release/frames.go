@@ -55,9 +55,11 @@ type frameJob struct {
 	weight int64
 
 	// Own frames: the file's digest on its last chunk, computed by the
-	// writer unless the producer did (hashed). See dedup.go for the rest.
+	// compressors (fh) unless the producer did. See dedup.go for the rest.
 	sum      [sha256.Size]byte
-	hashed   bool
+	fh       *fileHash
+	after    <-chan struct{} // closed once the file's previous chunk is hashed
+	hashDone chan struct{}
 	keep     *kept // the writer keeps a copy of out for reuse
 	borrowed bool  // out is another frame's kept copy
 
@@ -67,10 +69,39 @@ type frameJob struct {
 	runLens []int64
 }
 
+// fileHash is the running digest of a large file's content. Its chunks go
+// to whichever compressor is free, and each hashes its chunk once the one
+// before it is hashed, then compresses it; the compressor of the next chunk,
+// which took it later, seldom waits. On the writer, the hashing would hold
+// up every frame behind it and leave compressors idle.
+type fileHash struct {
+	h    hash.Hash
+	prev chan struct{} // the hashDone of the chunk handed on last
+}
+
+// add makes j, the next chunk of the file, hashed after the one before.
+func (fh *fileHash) add(j *frameJob) {
+	j.fh, j.after, j.hashDone = fh, fh.prev, make(chan struct{})
+	fh.prev = j.hashDone
+}
+
+// hash adds j's chunk to the file's digest, in the file's order; it runs
+// on a compressor before j is compressed, so j.sum is set once j is done.
+func (j *frameJob) hash() {
+	if j.after != nil {
+		<-j.after // handed to a compressor before j: it never waits for j
+	}
+	j.fh.h.Write(j.data)
+	if j.last {
+		j.fh.h.Sum(j.sum[:0])
+	}
+	close(j.hashDone)
+}
+
 // packer turns a walked tree into data frames compressed in parallel and
 // written in order. The producer (pack, content.go) reads files and lays out
-// the tar stream; compressors compress frames and hash shared contents; the
-// writer writes frames in order and hashes the contents of large files.
+// the tar stream; compressors hash contents and compress frames; the writer
+// writes frames in order.
 type packer struct {
 	ctx     context.Context
 	cancel  context.CancelFunc
@@ -192,6 +223,9 @@ func (p *packer) compress() {
 	defer p.wg.Done()
 	enc := newEncoder()
 	for j := range p.jobs {
+		if j.fh != nil {
+			j.hash()
+		}
 		j.out = enc.EncodeAll(j.data, getBuf(&outBufs, compressBound(len(j.data)))[:0])
 		for k := range j.spans {
 			s := &j.spans[k]
@@ -209,7 +243,6 @@ func compressBound(n int) int { return n + n>>8 + 64 + 32 }
 
 func (p *packer) write() {
 	defer close(p.wdone)
-	var h hash.Hash
 	for j := range p.order {
 		select {
 		case <-j.done:
@@ -232,16 +265,6 @@ func (p *packer) write() {
 			p.werr = err
 			p.cancel()
 			return
-		}
-		if j.chunk >= 0 && !j.hashed {
-			if h == nil {
-				h = sha256.New()
-			}
-			h.Write(j.data)
-			if j.last {
-				h.Sum(j.sum[:0])
-				h = nil
-			}
 		}
 		if j.chunk >= 0 && j.last {
 			p.sums = append(p.sums, fileSum{entry: j.chunk, sum: j.sum})
