@@ -25,11 +25,12 @@ type buildFlags struct {
 	timeout                        time.Duration
 	memory                         sizeValue
 	epoch                          int64
+	network                        bool
 	flags                          *pflag.FlagSet
 }
 
 // buildOnly are the flags that need --build.
-var buildOnly = []string{"output", "builder", "build-env", "build-timeout", "build-memory", "host", "source-date-epoch"}
+var buildOnly = []string{"output", "builder", "build-env", "build-timeout", "build-memory", "host", "source-date-epoch", "build-network"}
 
 func (b *buildFlags) register(f *pflag.FlagSet) {
 	b.flags = f
@@ -40,6 +41,7 @@ func (b *buildFlags) register(f *pflag.FlagSet) {
 	f.DurationVar(&b.timeout, "build-timeout", 0, "--build: how long CMD may run (default: the server's, 10m; at most 1h)")
 	f.Var(&b.memory, "build-memory", "--build: memory limit of the build, e.g. 2GiB (default: the server's, 1GiB)")
 	f.StringVar(&b.host, "host", "", "--build: only this host may run the build")
+	f.BoolVar(&b.network, "build-network", false, "--build: give the build network (an address with egress, as an instance's); recorded, rebuilds have it too, and its output then depends on what the network served")
 	f.Int64Var(&b.epoch, "source-date-epoch", 0, "--build: the build's SOURCE_DATE_EPOCH, in seconds (default: the time of SRC's last git commit, else when the server first stored the snapshot)")
 }
 
@@ -58,7 +60,7 @@ var envName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 // request makes the body of POST /v1/deployments/{dep}/builds.
 func (b *buildFlags) request(o publishOptions, source string, create bool) (client.BuildRequest, error) {
 	req := client.BuildRequest{SourceSHA256: source, Builder: b.builder, Command: b.command, Output: b.output,
-		MemoryBytes: int64(b.memory), Entrypoint: o.entrypoint, Activate: !o.noActivate, Create: create, Host: b.host}
+		MemoryBytes: int64(b.memory), Entrypoint: o.entrypoint, Activate: !o.noActivate, Create: create, Host: b.host, Network: b.network}
 	for _, kv := range b.env {
 		k, v, ok := strings.Cut(kv, "=")
 		if !ok || !envName.MatchString(k) {
@@ -182,8 +184,12 @@ func (a *app) publishBuild(ctx context.Context, o publishOptions) error {
 		if err := a.printPublished(v, dep == nil, o, ignore.Summary{}, nil); err != nil {
 			return err
 		}
-		fmt.Fprintf(a.stdout, "built by %s in %s on %s (builder %s; cairn logs --build %s)\n",
-			b.ID, msDuration(b.DurationMS), dash(b.Host), builderName(b.BuildSpec), b.ID)
+		net := ""
+		if b.Network {
+			net = ", with network"
+		}
+		fmt.Fprintf(a.stdout, "built by %s in %s on %s (builder %s%s; cairn logs --build %s)\n",
+			b.ID, msDuration(b.DurationMS), dash(b.Host), builderName(b.BuildSpec), net, b.ID)
 	}
 	if o.domain == "" {
 		return nil

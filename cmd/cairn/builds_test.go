@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/cairnhq/cairn/internal/meta"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files of TestBuildVerbs")
@@ -100,6 +102,7 @@ func TestBuildVerbs(t *testing.T) {
 	run(0, "audit", "demo", "--at", "2024-05-02T12:00:00Z")
 	run(0, "publish", "--source", src, "--build", "make site", "--builder", "debian-node:2", "--deployment", "demo",
 		"--source-date-epoch", "1700000000", "--json")
+	run(0, "publish", "--source", src, "--build", "make site", "--builder", "debian-node:2", "--deployment", "demo", "--build-network")
 	// Refusals, before anything is sent.
 	run(1, "publish", site, "--source", src, "--build", "make", "--builder", "x:1", "--deployment", "demo")
 	run(1, "publish", "--source", src, "--build", "make", "--deployment", "demo")
@@ -108,6 +111,7 @@ func TestBuildVerbs(t *testing.T) {
 	run(1, "publish", "--source", src, "--build", "make", "--builder", "x:1", "--source-date-epoch", "-5", "--deployment", "demo")
 	run(1, "publish", "--source", src, "--build", "make", "--builder", "x:1", "--source-date-epoch", "soon", "--deployment", "demo")
 	run(1, "publish", site, "--deployment", "demo", "--source-date-epoch", "1700000000")
+	run(1, "publish", site, "--deployment", "demo", "--build-network")
 
 	path := filepath.Join("testdata", "builds.golden")
 	var want []byte
@@ -164,10 +168,15 @@ func TestBuildVerbs(t *testing.T) {
 	if err := json.Unmarshal(builds[1].Body, &body); err != nil || body["activate"] != false || body["create"] != nil {
 		t.Errorf("build to demo --no-activate: %s", builds[1].Body)
 	}
-	// SRC is no git work tree: no epoch is sent but the one given.
+	// SRC is no git work tree: no epoch is sent but the one given;
+	// network only with --build-network (the last).
 	for i, b := range builds {
-		if got, want := strings.Contains(string(b.Body), "source_date_epoch"), i == len(builds)-1; got != want ||
+		if got, want := strings.Contains(string(b.Body), "source_date_epoch"), i == len(builds)-2; got != want ||
 			want && !strings.Contains(string(b.Body), `"source_date_epoch":1700000000`) {
+			t.Errorf("build %d body %s", i, b.Body)
+		}
+		if got, want := strings.Contains(string(b.Body), "network"), i == len(builds)-1; got != want ||
+			want && !strings.Contains(string(b.Body), `"network":true`) {
 			t.Errorf("build %d body %s", i, b.Body)
 		}
 	}
@@ -215,4 +224,18 @@ func firstDiff(want, got string) string {
 		}
 	}
 	return ""
+}
+
+// TestVersionBuildNetwork: `cairn version show` says when a version's
+// build had network, and nothing of it when it had none.
+func TestVersionBuildNetwork(t *testing.T) {
+	for _, network := range []bool{false, true} {
+		var out strings.Builder
+		printVersionBuild(&out, &meta.Version{Build: &meta.VersionBuild{BuildID: "bld_1", BuilderRef: "tools:1",
+			Command: "make", Output: "dist", Network: network}})
+		if got := strings.Contains(out.String(), "build net:   yes: its output may depend on what the network served\n"); got != network ||
+			!network && strings.Contains(out.String(), "net") {
+			t.Errorf("network %t:\n%s", network, out.String())
+		}
+	}
 }

@@ -52,6 +52,9 @@ func fakeBuilds(mux *http.ServeMux) {
 		if e, ok := spec["source_date_epoch"]; ok {
 			b["source_date_epoch"] = e
 		}
+		if spec["network"] == true {
+			b["network"] = true
+		}
 		if n > 0 {
 			b["version_number"] = n
 		}

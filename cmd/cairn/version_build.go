@@ -27,6 +27,9 @@ func printVersionBuild(w io.Writer, v *meta.Version) {
 			fmt.Fprintf(w, "build env:   %s=%s\n", k, b.Env[k])
 		}
 		fmt.Fprintf(w, "build epoch: SOURCE_DATE_EPOCH=%d\n", b.SourceDateEpoch)
+		if b.Network {
+			fmt.Fprintf(w, "build net:   yes: its output may depend on what the network served\n")
+		}
 		fmt.Fprintf(w, "build log:   sha256 %s (cairn logs --build %s)\n", b.LogSHA256, b.BuildID)
 	}
 	if r := v.Rebuild; r != nil {

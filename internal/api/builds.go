@@ -162,6 +162,9 @@ type BuildRequest struct {
 	// the time of the source's last commit; absent, when the snapshot was
 	// first stored.
 	SourceDateEpoch *int64 `json:"source_date_epoch"`
+	// Network asks for a build with network (an address on the host's
+	// bridge and egress); recorded, so rebuilds and restores run with it.
+	Network bool `json:"network"`
 }
 
 // maxEpochAhead is how far past the server's clock a given
@@ -217,7 +220,7 @@ func (a *API) createBuild(w http.ResponseWriter, r *http.Request) error {
 	}
 	spec := meta.BuildSpec{SourceSHA256: src.SHA256, SourceTree: src.TreeSHA256, Command: in.Command, Output: in.Output,
 		Env: in.Env, Timeout: in.Timeout, MemoryBytes: in.MemoryBytes, Entrypoint: in.Entrypoint, Activate: true,
-		SourceDateEpoch: src.CreatedAt.Unix()}
+		SourceDateEpoch: src.CreatedAt.Unix(), Network: in.Network}
 	if in.Activate != nil {
 		spec.Activate = *in.Activate
 	}
@@ -526,7 +529,7 @@ func (a *API) again(w http.ResponseWriter, r *http.Request, kind string) error {
 		BuildSpec: meta.BuildSpec{SourceSHA256: src.SHA256, SourceTree: src.TreeSHA256, Builder: builder.SHA256,
 			BuilderTree: builder.TreeSHA256, BuilderRef: v.Build.BuilderRef, Command: v.Build.Command, Output: v.Build.Output,
 			Env: v.Build.Env, SourceDateEpoch: v.Build.SourceDateEpoch, Timeout: timeout, MemoryBytes: memory,
-			Entrypoint: v.ArtifactManifest.Entrypoint}}
+			Entrypoint: v.ArtifactManifest.Entrypoint, Network: v.Build.Network}}
 	if err := bs.CreateBuild(r.Context(), b); err != nil {
 		return err
 	}
@@ -585,7 +588,7 @@ func (a *API) claimBuild(w http.ResponseWriter, r *http.Request) error {
 func hostBuild(b *meta.Build) hostapi.Build {
 	return hostapi.Build{ID: b.ID, Builder: b.Builder, BuilderTree: b.BuilderTree, Source: b.SourceSHA256,
 		SourceTree: b.SourceTree, Command: b.Command, Output: b.Output, Env: b.Env, SourceDateEpoch: b.SourceDateEpoch,
-		Timeout: b.Timeout, Limits: hostapi.Limits{CPU: buildCPU, MemoryBytes: b.MemoryBytes, Pids: buildPids}}
+		Timeout: b.Timeout, Limits: hostapi.Limits{CPU: buildCPU, MemoryBytes: b.MemoryBytes, Pids: buildPids}, Network: b.Network}
 }
 
 // maxBuildLogUpload bounds the log part of a result: an agent sends the
@@ -779,7 +782,7 @@ func (a *API) buildVersion(r *http.Request, b *meta.Build, res hostapi.BuildResu
 		SourceSHA256: b.SourceSHA256, SourceSnapshot: true,
 		Build: &meta.VersionBuild{BuildID: b.ID, Builder: b.Builder, BuilderRef: b.BuilderRef, Command: b.Command,
 			Output: b.Output, Env: b.Env, SourceDateEpoch: b.SourceDateEpoch, Timeout: b.Timeout,
-			MemoryBytes: b.MemoryBytes, DurationMS: res.DurationMS, LogSHA256: end.LogSHA256},
+			MemoryBytes: b.MemoryBytes, Network: b.Network, DurationMS: res.DurationMS, LogSHA256: end.LogSHA256},
 	})
 	if err != nil {
 		return nil, err

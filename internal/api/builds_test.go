@@ -138,6 +138,8 @@ func TestBuildRequests(t *testing.T) {
 		{`{` + ok + `,"source_date_epoch":-1}`, 400, "source_date_epoch"},
 		{`{` + ok + `,"source_date_epoch":` + late + `}`, 400, "source_date_epoch"},
 		{`{` + ok + `,"source_date_epoch":"1700000000"}`, 400, "source_date_epoch"},
+		{`{` + ok + `,"network":true}`, 202, `"network":true`},
+		{`{` + ok + `,"network":"yes"}`, 400, "network"},
 	} {
 		code, out := a.do("POST", "/v1/deployments/demo/builds", "application/json", c.body)
 		if code != c.want || !strings.Contains(out, c.says) {
@@ -223,6 +225,53 @@ func TestBuildRequests(t *testing.T) {
 	// a snapshot upload must pack to its name
 	if code, out := a.do("PUT", "/v1/deployments/demo/sources/"+strings.Repeat("3", 64), "", tarBody); code != 422 {
 		t.Errorf("a snapshot that packs to another digest: %d %s", code, out)
+	}
+}
+
+// TestBuildNetwork: a build asked with network has it in its record, in
+// what its host claims and in the version it makes; a rebuild of that
+// version asks for network too. A build without it has none.
+func TestBuildNetwork(t *testing.T) {
+	a := newBuildAPI(t)
+	ok := fmt.Sprintf(`"source_sha256":%q,"builder":"tools:1","command":"sh build.sh"`, a.source)
+	var b meta.Build
+	json.Unmarshal([]byte(a.must(t, "POST", "/v1/deployments/demo/builds", "", `{`+ok+`,"network":true}`, 202)), &b)
+	json.Unmarshal([]byte(a.must(t, "GET", "/v1/builds/"+b.ID, "", "", 200)), &b)
+	if !b.Network {
+		t.Errorf("the build record of a build with network: %+v", b.BuildSpec)
+	}
+	var hb hostapi.Build
+	json.Unmarshal([]byte(a.must(t, "POST", "/v1/hosts/"+a.host+"/builds/claim", "", "", 200)), &hb)
+	if hb.ID != b.ID || !hb.Network {
+		t.Fatalf("claimed %+v, want %s with network", hb, b.ID)
+	}
+	ctype, body := resultBody([]byte(`{"exit_code":0,"duration_ms":3}`), []byte("ok\n"), specTar("findex.html||built"), true)
+	a.must(t, "POST", "/v1/hosts/"+a.host+"/builds/"+b.ID+"/result", ctype, body, 200)
+	var v meta.Version
+	json.Unmarshal([]byte(a.must(t, "GET", "/v1/deployments/demo/versions/1", "", "", 200)), &v)
+	if v.Build == nil || !v.Build.Network {
+		t.Fatalf("the version a build with network made: %+v", v.Build)
+	}
+	var rb meta.Build
+	json.Unmarshal([]byte(a.must(t, "POST", "/v1/deployments/demo/versions/1/rebuild", "", "", 202)), &rb)
+	if !rb.Network {
+		t.Errorf("rebuild of a version built with network: %+v", rb.BuildSpec)
+	}
+	hb = hostapi.Build{}
+	json.Unmarshal([]byte(a.must(t, "POST", "/v1/hosts/"+a.host+"/builds/claim", "", "", 200)), &hb)
+	if hb.ID != rb.ID || !hb.Network {
+		t.Errorf("the rebuild claimed %+v, want %s with network", hb, rb.ID)
+	}
+	// without it: none, in the record and the claim
+	a.store.FailHostBuilds(context.Background(), a.host, "test")
+	json.Unmarshal([]byte(a.must(t, "POST", "/v1/deployments/demo/builds", "", `{`+ok+`}`, 202)), &b)
+	if out := a.must(t, "GET", "/v1/builds/"+b.ID, "", "", 200); strings.Contains(out, "network") {
+		t.Errorf("a build without network: %s", out)
+	}
+	hb = hostapi.Build{}
+	json.Unmarshal([]byte(a.must(t, "POST", "/v1/hosts/"+a.host+"/builds/claim", "", "", 200)), &hb)
+	if hb.ID != b.ID || hb.Network {
+		t.Errorf("claimed %+v, want %s without network", hb, b.ID)
 	}
 }
 

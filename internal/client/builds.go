@@ -63,6 +63,9 @@ type BuildRequest struct {
 	// CLI sends the source's last commit time); nil: the server's default,
 	// when the snapshot was first stored.
 	SourceDateEpoch *int64 `json:"source_date_epoch,omitempty"`
+	// Network asks for a build with network (an address with egress);
+	// the server records it, and rebuilds run with it.
+	Network bool `json:"network,omitempty"`
 }
 
 // CreateBuild asks the server to build a version of dep from a stored

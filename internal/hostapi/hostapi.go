@@ -157,8 +157,8 @@ type CacheReporter interface {
 // rebuilds"): the builder's rootfs release is the root, read-only below
 // a layer of the build's own; the source snapshot (a static-format
 // release) is copied to /src; Command runs as `/bin/sh -c Command` in
-// /src with umask 022, no network (a namespace with loopback only), and
-// a fixed environment: PATH, HOME=/root, LANG and LC_ALL C.UTF-8, TZ UTC,
+// /src with umask 022, no network (a namespace with loopback only) unless
+// Network, and a fixed environment: PATH, HOME=/root, LANG and LC_ALL C.UTF-8, TZ UTC,
 // SOURCE_DATE_EPOCH, then Env. When it exits 0, the directory Output
 // (relative to /src) is packed as a static release.
 type Build struct {
@@ -181,6 +181,11 @@ type Build struct {
 	// default, 10 GiB. The tmpfs mounts of the runc spec (/tmp, /dev,
 	// /dev/shm, 64 MiB each) are memory, not disk, and do not count.
 	DiskBytes int64 `json:"disk_bytes"`
+	// Network gives the build what an instance with egress has: an
+	// address on the host's bridge, a default route (masqueraded) and
+	// the host's resolvers in /etc/resolv.conf, released when it ends.
+	// Without it, the namespace has a loopback and nothing else.
+	Network bool `json:"network,omitempty"`
 }
 
 // BuildResult is what a host reports of a build it ran.

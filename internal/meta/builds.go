@@ -79,6 +79,10 @@ type BuildSpec struct {
 	MemoryBytes     int64             `json:"memory_bytes"`
 	Entrypoint      string            `json:"entrypoint,omitempty"`
 	Activate        bool              `json:"activate"`
+	// Network: the build ran with an address on the host's bridge and
+	// egress (asked for); its output may depend on what the network
+	// served. Without it a build has loopback only.
+	Network bool `json:"network,omitempty"`
 }
 
 // Build is one build, rebuild or restore.
@@ -118,6 +122,7 @@ type VersionBuild struct {
 	SourceDateEpoch int64             `json:"source_date_epoch"`
 	Timeout         string            `json:"timeout,omitempty"`      // what rebuilds run with
 	MemoryBytes     int64             `json:"memory_bytes,omitempty"` // likewise
+	Network         bool              `json:"network,omitempty"`      // likewise: it ran with network (BuildSpec.Network)
 	DurationMS      int64             `json:"duration_ms"`
 	LogSHA256       string            `json:"log_sha256"`
 }

@@ -37,8 +37,14 @@ import (
 // Build.DiskBytes (builddisk.go).
 //
 // Its network namespace (netns.Manager.Isolated) has a loopback and
-// nothing else. Everything goes when Build returns; a process that dies
-// during a build leaves it for the next Runtime (New) to remove.
+// nothing else, unless Build.Network: then the namespace (loopback up,
+// not a spare of the pool) also gets an address on the host's bridge
+// with egress, as an instance with Egress has (netns.Manager.Add), and
+// /etc/resolv.conf lists the host's resolvers; the file "net" in the
+// build's directory says so, so that whoever removes the build releases
+// the address (Manager.Del), not only the namespace. Everything goes
+// when Build returns; a process that dies during a build leaves it for
+// the next Runtime (New) to remove.
 
 var buildIDRE = regexp.MustCompile(`^bld_[a-z0-9]{1,60}$`)
 
@@ -106,10 +112,10 @@ func (r *Runtime) Build(ctx context.Context, b hostapi.Build, artifact, log io.W
 	if err := copySource(sl.Dir, root.Upper(), b.SourceDateEpoch); err != nil {
 		return res, fmt.Errorf("build %s: copy the source: %w", b.ID, err)
 	}
-	if err := root.Mount(r.files(id, false)); err != nil {
+	if err := root.Mount(r.files(id, b.Network)); err != nil {
 		return res, fmt.Errorf("build %s: %w", b.ID, err)
 	}
-	if err := r.cfg.Net.Isolated(id); err != nil {
+	if err := r.buildNet(ctx, id, b.Network); err != nil {
 		return res, fmt.Errorf("build %s: network namespace: %w", b.ID, err)
 	}
 	logPath := filepath.Join(dir, "log")
@@ -325,9 +331,25 @@ func (r *Runtime) kill(id string) {
 	}
 }
 
+// buildNet makes build id's network namespace, its loopback up; with
+// network, the file "net" in its directory first, then an address on
+// the bridge with egress.
+func (r *Runtime) buildNet(ctx context.Context, id string, network bool) error {
+	if err := r.cfg.Net.Isolated(id); err != nil || !network {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(r.buildDir(id), "net"), nil, 0o600); err != nil {
+		return err
+	}
+	_, err := r.cfg.Net.Add(ctx, id, true)
+	return err
+}
+
 // removeBuild removes what build id holds on the host: its process, its
-// root, its network namespace and its directory. Nothing there is not
-// an error. The directory stays if the root cannot be unmounted.
+// root, its network namespace (and its address, when it had one) and
+// its directory. Nothing there is not an error. The directory stays if
+// the root cannot be unmounted or the address released, so that a later
+// removal tries again.
 func (r *Runtime) removeBuild(id string) error {
 	dir := r.buildDir(id)
 	if _, err := os.Lstat(dir); errors.Is(err, fs.ErrNotExist) {
@@ -339,8 +361,16 @@ func (r *Runtime) removeBuild(id string) error {
 		errs = append(errs, err)
 	}
 	rootErr := overlay.Root{Dir: dir}.Remove()
-	errs = append(errs, rootErr, r.cfg.Net.Remove(id))
-	if rootErr == nil {
+	// Del needs the namespace bound: the masquerade rules are found by
+	// the address of its eth0.
+	var netErr error
+	if _, err := os.Lstat(filepath.Join(dir, "net")); err == nil {
+		netErr = r.cfg.Net.Del(ctx, id, true)
+	} else {
+		netErr = r.cfg.Net.Remove(id)
+	}
+	errs = append(errs, rootErr, netErr)
+	if rootErr == nil && netErr == nil {
 		errs = append(errs, os.RemoveAll(dir))
 	}
 	return errors.Join(errs...)

@@ -132,11 +132,37 @@ func (h *host) nothingLeft() {
 	if strings.Contains(string(mounts), filepath.Join(h.dir, "builds")) {
 		t.Errorf("a build's mount is left:\n%s", mounts)
 	}
-	for _, pat := range []string{"net/ns/b-*", "runc/b-*", "runc/dirs/b-*"} {
+	for _, pat := range []string{"net/ns/b-*", "net/alias/b-*", "runc/b-*", "runc/dirs/b-*"} {
 		if left, _ := filepath.Glob(filepath.Join(h.dir, pat)); len(left) != 0 {
 			t.Errorf("left: %v", left)
 		}
 	}
+	// host-local's leases: a file per address, holding its container id
+	leases, _ := filepath.Glob(filepath.Join(h.dir, "net", "ipam", "*", "*"))
+	for _, l := range leases {
+		if b, _ := os.ReadFile(l); strings.HasPrefix(string(b), "b-") {
+			t.Errorf("a build's address is left: %s (%q)", l, b)
+		}
+	}
+}
+
+// outsideAddr is a host IPv4 address beyond the test bridges (TestEgress
+// dials the same), or nil.
+func outsideAddr() net.IP {
+	var out net.IP
+	ifs, _ := net.Interfaces()
+	for _, i := range ifs {
+		if i.Flags&net.FlagLoopback != 0 || i.Flags&net.FlagUp == 0 || strings.HasPrefix(i.Name, "ct") || strings.HasPrefix(i.Name, "cairn") || strings.HasPrefix(i.Name, "veth") {
+			continue
+		}
+		addrs, _ := i.Addrs()
+		for _, a := range addrs {
+			if n, ok := a.(*net.IPNet); ok && n.IP.To4() != nil {
+				out = n.IP
+			}
+		}
+	}
+	return out
 }
 
 // readArtifact reads every regular file of a static release.
@@ -343,6 +369,75 @@ func TestBuild(t *testing.T) {
 		t.Logf("dials:\n%s%s", got.files["dial"], got.log)
 	})
 
+	t.Run("Network", func(t *testing.T) {
+		h := h.with(t)
+		// One listener on every host address: the build dials the
+		// bridge's gateway and, through its default route and the
+		// masquerade, a host address beyond the bridge (as TestEgress).
+		var accepted atomic.Int64
+		ln, err := net.Listen("tcp4", "0.0.0.0:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		go func() {
+			for {
+				c, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				accepted.Add(1)
+				c.Close()
+			}
+		}()
+		port := fmt.Sprint(ln.Addr().(*net.TCPAddr).Port)
+		_, subnet, err := net.ParseCIDR(h.netCfg.Subnet)
+		if err != nil {
+			t.Fatal(err)
+		}
+		gw := subnet.IP.To4()
+		gw = net.IPv4(gw[0], gw[1], gw[2], gw[3]+1)
+		addrs := []string{net.JoinHostPort(gw.String(), port)}
+		if out := outsideAddr(); out != nil {
+			addrs = append(addrs, net.JoinHostPort(out.String(), port))
+		} else {
+			t.Logf("no host address beyond the bridge: only the gateway is tried")
+		}
+		cmd := "mkdir dist; ls /sys/class/net > dist/ifaces; cat /sys/class/net/lo/flags > dist/lo-flags; cat /etc/resolv.conf > dist/resolv\n"
+		for _, a := range addrs {
+			host, port, _ := net.SplitHostPort(a)
+			cmd += "if timeout 5 bash -c 'echo > /dev/tcp/" + host + "/" + port + "'; then echo connected " + a + "; else echo refused " + a + "; fi >> dist/dial\n"
+		}
+		b := newBuild(builder, src, cmd, "dist")
+		b.Network = true
+		got := h.build(b)
+		if got.res.SHA256 == "" {
+			t.Fatalf("%+v\nlog:\n%s", got.res, got.log)
+		}
+		if d := got.files["dial"]; strings.Contains(d, "refused") || strings.Count(d, "connected") != len(addrs) {
+			t.Errorf("dials from the build:\n%s", d)
+		}
+		if n := accepted.Load(); n < int64(len(addrs)) {
+			t.Errorf("the host's listener accepted %d connections, want %d", n, len(addrs))
+		}
+		if got.files["ifaces"] != "eth0\nlo\n" || got.files["lo-flags"] != "0x9\n" {
+			t.Errorf("interfaces %q, lo flags %q: want eth0 and lo, up", got.files["ifaces"], got.files["lo-flags"])
+		}
+		if !strings.Contains(got.files["resolv"], "nameserver ") {
+			t.Errorf("resolv.conf of a build with network: %q", got.files["resolv"])
+		}
+		// h.build checked the namespace and the leases; the veth and the
+		// masquerade rules went too.
+		if ports, _ := os.ReadDir(filepath.Join("/sys/class/net", h.netCfg.Bridge, "brif")); len(ports) != 0 {
+			t.Errorf("ports left on the bridge %s: %v", h.netCfg.Bridge, ports)
+		}
+		rid := "b-" + strings.TrimPrefix(b.ID, "bld_")
+		if out, err := exec.Command("iptables-save", "-t", "nat").Output(); err == nil && strings.Contains(string(out), rid) {
+			t.Errorf("NAT rules of %s left:\n%s", rid, out)
+		}
+		t.Logf("dials:\n%s%s", got.files["dial"], got.log)
+	})
+
 	t.Run("OutputSymlinkToHost", func(t *testing.T) {
 		h := h.with(t)
 		hostDir := t.TempDir()
@@ -455,43 +550,68 @@ func TestBuildSrcOpaque(t *testing.T) {
 	}
 }
 
-// TestBuildLeftBehind: a build an agent process left when it died (its
-// process running, its root mounted, its namespace bound) is removed by
-// the next Runtime over the same directory.
+// TestBuildLeftBehind: builds an agent process left when it died (their
+// processes running, their roots mounted, their namespaces bound; one
+// with network, so with an address, a veth and masquerade rules) are
+// removed by the next Runtime over the same directory.
 func TestBuildLeftBehind(t *testing.T) {
 	h := newHost(t)
-	id := "b-left"
-	dir := filepath.Join(h.dir, "builds", id)
-	root := overlay.Root{Lower: toolsRoot(t, "sh", "sleep"), Dir: dir}
-	if err := root.Mount(nil); err != nil {
-		t.Fatal(err)
-	}
-	if err := h.nets.Isolated(id); err != nil {
-		t.Fatal(err)
-	}
+	ctx := context.Background()
+	lower := toolsRoot(t, "sh", "sleep")
 	d, err := runc.New(filepath.Join(h.dir, "runc"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { // if the Runtime did not
-		d.Delete(context.Background(), id, true)
-		root.Remove()
-		h.nets.Remove(id)
-	})
-	err = d.Start(context.Background(), cruntime.Spec{ID: id, Dir: dir, Root: root.Merged(), NetNS: h.nets.Path(id),
-		Log: filepath.Join(dir, "log"), Args: []string{"/bin/sleep", "60"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if s, err := d.Status(context.Background(), id); err != nil || !s.Running {
-		t.Fatalf("the left build's process: %+v, %v", s, err)
+	ids := []string{"b-left", "b-leftnet"}
+	for _, id := range ids {
+		dir := filepath.Join(h.dir, "builds", id)
+		root := overlay.Root{Lower: lower, Dir: dir}
+		if err := root.Mount(nil); err != nil {
+			t.Fatal(err)
+		}
+		if err := h.nets.Isolated(id); err != nil {
+			t.Fatal(err)
+		}
+		network := id == "b-leftnet"
+		t.Cleanup(func() { // if the Runtime did not
+			d.Delete(ctx, id, true)
+			root.Remove()
+			if network {
+				h.nets.Del(ctx, id, true)
+			}
+			h.nets.Remove(id)
+		})
+		if network { // as Build does: the mark, then the address
+			if err := os.WriteFile(filepath.Join(dir, "net"), nil, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := h.nets.Add(ctx, id, true); err != nil {
+				t.Fatal(err)
+			}
+		}
+		err = d.Start(ctx, cruntime.Spec{ID: id, Dir: dir, Root: root.Merged(), NetNS: h.nets.Path(id),
+			Log: filepath.Join(dir, "log"), Args: []string{"/bin/sleep", "60"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s, err := d.Status(ctx, id); err != nil || !s.Running {
+			t.Fatalf("the left build %s's process: %+v, %v", id, s, err)
+		}
 	}
 	h.rt.Close()
 	h.rt = h.open()
-	if _, err := d.Status(context.Background(), id); !errors.Is(err, cruntime.ErrNotFound) {
-		t.Fatalf("the build's process: %v, want it gone", err)
+	for _, id := range ids {
+		if _, err := d.Status(ctx, id); !errors.Is(err, cruntime.ErrNotFound) {
+			t.Fatalf("the build %s's process: %v, want it gone", id, err)
+		}
 	}
 	h.with(t).nothingLeft()
+	if ports, _ := os.ReadDir(filepath.Join("/sys/class/net", h.netCfg.Bridge, "brif")); len(ports) != 0 {
+		t.Errorf("ports left on the bridge %s: %v", h.netCfg.Bridge, ports)
+	}
+	if out, err := exec.Command("iptables-save", "-t", "nat").Output(); err == nil && strings.Contains(string(out), `b-leftnet\"`) {
+		t.Errorf("NAT rules of b-leftnet left:\n%s", out)
+	}
 }
 
 // toolsRoot is a root filesystem holding the host's programs names
