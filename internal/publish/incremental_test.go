@@ -24,7 +24,7 @@ import (
 )
 
 // manifestOf is the manifest of directory dir, as the CLI sends it.
-func manifestOf(t *testing.T, dir string) *Manifest {
+func manifestOf(t testing.TB, dir string) *Manifest {
 	t.Helper()
 	m := &Manifest{Version: 1}
 	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
@@ -58,7 +58,7 @@ func manifestOf(t *testing.T, dir string) *Manifest {
 }
 
 // tarOf is a tar of directory dir.
-func tarOf(t *testing.T, dir string) []byte {
+func tarOf(t testing.TB, dir string) []byte {
 	t.Helper()
 	var b bytes.Buffer
 	tw := tar.NewWriter(&b)

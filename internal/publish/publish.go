@@ -60,6 +60,7 @@ type Publisher struct {
 	// then, its turn freed, and the publish answers 504.
 	PackTimeout time.Duration
 
+	tocs      tocCache // TOCs of releases read or stored last
 	slotsOnce sync.Once
 	slots     *semaphore.Weighted
 	waiting   atomic.Int64                                                                           // publishes waiting for a turn
@@ -264,6 +265,7 @@ func (p *Publisher) commit(ctx context.Context, dep *meta.Deployment, res *relea
 	}
 	if index {
 		p.indexContents(ctx, res.SHA256, res.TOC)
+		p.tocs.put(res.SHA256, res.Size, res.TOC) // the deployment's next publish reads it
 	}
 	return v, nil
 }
