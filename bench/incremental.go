@@ -24,7 +24,7 @@ import (
 // incremental measures re-publishes of monaco-editor (issue 17) against a
 // cold publish and a cold pack of the same tree, in one run, to one server:
 //   - unchanged re-publish, digests cached: time, files hashed, same release;
-//   - one 10 KB file changed: bytes sent vs (that file + the manifest, each
+//   - one 10 KB file changed (three times; medians): bytes sent vs (that file + the manifest, each
 //     zstd-compressed), time vs the cold publish, server CPU vs cold pack CPU;
 //   - one small file inserted first in path order: % of the artifact's
 //     compressed bytes copied from the stored release (server metrics);
@@ -176,37 +176,47 @@ func incrementalLocal(bin, work, tree string, results map[string]any) error {
 	fmt.Printf("unchanged re-publish, digests cached: median of 5 %.3f s (target < 0.300 s; CPU: CLI %.2f s, server %.2f s), %d files hashed, %d B sent, same release: true\n",
 		median(unchanged), median(unchangedCLI), median(unchangedSrv), again.Sent.Hashed, again.Sent.BytesSent)
 
-	// One 10 KB file changed.
+	// One 10 KB file changed, three times (the same file, changed again
+	// each time): the figures of the last, the times and CPU the median.
 	_, rel, size := pick([]site{{"monaco", "monaco-editor", tree}}, 10<<10)
 	path := filepath.Join(tree, filepath.FromSlash(rel))
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return err
+	var (
+		one               publishJSON
+		ref               int64
+		m0, m1            [2]float64
+		oneWalls, oneCPUs []float64
+	)
+	for range 3 {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		b = append(b, []byte(fmt.Sprintf("\n/* changed %d */\n", time.Now().UnixNano()))...)
+		if err := os.WriteFile(path, b, 0o644); err != nil {
+			return err
+		}
+		if ref, err = referenceBytes(tree, b); err != nil {
+			return err
+		}
+		if m0, err = reuseMetrics(); err != nil {
+			return err
+		}
+		var wall, cpu float64
+		if one, wall, cpu, err = publish(); err != nil {
+			return err
+		}
+		if m1, err = reuseMetrics(); err != nil {
+			return err
+		}
+		oneWalls, oneCPUs = append(oneWalls, wall), append(oneCPUs, cpu)
 	}
-	b = append(b, []byte(fmt.Sprintf("\n/* changed %d */\n", time.Now().UnixNano()))...)
-	if err := os.WriteFile(path, b, 0o644); err != nil {
-		return err
-	}
-	ref, err := referenceBytes(tree, b)
-	if err != nil {
-		return err
-	}
-	m0, err := reuseMetrics()
-	if err != nil {
-		return err
-	}
-	one, oneWall, oneCPU, err := publish()
-	if err != nil {
-		return err
-	}
-	m1, err := reuseMetrics()
-	if err != nil {
-		return err
-	}
-	fmt.Printf("\n== one %d B file changed (%s)\n", size, rel)
+	oneWall, oneCPU := median(oneWalls), median(oneCPUs)
+	fmt.Printf("\n== one %d B file changed (%s), three times\n", size, rel)
 	fmt.Printf("bytes sent %d vs compressed file + manifest %d: %.2f× (target ≤ 1.2×)\n", one.Sent.BytesSent, ref, float64(one.Sent.BytesSent)/float64(ref))
-	fmt.Printf("end to end %.3f s vs cold publish %.2f s: %.3f× (target ≤ 0.15×)\n", oneWall, coldWall, oneWall/coldWall)
-	fmt.Printf("server CPU %.2f s vs cold pack CPU %.2f s: %.3f× (target ≤ 0.10×)\n", oneCPU, packCPU, oneCPU/packCPU)
+	fmt.Printf("end to end %.3f s (median; %.3f %.3f %.3f) vs cold publish %.2f s: %.3f× (target ≤ 0.15×)\n",
+		oneWall, oneWalls[0], oneWalls[1], oneWalls[2], coldWall, oneWall/coldWall)
+	fmt.Printf("server CPU %.2f s (median; %.2f %.2f %.2f) vs cold pack CPU %.2f s: %.3f× (target ≤ 0.10×)\n",
+		oneCPU, oneCPUs[0], oneCPUs[1], oneCPUs[2], packCPU, oneCPU/packCPU)
 	fmt.Printf("files hashed %d, %s of %s compressed bytes copied from the stored release\n",
 		one.Sent.Hashed, mb(m1[0]-m0[0]), mb(m1[1]-m0[1]))
 
