@@ -13,7 +13,7 @@ import (
 // one file changed (issue 17) on the tree at $CAIRN_BENCH_TREE (e.g. the
 // monaco-editor npm package): the tree published once by a tar upload,
 // then each iteration appends to its largest file under 64 KiB and
-// publishes it incrementally (StartIncremental, PutContent, Assemble).
+// publishes it incrementally (StartIncrementalTo, PutContent, Assemble).
 //
 //	CAIRN_BENCH_TREE=/path/to/tree go test ./internal/publish -run '^$' -bench AssembleOneFile -cpuprofile cpu.out
 func BenchmarkAssembleOneFile(b *testing.B) {
@@ -47,7 +47,7 @@ func BenchmarkAssembleOneFile(b *testing.B) {
 		m := manifestOf(b, dir)
 		dep, _ = p.Meta.GetDeployment(b.Context(), dep.ID)
 		b.StartTimer()
-		inc, err := p.StartIncremental(b.Context(), m)
+		inc, err := p.StartIncrementalTo(b.Context(), dep, m)
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -3,6 +3,7 @@ package publish
 import (
 	"sync"
 
+	"github.com/cairnhq/cairn/internal/meta"
 	"github.com/cairnhq/cairn/internal/release"
 )
 
@@ -25,6 +26,9 @@ type cachedTOC struct {
 	toc    *release.TOC
 	once   sync.Once
 	frames []release.StoredFrame
+
+	contentsOnce sync.Once
+	cs           []meta.Content
 }
 
 // The bounds of tocCache: a few TOCs of up to ~50 MB parsed each.
@@ -68,4 +72,10 @@ func (c *tocCache) put(rel string, size int64, toc *release.TOC) *cachedTOC {
 func (t *cachedTOC) storedFrames() []release.StoredFrame {
 	t.once.Do(func() { t.frames = release.StoredFrames(t.toc) })
 	return t.frames
+}
+
+// contents is Contents of t's release, computed once.
+func (t *cachedTOC) contents() []meta.Content {
+	t.contentsOnce.Do(func() { t.cs = Contents(t.rel, t.toc) })
+	return t.cs
 }
