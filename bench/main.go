@@ -10,7 +10,8 @@
 //	go run ./bench derive   OCI flatten (rootfs derivation) of a 200 MB image vs crane export | tar -x
 //	go run ./bench rootfs   pack of a Debian rootfs vs tar|zstd; verified unpack vs tar --zstd -xpf (root)
 //	go run ./bench coldstart [--base REV] [--head REV] [--runs N]  cold go build ./cmd/cairn (empty GOCACHE) of two revisions; where the time goes
-//	go run ./bench incremental re-publishes of monaco-editor: unchanged (digest cache), one file changed, one inserted first
+//	go run ./bench incremental [local|shaped|memory]...  re-publishes of monaco-editor: unchanged (digest cache), one file changed, one inserted first;
+//	                        through a 100 Mbit/s shaping proxy vs the raw tar upload; memory of a 2 GB tree re-published with one file changed
 //	go run ./bench instances instance start to first HTTP answer vs plain runc run -d, warm and cold cache (root)
 //	go run ./bench router   the edge's router vs straight to an instance (p50, req/s) and vs nginx as a reverse proxy (req/s)
 //	go run ./bench router-serve   its processes only, until interrupted (to profile the edge under your own wrk)
@@ -52,7 +53,7 @@ func main() {
 			err = instancesBench()
 		}
 	case "incremental":
-		err = incremental()
+		err = incremental(os.Args[2:])
 	case "router":
 		err = routerBench(false)
 	case "router-serve": // the router benchmark's setup, kept up for profiling until interrupted

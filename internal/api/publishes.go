@@ -38,7 +38,7 @@ func (a *API) startPublish(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	inc, err := a.cfg.Publisher.StartIncremental(r.Context(), m)
+	inc, err := a.cfg.Publisher.StartIncrementalTo(r.Context(), d, m)
 	if err != nil {
 		return err
 	}

@@ -82,6 +82,23 @@ type TempSweeper interface {
 	SweepTemp(ctx context.Context, cutoff time.Time) (removed int, err error)
 }
 
+// FileLinker is implemented by stores that keep blobs as files on local
+// disk (fs). LinkFile makes the file at path blob d without copying or
+// reading its bytes: the caller vouches that they hash to d, having hashed
+// them as it wrote them (the packer does), and must not change the file
+// afterwards; it may remove its own name for it. The store checks the
+// file's size (size >= 0; a different one wraps ErrDigestMismatch and
+// stores nothing) and makes it durable. A blob d already stored: nil, the
+// file untouched. A file the store cannot link (another file system) wraps
+// ErrNotLinkable and stores nothing: the caller then uses Put. Callers
+// type-assert for it.
+type FileLinker interface {
+	LinkFile(ctx context.Context, d digest.Digest, size int64, path string) error
+}
+
+// ErrNotLinkable: FileLinker cannot link this file; Put its bytes instead.
+var ErrNotLinkable = errors.New("blob: file cannot be linked into the store")
+
 // StrayLister is implemented by stores that keep copies in several places
 // (replica.Store). ListStrays calls fn once for each blob that a copy other
 // than the one List reads holds and that known does not report, such as a

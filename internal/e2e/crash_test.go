@@ -112,6 +112,12 @@ func tempFiles(data string) []string {
 	return m
 }
 
+// stagedArtifacts lists the artifacts publishes are packing or storing.
+func stagedArtifacts(data string) []string {
+	m, _ := filepath.Glob(filepath.Join(data, "staging", "*", "artifact.tar.zst"))
+	return m
+}
+
 // checkAfterCrash checks a server restarted after a kill: every version
 // that is not collected has its release, which `cairn verify` passes; the
 // audit chain verifies; after a sweep no temporary file older than the
@@ -192,19 +198,21 @@ func TestCrash(t *testing.T) {
 		checkAfterCrash(t, p, "site")
 	})
 
-	t.Run("publish storing its blob", func(t *testing.T) {
+	t.Run("publish storing its release", func(t *testing.T) {
 		if scaleOut() {
 			t.Log("blobs on S3: no local temporary file to catch; the mid-body kill covers the publish")
 			return
 		}
-		// Poll the blob store's tmp directory while big publishes run, and
-		// kill the server once one is seen storing its blob (a publish that
-		// ends first is followed by a bigger one).
+		// Poll the blob store's tmp directory and the staging directory
+		// while big publishes run, and kill the server once one is seen
+		// packing or storing its release (the files store takes the staged
+		// artifact by a hard link: no temporary blob then); a publish that
+		// ends first is followed by a bigger one.
 		var left []string
 		for size := 24 << 20; left == nil && size <= 96<<20; size *= 2 {
 			_, done := postAsync(e, "/v1/deployments/site/versions", bigTar(t, size))
 			waitFor(60*time.Second, func() bool {
-				left = tempFiles(e.data)
+				left = append(tempFiles(e.data), stagedArtifacts(e.data)...)
 				select {
 				case <-done:
 					return true
@@ -217,7 +225,7 @@ func TestCrash(t *testing.T) {
 			}
 		}
 		if left == nil {
-			t.Fatal("never caught a blob being stored")
+			t.Fatal("never caught a release being packed or stored")
 		}
 		restart(0)
 		if !waitFor(3*(crashSweep+crashMaxAge), func() bool { _, err := os.Stat(left[0]); return os.IsNotExist(err) }) {

@@ -37,13 +37,28 @@ type Incremental struct {
 // StartIncremental checks manifest m and answers the contents no stored
 // release holds (meta.ContentIndex; a store without it lacks them all).
 func (p *Publisher) StartIncremental(ctx context.Context, m *Manifest) (*Incremental, error) {
+	return p.StartIncrementalTo(ctx, nil, m)
+}
+
+// StartIncrementalTo is StartIncremental for a publish to dep (nil: none):
+// the contents dep's active release holds are found in its TOC when the
+// publisher has it in memory (it stored or read that release last), and
+// only the others in the content index, whose lookup costs a row per
+// content and release holding it.
+func (p *Publisher) StartIncrementalTo(ctx context.Context, dep *meta.Deployment, m *Manifest) (*Incremental, error) {
 	inc := &Incremental{Manifest: m, sizes: map[string]int64{}, have: map[string]meta.Content{}}
 	for _, e := range m.Entries {
 		if e.Type == release.TypeFile && e.Size > 0 {
 			inc.sizes[e.SHA256] = e.Size
 		}
 	}
-	found, err := p.Meta.FindContents(ctx, m.Digests())
+	for _, c := range p.activeContents(ctx, dep) {
+		if size, ok := inc.sizes[c.SHA256]; ok && size == c.Size {
+			inc.have[c.SHA256] = c
+		}
+	}
+	lookup := m.Missing(func(sha string) bool { _, ok := inc.have[sha]; return ok })
+	found, err := p.Meta.FindContents(ctx, lookup)
 	if err != nil {
 		return nil, err
 	}
@@ -63,6 +78,25 @@ func (p *Publisher) StartIncremental(ctx context.Context, m *Manifest) (*Increme
 		return nil, err
 	}
 	return inc, nil
+}
+
+// activeContents lists where dep's active release holds each content, if
+// its TOC is in the publisher's cache; else nothing (the content index
+// answers then). Assemble reads them under a lease, as it reads those the
+// index names.
+func (p *Publisher) activeContents(ctx context.Context, dep *meta.Deployment) []meta.Content {
+	if dep == nil || dep.ActiveVersionID == nil {
+		return nil
+	}
+	v, err := p.Meta.GetVersion(ctx, *dep.ActiveVersionID)
+	if err != nil || v.ArtifactSHA256 == "" {
+		return nil
+	}
+	t := p.tocs.get(v.ArtifactSHA256)
+	if t == nil {
+		return nil
+	}
+	return t.contents()
 }
 
 // Close removes the publish's staging directory.

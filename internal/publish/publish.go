@@ -60,6 +60,7 @@ type Publisher struct {
 	// then, its turn freed, and the publish answers 504.
 	PackTimeout time.Duration
 
+	tocs      tocCache // TOCs of releases read or stored last
 	slotsOnce sync.Once
 	slots     *semaphore.Weighted
 	waiting   atomic.Int64                                                                           // publishes waiting for a turn
@@ -264,6 +265,7 @@ func (p *Publisher) commit(ctx context.Context, dep *meta.Deployment, res *relea
 	}
 	if index {
 		p.indexContents(ctx, res.SHA256, res.TOC)
+		p.tocs.put(res.SHA256, res.Size, res.TOC) // the deployment's next publish reads it
 	}
 	return v, nil
 }
@@ -362,7 +364,8 @@ func (p *Publisher) packStaged(ctx context.Context, stage string, pack func(cont
 // deletion in progress, so the bytes are stored after it); the caller
 // drops the lease once the record is committed.
 func (p *Publisher) storeStaged(ctx context.Context, stage string, res *release.Result) (func(), error) {
-	f, err := os.Open(filepath.Join(stage, "artifact.tar.zst"))
+	path := filepath.Join(stage, "artifact.tar.zst")
+	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
 	}
@@ -372,6 +375,21 @@ func (p *Publisher) storeStaged(ctx context.Context, stage string, res *release.
 		return nil, fmt.Errorf("lease release %s: %w", res.SHA256, err)
 	}
 	d := digest.NewDigestFromEncoded(digest.SHA256, res.SHA256)
+	// A store on this file system takes the staged file as it is: the
+	// packer hashed its bytes as it wrote them (res.SHA256), so it is
+	// neither copied nor hashed again. Its staging name goes at once, so
+	// that nothing writes the blob's bytes through it.
+	if fl, ok := p.Blobs.(blob.FileLinker); ok {
+		err := fl.LinkFile(ctx, d, res.Size, path)
+		if err == nil {
+			os.Remove(path)
+			return drop, nil
+		}
+		if !errors.Is(err, blob.ErrNotLinkable) {
+			drop()
+			return nil, fmt.Errorf("store release %s: %w", res.SHA256, err)
+		}
+	}
 	if err := p.Blobs.Put(ctx, d, res.Size, f); err != nil {
 		drop()
 		return nil, fmt.Errorf("store release %s: %w", res.SHA256, err)

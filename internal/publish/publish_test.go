@@ -24,7 +24,7 @@ import (
 	"github.com/cairnhq/cairn/internal/release"
 )
 
-func newPublisher(t *testing.T, maxPacks int) (*Publisher, *meta.Deployment) {
+func newPublisher(t testing.TB, maxPacks int) (*Publisher, *meta.Deployment) {
 	t.Helper()
 	dir := t.TempDir()
 	store, err := sqlite.Open(filepath.Join(dir, "meta.db"))

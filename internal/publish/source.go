@@ -161,15 +161,26 @@ func (s *storedSource) readTOC(ctx context.Context, rel string) (*release.TOC, i
 	if err := s.hold(ctx, rel); err != nil {
 		return nil, 0, err
 	}
+	if t := s.p.tocs.get(rel); t != nil && t.size == r.SizeBytes {
+		return t.toc, t.size, nil
+	}
 	d := digest.NewDigestFromEncoded(digest.SHA256, rel)
 	toc, err := release.ReadTOC(ctx, release.RangeFunc(func(ctx context.Context, off, n int64) (io.ReadCloser, error) {
 		return s.p.Blobs.Open(ctx, d, off, n)
 	}), r.SizeBytes)
-	return toc, r.SizeBytes, err
+	if err != nil {
+		return nil, 0, err
+	}
+	s.p.tocs.put(rel, r.SizeBytes, toc)
+	return toc, r.SizeBytes, nil
 }
 
 func (s *storedSource) addFrames(rel string, toc *release.TOC) {
-	for _, f := range release.StoredFrames(toc) {
+	t := s.p.tocs.get(rel)
+	if t == nil || t.toc != toc {
+		t = &cachedTOC{rel: rel, toc: toc}
+	}
+	for _, f := range t.storedFrames() {
 		if _, ok := s.frames[f.Key]; !ok {
 			s.frames[f.Key] = release.StoredRef{Release: rel, Offset: f.Offset, Length: f.Length}
 		}

@@ -43,6 +43,7 @@ func Run(t *testing.T, newStore func(t *testing.T) blob.Store) {
 		{"List", testList},
 		{"ConcurrentPut", testConcurrentPut},
 		{"Large", testLarge},
+		{"LinkFile", testLinkFile},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

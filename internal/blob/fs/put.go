@@ -8,6 +8,7 @@ import (
 	iofs "io/fs"
 	"os"
 	"path/filepath"
+	"syscall"
 
 	"github.com/cairnhq/cairn/internal/blob"
 	"github.com/opencontainers/go-digest"
@@ -109,4 +110,54 @@ func (c ctxReader) Read(p []byte) (int, error) {
 		return 0, err
 	}
 	return c.r.Read(p)
+}
+
+var _ blob.FileLinker = (*Store)(nil)
+
+// LinkFile: see blob.FileLinker. The file gets the blob's name by a hard
+// link (the caller's name stays until it removes it), so it must be on the
+// store's file system.
+func (s *Store) LinkFile(ctx context.Context, d digest.Digest, size int64, path string) error {
+	if err := blob.ValidateDigest(d); err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	final := s.path(d)
+	if _, err := os.Lstat(final); err == nil {
+		return nil // already stored; the same digest names the same bytes
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("blob/fs: link %s: %w", d, err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return fmt.Errorf("blob/fs: link %s: %w", d, err)
+	}
+	if !fi.Mode().IsRegular() || fi.Size() != size {
+		return fmt.Errorf("%w: %s: the file has %d bytes, not %d", blob.ErrDigestMismatch, d, fi.Size(), size)
+	}
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("blob/fs: link %s: %w", d, err)
+	}
+	dir := filepath.Dir(final)
+	if err := mkdirSynced(dir); err != nil {
+		return fmt.Errorf("blob/fs: link %s: %w", d, err)
+	}
+	if err := os.Link(path, final); err != nil {
+		switch {
+		case errors.Is(err, iofs.ErrExist):
+			return nil // a concurrent Put of the same digest won
+		case errors.Is(err, syscall.EXDEV), errors.Is(err, syscall.EPERM), errors.Is(err, syscall.EOPNOTSUPP):
+			return fmt.Errorf("%w: %s: %v", blob.ErrNotLinkable, d, err)
+		}
+		return fmt.Errorf("blob/fs: link %s: %w", d, err)
+	}
+	if err := syncDir(dir); err != nil {
+		return fmt.Errorf("blob/fs: link %s: %w", d, err)
+	}
+	return nil
 }
