@@ -115,20 +115,20 @@ type accLoad struct {
 }
 
 func startLoad(edges []string, host string, conns int) *accLoad {
-	return startPacedLoad(edges, host, conns, 0)
+	return startPacedLoad(edges, host, conns, 0, 10*time.Second)
 }
 
 // startPacedLoad is startLoad with a pause of pace after each request of
 // a connection (a TCG guest answers slowly, and flooding it starves the
-// boots of new VMs).
-func startPacedLoad(edges []string, host string, conns int, pace time.Duration) *accLoad {
+// boots of new VMs) and a request timeout of its own.
+func startPacedLoad(edges []string, host string, conns int, pace, timeout time.Duration) *accLoad {
 	l := &accLoad{}
 	for i := range conns {
 		ed := edges[i%len(edges)]
 		l.wg.Add(1)
 		go func() {
 			defer l.wg.Done()
-			c := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1}, Timeout: 10 * time.Second}
+			c := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1}, Timeout: timeout}
 			defer c.CloseIdleConnections()
 			for !l.stop.Load() {
 				req, _ := http.NewRequest("GET", "http://"+ed+"/", nil)

@@ -71,7 +71,7 @@ func TestAgentMicroVM(t *testing.T) {
 	e.waitHealthy("vm", 1, boot)
 
 	// A rollback to v1 under load: paced keep-alive GETs through the edge.
-	load := startPacedLoad([]string{edge}, "vm.localhost", 4, 50*time.Millisecond)
+	load := startPacedLoad([]string{edge}, "vm.localhost", 4, 50*time.Millisecond, 30*time.Second) // a TCG guest answers slowly while others boot
 	time.Sleep(time.Second)
 	t0 = time.Now()
 	if out, err := e.cli(e.token, "rollback", "vm"); err != nil {
@@ -195,7 +195,7 @@ func TestAgentMicroVMHostLoss(t *testing.T) {
 	edge := strings.TrimPrefix(e.edge, "http://")
 	waitUntil(t, "the edge serves v1", 10*time.Second, func() bool { return fetchHost(edge, "vm.localhost") == "ok v1\n" })
 
-	load := startPacedLoad([]string{edge}, "vm.localhost", 4, 50*time.Millisecond)
+	load := startPacedLoad([]string{edge}, "vm.localhost", 4, 50*time.Millisecond, 30*time.Second) // a TCG guest answers slowly while others boot
 	loadStopped := false
 	defer func() {
 		if !loadStopped {

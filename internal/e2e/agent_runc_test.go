@@ -332,7 +332,7 @@ func inSubnet(t *testing.T, addr, subnet string) string {
 func (a *runcAgent) scaleToZero(name string) {
 	a.t.Helper()
 	a.e.scale(name, "0")
-	waitUntil(a.t, "no instances", 20*time.Second, func() bool { return len(a.e.ps(name)) == 0 })
+	waitUntil(a.t, "no instances", 60*time.Second, func() bool { return len(a.e.ps(name)) == 0 })
 	var left []string
 	// A microVM powers down with a grace of its own; two under TCG on a
 	// busy host take longer than a container's stop.

@@ -67,7 +67,16 @@ func (f *follower) next(wait time.Duration) string {
 func (f *follower) interrupt() int {
 	f.t.Helper()
 	f.cmd.Process.Signal(os.Interrupt)
-	for range f.lines { // drain
+	drained := make(chan struct{})
+	go func() {
+		for range f.lines { // drain
+		}
+		close(drained)
+	}()
+	select {
+	case <-drained:
+	case <-time.After(10 * time.Second):
+		f.t.Fatal("cairn events -f still writes 10 s after SIGINT")
 	}
 	select {
 	case err := <-f.exited:

@@ -29,17 +29,24 @@ func DebianTree(t testing.TB) string {
 	if _, err := exec.LookPath("debootstrap"); err != nil {
 		fail("debootstrap is not installed (apt-get install debootstrap; .ci/run does)")
 	}
-	tmp := DebianCache + ".tmp"
-	os.RemoveAll(tmp)
+	// A directory of its own: test binaries of several packages may build
+	// the cache at once; the first rename wins, the others use it.
 	if err := os.MkdirAll(filepath.Dir(DebianCache), 0o755); err != nil {
 		t.Fatal(err)
 	}
+	tmp, err := os.MkdirTemp(filepath.Dir(DebianCache), filepath.Base(DebianCache)+".tmp-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(tmp)
 	out, err := exec.Command("debootstrap", "--variant=minbase", "--include=nginx-light", "bookworm", tmp).CombinedOutput()
 	if err != nil {
-		os.RemoveAll(tmp)
 		fail("debootstrap bookworm failed (is the Debian mirror deb.debian.org reachable?): %v\n%s", err, LastBytes(out, 2000))
 	}
 	if err := os.Rename(tmp, DebianCache); err != nil {
+		if _, serr := os.Stat(filepath.Join(DebianCache, "usr/sbin/nginx")); serr == nil {
+			return DebianCache // another test binary built it meanwhile
+		}
 		t.Fatal(err)
 	}
 	return DebianCache
