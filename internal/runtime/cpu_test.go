@@ -52,6 +52,9 @@ func TestCPUThrottled(t *testing.T) {
 	res := h.publish(runtimetest.ProbeRoot(t))
 	d := probeDesired("cpu-1", res)
 	d.Limits.CPU = 0.2
+	// Twelve Go processes and their threads: room under the pids limit,
+	// which a busy host's extra runtime threads exceeded at 32.
+	d.Limits.Pids = 512
 	o := h.start(d)
 	_, th0 := cpuStat(t, "cpu-1")
 	if got := get(t, o, "/burn?procs=12"); got != "burning" {

@@ -72,7 +72,12 @@ func (s *Store) TryLead(ctx context.Context, name string) (<-chan struct{}, func
 		}
 		close(stop)
 		<-done
-		// Closing the session releases the lock.
+		// Unlock, then close: closing alone releases the lock only once
+		// the session's backend has exited, after Close returns, so a
+		// TryLead right after a release could still find it held.
+		uctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		conn.Exec(uctx, `SELECT pg_advisory_unlock(hashtext($1), hashtext(current_schema()))`, "cairn-leader:"+name)
+		cancel()
 		conn.Close(context.Background())
 	}
 	return lost, release, nil
