@@ -92,7 +92,7 @@ func (a *API) commitPublish(w http.ResponseWriter, r *http.Request) error {
 	default:
 		return badRequest("as must be version or source")
 	}
-	source, err := a.sourceParam(r)
+	source, err := a.sourceParam(r, d.Name)
 	if err != nil {
 		return err
 	}

@@ -69,7 +69,7 @@ func (a *API) createVersion(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 	}
-	source, err := a.sourceParam(r)
+	source, err := a.sourceParam(r, d.Name)
 	if err != nil {
 		return err
 	}
@@ -146,9 +146,10 @@ func (a *API) listVersions(w http.ResponseWriter, r *http.Request) error {
 	return writeJSON(w, http.StatusOK, map[string]any{"versions": vs, "next_cursor": next})
 }
 
-// sourceParam is ?source_sha256=, which must name a stored source
-// snapshot ("" without one): the version records it as its source.
-func (a *API) sourceParam(r *http.Request) (string, error) {
+// sourceParam is ?source_sha256=, which must name a source snapshot that
+// deployment dep (a name) uploaded ("" without one): the version records
+// it as its source.
+func (a *API) sourceParam(r *http.Request, dep string) (string, error) {
 	sha := r.URL.Query().Get("source_sha256")
 	if sha == "" {
 		return "", nil
@@ -156,7 +157,7 @@ func (a *API) sourceParam(r *http.Request) (string, error) {
 	if _, err := a.builds(); err != nil {
 		return "", err
 	}
-	if _, err := a.snapshot(r.Context(), a.depName(r), sha); err != nil {
+	if _, err := a.snapshot(r.Context(), dep, sha); err != nil {
 		return "", badRequest("source_sha256: %s", problem.From(err).Detail)
 	}
 	return sha, nil

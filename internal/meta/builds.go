@@ -180,9 +180,6 @@ type Builds interface {
 	FinishBuild(ctx context.Context, id, host string, end BuildEnd) (*Build, error)
 	// SetBuildVersion records the version a build made.
 	SetBuildVersion(ctx context.Context, id string, n int64) error
-	// FailHostBuilds fails every build running on host, with their events
-	// (MarkLostHosts does it for the hosts it marks lost).
-	FailHostBuilds(ctx context.Context, host, reason string) (int, error)
 	// PutSourceRelease inserts a release of kind source unless its
 	// sha256 is known (a collected one is revived with rel's URI),
 	// records that deployment (a name) may name it, and returns the

@@ -365,11 +365,6 @@ func (p *Publisher) packStaged(ctx context.Context, stage string, pack func(cont
 // drops the lease once the record is committed.
 func (p *Publisher) storeStaged(ctx context.Context, stage string, res *release.Result) (func(), error) {
 	path := filepath.Join(stage, "artifact.tar.zst")
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
 	drop, err := lease.Hold(ctx, p.Meta, res.SHA256)
 	if err != nil {
 		return nil, fmt.Errorf("lease release %s: %w", res.SHA256, err)
@@ -390,6 +385,12 @@ func (p *Publisher) storeStaged(ctx context.Context, stage string, res *release.
 			return nil, fmt.Errorf("store release %s: %w", res.SHA256, err)
 		}
 	}
+	f, err := os.Open(path)
+	if err != nil {
+		drop()
+		return nil, err
+	}
+	defer f.Close()
 	if err := p.Blobs.Put(ctx, d, res.Size, f); err != nil {
 		drop()
 		return nil, fmt.Errorf("store release %s: %w", res.SHA256, err)

@@ -116,7 +116,8 @@ func testBuildsLifecycle(t *testing.T, s meta.Store) {
 	wantErr(t, "unknown build", err, meta.ErrNotFound)
 }
 
-// testBuildsFailHost: a lost host's running builds fail, others stay.
+// testBuildsFailHost: a lost host's running builds fail with it
+// (MarkLostHosts), others stay.
 func testBuildsFailHost(t *testing.T, s meta.Store) {
 	ctx := t.Context()
 	b := builds(t, s)
@@ -126,16 +127,19 @@ func testBuildsFailHost(t *testing.T, s meta.Store) {
 			t.Fatal(err)
 		}
 	}
-	claimed := must(b.ClaimBuild(ctx, "host_a"))(t, "claim")
+	hs := hostStore(t, s)
+	h := registerHost(t, hs, "a")
+	claimed := must(b.ClaimBuild(ctx, h.ID))(t, "claim")
 	other := x
 	if claimed.ID == x.ID {
 		other = y
 	}
-	n, err := b.FailHostBuilds(ctx, "host_a", "host lost")
-	if err != nil || n != 1 {
-		t.Fatalf("FailHostBuilds = %d, %v; want 1", n, err)
+	lost, err := hs.MarkLostHosts(ctx, h.LastSeen.Add(time.Hour), "sched")
+	if err != nil || len(lost) != 1 {
+		t.Fatalf("MarkLostHosts = %v, %v; want the host", lost, err)
 	}
-	if got := must(b.GetBuild(ctx, claimed.ID))(t, "get"); got.State != meta.BuildFailed || got.Error != "host lost" {
+	if got := must(b.GetBuild(ctx, claimed.ID))(t, "get"); got.State != meta.BuildFailed ||
+		got.Error != "host "+h.ID+" was lost while the build ran" {
 		t.Errorf("lost host's build: %+v", got)
 	}
 	if got := must(b.GetBuild(ctx, other.ID))(t, "get"); got.State != meta.BuildQueued {

@@ -294,16 +294,6 @@ func (s *Store) buildEvent(ctx context.Context, tx *wtx, b *meta.Build) error {
 		ReleaseSHA256: b.ArtifactSHA256}, detail)
 }
 
-// FailHostBuilds fails the builds running on a lost host.
-func (s *Store) FailHostBuilds(ctx context.Context, host, reason string) (int, error) {
-	n := 0
-	err := s.update(ctx, func(tx *wtx) (err error) {
-		n, err = s.failHostBuilds(ctx, tx, host, reason)
-		return err
-	})
-	return n, s.mapErr("fail the builds of host "+quote(host), err)
-}
-
 // failHostBuilds fails, in tx, the builds running on host, with their
 // events (MarkLostHosts calls it for every host it marks lost).
 func (s *Store) failHostBuilds(ctx context.Context, tx *wtx, host, reason string) (int, error) {
